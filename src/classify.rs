@@ -1,0 +1,161 @@
+//! Classify: one kind per TCP segment.
+//!
+//! The rules, checked in this order (the first that matches wins). "Sender"
+//! is the side that sent the segment, "peer" the other side; `next` is the
+//! sender's next expected sequence number (see `flows::DirState::next`,
+//! learned from the peer's ACK numbers when the capture starts mid-connection).
+//!
+//! ```text
+//! 1.  `rst`                   RST set. A RST from the peer of a side with an
+//!                             outstanding keepalive probe answers that probe.
+//! 2.  `syn`, `syn-ack`        SYN set (with ACK: `syn-ack`).
+//! 3.  `retransmission`        FIN already seen from the sender (orphaned
+//!                             sockets retransmit their FIN).
+//! 4.  `fin`                   FIN set.
+//! 5.  `zero-window-probe`     the peer's last window was 0, and the segment is
+//!                             1 byte at exactly `next` (RFC 1122), or at most
+//!                             1 byte at `next − 1` (Linux probes a zero window
+//!                             with an old sequence number, like a keepalive).
+//!                             Checked before keepalive: same shape, other cause.
+//! 6.  `keepalive`             0 or 1 byte (Windows and RFC 1122 stacks send one
+//!                             garbage byte), seq == `next − 1`; a 1-byte one
+//!                             only when the peer already acknowledged `next`
+//!                             (otherwise it is a retransmission of the last
+//!                             byte). Checked before retransmission: a 1-byte
+//!                             probe sits below `next`.
+//! 7.  `keepalive-ack`         no payload, from the peer of a side with an
+//!                             outstanding keepalive probe, acknowledging that
+//!                             side's `next` (the probe's seq + 1). The window
+//!                             may have changed (scaling): it is not compared.
+//! 8.  `zero-window-probe-ack` no payload, answering an outstanding zero-window probe.
+//! 9.  `handshake-ack`         no payload, the client's first ACK after the
+//!                             SYN-ACK, acknowledging the server's ISN + 1.
+//! 10. `retransmission`        payload starting before `next`.
+//! 11. `data`                  payload.
+//! 12. `ack`                   anything else (pure ACKs, window updates).
+//! ```
+
+use crate::decode::{Segment, flags};
+use crate::flows::{Flow, Side};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Syn,
+    SynAck,
+    HandshakeAck,
+    Data,
+    Ack,
+    Keepalive,
+    KeepaliveAck,
+    ZeroWindowProbe,
+    ZeroWindowProbeAck,
+    Retransmission,
+    Fin,
+    Rst,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Syn => "syn",
+            Kind::SynAck => "syn-ack",
+            Kind::HandshakeAck => "handshake-ack",
+            Kind::Data => "data",
+            Kind::Ack => "ack",
+            Kind::Keepalive => "keepalive",
+            Kind::KeepaliveAck => "keepalive-ack",
+            Kind::ZeroWindowProbe => "zero-window-probe",
+            Kind::ZeroWindowProbeAck => "zero-window-probe-ack",
+            Kind::Retransmission => "retransmission",
+            Kind::Fin => "fin",
+            Kind::Rst => "rst",
+        }
+    }
+
+    pub const ALL: [Kind; 12] = [
+        Kind::Syn,
+        Kind::SynAck,
+        Kind::HandshakeAck,
+        Kind::Data,
+        Kind::Ack,
+        Kind::Keepalive,
+        Kind::KeepaliveAck,
+        Kind::ZeroWindowProbe,
+        Kind::ZeroWindowProbeAck,
+        Kind::Retransmission,
+        Kind::Fin,
+        Kind::Rst,
+    ];
+}
+
+/// Classifies `seg`, sent by `from`, against the flow's state before it.
+pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
+    let me = &flow.dir[from.idx()];
+    let peer = &flow.dir[from.other().idx()];
+    let bare = !seg.has(flags::SYN | flags::FIN | flags::RST);
+
+    // 1-4: control flags.
+    if seg.has(flags::RST) {
+        return Kind::Rst;
+    }
+    if seg.has(flags::SYN) {
+        return if seg.has(flags::ACK) {
+            Kind::SynAck
+        } else {
+            Kind::Syn
+        };
+    }
+    if seg.has(flags::FIN) {
+        let already = me.fin.is_some_and(|f| seg.seq + seg.len <= f);
+        return if already {
+            Kind::Retransmission
+        } else {
+            Kind::Fin
+        };
+    }
+
+    // 5-6: probes.
+    if let Some(next) = me.next
+        && bare
+    {
+        let below = seg.seq == next - 1 && seg.len <= 1;
+        if peer.win == Some(0) && ((seg.len == 1 && seg.seq == next) || below) {
+            return Kind::ZeroWindowProbe;
+        }
+        let nothing_in_flight = seg.len == 0 || peer.acked.is_none_or(|a| a >= next);
+        if below && nothing_in_flight {
+            return Kind::Keepalive;
+        }
+    }
+
+    // 7-9: replies without payload.
+    if seg.len == 0 && bare {
+        if let Some(p) = peer.probe
+            && seg.has(flags::ACK)
+            && seg.ack > p.seq
+        {
+            return if p.zero_window {
+                Kind::ZeroWindowProbeAck
+            } else {
+                Kind::KeepaliveAck
+            };
+        }
+        if from == Side::Client
+            && flow.syn_ack
+            && !flow.established
+            && peer.base.is_some_and(|isn| seg.ack == isn + 1)
+        {
+            return Kind::HandshakeAck;
+        }
+        return Kind::Ack;
+    }
+
+    // 10-12: payload.
+    if seg.len > 0 {
+        if me.next.is_some_and(|next| seg.seq < next) {
+            return Kind::Retransmission;
+        }
+        return Kind::Data;
+    }
+    Kind::Ack
+}

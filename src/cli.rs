@@ -1,0 +1,87 @@
+//! The command line, tcpdump-style.
+
+use clap::{ArgAction, Parser, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
+  kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
+  kacap -r capture.pcap --summary                the flow table only
+  kacap -r capture.pcap --json | jq 'select(.kind==\"keepalive\")'
+  tcpdump -i any -w - port 6379 | kacap -r -     analyze while tcpdump captures
+
+Exit status: 0 success (also when the output pipe closes), 1 output error,
+2 bad usage or an unreadable capture.";
+
+/// Packet-level TCP keepalive analyzer: reads a capture, rebuilds every TCP
+/// connection, labels keepalive probes, their ACKs and RSTs, infers
+/// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT and says whether the peer is alive.
+#[derive(Debug, Parser)]
+#[command(name = "kacap", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// Read packets from FILE (pcap or pcapng; `-` for stdin).
+    #[arg(short = 'r', value_name = "FILE")]
+    pub read: PathBuf,
+
+    /// Output JSON Lines (one record per packet, per flow, and a summary).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print only the flow table (with --json: only flow and summary records).
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Timestamp format, as tcpdump: -t none, -tt epoch, -ttt delta from the
+    /// previous line, -tttt date and time, -ttttt delta from the first packet.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub t: u8,
+
+    /// Print absolute TCP sequence numbers (as tcpdump -S).
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    pub absolute: bool,
+
+    /// Don't convert addresses to names (always the case; accepted for tcpdump habits).
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
+
+    /// Print timestamps with nanosecond precision.
+    #[arg(long)]
+    pub nano: bool,
+
+    /// When to color the output (auto: only on a terminal, and not when NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Seconds a finished connection keeps absorbing late segments
+    /// (retransmitted FINs, RSTs) before it is reported.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub linger: f64,
+
+    /// Seconds of silence after which an open connection is reported as
+    /// still open and forgotten (default 3 h: longer than Linux's 2 h keepalive time).
+    #[arg(long, default_value_t = 10800.0, value_name = "SECS")]
+    pub idle_timeout: f64,
+
+    /// BPF filter expression (pcap-filter syntax), e.g. `tcp port 2333`.
+    #[arg(
+        value_name = "FILTER EXPRESSION",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub filter: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Args {
+    /// The filter words joined as tcpdump does, or `None`.
+    pub fn filter_expr(&self) -> Option<String> {
+        (!self.filter.is_empty()).then(|| self.filter.join(" "))
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors a user can cause, each one line on stderr with an exit status.
+//!
+//! Exit statuses: 0 success (also when the reader of our output goes away),
+//! 1 an error while writing output, 2 bad usage or unusable input.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A capture file that cannot be read or is not a capture.
+    Input { file: String, msg: String },
+    /// A BPF filter expression libpcap rejects.
+    Filter { expr: String, msg: String },
+    /// Writing our output failed (other than a closed pipe).
+    Output(io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input { .. } | Error::Filter { .. } => 2,
+            Error::Output(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Input { file, msg } => write!(f, "{file}: {msg}"),
+            Error::Filter { expr, msg } => write!(
+                f,
+                "bad filter expression '{expr}': {msg} (see 'man pcap-filter')"
+            ),
+            Error::Output(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}

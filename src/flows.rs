@@ -1,0 +1,361 @@
+//! Flows: the connection table and per-direction sequence state.
+//!
+//! A flow is one TCP connection, keyed by its 4-tuple in either direction.
+//! The client is the side that sent the SYN. Without a SYN (the capture
+//! started mid-connection): the sender of a SYN-ACK is the server; otherwise
+//! the endpoint with the lower port is the server (services listen on low or
+//! well-known ports, clients get ephemeral ports from 32768 up); equal ports:
+//! the lower address is the server.
+//!
+//! A flow that ended (RST, or FIN from both sides) stays in the table for
+//! [`FlowTable::linger`] of capture time, so late segments of that connection
+//! (retransmitted FINs from an orphaned socket, the RSTs they draw) are
+//! attributed to it instead of starting new flows. A new SYN on the same
+//! 4-tuple always starts a new flow.
+
+use crate::decode::{Segment, flags};
+use crate::keepalive::Tracker;
+use crate::seq::SeqNumber;
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Which end of the connection sent a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client = 0,
+    Server = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// A keepalive or zero-window probe waiting for its answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Outstanding {
+    /// Frame number of the probe.
+    pub n: u64,
+    pub seq: SeqNumber,
+    pub ts: Timestamp,
+    pub zero_window: bool,
+}
+
+/// What one side has sent so far, as far as the capture shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirState {
+    /// Base for relative sequence numbers in JSON: the ISN, or one below the
+    /// first sequence number learned when the SYN was not captured.
+    pub base: Option<SeqNumber>,
+    /// Next sequence number expected from this side (its snd_nxt): the
+    /// highest seq + length seen from it, or the highest ACK number the
+    /// other side sent, whichever is later.
+    pub next: Option<SeqNumber>,
+    /// Highest ACK number this side sent (how far it has the peer's data).
+    pub acked: Option<SeqNumber>,
+    /// Last window this side advertised (raw, unscaled).
+    pub win: Option<u16>,
+    /// Sequence number of this side's FIN, once seen.
+    pub fin: Option<SeqNumber>,
+    /// This side's probe that the other side has not answered yet.
+    pub probe: Option<Outstanding>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    Fin,
+    Rst,
+}
+
+/// One TCP connection.
+#[derive(Debug)]
+pub struct Flow {
+    /// 1-based, in order of first packet.
+    pub id: u32,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    pub dir: [DirState; 2],
+    pub syn: bool,
+    pub syn_ack: bool,
+    pub established: bool,
+    /// The first FIN or RST that began the end of the connection.
+    pub close: Option<(CloseKind, Side)>,
+    /// RST seen, or both FINs seen: the connection is over.
+    pub finished: bool,
+    /// tcpdump's relative-sequence bases, indexed by side (see report::tcpdump).
+    pub td_base: Option<[u32; 2]>,
+    pub keepalive: Tracker,
+}
+
+impl Flow {
+    fn new(id: u32, client: SocketAddr, server: SocketAddr, ts: Timestamp) -> Flow {
+        Flow {
+            id,
+            client,
+            server,
+            first_ts: ts,
+            last_ts: ts,
+            packets: 0,
+            dir: [DirState::default(); 2],
+            syn: false,
+            syn_ack: false,
+            established: false,
+            close: None,
+            finished: false,
+            td_base: None,
+            keepalive: Tracker::default(),
+        }
+    }
+
+    pub fn side_of(&self, seg: &Segment) -> Side {
+        if SocketAddr::new(seg.src, seg.sport) == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    /// Sequence number relative to the sender's base (JSON `seq`).
+    pub fn rel_seq(&self, from: Side, seq: SeqNumber) -> u32 {
+        self.dir[from.idx()]
+            .base
+            .map_or(seq.0, |b| seq.0.wrapping_sub(b.0))
+    }
+
+    /// Records the segment's effect on the sequence state, after it was
+    /// classified as `kind`.
+    pub fn update(&mut self, from: Side, seg: &Segment, kind: crate::classify::Kind) {
+        use crate::classify::Kind;
+        self.packets += 1;
+        let is_syn = seg.has(flags::SYN);
+        let (me, peer) = self.pair_mut(from);
+        if is_syn {
+            me.base = Some(seg.seq);
+        }
+        if seg.has(flags::ACK) {
+            me.acked = Some(me.acked.map_or(seg.ack, |a| a.max(seg.ack)));
+            // The peer's next sequence is at least what we acknowledge.
+            peer.next = Some(peer.next.map_or(seg.ack, |n| n.max(seg.ack)));
+            if peer.base.is_none() {
+                peer.base = Some(seg.ack - 1);
+            }
+            if let Some(p) = peer.probe
+                && !seg.has(flags::RST)
+                && seg.ack > p.seq
+            {
+                peer.probe = None;
+            }
+        }
+        if !seg.has(flags::RST) {
+            me.win = Some(seg.win);
+        }
+        match kind {
+            Kind::Keepalive | Kind::ZeroWindowProbe => {
+                me.probe = Some(Outstanding {
+                    n: 0,
+                    seq: seg.seq,
+                    ts: Default::default(),
+                    zero_window: kind == Kind::ZeroWindowProbe,
+                });
+            }
+            Kind::Rst => {
+                me.probe = None;
+                peer.probe = None;
+            }
+            _ => {
+                if seg.seq_len() > 0 {
+                    me.probe = None;
+                }
+            }
+        }
+        if me.base.is_none() && !seg.has(flags::RST) {
+            me.base = Some(seg.seq - 1);
+        }
+        if !seg.has(flags::RST) && kind != Kind::ZeroWindowProbe && kind != Kind::Keepalive {
+            let end = seg.seq + seg.seq_len();
+            me.next = Some(me.next.map_or(end, |n| n.max(end)));
+        }
+        if seg.has(flags::FIN) && me.fin.is_none() {
+            me.fin = Some(seg.seq + seg.len);
+        }
+        match kind {
+            Kind::Syn => self.syn = true,
+            Kind::SynAck => self.syn_ack = true,
+            Kind::HandshakeAck => self.established = true,
+            _ => {}
+        }
+        if seg.has(flags::RST) {
+            self.close.get_or_insert((CloseKind::Rst, from));
+            self.finished = true;
+        } else if seg.has(flags::FIN) {
+            self.close.get_or_insert((CloseKind::Fin, from));
+            if self.dir[0].fin.is_some() && self.dir[1].fin.is_some() {
+                self.finished = true;
+            }
+        }
+    }
+
+    /// Fills in frame number and time of a probe recorded by `update`.
+    pub fn stamp_probe(&mut self, from: Side, n: u64, ts: Timestamp) {
+        if let Some(p) = &mut self.dir[from.idx()].probe {
+            p.n = n;
+            p.ts = ts;
+        }
+    }
+
+    fn pair_mut(&mut self, from: Side) -> (&mut DirState, &mut DirState) {
+        let [c, s] = &mut self.dir;
+        match from {
+            Side::Client => (c, s),
+            Side::Server => (s, c),
+        }
+    }
+
+    /// How the handshake was seen.
+    pub fn handshake(&self) -> &'static str {
+        if self.syn && self.syn_ack && self.established {
+            "complete"
+        } else if self.syn || self.syn_ack {
+            "partial"
+        } else {
+            "missing"
+        }
+    }
+}
+
+/// Canonical 4-tuple: the lower endpoint first.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl FlowKey {
+    fn of(seg: &Segment) -> FlowKey {
+        let a = SocketAddr::new(seg.src, seg.sport);
+        let b = SocketAddr::new(seg.dst, seg.dport);
+        if a <= b { FlowKey(a, b) } else { FlowKey(b, a) }
+    }
+}
+
+/// The connection table.
+pub struct FlowTable {
+    flows: HashMap<FlowKey, Flow>,
+    next_id: u32,
+    /// How long a finished flow stays to absorb late segments (capture time).
+    pub linger: f64,
+    /// How long an open flow may stay silent before it is reported and freed.
+    pub idle_timeout: f64,
+    last_sweep: Option<Timestamp>,
+}
+
+impl FlowTable {
+    pub fn new(linger: f64, idle_timeout: f64) -> FlowTable {
+        FlowTable {
+            flows: HashMap::new(),
+            next_id: 1,
+            linger,
+            idle_timeout,
+            last_sweep: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Finds the segment's flow or starts one. A SYN (without ACK) for a
+    /// finished flow starts a new one; the old flow is handed to `ended`.
+    pub fn lookup(
+        &mut self,
+        seg: &Segment,
+        ts: Timestamp,
+        mut ended: impl FnMut(Flow),
+    ) -> &mut Flow {
+        let key = FlowKey::of(seg);
+        let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if fresh_syn
+            && let Some(old) = self.flows.get(&key)
+            && (old.finished || old.syn_ack || old.established)
+            && old.dir[Side::Client.idx()].base != Some(seg.seq)
+        {
+            let old = self.flows.remove(&key).expect("present");
+            ended(old);
+        }
+        let next_id = &mut self.next_id;
+        self.flows.entry(key).or_insert_with(|| {
+            let a = SocketAddr::new(seg.src, seg.sport);
+            let b = SocketAddr::new(seg.dst, seg.dport);
+            let (client, server) = if seg.has(flags::SYN) {
+                if seg.has(flags::ACK) { (b, a) } else { (a, b) }
+            } else if (a.port(), a.ip()) < (b.port(), b.ip()) {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            let id = *next_id;
+            *next_id += 1;
+            Flow::new(id, client, server, ts)
+        })
+    }
+
+    /// Removes flows that are finished and silent for `linger`, or open and
+    /// silent for `idle_timeout`, handing them to `ended` in flow order.
+    /// Sweeps at most once per second of capture time.
+    pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Flow)) {
+        if let Some(last) = self.last_sweep
+            && now.since(last) < 1.0
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let (linger, idle) = (self.linger, self.idle_timeout);
+        let mut gone: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                let quiet = now.since(f.last_ts);
+                if f.finished {
+                    quiet > linger
+                } else {
+                    quiet > idle
+                }
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut out: Vec<Flow> = gone
+            .drain(..)
+            .filter_map(|k| self.flows.remove(&k))
+            .collect();
+        out.sort_by_key(|f| f.id);
+        out.into_iter().for_each(&mut ended);
+    }
+
+    /// Empties the table at the end of input, in flow order.
+    pub fn drain(&mut self, ended: impl FnMut(Flow)) {
+        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.id);
+        all.into_iter().for_each(ended);
+    }
+}

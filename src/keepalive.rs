@@ -1,0 +1,381 @@
+//! Keepalive: episodes, inferred settings and the verdict, per flow.
+//!
+//! An *episode* is a run of probes from one side after a silence: it starts
+//! with a probe while that side has no episode open, goes on while probes
+//! stay unanswered, and ends when
+//! - the peer answers (any segment acknowledging the probe): `Answered`;
+//! - the peer answers with RST (it no longer knows the connection): `PeerReset`;
+//! - the prober sends its own RST (its kernel gave up): `GaveUp`;
+//! - the prober sends data again: `Interrupted`;
+//! - the capture ends with the last probe unanswered: `Unanswered`.
+//!
+//! Inference, per probing side:
+//! - `idle`: time from the last segment of the connection (either direction)
+//!   to the first probe of an episode, median over episodes (TCP_KEEPIDLE,
+//!   tcp_keepalive_time). While the peer answers, probes come one idle apart.
+//! - `interval`: median gap between consecutive unanswered probes of an
+//!   episode (TCP_KEEPINTVL). When only one probe went unanswered, Linux's
+//!   RST one interval after the last probe gives it.
+//! - `count`: unanswered probes in an episode the prober ended with its own
+//!   RST (TCP_KEEPCNT).
+
+use crate::time::Timestamp;
+
+/// Most samples kept per statistic: medians over the first ones.
+const MAX_SAMPLES: usize = 64;
+
+/// How a keepalive episode ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    PeerReset,
+    GaveUp,
+    Interrupted,
+    Unanswered,
+}
+
+/// What the keepalive machinery says about one packet, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Note {
+    #[default]
+    None,
+    /// A keepalive probe: its number in the episode, the silence before it,
+    /// and (from #2 on) the gap since the previous probe, which went unanswered.
+    Probe {
+        number: u32,
+        idle: f64,
+        since_prev: Option<f64>,
+    },
+    /// The peer answered probe `number` (frame `reply_to`) after `rtt` seconds.
+    ProbeAnswered {
+        reply_to: u64,
+        number: u32,
+        rtt: f64,
+    },
+    /// The peer answered probe `number` (frame `reply_to`) with RST.
+    PeerReset { reply_to: u64, number: u32 },
+    /// The prober reset the connection after `count` unanswered probes,
+    /// `after` seconds after the last one.
+    GaveUp { count: u32, after: f64 },
+}
+
+/// Bounded list of samples with a median.
+#[derive(Clone, Debug, Default)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, v: f64) {
+        if self.0.len() < MAX_SAMPLES {
+            self.0.push(v);
+        }
+    }
+
+    pub fn median(&self) -> Option<f64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Episode {
+    probes: u32,
+    last_probe_ts: Timestamp,
+    last_probe_n: u64,
+    /// The last probe has not been answered yet.
+    waiting: bool,
+}
+
+/// Keepalive state and statistics of one probing side.
+#[derive(Clone, Debug, Default)]
+pub struct Prober {
+    pub probes: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+    pub rst: u32,
+    pub idles: Samples,
+    pub intervals: Samples,
+    /// Gaps from the last unanswered probe to the prober's RST.
+    pub rst_gaps: Samples,
+    pub counts: Vec<u32>,
+    episode: Option<Episode>,
+    /// Outcome and end time of the latest finished episode.
+    pub last: Option<(Outcome, Timestamp)>,
+}
+
+impl Prober {
+    fn end_episode(&mut self, outcome: Outcome, ts: Timestamp) {
+        self.episode = None;
+        self.last = Some((outcome, ts));
+    }
+
+    /// TCP_KEEPIDLE as inferred.
+    pub fn idle(&self) -> Option<f64> {
+        self.idles.median()
+    }
+
+    /// TCP_KEEPINTVL as inferred.
+    pub fn interval(&self) -> Option<f64> {
+        self.intervals.median().or_else(|| self.rst_gaps.median())
+    }
+
+    /// TCP_KEEPCNT as inferred (the latest episode that ended in our RST).
+    pub fn count(&self) -> Option<u32> {
+        self.counts.last().copied()
+    }
+}
+
+/// Per-flow keepalive tracker: one [`Prober`] per side.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    pub sides: [Prober; 2],
+}
+
+impl Tracker {
+    /// A keepalive probe from side `s`. `idle` is the silence before it.
+    pub fn probe(&mut self, s: usize, n: u64, ts: Timestamp, idle: Option<f64>) -> Note {
+        let p = &mut self.sides[s];
+        p.probes += 1;
+        let idle_s = idle.unwrap_or(0.0);
+        match &mut p.episode {
+            Some(ep) if ep.waiting => {
+                // The previous probe went unanswered: same episode.
+                let gap = ts.since(ep.last_probe_ts);
+                ep.probes += 1;
+                ep.last_probe_ts = ts;
+                ep.last_probe_n = n;
+                let number = ep.probes;
+                p.unanswered += 1;
+                p.intervals.push(gap);
+                Note::Probe {
+                    number,
+                    idle: idle_s,
+                    since_prev: Some(gap),
+                }
+            }
+            _ => {
+                if let Some(i) = idle {
+                    p.idles.push(i);
+                }
+                p.episode = Some(Episode {
+                    probes: 1,
+                    last_probe_ts: ts,
+                    last_probe_n: n,
+                    waiting: true,
+                });
+                Note::Probe {
+                    number: 1,
+                    idle: idle_s,
+                    since_prev: None,
+                }
+            }
+        }
+    }
+
+    /// A non-RST segment from side `s` that acknowledges the other side's
+    /// outstanding probe.
+    pub fn answered(&mut self, s: usize, ts: Timestamp) -> Note {
+        let p = &mut self.sides[1 - s];
+        match p.episode {
+            Some(ep) if ep.waiting => {
+                p.answered += 1;
+                p.end_episode(Outcome::Answered, ts);
+                Note::ProbeAnswered {
+                    reply_to: ep.last_probe_n,
+                    number: ep.probes,
+                    rtt: ts.since(ep.last_probe_ts),
+                }
+            }
+            _ => Note::None,
+        }
+    }
+
+    /// A RST from side `s`: either the answer to the other side's probe, or
+    /// side `s` giving up on its own unanswered probes.
+    pub fn rst(&mut self, s: usize, ts: Timestamp) -> Note {
+        let other = &mut self.sides[1 - s];
+        if let Some(ep) = other.episode
+            && ep.waiting
+        {
+            other.rst += 1;
+            other.end_episode(Outcome::PeerReset, ts);
+            return Note::PeerReset {
+                reply_to: ep.last_probe_n,
+                number: ep.probes,
+            };
+        }
+        let me = &mut self.sides[s];
+        if let Some(ep) = me.episode
+            && ep.waiting
+        {
+            let after = ts.since(ep.last_probe_ts);
+            me.unanswered += 1;
+            me.counts.push(ep.probes);
+            me.rst_gaps.push(after);
+            me.end_episode(Outcome::GaveUp, ts);
+            return Note::GaveUp {
+                count: ep.probes,
+                after,
+            };
+        }
+        Note::None
+    }
+
+    /// Side `s` sent something that is neither a probe nor a RST and carries
+    /// sequence space (data, FIN): an open episode of its own is over.
+    pub fn resumed(&mut self, s: usize, ts: Timestamp) {
+        let p = &mut self.sides[s];
+        if let Some(ep) = p.episode
+            && ep.waiting
+        {
+            p.unanswered += 1;
+            p.end_episode(Outcome::Interrupted, ts);
+        }
+    }
+
+    /// End of the flow: probes still waiting count as unanswered.
+    pub fn finish(&mut self, ts: Timestamp) {
+        for p in &mut self.sides {
+            if let Some(ep) = p.episode
+                && ep.waiting
+            {
+                p.unanswered += 1;
+                p.end_episode(Outcome::Unanswered, ts);
+            }
+        }
+    }
+
+    pub fn probes(&self) -> u32 {
+        self.sides[0].probes + self.sides[1].probes
+    }
+
+    /// The outcome of the latest episode of either side.
+    pub fn last_outcome(&self) -> Option<Outcome> {
+        self.sides
+            .iter()
+            .filter_map(|p| p.last)
+            .max_by_key(|(_, ts)| *ts)
+            .map(|(o, _)| o)
+    }
+}
+
+/// The verdict on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Alive,
+    DeadPeer,
+    PeerReset,
+    NoKeepalive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::DeadPeer => "dead-peer",
+            Verdict::PeerReset => "peer-reset",
+            Verdict::NoKeepalive => "no-keepalive",
+        }
+    }
+
+    /// From the latest episode: answered → alive, answered by RST →
+    /// peer-reset, unanswered (with or without the prober's RST) → dead-peer.
+    pub fn of(t: &Tracker) -> Verdict {
+        if t.probes() == 0 {
+            return Verdict::NoKeepalive;
+        }
+        match t.last_outcome() {
+            Some(Outcome::PeerReset) => Verdict::PeerReset,
+            Some(Outcome::GaveUp) | Some(Outcome::Unanswered) => Verdict::DeadPeer,
+            Some(Outcome::Answered) | Some(Outcome::Interrupted) | None => Verdict::Alive,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: f64) -> Timestamp {
+        Timestamp::new(s.trunc() as i64, ((s.fract()) * 1e9).round() as u32)
+    }
+
+    #[test]
+    fn dead_peer_episode_infers_interval_and_count() {
+        let mut k = Tracker::default();
+        assert!(matches!(
+            k.probe(0, 4, t(12.0), Some(2.0)),
+            Note::Probe { number: 1, .. }
+        ));
+        assert!(matches!(
+            k.probe(0, 5, t(13.0), Some(1.0)),
+            Note::Probe {
+                number: 2,
+                since_prev: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(k.rst(0, t(14.0)), Note::GaveUp { count: 2, .. }));
+        k.finish(t(15.0));
+        let p = &k.sides[0];
+        assert_eq!((p.probes, p.unanswered, p.answered), (2, 2, 0));
+        assert_eq!(p.idle(), Some(2.0));
+        assert!((p.interval().unwrap() - 1.0).abs() < 1e-9);
+        assert_eq!(p.count(), Some(2));
+        assert_eq!(Verdict::of(&k), Verdict::DeadPeer);
+    }
+
+    #[test]
+    fn answered_probes_are_separate_episodes() {
+        let mut k = Tracker::default();
+        k.probe(0, 4, t(12.0), Some(2.0));
+        assert!(matches!(
+            k.answered(1, t(12.001)),
+            Note::ProbeAnswered {
+                reply_to: 4,
+                number: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            k.probe(0, 6, t(14.001), Some(2.0)),
+            Note::Probe { number: 1, .. }
+        ));
+        k.answered(1, t(14.002));
+        k.finish(t(20.0));
+        assert_eq!(k.sides[0].interval(), None);
+        assert_eq!(k.sides[0].count(), None);
+        assert_eq!(Verdict::of(&k), Verdict::Alive);
+    }
+
+    #[test]
+    fn rst_reply_is_peer_reset() {
+        let mut k = Tracker::default();
+        k.probe(0, 9, t(5.0), Some(2.0));
+        assert!(matches!(
+            k.rst(1, t(5.001)),
+            Note::PeerReset {
+                reply_to: 9,
+                number: 1
+            }
+        ));
+        assert_eq!(Verdict::of(&k), Verdict::PeerReset);
+        assert_eq!(k.sides[0].rst, 1);
+    }
+}

@@ -1,0 +1,128 @@
+//! What a segment is and means, in words, for the text timeline.
+
+use super::PacketEvent;
+use crate::classify::Kind;
+use crate::decode::flags;
+use crate::flows::Flow;
+use crate::keepalive::Note;
+use std::io::{self, Write};
+
+/// Seconds, readably: `2.00s`, `1.02s`, `35ms`, `52µs`.
+pub struct Secs(pub f64);
+
+impl std::fmt::Display for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s >= 1.0 || s == 0.0 {
+            write!(f, "{s:.2}s")
+        } else if s >= 0.001 {
+            write!(f, "{:.0}ms", s * 1e3)
+        } else {
+            write!(f, "{:.0}µs", s * 1e6)
+        }
+    }
+}
+
+/// Writes the annotation for one event.
+pub fn write(out: &mut impl Write, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+    let who = ev.from.name();
+    let peer = ev.from.other().name();
+    let seg = ev.seg;
+    match (ev.kind, ev.note) {
+        (
+            Kind::Keepalive,
+            Note::Probe {
+                number: 1, idle, ..
+            },
+        ) => {
+            write!(
+                out,
+                "keepalive probe #1 from {who} after {} idle",
+                Secs(idle)
+            )?;
+            if seg.len == 1 {
+                out.write_all(b" (1 garbage byte)")?;
+            }
+            Ok(())
+        }
+        (
+            Kind::Keepalive,
+            Note::Probe {
+                number, since_prev, ..
+            },
+        ) => write!(
+            out,
+            "keepalive probe #{number} from {who}, {} after #{} (unanswered)",
+            Secs(since_prev.unwrap_or(0.0)),
+            number - 1
+        ),
+        (Kind::Keepalive, _) => write!(out, "keepalive probe from {who}"),
+        (_, Note::ProbeAnswered { number, rtt, .. }) => {
+            if ev.kind == Kind::KeepaliveAck {
+                write!(
+                    out,
+                    "keepalive ACK to probe #{number} in {}: {who} alive",
+                    Secs(rtt)
+                )
+            } else {
+                write!(
+                    out,
+                    "{} from {who}, answers keepalive probe #{number}: {who} alive",
+                    ev.kind.as_str()
+                )
+            }
+        }
+        (_, Note::PeerReset { number, .. }) => write!(
+            out,
+            "RST in reply to keepalive probe #{number}: {who} no longer knows this connection (rebooted, or its socket is gone)"
+        ),
+        (_, Note::GaveUp { count, after }) => write!(
+            out,
+            "RST from {who} {} after probe #{count}: {count} unanswered probes, {peer} declared dead (ETIMEDOUT)",
+            Secs(after)
+        ),
+        (Kind::Syn, _) => write!(out, "handshake 1/3: {who} opens the connection (SYN)"),
+        (Kind::SynAck, _) => write!(out, "handshake 2/3: {who} accepts (SYN-ACK)"),
+        (Kind::HandshakeAck, _) => out.write_all(b"handshake 3/3: connection established"),
+        (Kind::Data, _) => write!(out, "data {who} → {peer}, {} bytes", seg.len),
+        (Kind::Ack, _) => write!(out, "ACK from {who}"),
+        (Kind::KeepaliveAck, _) => write!(out, "keepalive ACK from {who}"),
+        (Kind::ZeroWindowProbe, _) => write!(
+            out,
+            "zero-window probe from {who}: {peer} advertises window 0, {who} asks whether it opened"
+        ),
+        (Kind::ZeroWindowProbeAck, _) => {
+            write!(out, "zero-window probe ACK from {who}, window {}", seg.win)
+        }
+        (Kind::Retransmission, _) if seg.has(flags::FIN) => {
+            if ev.late {
+                write!(
+                    out,
+                    "FIN retransmitted by {who} after the connection ended (orphaned socket)"
+                )
+            } else {
+                write!(out, "FIN retransmitted by {who}")
+            }
+        }
+        (Kind::Retransmission, _) => write!(out, "retransmission from {who}, {} bytes", seg.len),
+        (Kind::Fin, _) => {
+            if ev.first_close {
+                write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
+            } else {
+                write!(out, "FIN: {who} closes too")
+            }
+        }
+        (Kind::Rst, _) => {
+            if ev.late {
+                write!(
+                    out,
+                    "RST from {who}: answers a segment of a connection it no longer has"
+                )
+            } else if flow.close.is_some_and(|(_, s)| s == ev.from) && ev.first_close {
+                write!(out, "RST: {who} aborts the connection")
+            } else {
+                write!(out, "RST from {who}")
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `--json`: JSON Lines on stdout (the contract is in README.md).
+
+use super::{FlowSummary, PacketEvent, Sink};
+use crate::analyzer::Stats;
+use crate::flows::Flow;
+use crate::keepalive::Note;
+use crate::time::Timestamp;
+use std::io::{self, Write};
+
+pub struct JsonSink<W: Write> {
+    out: W,
+    /// Packet records too (false with `--summary`).
+    packets: bool,
+    nano: bool,
+    flush_each: bool,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W, packets: bool, nano: bool, flush_each: bool) -> Self {
+        JsonSink {
+            out,
+            packets,
+            nano,
+            flush_each,
+        }
+    }
+
+    fn ts(&mut self, ts: Timestamp) -> io::Result<()> {
+        if self.nano {
+            write!(self.out, "{}.{:09}", ts.sec, ts.nsec)
+        } else {
+            write!(self.out, "{}.{:06}", ts.sec, ts.nsec / 1000)
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// A JSON number for seconds, or null.
+struct Num(Option<f64>);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) if v.is_finite() => write!(f, "{}", (v * 1e6).round() / 1e6),
+            _ => f.write_str("null"),
+        }
+    }
+}
+
+/// A JSON string (endpoints and names need no escaping but quotes).
+struct Str<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "\"{s}\""),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn packet(&mut self, ev: &PacketEvent, _flow: &Flow) -> io::Result<()> {
+        if !self.packets {
+            return Ok(());
+        }
+        let seg = ev.seg;
+        write!(self.out, "{{\"type\":\"packet\",\"n\":{},\"ts\":", ev.n)?;
+        self.ts(ev.ts)?;
+        write!(
+            self.out,
+            ",\"flow\":{},\"from\":\"{}\",\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"",
+            ev.flow_id,
+            ev.from.name(),
+            std::net::SocketAddr::new(seg.src, seg.sport),
+            std::net::SocketAddr::new(seg.dst, seg.dport),
+        )?;
+        super::tcpdump::write_flags(&mut self.out, seg.flags)?;
+        write!(self.out, "\",\"seq\":{},\"ack\":", ev.rel_seq)?;
+        match ev.rel_ack {
+            Some(a) => write!(self.out, "{a}")?,
+            None => self.out.write_all(b"null")?,
+        }
+        write!(
+            self.out,
+            ",\"win\":{},\"len\":{},\"kind\":\"{}\"",
+            seg.win,
+            seg.len,
+            ev.kind.as_str()
+        )?;
+        match ev.note {
+            Note::Probe { number, idle, .. } => {
+                write!(self.out, ",\"probe\":{number},\"idle\":{}", Num(Some(idle)))?
+            }
+            Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
+                write!(self.out, ",\"reply_to\":{reply_to}")?
+            }
+            Note::GaveUp { .. } | Note::None => {}
+        }
+        self.out.write_all(b"}\n")?;
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flow(&mut self, flow: &Flow) -> io::Result<()> {
+        let f = FlowSummary::of(flow);
+        write!(
+            self.out,
+            "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"first_ts\":",
+            f.id, f.client, f.server
+        )?;
+        self.ts(f.first_ts)?;
+        self.out.write_all(b",\"last_ts\":")?;
+        self.ts(f.last_ts)?;
+        writeln!(
+            self.out,
+            ",\"packets\":{},\"handshake\":\"{}\",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}},\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"}}",
+            f.packets,
+            f.handshake,
+            Str(f.prober),
+            f.probes,
+            f.answered,
+            f.unanswered,
+            f.rst,
+            Num(f.idle),
+            Num(f.interval),
+            f.count
+                .map_or_else(|| "null".to_string(), |c| c.to_string()),
+            f.close,
+            Str(f.closed_by),
+            f.verdict.as_str()
+        )?;
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{}}}",
+            stats.frames, stats.tcp_segments, stats.skipped, stats.flows
+        )?;
+        self.out.flush()
+    }
+}

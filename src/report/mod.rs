@@ -1,0 +1,116 @@
+//! Report: sinks of the event stream (text timeline, summary table, JSON).
+
+pub mod annotate;
+pub mod json;
+pub mod table;
+pub mod tcpdump;
+pub mod text;
+
+use crate::analyzer::Stats;
+use crate::classify::Kind;
+use crate::decode::Segment;
+use crate::flows::{CloseKind, Flow, Side};
+use crate::keepalive::{Note, Verdict};
+use crate::time::Timestamp;
+use std::io;
+
+/// Everything the reports need to know about one TCP segment.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketEvent<'a> {
+    /// Frame number in the input (1-based, every frame counted).
+    pub n: u64,
+    pub ts: Timestamp,
+    pub seg: &'a Segment<'a>,
+    pub flow_id: u32,
+    pub from: Side,
+    pub kind: Kind,
+    pub note: Note,
+    /// Sequence and ACK numbers as tcpdump prints them.
+    pub td_seq: u32,
+    pub td_ack: u32,
+    /// tcpdump's base for the other side's sequence numbers (for SACK blocks).
+    pub td_other_base: u32,
+    /// Sequence number relative to the sender's ISN (JSON).
+    pub rel_seq: u32,
+    /// ACK number relative to the other side's ISN, when ACK is set (JSON).
+    pub rel_ack: Option<u32>,
+    /// The connection had already ended (RST, or FIN both ways) before this.
+    pub late: bool,
+    /// This FIN or RST begins the end of the connection.
+    pub first_close: bool,
+}
+
+/// A consumer of the event stream.
+pub trait Sink {
+    fn packet(&mut self, event: &PacketEvent, flow: &Flow) -> io::Result<()>;
+    fn flow(&mut self, flow: &Flow) -> io::Result<()>;
+    fn finish(&mut self, stats: &Stats) -> io::Result<()>;
+}
+
+/// A finished flow, as the flow record and the table present it.
+#[derive(Clone, Debug)]
+pub struct FlowSummary {
+    pub id: u32,
+    pub client: String,
+    pub server: String,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    pub handshake: &'static str,
+    pub prober: Option<&'static str>,
+    pub probes: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+    pub rst: u32,
+    pub idle: Option<f64>,
+    pub interval: Option<f64>,
+    pub count: Option<u32>,
+    pub close: &'static str,
+    pub closed_by: Option<&'static str>,
+    pub verdict: Verdict,
+}
+
+/// `ip:port`, IPv6 in brackets.
+pub fn endpoint(addr: &std::net::SocketAddr) -> String {
+    addr.to_string()
+}
+
+impl FlowSummary {
+    pub fn of(flow: &Flow) -> FlowSummary {
+        let ka = &flow.keepalive;
+        let [c, s] = &ka.sides;
+        let prober = match (c.probes > 0, s.probes > 0) {
+            (true, true) => Some("both"),
+            (true, false) => Some("client"),
+            (false, true) => Some("server"),
+            (false, false) => None,
+        };
+        // Inferred settings of the side that probed (the client when both did).
+        let p = if c.probes > 0 || s.probes == 0 { c } else { s };
+        let (close, closed_by) = match flow.close {
+            Some((CloseKind::Fin, side)) => ("fin", Some(side.name())),
+            Some((CloseKind::Rst, side)) => ("rst", Some(side.name())),
+            None => ("open", None),
+        };
+        FlowSummary {
+            id: flow.id,
+            client: endpoint(&flow.client),
+            server: endpoint(&flow.server),
+            first_ts: flow.first_ts,
+            last_ts: flow.last_ts,
+            packets: flow.packets,
+            handshake: flow.handshake(),
+            prober,
+            probes: c.probes + s.probes,
+            answered: c.answered + s.answered,
+            unanswered: c.unanswered + s.unanswered,
+            rst: c.rst + s.rst,
+            idle: p.idle(),
+            interval: p.interval(),
+            count: p.count(),
+            close,
+            closed_by,
+            verdict: Verdict::of(ka),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The summary table (comfy-table), one row per flow.
+
+use super::FlowSummary;
+use super::annotate::Secs;
+use crate::analyzer::Stats;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use std::io::{self, Write};
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |s| Secs(s).to_string())
+}
+
+/// How the connection ended, e.g. `FIN by client`, `RST by server`, `open`.
+fn ending(f: &FlowSummary) -> String {
+    match f.closed_by {
+        Some(side) => format!("{} by {side}", f.close.to_uppercase()),
+        None => "open".to_string(),
+    }
+}
+
+pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+    if !flows.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(vec![
+                "flow",
+                "client",
+                "server",
+                "handshake",
+                "prober",
+                "probes sent/ans/unans/rst",
+                "idle",
+                "intvl",
+                "count",
+                "ended",
+                "verdict",
+            ]);
+        for f in flows {
+            t.add_row(vec![
+                f.id.to_string(),
+                f.client.clone(),
+                f.server.clone(),
+                f.handshake.to_string(),
+                f.prober.unwrap_or("-").to_string(),
+                format!("{}/{}/{}/{}", f.probes, f.answered, f.unanswered, f.rst),
+                opt_secs(f.idle),
+                opt_secs(f.interval),
+                f.count.map_or_else(|| "-".to_string(), |c| c.to_string()),
+                ending(f),
+                f.verdict.as_str().to_string(),
+            ]);
+        }
+        for col in [0, 5, 6, 7, 8] {
+            if let Some(c) = t.column_mut(col) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        writeln!(out, "{t}")?;
+    }
+    writeln!(
+        out,
+        "{} frames, {} TCP segments, {} skipped, {} flows",
+        stats.frames, stats.tcp_segments, stats.skipped, stats.flows
+    )
+}
