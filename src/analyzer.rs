@@ -3,6 +3,17 @@
 //! source → decode → flows → classify → keepalive → report. The analyzer owns
 //! the flow table and drives one [`Sink`] with a packet event per TCP segment
 //! and a flow record per connection (when it ends, or at the end of input).
+//!
+//! Holding back: when a capture starts mid-connection, a side's next sequence
+//! number is unknown until a later segment reveals it (the peer's ACK number,
+//! or the side's own next data or RST), and a bare zero- or one-byte segment
+//! from that side could be a keepalive probe or a plain ACK. Such a segment
+//! is held, with every frame after it (so the output keeps capture order),
+//! until a segment of the same flow reveals the next sequence number, or
+//! [`HOLD_FRAMES`] frames or [`HOLD_SECONDS`] of capture time have passed;
+//! then the held frames are analyzed in order. This happens at most once per
+//! side of a flow; a capture that starts during an idle period gets its first
+//! probe right, where Wireshark calls the later ones "Dup ACK".
 
 use crate::classify::{Kind, classify};
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
@@ -10,7 +21,14 @@ use crate::flows::{Flow, FlowTable, Side};
 use crate::keepalive::Note;
 use crate::report::{PacketEvent, Sink};
 use crate::time::Timestamp;
+use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
+
+/// Most frames held back while learning a side's next sequence number.
+pub const HOLD_FRAMES: usize = 4096;
+/// Most capture time a frame is held back.
+pub const HOLD_SECONDS: f64 = 10.0;
 
 /// One captured frame, borrowed from the source.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +79,26 @@ pub struct Analyzer<S: Sink> {
     flows: FlowTable,
     pub stats: Stats,
     sink: S,
+    /// Frames held back, in capture order (see the module docs).
+    held: VecDeque<OwnedFrame>,
+    hold: Option<Hold>,
+}
+
+/// A frame copied out of the source's buffer while held back.
+struct OwnedFrame {
+    n: u64,
+    ts: Timestamp,
+    len: u32,
+    data: Vec<u8>,
+}
+
+/// The segment a hold waits to understand.
+#[derive(Clone, Copy)]
+struct Hold {
+    sender: SocketAddr,
+    receiver: SocketAddr,
+    seq: crate::seq::SeqNumber,
+    since: Timestamp,
 }
 
 impl<S: Sink> Analyzer<S> {
@@ -70,6 +108,8 @@ impl<S: Sink> Analyzer<S> {
             flows: FlowTable::new(options.linger, options.idle_timeout),
             stats: Stats::default(),
             sink,
+            held: VecDeque::new(),
+            hold: None,
         }
     }
 
@@ -80,6 +120,79 @@ impl<S: Sink> Analyzer<S> {
     /// Analyzes one frame.
     pub fn frame(&mut self, frame: &Frame) -> io::Result<()> {
         self.stats.frames += 1;
+        match self.hold {
+            None => self.process(frame),
+            Some(hold) => {
+                self.held.push_back(OwnedFrame {
+                    n: frame.n,
+                    ts: frame.ts,
+                    len: frame.len,
+                    data: frame.data.to_vec(),
+                });
+                let revealed = self.reveals(&hold, frame);
+                let expired =
+                    self.held.len() > HOLD_FRAMES || frame.ts.since(hold.since) > HOLD_SECONDS;
+                if revealed.is_some() || expired {
+                    self.release(revealed)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What `frame` says about the held sender's next sequence number.
+    fn reveals(&self, hold: &Hold, frame: &Frame) -> Option<crate::seq::SeqNumber> {
+        let seg = decode(self.link, frame.data).ok()?;
+        let from = SocketAddr::new(seg.src, seg.sport);
+        let to = SocketAddr::new(seg.dst, seg.dport);
+        if from == hold.receiver && to == hold.sender && seg.has(flags::ACK) {
+            return Some(seg.ack);
+        }
+        let informative = seg.seq != hold.seq
+            || seg.len > 1
+            || seg.has(flags::SYN | flags::FIN | flags::RST);
+        (from == hold.sender && to == hold.receiver && informative).then_some(seg.seq)
+    }
+
+    /// Ends the hold: teaches the flow what was revealed, then analyzes the
+    /// held frames in order (one of them may start a new hold).
+    fn release(&mut self, revealed: Option<crate::seq::SeqNumber>) -> io::Result<()> {
+        if self.hold.take().is_none() {
+            return Ok(());
+        }
+        if let Some(next) = revealed
+            && let Some(first) = self.held.front()
+            && let Ok(seg) = decode(self.link, &first.data)
+            && let Some(flow) = self.flows.get_mut(&seg)
+        {
+            let side = if SocketAddr::new(seg.src, seg.sport) == flow.client {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            let dir = &mut flow.dir[side.idx()];
+            dir.next = Some(next);
+            dir.base.get_or_insert(next - 1);
+        }
+        let mut queue = std::mem::take(&mut self.held);
+        while let Some(f) = queue.pop_front() {
+            let frame = Frame {
+                n: f.n,
+                ts: f.ts,
+                len: f.len,
+                data: &f.data,
+            };
+            if self.hold.is_some() {
+                // A new hold began during the replay: keep the order.
+                self.held.push_back(f);
+                continue;
+            }
+            self.process(&frame)?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, frame: &Frame) -> io::Result<()> {
         let seg = match decode(self.link, frame.data) {
             Ok(seg) => seg,
             Err(skip) => {
@@ -87,17 +200,39 @@ impl<S: Sink> Analyzer<S> {
                 return Ok(());
             }
         };
-        self.stats.tcp_segments += 1;
         self.expire(frame.ts)?;
         let mut ended = Vec::new();
-        let flow = self.flows.lookup(&seg, frame.ts, |f| ended.push(f));
+        self.flows.lookup(&seg, frame.ts, |f| ended.push(f));
         for mut old in ended {
             finish_flow(&mut old);
             self.sink.flow(&old)?;
         }
-        if flow.packets == 0 {
-            self.stats.flows += 1;
+        self.stats.flows = self.flows.created();
+        let flow = self.flows.get_mut(&seg).expect("flow was just looked up");
+        let from = flow.side_of(&seg);
+        let dir = &mut flow.dir[from.idx()];
+        if dir.next.is_none()
+            && !dir.held
+            && seg.len <= 1
+            && !seg.has(flags::SYN | flags::FIN | flags::RST)
+        {
+            // Probe or plain ACK? Wait for a segment that tells.
+            dir.held = true;
+            self.hold = Some(Hold {
+                sender: SocketAddr::new(seg.src, seg.sport),
+                receiver: SocketAddr::new(seg.dst, seg.dport),
+                seq: seg.seq,
+                since: frame.ts,
+            });
+            self.held.push_back(OwnedFrame {
+                n: frame.n,
+                ts: frame.ts,
+                len: frame.len,
+                data: frame.data.to_vec(),
+            });
+            return Ok(());
         }
+        self.stats.tcp_segments += 1;
         let event = step(flow, frame, &seg);
         self.sink.packet(&event, flow)
     }
@@ -127,6 +262,9 @@ impl<S: Sink> Analyzer<S> {
 
     /// Ends the input: every remaining flow is reported, then the summary.
     pub fn finish(mut self) -> io::Result<S> {
+        while self.hold.is_some() {
+            self.release(None)?;
+        }
         let mut result = Ok(());
         let sink = &mut self.sink;
         self.flows.drain(|mut f| {
@@ -163,7 +301,7 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         _ => {
             let answers = flow.dir[from.other().idx()]
                 .probe
-                .is_some_and(|p| !p.zero_window && seg.has(flags::ACK) && seg.ack > p.seq);
+                .is_some_and(|p| !p.zero_window && seg.has(flags::ACK) && p.answered_by(seg.ack));
             let note = if answers {
                 flow.keepalive.answered(s, frame.ts)
             } else {

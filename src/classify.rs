@@ -132,7 +132,7 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
     if seg.len == 0 && bare {
         if let Some(p) = peer.probe
             && seg.has(flags::ACK)
-            && seg.ack > p.seq
+            && p.answered_by(seg.ack)
         {
             return if p.zero_window {
                 Kind::ZeroWindowProbeAck

@@ -55,6 +55,20 @@ pub struct Outstanding {
     pub zero_window: bool,
 }
 
+impl Outstanding {
+    /// Whether an ACK number from the other side answers this probe. A
+    /// keepalive sits one below the next sequence number, so its answer
+    /// acknowledges past it; a zero-window probe at the next sequence number
+    /// is usually refused, so its answer acknowledges up to it.
+    pub fn answered_by(&self, ack: SeqNumber) -> bool {
+        if self.zero_window {
+            ack >= self.seq
+        } else {
+            ack > self.seq
+        }
+    }
+}
+
 /// What one side has sent so far, as far as the capture shows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DirState {
@@ -73,6 +87,9 @@ pub struct DirState {
     pub fin: Option<SeqNumber>,
     /// This side's probe that the other side has not answered yet.
     pub probe: Option<Outstanding>,
+    /// A segment of this side was already held back to learn `next`
+    /// (see `analyzer`): never hold again.
+    pub held: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +175,7 @@ impl Flow {
             }
             if let Some(p) = peer.probe
                 && !seg.has(flags::RST)
-                && seg.ack > p.seq
+                && p.answered_by(seg.ack)
             {
                 peer.probe = None;
             }
@@ -276,6 +293,16 @@ impl FlowTable {
 
     pub fn len(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Flows started so far.
+    pub fn created(&self) -> u64 {
+        u64::from(self.next_id - 1)
+    }
+
+    /// The flow a segment belongs to, if it exists.
+    pub fn get_mut(&mut self, seg: &Segment) -> Option<&mut Flow> {
+        self.flows.get_mut(&FlowKey::of(seg))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -106,7 +106,9 @@ pub fn write(out: &mut impl Write, ev: &PacketEvent, flow: &Flow) -> io::Result<
         }
         (Kind::Retransmission, _) => write!(out, "retransmission from {who}, {} bytes", seg.len),
         (Kind::Fin, _) => {
-            if ev.first_close {
+            if ev.late {
+                write!(out, "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST")
+            } else if ev.first_close {
                 write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
             } else {
                 write!(out, "FIN: {who} closes too")

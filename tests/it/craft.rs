@@ -1,0 +1,464 @@
+//! Crafted captures for what loopback cannot produce: a tiny pcap / pcapng
+//! writer and TCP conversations built from segment templates with explicit
+//! time, over any link type.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+/// Link-layer framing (with the pcap LINKTYPE written in the file header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Ethernet,
+    /// Ethernet with an 802.1Q tag (VLAN 10).
+    Vlan,
+    /// BSD loopback, host byte order (little-endian here).
+    Null,
+    /// OpenBSD loopback, network byte order.
+    Loop,
+    /// LINKTYPE_RAW (101).
+    Raw,
+    /// LINKTYPE_IPV4 (228) / LINKTYPE_IPV6 (229), by address family.
+    IpOnly,
+    /// Linux cooked v1 (113).
+    Sll,
+    /// Linux cooked v2 (276).
+    Sll2,
+}
+
+impl Link {
+    pub fn linktype(self, v6: bool) -> u32 {
+        match self {
+            Link::Ethernet | Link::Vlan => 1,
+            Link::Null => 0,
+            Link::Loop => 108,
+            Link::Raw => 101,
+            Link::IpOnly => {
+                if v6 {
+                    229
+                } else {
+                    228
+                }
+            }
+            Link::Sll => 113,
+            Link::Sll2 => 276,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Client,
+    Server,
+}
+pub use Dir::{Client, Server};
+
+/// One TCP conversation between a client and a server, frame by frame.
+pub struct Conn {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub link: Link,
+    /// Pad Ethernet frames to 60 bytes as NICs do.
+    pub pad: bool,
+    /// Insert an IPv6 hop-by-hop extension header.
+    pub v6_ext: bool,
+    pub t: f64,
+    pub frames: Vec<(f64, Vec<u8>)>,
+    /// snd_nxt of each side.
+    pub next: [u32; 2],
+    pub win: [u16; 2],
+}
+
+impl Conn {
+    pub fn new(client: &str, server: &str, link: Link) -> Conn {
+        Conn {
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            link,
+            pad: false,
+            v6_ext: false,
+            t: 1_700_000_000.0,
+            frames: Vec::new(),
+            next: [0, 0],
+            win: [512, 512],
+        }
+    }
+
+    fn idx(from: Dir) -> usize {
+        match from {
+            Client => 0,
+            Server => 1,
+        }
+    }
+
+    /// The same frames, Ethernet ones padded to 60 bytes as NICs do.
+    pub fn padded(mut self) -> Conn {
+        for (_, f) in &mut self.frames {
+            if f.len() < 60 {
+                f.resize(60, 0);
+            }
+        }
+        self.pad = true;
+        self
+    }
+
+    /// Advances time by `secs`.
+    pub fn wait(&mut self, secs: f64) -> &mut Self {
+        self.t += secs;
+        self
+    }
+
+    /// Appends one segment with explicit fields.
+    #[allow(clippy::too_many_arguments)]
+    pub fn raw(
+        &mut self,
+        from: Dir,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        win: u16,
+        payload: &[u8],
+        options: &[u8],
+    ) -> &mut Self {
+        let (src, dst) = match from {
+            Client => (self.client, self.server),
+            Server => (self.server, self.client),
+        };
+        let tcp = tcp_segment(src, dst, flags, seq, ack, win, payload, options);
+        let ip = ip_packet(src.ip(), dst.ip(), &tcp, self.v6_ext);
+        let frame = frame(self.link, src.is_ipv6(), &ip, self.pad, from == Server);
+        self.frames.push((self.t, frame));
+        self.t += 0.000_05;
+        self
+    }
+
+    /// Segment from `from` at its snd_nxt, acknowledging the other side.
+    pub fn seg(&mut self, from: Dir, flags: u8, payload: &[u8]) -> &mut Self {
+        let i = Self::idx(from);
+        let (seq, ack, win) = (self.next[i], self.next[1 - i], self.win[i]);
+        let ack = if flags & ACK != 0 { ack } else { 0 };
+        self.raw(from, flags, seq, ack, win, payload, &[]);
+        let mut used = payload.len() as u32;
+        if flags & (SYN | FIN) != 0 {
+            used += 1;
+        }
+        self.next[i] = seq.wrapping_add(used);
+        self
+    }
+
+    /// Three-way handshake with the given ISNs and Linux-like options.
+    pub fn handshake(&mut self, c_isn: u32, s_isn: u32) -> &mut Self {
+        let syn_opts = [2, 4, 0xff, 0xd7, 4, 2, 1, 3, 3, 7];
+        self.next = [c_isn, s_isn];
+        self.raw(Client, SYN, c_isn, 0, 65495, &[], &pad4(&syn_opts));
+        self.next[0] = c_isn.wrapping_add(1);
+        self.raw(Server, SYN | ACK, s_isn, self.next[0], 65483, &[], &pad4(&syn_opts));
+        self.next[1] = s_isn.wrapping_add(1);
+        self.seg(Client, ACK, &[])
+    }
+
+    /// Data from `from`, then the other side's ACK.
+    pub fn exchange(&mut self, from: Dir, data: &[u8]) -> &mut Self {
+        self.seg(from, PSH | ACK, data);
+        let other = if from == Client { Server } else { Client };
+        self.seg(other, ACK, &[])
+    }
+
+    /// A keepalive probe: seq = snd_nxt − 1, with 0 or 1 garbage byte.
+    pub fn probe(&mut self, from: Dir, garbage: usize) -> &mut Self {
+        let i = Self::idx(from);
+        let seq = self.next[i].wrapping_sub(1);
+        let (ack, win) = (self.next[1 - i], self.win[i]);
+        let payload = vec![0u8; garbage];
+        self.raw(from, ACK, seq, ack, win, &payload, &[])
+    }
+
+    /// The active RST Linux sends when it gives up: [R.] at snd_nxt.
+    pub fn give_up(&mut self, from: Dir) -> &mut Self {
+        self.seg(from, RST | ACK, &[])
+    }
+
+    /// Writes a classic pcap file.
+    pub fn write_pcap(&self, path: &Path, opts: PcapOpts) {
+        write_pcap(path, self.link.linktype(self.client.is_ipv6()), &self.frames, opts);
+    }
+}
+
+fn pad4(opts: &[u8]) -> Vec<u8> {
+    let mut v = opts.to_vec();
+    while v.len() % 4 != 0 {
+        v.push(1);
+    }
+    v
+}
+
+fn checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in chunks {
+        let mut it = chunk.chunks(2);
+        for pair in &mut it {
+            let word = if pair.len() == 2 {
+                u16::from_be_bytes([pair[0], pair[1]])
+            } else {
+                u16::from_be_bytes([pair[0], 0])
+            };
+            sum += u32::from(word);
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp_segment(
+    src: SocketAddr,
+    dst: SocketAddr,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    win: u16,
+    payload: &[u8],
+    options: &[u8],
+) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0);
+    let hlen = 20 + options.len();
+    let mut t = Vec::with_capacity(hlen + payload.len());
+    t.extend_from_slice(&src.port().to_be_bytes());
+    t.extend_from_slice(&dst.port().to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.push(((hlen / 4) as u8) << 4);
+    t.push(flags);
+    t.extend_from_slice(&win.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    t.extend_from_slice(options);
+    t.extend_from_slice(payload);
+    let (s, d) = (ip_bytes(src.ip()), ip_bytes(dst.ip()));
+    let len = t.len() as u32;
+    let pseudo: Vec<u8> = if src.is_ipv4() {
+        let mut p = Vec::new();
+        p.extend_from_slice(&s);
+        p.extend_from_slice(&d);
+        p.extend_from_slice(&[0, 6]);
+        p.extend_from_slice(&(len as u16).to_be_bytes());
+        p
+    } else {
+        let mut p = Vec::new();
+        p.extend_from_slice(&s);
+        p.extend_from_slice(&d);
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 6]);
+        p
+    };
+    let c = checksum(&[&pseudo, &t]);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+pub fn ip_packet(src: IpAddr, dst: IpAddr, tcp: &[u8], v6_ext: bool) -> Vec<u8> {
+    ip_packet_proto(src, dst, 6, tcp, v6_ext)
+}
+
+pub fn ip_packet_proto(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8], v6_ext: bool) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let total = 20 + payload.len();
+            let mut h = vec![0x45, 0];
+            h.extend_from_slice(&(total as u16).to_be_bytes());
+            h.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, proto, 0, 0]);
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&d.octets());
+            let c = checksum(&[&h]);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            h.extend_from_slice(payload);
+            h
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let ext: Vec<u8> = if v6_ext {
+                // Hop-by-hop options: next header, length 0, PadN(4).
+                vec![proto, 0, 1, 4, 0, 0, 0, 0]
+            } else {
+                Vec::new()
+            };
+            let first = if v6_ext { 0 } else { proto };
+            let mut h = vec![0x60, 0, 0, 0];
+            h.extend_from_slice(&((ext.len() + payload.len()) as u16).to_be_bytes());
+            h.push(first);
+            h.push(64);
+            h.extend_from_slice(&s.octets());
+            h.extend_from_slice(&d.octets());
+            h.extend_from_slice(&ext);
+            h.extend_from_slice(payload);
+            h
+        }
+        _ => panic!("mixed address families"),
+    }
+}
+
+pub fn frame(link: Link, v6: bool, ip: &[u8], pad: bool, inbound: bool) -> Vec<u8> {
+    let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+    let mut f = Vec::new();
+    match link {
+        Link::Ethernet | Link::Vlan => {
+            f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01]);
+            if link == Link::Vlan {
+                f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+            }
+            f.extend_from_slice(&ethertype);
+        }
+        Link::Null => f.extend_from_slice(&(if v6 { 30u32 } else { 2 }).to_le_bytes()),
+        Link::Loop => f.extend_from_slice(&(if v6 { 24u32 } else { 2 }).to_be_bytes()),
+        Link::Raw | Link::IpOnly => {}
+        Link::Sll => {
+            f.extend_from_slice(&(if inbound { 0u16 } else { 4 }).to_be_bytes());
+            f.extend_from_slice(&772u16.to_be_bytes());
+            f.extend_from_slice(&6u16.to_be_bytes());
+            f.extend_from_slice(&[0; 8]);
+            f.extend_from_slice(&ethertype);
+        }
+        Link::Sll2 => {
+            f.extend_from_slice(&ethertype);
+            f.extend_from_slice(&[0, 0]);
+            f.extend_from_slice(&1u32.to_be_bytes());
+            f.extend_from_slice(&772u16.to_be_bytes());
+            f.push(if inbound { 0 } else { 4 });
+            f.push(6);
+            f.extend_from_slice(&[0; 8]);
+        }
+    }
+    f.extend_from_slice(ip);
+    if pad && matches!(link, Link::Ethernet | Link::Vlan) {
+        while f.len() < 60 {
+            f.push(0);
+        }
+    }
+    f
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PcapOpts {
+    pub nano: bool,
+    pub big_endian: bool,
+    /// Cut frames to this many bytes (as `tcpdump -s`).
+    pub snaplen: Option<usize>,
+}
+
+impl Default for PcapOpts {
+    fn default() -> Self {
+        PcapOpts {
+            nano: false,
+            big_endian: false,
+            snaplen: None,
+        }
+    }
+}
+
+fn split_ts(t: f64, nano: bool) -> (u32, u32) {
+    let sec = t.trunc();
+    let frac = t - sec;
+    let sub = if nano {
+        (frac * 1e9).round().min(999_999_999.0)
+    } else {
+        (frac * 1e6).round().min(999_999.0)
+    };
+    (sec as u32, sub as u32)
+}
+
+pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: PcapOpts) {
+    let u32b = |v: u32| {
+        if opts.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u16b = |v: u16| {
+        if opts.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let magic = if opts.nano { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+    let snaplen = opts.snaplen.unwrap_or(262_144) as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32b(magic));
+    out.extend_from_slice(&u16b(2));
+    out.extend_from_slice(&u16b(4));
+    out.extend_from_slice(&u32b(0));
+    out.extend_from_slice(&u32b(0));
+    out.extend_from_slice(&u32b(snaplen));
+    out.extend_from_slice(&u32b(linktype));
+    for (t, data) in frames {
+        let (sec, sub) = split_ts(*t, opts.nano);
+        let cap = data.len().min(snaplen as usize);
+        out.extend_from_slice(&u32b(sec));
+        out.extend_from_slice(&u32b(sub));
+        out.extend_from_slice(&u32b(cap as u32));
+        out.extend_from_slice(&u32b(data.len() as u32));
+        out.extend_from_slice(&data[..cap]);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes a pcapng file: a section header, one interface (nanosecond
+/// timestamps when `nano`), an unknown custom block, and enhanced packets.
+pub fn write_pcapng(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], nano: bool) {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let len = 12 + body.len().div_ceil(4) * 4;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + (4 - body.len() % 4) % 4, 0);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    let mut out = Vec::new();
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(&mut out, 0x0a0d_0d0a, &shb);
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&(linktype as u16).to_le_bytes());
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes());
+    if nano {
+        // if_tsresol = 9 (10^-9), then end of options.
+        idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    block(&mut out, 1, &idb);
+    // A custom block (copiable, PEN 32473 = example) readers must skip.
+    block(&mut out, 0x0000_0bad, &[0x59, 0x7e, 0, 0, 1, 2, 3, 4]);
+    for (t, data) in frames {
+        let units = if nano {
+            (t * 1e9).round() as u64
+        } else {
+            (t * 1e6).round() as u64
+        };
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(units as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(data);
+        epb.resize(epb.len().div_ceil(4) * 4, 0);
+        block(&mut out, 6, &epb);
+    }
+    std::fs::write(path, out).unwrap();
+}

@@ -1,0 +1,151 @@
+//! Errors a user can cause: one clear line, a documented exit status, no panic.
+
+use crate::craft::*;
+use crate::crafted::dead_peer;
+use crate::{fixture, kacap};
+use std::io::Read;
+use std::process::Stdio;
+use tempfile::TempDir;
+
+/// Runs kacap on `path`; returns (exit code, stdout, stderr).
+fn run_on(path: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
+    let out = kacap().arg("-r").arg(path).args(extra).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(stderr: &str, needle: &str) {
+    assert_eq!(stderr.lines().count(), 1, "want one line, got: {stderr}");
+    assert!(stderr.starts_with("kacap: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn missing_empty_foreign_and_header_truncated_files_exit_2() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("nope.pcap");
+    let (code, out, err) = run_on(&missing, &[]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_one_line_error(&err, "nope.pcap: no such file");
+
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, _, err) = run_on(&empty, &[]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "empty.pcap: empty file");
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "this is not a capture file, just some words\n").unwrap();
+    let (code, _, err) = run_on(&text, &[]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "notes.txt: not a readable pcap or pcapng capture");
+
+    let cut = dir.path().join("cut.pcap");
+    let whole = std::fs::read(fixture("healthy.pcap")).unwrap();
+    std::fs::write(&cut, &whole[..10]).unwrap();
+    let (code, _, err) = run_on(&cut, &[]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "cut.pcap: ");
+
+    let (code, _, err) = run_on(dir.path(), &[]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "is a directory");
+}
+
+#[test]
+fn unsupported_link_type_exits_2() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("wifi.pcap");
+    write_pcap(&path, 105, &[(1.0, vec![0; 30])], PcapOpts::default());
+    let (code, _, err) = run_on(&path, &[]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "link type 105");
+}
+
+#[test]
+fn bad_filter_expression_exits_2() {
+    let (code, _, err) = run_on(&fixture("healthy.pcap"), &["port", "banana", "and"]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err, "bad filter expression 'port banana and'");
+}
+
+#[test]
+fn file_cut_mid_packet_is_analyzed_up_to_the_cut_with_a_warning() {
+    let dir = TempDir::new().unwrap();
+    let whole = std::fs::read(fixture("dead-peer.pcap")).unwrap();
+    let cut = dir.path().join("killed.pcap");
+    std::fs::write(&cut, &whole[..whole.len() - 30]).unwrap();
+    let (code, out, err) = run_on(&cut, &["--json"]);
+    assert_eq!(code, 0);
+    assert_one_line_error(&err, "warning: ");
+    assert!(err.contains("killed.pcap"), "{err}");
+    let packets = out.lines().filter(|l| l.contains("\"type\":\"packet\"")).count();
+    assert_eq!(packets, 19);
+    assert!(out.contains("\"verdict\":\"dead-peer\""));
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let data = std::fs::read(fixture("peer-reboot.pcap")).unwrap();
+    let out = kacap().args(["-r", "-", "--json", "--summary"]).write_stdin(data).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"verdict\":\"peer-reset\""));
+}
+
+#[test]
+fn closed_pipe_ends_quietly_with_status_0() {
+    // Enough output that the pipe fills after the reader has gone.
+    let dir = TempDir::new().unwrap();
+    let mut frames = Vec::new();
+    for i in 0..3000u16 {
+        let client = format!("10.0.{}.{}:40000", i / 250, i % 250 + 2);
+        let conn = dead_peer(Link::Ethernet, &client, "10.0.0.1:5432", 1, 2);
+        frames.extend(conn.frames);
+    }
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let path = dir.path().join("many.pcap");
+    write_pcap(&path, 1, &frames, PcapOpts::default());
+    let bin = assert_cmd::cargo::cargo_bin("kacap");
+    let mut child = std::process::Command::new(bin)
+        .arg("-r")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert_eq!(err, "");
+}
+
+#[test]
+fn help_has_examples_and_exit_statuses() {
+    let out = kacap().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Examples:"));
+    assert!(help.contains("Exit status"));
+    let out = kacap().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn non_utf8_file_names_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.pcap");
+    let path = dir.path().join(name);
+    std::fs::copy(fixture("healthy.pcap"), &path).unwrap();
+    let (code, out, _) = run_on(&path, &["--summary"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("alive"));
+}

@@ -1,0 +1,97 @@
+//! kacap's integration tests: one binary, helpers here, one module per area.
+
+mod craft;
+mod crafted;
+mod errors;
+mod fixtures;
+mod parity;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A real capture in fixtures/.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// The kacap binary with a fixed time zone and no color.
+pub fn kacap() -> Command {
+    let mut cmd = Command::cargo_bin("kacap").unwrap();
+    cmd.env("TZ", "UTC").env_remove("NO_COLOR");
+    cmd
+}
+
+/// kacap's text output for `args`; it must succeed.
+pub fn text(args: &[&str]) -> String {
+    let out = kacap().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kacap {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The records of `kacap --json`, split by type.
+pub struct Json {
+    pub packets: Vec<Value>,
+    pub flows: Vec<Value>,
+    pub summary: Value,
+}
+
+impl Json {
+    /// The kinds of all packet records, in order.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.packets
+            .iter()
+            .map(|p| p["kind"].as_str().unwrap())
+            .collect()
+    }
+
+    /// The only flow record.
+    pub fn flow(&self) -> &Value {
+        assert_eq!(self.flows.len(), 1, "expected one flow: {:?}", self.flows);
+        &self.flows[0]
+    }
+}
+
+pub fn json(path: &Path, extra: &[&str]) -> Json {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["-r".as_ref(), path.as_os_str(), "--json".as_ref()];
+    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    let out = kacap().args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kacap failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut j = Json {
+        packets: Vec::new(),
+        flows: Vec::new(),
+        summary: Value::Null,
+    };
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("invalid JSON line {line:?}: {e}"));
+        match v["type"].as_str().unwrap() {
+            "packet" => j.packets.push(v),
+            "flow" => j.flows.push(v),
+            "summary" => j.summary = v,
+            other => panic!("unknown record type {other}"),
+        }
+    }
+    assert!(j.summary.is_object(), "no summary record");
+    j
+}
+
+/// Asserts `v` is within `tol` of `want`.
+pub fn approx(v: &Value, want: f64, tol: f64) {
+    let got = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("expected a number near {want}, got {v}"));
+    assert!(
+        (got - want).abs() <= tol,
+        "expected {want} ± {tol}, got {got}"
+    );
+}
