@@ -148,9 +148,8 @@ impl<S: Sink> Analyzer<S> {
         if from == hold.receiver && to == hold.sender && seg.has(flags::ACK) {
             return Some(seg.ack);
         }
-        let informative = seg.seq != hold.seq
-            || seg.len > 1
-            || seg.has(flags::SYN | flags::FIN | flags::RST);
+        let informative =
+            seg.seq != hold.seq || seg.len > 1 || seg.has(flags::SYN | flags::FIN | flags::RST);
         (from == hold.sender && to == hold.receiver && informative).then_some(seg.seq)
     }
 

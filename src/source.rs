@@ -112,10 +112,7 @@ impl FileSource {
                     let sec = i64::from(p.header.ts.tv_sec);
                     let frame = Frame {
                         n,
-                        ts: Timestamp::new(
-                            sec,
-                            p.header.ts.tv_usec.clamp(0, 999_999_999) as u32,
-                        ),
+                        ts: Timestamp::new(sec, p.header.ts.tv_usec.clamp(0, 999_999_999) as u32),
                         len: p.header.len,
                         data: p.data,
                     };

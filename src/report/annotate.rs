@@ -107,7 +107,10 @@ pub fn write(out: &mut impl Write, ev: &PacketEvent, flow: &Flow) -> io::Result<
         (Kind::Retransmission, _) => write!(out, "retransmission from {who}, {} bytes", seg.len),
         (Kind::Fin, _) => {
             if ev.late {
-                write!(out, "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST")
+                write!(
+                    out,
+                    "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST"
+                )
             } else if ev.first_close {
                 write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
             } else {

@@ -216,7 +216,7 @@ fn write_link_prefix(out: &mut impl Write, seg: &Segment) -> io::Result<()> {
         Some(4) => "Out",
         _ => "?",
     };
-    write!(out, "{ifname:<5} {dir:<5} ")
+    write!(out, "{ifname:<5} {dir:<3} ")
 }
 
 /// tcpdump's flag letters, in its order: F S R P . U E W; `none` when empty.

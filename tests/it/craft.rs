@@ -157,7 +157,15 @@ impl Conn {
         self.next = [c_isn, s_isn];
         self.raw(Client, SYN, c_isn, 0, 65495, &[], &pad4(&syn_opts));
         self.next[0] = c_isn.wrapping_add(1);
-        self.raw(Server, SYN | ACK, s_isn, self.next[0], 65483, &[], &pad4(&syn_opts));
+        self.raw(
+            Server,
+            SYN | ACK,
+            s_isn,
+            self.next[0],
+            65483,
+            &[],
+            &pad4(&syn_opts),
+        );
         self.next[1] = s_isn.wrapping_add(1);
         self.seg(Client, ACK, &[])
     }
@@ -185,7 +193,12 @@ impl Conn {
 
     /// Writes a classic pcap file.
     pub fn write_pcap(&self, path: &Path, opts: PcapOpts) {
-        write_pcap(path, self.link.linktype(self.client.is_ipv6()), &self.frames, opts);
+        write_pcap(
+            path,
+            self.link.linktype(self.client.is_ipv6()),
+            &self.frames,
+            opts,
+        );
     }
 }
 
@@ -273,7 +286,13 @@ pub fn ip_packet(src: IpAddr, dst: IpAddr, tcp: &[u8], v6_ext: bool) -> Vec<u8> 
     ip_packet_proto(src, dst, 6, tcp, v6_ext)
 }
 
-pub fn ip_packet_proto(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8], v6_ext: bool) -> Vec<u8> {
+pub fn ip_packet_proto(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    payload: &[u8],
+    v6_ext: bool,
+) -> Vec<u8> {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let total = 20 + payload.len();

@@ -96,7 +96,13 @@ fn ipv6_extension_headers_are_walked() {
 fn isn_close_to_wrap_keeps_sequence_arithmetic_right() {
     let dir = TempDir::new().unwrap();
     // Client data crosses 2^32; the server's ISN is the last number before it.
-    let conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", u32::MAX - 3, u32::MAX);
+    let conn = dead_peer(
+        Link::Ethernet,
+        "10.0.0.2:40000",
+        "10.0.0.1:5432",
+        u32::MAX - 3,
+        u32::MAX,
+    );
     let j = json(&write(&dir, "wrap.pcap", &conn, PcapOpts::default()), &[]);
     assert_dead_peer(&j);
     assert_eq!(j.packets[3]["seq"], 1);
@@ -123,7 +129,10 @@ fn one_byte_probes_are_keepalives_but_a_resent_last_byte_is_not() {
     conn.wait(0.3)
         .raw(Client, PSH | ACK, n - 1, ack, 512, b"z", &[])
         .seg(Server, ACK, &[]);
-    let j = json(&write(&dir, "one-byte.pcap", &conn, PcapOpts::default()), &[]);
+    let j = json(
+        &write(&dir, "one-byte.pcap", &conn, PcapOpts::default()),
+        &[],
+    );
     assert_eq!(
         j.kinds()[5..],
         [
@@ -189,8 +198,14 @@ fn capture_starting_during_idle_still_finds_the_first_probe() {
         .wait(2.0)
         .probe(Client, 0)
         .seg(Server, ACK, &[]);
-    let j = json(&write(&dir, "idle-alive.pcap", &conn, PcapOpts::default()), &[]);
-    assert_eq!(j.kinds(), ["keepalive", "keepalive-ack", "keepalive", "keepalive-ack"]);
+    let j = json(
+        &write(&dir, "idle-alive.pcap", &conn, PcapOpts::default()),
+        &[],
+    );
+    assert_eq!(
+        j.kinds(),
+        ["keepalive", "keepalive-ack", "keepalive", "keepalive-ack"]
+    );
     let f = j.flow();
     assert_eq!(f["handshake"], "missing");
     assert_eq!(f["client"], "10.0.0.2:51000");
@@ -205,7 +220,10 @@ fn capture_starting_during_idle_still_finds_the_first_probe() {
         .probe(Client, 0)
         .wait(1.0)
         .give_up(Client);
-    let j = json(&write(&dir, "idle-dead.pcap", &conn, PcapOpts::default()), &[]);
+    let j = json(
+        &write(&dir, "idle-dead.pcap", &conn, PcapOpts::default()),
+        &[],
+    );
     assert_eq!(j.kinds(), ["keepalive", "keepalive", "rst"]);
     let f = j.flow();
     assert_eq!(f["verdict"], "dead-peer");
@@ -282,7 +300,8 @@ fn non_tcp_frames_are_counted_and_skipped() {
     let dst = "10.0.0.1".parse().unwrap();
     let udp = ip_packet_proto(src, dst, 17, &[0, 53, 0, 53, 0, 8, 0, 0], false);
     let t = conn.t;
-    conn.frames.push((t, frame(Link::Ethernet, false, &udp, false, false)));
+    conn.frames
+        .push((t, frame(Link::Ethernet, false, &udp, false, false)));
     let mut arp = vec![0xff; 6];
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
     arp.extend_from_slice(&[0; 28]);
@@ -298,7 +317,9 @@ fn non_tcp_frames_are_counted_and_skipped() {
 fn a_new_syn_after_close_starts_a_new_flow() {
     let dir = TempDir::new().unwrap();
     let mut conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2);
-    conn.wait(1.0).handshake(777_777, 888_888).seg(Client, FIN | ACK, &[]);
+    conn.wait(1.0)
+        .handshake(777_777, 888_888)
+        .seg(Client, FIN | ACK, &[]);
     let j = json(&write(&dir, "reuse.pcap", &conn, PcapOpts::default()), &[]);
     assert_eq!(j.flows.len(), 2);
     assert_eq!(j.flows[0]["verdict"], "dead-peer");
@@ -323,7 +344,8 @@ fn every_kind_appears_in_the_fixtures() {
     conn.win[1] = 0;
     conn.seg(Server, ACK, &[]);
     let [n, ack] = conn.next;
-    conn.raw(Client, ACK, n, ack, 512, b"x", &[]).seg(Server, ACK, &[]);
+    conn.raw(Client, ACK, n, ack, 512, b"x", &[])
+        .seg(Server, ACK, &[]);
     for k in json(&write(&dir, "zwp.pcap", &conn, PcapOpts::default()), &[]).kinds() {
         seen.insert(k.to_string());
     }

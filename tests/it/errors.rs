@@ -83,7 +83,10 @@ fn file_cut_mid_packet_is_analyzed_up_to_the_cut_with_a_warning() {
     assert_eq!(code, 0);
     assert_one_line_error(&err, "warning: ");
     assert!(err.contains("killed.pcap"), "{err}");
-    let packets = out.lines().filter(|l| l.contains("\"type\":\"packet\"")).count();
+    let packets = out
+        .lines()
+        .filter(|l| l.contains("\"type\":\"packet\""))
+        .count();
     assert_eq!(packets, 19);
     assert!(out.contains("\"verdict\":\"dead-peer\""));
 }
@@ -91,7 +94,11 @@ fn file_cut_mid_packet_is_analyzed_up_to_the_cut_with_a_warning() {
 #[test]
 fn stdin_is_read_with_dash() {
     let data = std::fs::read(fixture("peer-reboot.pcap")).unwrap();
-    let out = kacap().args(["-r", "-", "--json", "--summary"]).write_stdin(data).output().unwrap();
+    let out = kacap()
+        .args(["-r", "-", "--json", "--summary"])
+        .write_stdin(data)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"verdict\":\"peer-reset\""));
 }
@@ -123,7 +130,12 @@ fn closed_pipe_ends_quietly_with_status_0() {
     drop(stdout);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert_eq!(err, "");
 }

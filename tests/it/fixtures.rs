@@ -85,7 +85,11 @@ fn dead_peer_probes_go_unanswered_then_the_client_resets() {
     assert_eq!(j.packets[8]["probe"], 2);
     approx(&j.packets[8]["idle"], 1.0, 0.1);
     assert_eq!(kinds[10], "fin");
-    assert!(kinds[11..].iter().all(|k| *k == "rst" || *k == "retransmission"));
+    assert!(
+        kinds[11..]
+            .iter()
+            .all(|k| *k == "rst" || *k == "retransmission")
+    );
     assert!(kinds[11..].contains(&"retransmission"));
 }
 
@@ -128,12 +132,34 @@ fn json_packet_records_follow_the_contract() {
     assert_eq!(syn["ack"], Value::Null);
     assert!(syn["ts"].as_f64().unwrap() > 1.7e9);
     let data = &j.packets[3];
-    assert_eq!((data["flags"].as_str(), data["seq"].as_u64(), data["ack"].as_u64(), data["len"].as_u64()), (Some("P."), Some(1), Some(1), Some(6)));
+    assert_eq!(
+        (
+            data["flags"].as_str(),
+            data["seq"].as_u64(),
+            data["ack"].as_u64(),
+            data["len"].as_u64()
+        ),
+        (Some("P."), Some(1), Some(1), Some(6))
+    );
     let f = j.flow();
     for key in [
-        "type", "flow", "client", "server", "first_ts", "last_ts", "packets", "handshake",
-        "prober", "probes", "probes_answered", "probes_unanswered", "probes_rst", "keepalive",
-        "close", "closed_by", "verdict",
+        "type",
+        "flow",
+        "client",
+        "server",
+        "first_ts",
+        "last_ts",
+        "packets",
+        "handshake",
+        "prober",
+        "probes",
+        "probes_answered",
+        "probes_unanswered",
+        "probes_rst",
+        "keepalive",
+        "close",
+        "closed_by",
+        "verdict",
     ] {
         assert!(f.get(key).is_some(), "flow record lacks {key}: {f}");
     }
@@ -150,7 +176,11 @@ fn summary_mode_prints_only_flow_and_summary_records() {
     let j = json(&fixture("dead-peer.pcap"), &["--summary"]);
     assert!(j.packets.is_empty());
     assert_eq!(j.flows.len(), 1);
-    let t = text(&["-r", fixture("dead-peer.pcap").to_str().unwrap(), "--summary"]);
+    let t = text(&[
+        "-r",
+        fixture("dead-peer.pcap").to_str().unwrap(),
+        "--summary",
+    ]);
     assert!(!t.contains("Flags ["));
     assert!(t.contains("dead-peer"));
 }
@@ -201,11 +231,25 @@ fn timestamp_flags_follow_tcpdump() {
     let p = path.to_str().unwrap();
     let first = |flag: &str| text(&["-r", p, flag]).lines().next().unwrap().to_string();
     assert!(first("-t").starts_with("IP 127.0.0.1."));
-    assert!(first("-tt").split(' ').next().unwrap().parse::<f64>().unwrap() > 1.7e9);
+    assert!(
+        first("-tt")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 1.7e9
+    );
     assert!(first("-ttt").starts_with(" 00:00:00.000000 IP "));
     assert!(first("-ttttt").starts_with(" 00:00:00.000000 IP "));
     let date = first("-tttt");
-    assert!(date.as_bytes()[4] == b'-' && date.as_bytes()[10] == b' ', "{date}");
+    assert!(
+        date.as_bytes()[4] == b'-' && date.as_bytes()[10] == b' ',
+        "{date}"
+    );
     let nano = first("--nano");
-    assert_eq!(nano.split(' ').next().unwrap().len(), "HH:MM:SS.nnnnnnnnn".len());
+    assert_eq!(
+        nano.split(' ').next().unwrap().len(),
+        "HH:MM:SS.nnnnnnnnn".len()
+    );
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// A real capture in fixtures/.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// The kacap binary with a fixed time zone and no color.

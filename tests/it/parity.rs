@@ -8,7 +8,10 @@ use std::process::Command;
 use tempfile::TempDir;
 
 fn tcpdump_available() -> bool {
-    Command::new("tcpdump").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("tcpdump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn tcpdump_lines(path: &Path) -> Vec<String> {
@@ -19,16 +22,30 @@ fn tcpdump_lines(path: &Path) -> Vec<String> {
         .output()
         .unwrap();
     assert!(out.status.success(), "tcpdump failed on {}", path.display());
-    String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 fn assert_parity(path: &Path) {
     let theirs = tcpdump_lines(path);
-    let out = kacap().arg("-r").arg(path).arg("--color=never").output().unwrap();
+    let out = kacap()
+        .arg("-r")
+        .arg(path)
+        .arg("--color=never")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let ours = String::from_utf8(out.stdout).unwrap();
     let ours: Vec<&str> = ours.lines().take_while(|l| !l.is_empty()).collect();
-    assert_eq!(ours.len(), theirs.len(), "line count differs for {}", path.display());
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "line count differs for {}",
+        path.display()
+    );
     for (t, k) in theirs.iter().zip(&ours) {
         assert!(
             k.starts_with(t.as_str()) && k[t.len()..].starts_with("  "),
@@ -52,16 +69,36 @@ fn ethernet_fixtures(dir: &TempDir) -> Vec<PathBuf> {
         paths.push(p);
     };
     let d = PcapOpts::default();
-    add("eth.pcap", &dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2), d);
-    add("vlan.pcap", &dead_peer(Link::Vlan, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2), d);
+    add(
+        "eth.pcap",
+        &dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2),
+        d,
+    );
+    add(
+        "vlan.pcap",
+        &dead_peer(Link::Vlan, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2),
+        d,
+    );
     add(
         "wrap.pcap",
-        &dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", u32::MAX - 3, u32::MAX),
+        &dead_peer(
+            Link::Ethernet,
+            "10.0.0.2:40000",
+            "10.0.0.1:5432",
+            u32::MAX - 3,
+            u32::MAX,
+        ),
         d,
     );
     add(
         "v6.pcap",
-        &dead_peer(Link::Ethernet, "[2001:db8::2]:40000", "[2001:db8::1]:5432", 1, 2),
+        &dead_peer(
+            Link::Ethernet,
+            "[2001:db8::2]:40000",
+            "[2001:db8::1]:5432",
+            1,
+            2,
+        ),
         d,
     );
     add(
@@ -72,14 +109,25 @@ fn ethernet_fixtures(dir: &TempDir) -> Vec<PathBuf> {
     add(
         "snap54.pcap",
         &dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2),
-        PcapOpts { snaplen: Some(54), ..d },
+        PcapOpts {
+            snaplen: Some(54),
+            ..d
+        },
     );
     let mut one = Conn::new("10.0.0.2:49152", "10.0.0.1:3389", Link::Ethernet);
-    one.handshake(100, 200).exchange(Client, b"req").wait(2.0).probe(Client, 1).seg(Server, ACK, &[]);
+    one.handshake(100, 200)
+        .exchange(Client, b"req")
+        .wait(2.0)
+        .probe(Client, 1)
+        .seg(Server, ACK, &[]);
     add("one-byte.pcap", &one, d);
     let mut idle = Conn::new("10.0.0.2:51000", "10.0.0.1:6379", Link::Ethernet);
     idle.next = [0x8000_0000, 0x1234_5678];
-    idle.probe(Client, 0).seg(Server, ACK, &[]).wait(2.0).probe(Client, 0).give_up(Client);
+    idle.probe(Client, 0)
+        .seg(Server, ACK, &[])
+        .wait(2.0)
+        .probe(Client, 0)
+        .give_up(Client);
     add("idle.pcap", &idle, d);
     paths
 }
