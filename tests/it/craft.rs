@@ -204,7 +204,7 @@ impl Conn {
 
 fn pad4(opts: &[u8]) -> Vec<u8> {
     let mut v = opts.to_vec();
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(1);
     }
     v
@@ -368,22 +368,12 @@ pub fn frame(link: Link, v6: bool, ip: &[u8], pad: bool, inbound: bool) -> Vec<u
     f
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PcapOpts {
     pub nano: bool,
     pub big_endian: bool,
     /// Cut frames to this many bytes (as `tcpdump -s`).
     pub snaplen: Option<usize>,
-}
-
-impl Default for PcapOpts {
-    fn default() -> Self {
-        PcapOpts {
-            nano: false,
-            big_endian: false,
-            snaplen: None,
-        }
-    }
 }
 
 fn split_ts(t: f64, nano: bool) -> (u32, u32) {

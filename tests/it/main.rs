@@ -60,7 +60,7 @@ impl Json {
 
 pub fn json(path: &Path, extra: &[&str]) -> Json {
     let mut args: Vec<&std::ffi::OsStr> = vec!["-r".as_ref(), path.as_os_str(), "--json".as_ref()];
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     let out = kacap().args(&args).output().unwrap();
     assert!(
         out.status.success(),
