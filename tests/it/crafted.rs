@@ -368,3 +368,27 @@ fn every_kind_appears_in_the_fixtures() {
     }
     assert_eq!(seen.len(), all.len(), "unexpected kinds: {seen:?}");
 }
+
+#[test]
+fn server_side_keepalive_is_attributed_to_the_server() {
+    let dir = TempDir::new().unwrap();
+    let mut conn = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    conn.handshake(1, 2)
+        .exchange(Client, b"q")
+        .wait(3.0)
+        .probe(Server, 0)
+        .seg(Client, ACK, &[])
+        .wait(3.0)
+        .probe(Server, 0)
+        .seg(Client, ACK, &[]);
+    let j = json(&write(&dir, "server.pcap", &conn, PcapOpts::default()), &[]);
+    assert_eq!(
+        j.kinds()[5..],
+        ["keepalive", "keepalive-ack", "keepalive", "keepalive-ack"]
+    );
+    assert_eq!(j.packets[5]["from"], "server");
+    let f = j.flow();
+    assert_eq!(f["prober"], "server");
+    assert_eq!(f["verdict"], "alive");
+    approx(&f["keepalive"]["idle"], 3.0, 0.01);
+}

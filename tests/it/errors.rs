@@ -161,3 +161,33 @@ fn non_utf8_file_names_work() {
     assert_eq!(code, 0);
     assert!(out.contains("alive"));
 }
+
+#[test]
+fn color_only_when_asked_or_on_a_terminal_and_never_with_no_color() {
+    let path = fixture("healthy.pcap");
+    let run = |args: &[&str], no_color: bool| {
+        let mut cmd = kacap();
+        cmd.arg("-r").arg(&path).args(args);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+    };
+    // Not a terminal: no escapes by default.
+    assert!(!run(&[], false).contains('\x1b'));
+    assert!(run(&["--color=always"], false).contains("\x1b["));
+    assert!(!run(&["--color=never"], false).contains('\x1b'));
+    // NO_COLOR only affects the automatic choice.
+    assert!(!run(&[], true).contains('\x1b'));
+}
+
+#[test]
+fn use_color_honors_no_color_on_a_terminal() {
+    use kacap::cli::ColorChoice;
+    // SAFETY: this test binary's other tests do not read NO_COLOR in-process.
+    unsafe { std::env::set_var("NO_COLOR", "1") };
+    assert!(!kacap::run::use_color(ColorChoice::Auto, true));
+    unsafe { std::env::remove_var("NO_COLOR") };
+    assert!(kacap::run::use_color(ColorChoice::Auto, true));
+    assert!(!kacap::run::use_color(ColorChoice::Auto, false));
+}
