@@ -236,6 +236,20 @@ impl<S: Sink> Analyzer<S> {
         self.sink.packet(&event, flow)
     }
 
+    /// A live capture woke up without a packet at wall-clock `now`: ends a
+    /// hold that has waited too long and reports flows that expired.
+    pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        if let Some(hold) = self.hold
+            && now.since(hold.since) > HOLD_SECONDS
+        {
+            self.release(None)?;
+        }
+        if self.hold.is_none() {
+            self.expire(now)?;
+        }
+        Ok(())
+    }
+
     fn skip(&mut self, skip: Skip) {
         self.stats.skipped += 1;
         match skip {

@@ -5,14 +5,23 @@ use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
 Examples:
+  sudo kacap -i lo port 2333                    watch keepalive live on loopback
+  sudo kacap -i any --json tcp port 5432 | jq . live JSON Lines
+  sudo kacap -i eth0 -w ka.pcap port 6379       analyze and keep the packets
+  kacap -D                                      list interfaces
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
   kacap -r capture.pcap --json | jq 'select(.kind==\"keepalive\")'
   tcpdump -i any -w - port 6379 | kacap -r -     analyze while tcpdump captures
 
-Exit status: 0 success (also when the output pipe closes), 1 output error,
-2 bad usage or an unreadable capture.";
+Live capture needs privileges: sudo, or once
+  sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v kacap)\"
+Ctrl-C stops it: the flow table and the packet counts are printed, -w is closed.
+
+Exit status: 0 success (also when the output pipe closes), 1 output error
+(stdout or the -w file), 2 bad usage, an unreadable capture, or a live capture
+that cannot start.";
 
 /// Packet-level TCP keepalive analyzer: reads a capture, rebuilds every TCP
 /// connection, labels keepalive probes, their ACKs and RSTs, infers
@@ -21,8 +30,25 @@ Exit status: 0 success (also when the output pipe closes), 1 output error,
 #[command(name = "kacap", version, after_help = EXAMPLES)]
 pub struct Args {
     /// Read packets from FILE (pcap or pcapng; `-` for stdin).
-    #[arg(short = 'r', value_name = "FILE")]
-    pub read: PathBuf,
+    #[arg(short = 'r', value_name = "FILE", conflicts_with = "interface",
+          required_unless_present_any = ["interface", "list_interfaces"])]
+    pub read: Option<PathBuf>,
+
+    /// Capture live on IFACE (lo, any, eth0, …).
+    #[arg(short = 'i', value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// List the interfaces kacap can capture on, as tcpdump -D.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Also write the raw packets to FILE (pcap), to replay with -r.
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', value_name = "COUNT")]
+    pub count: Option<u64>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! Errors a user can cause, each one line on stderr with an exit status.
 //!
 //! Exit statuses: 0 success (also when the reader of our output goes away),
-//! 1 an error while writing output, 2 bad usage or unusable input.
+//! 1 an error while writing output (stdout or the `-w` file), 2 bad usage,
+//! unusable input, or a live capture that cannot start.
 
 use std::fmt;
 use std::io;
@@ -12,6 +13,12 @@ pub enum Error {
     Input { file: String, msg: String },
     /// A BPF filter expression libpcap rejects.
     Filter { expr: String, msg: String },
+    /// A live capture that cannot start (permissions, unknown interface).
+    Live { iface: String, msg: String },
+    /// The `-w` file cannot be written.
+    Save { file: String, msg: String },
+    /// Bad combination of arguments.
+    Usage(String),
     /// Writing our output failed (other than a closed pipe).
     Output(io::Error),
 }
@@ -19,8 +26,8 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Input { .. } | Error::Filter { .. } => 2,
-            Error::Output(_) => 1,
+            Error::Input { .. } | Error::Filter { .. } | Error::Live { .. } | Error::Usage(_) => 2,
+            Error::Output(_) | Error::Save { .. } => 1,
         }
     }
 }
@@ -33,6 +40,12 @@ impl fmt::Display for Error {
                 f,
                 "bad filter expression '{expr}': {msg} (see 'man pcap-filter')"
             ),
+            Error::Live { iface, msg } => write!(f, "cannot capture on {iface}: {msg}"),
+            Error::Save { file, msg } => write!(
+                f,
+                "cannot write capture file {file}: {msg} (check the directory, its permissions and free space)"
+            ),
+            Error::Usage(msg) => write!(f, "{msg} (see 'kacap --help')"),
             Error::Output(e) => write!(f, "cannot write output: {e}"),
         }
     }

@@ -135,6 +135,16 @@ impl Prober {
         self.intervals.median().or_else(|| self.rst_gaps.median())
     }
 
+    /// When this side's next probe is due, given the connection's last
+    /// segment: one interval after an unanswered probe (when the interval is
+    /// known), else one idle time after the last segment.
+    pub fn next_probe_due(&self, last_ts: Timestamp) -> Option<Timestamp> {
+        match self.episode {
+            Some(ep) if ep.waiting => self.interval().map(|i| ep.last_probe_ts.plus(i)),
+            _ => self.idle().map(|i| last_ts.plus(i)),
+        }
+    }
+
     /// TCP_KEEPCNT as inferred (the latest episode that ended in our RST).
     pub fn count(&self) -> Option<u32> {
         self.counts.last().copied()
@@ -261,6 +271,15 @@ impl Tracker {
         }
     }
 
+    /// The earliest next probe due from either side, for an open connection.
+    pub fn next_probe_due(&self, last_ts: Timestamp) -> Option<Timestamp> {
+        self.sides
+            .iter()
+            .filter(|p| p.probes > 0)
+            .filter_map(|p| p.next_probe_due(last_ts))
+            .min()
+    }
+
     pub fn probes(&self) -> u32 {
         self.sides[0].probes + self.sides[1].probes
     }
@@ -272,6 +291,38 @@ impl Tracker {
             .filter_map(|p| p.last)
             .max_by_key(|(_, ts)| *ts)
             .map(|(o, _)| o)
+    }
+}
+
+/// This host's keepalive defaults (Linux: /proc/sys/net/ipv4/tcp_keepalive_*).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SystemDefaults {
+    pub time: f64,
+    pub intvl: f64,
+    pub probes: u32,
+}
+
+impl SystemDefaults {
+    /// Reads the sysctls; `None` where they do not exist (not Linux).
+    pub fn read() -> Option<SystemDefaults> {
+        let get = |name: &str| -> Option<f64> {
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(SystemDefaults {
+            time: get("tcp_keepalive_time")?,
+            intvl: get("tcp_keepalive_intvl")?,
+            probes: get("tcp_keepalive_probes")? as u32,
+        })
+    }
+
+    /// Whether inferred settings differ from these defaults (10% timer slack).
+    pub fn differs(&self, idle: Option<f64>, interval: Option<f64>, count: Option<u32>) -> bool {
+        let off = |v: Option<f64>, d: f64| v.is_some_and(|v| (v - d).abs() > d * 0.1 + 0.05);
+        off(idle, self.time) || off(interval, self.intvl) || count.is_some_and(|c| c != self.probes)
     }
 }
 

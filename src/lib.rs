@@ -16,5 +16,7 @@ pub mod keepalive;
 pub mod report;
 pub mod run;
 pub mod seq;
+pub mod signal;
 pub mod source;
 pub mod time;
+pub mod traffic;

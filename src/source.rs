@@ -1,35 +1,65 @@
-//! Source: libpcap reading pcap and pcapng files (or stdin), with an
-//! optional BPF filter, handing out borrowed frames.
+//! Source: libpcap, reading pcap / pcapng files (or stdin) or capturing live,
+//! with an optional BPF filter and an optional `-w` copy of every packet,
+//! handing out borrowed frames.
 
 use crate::analyzer::Frame;
 use crate::decode::LinkType;
 use crate::error::Error;
 use crate::time::Timestamp;
-use pcap::{Capture, Offline, Precision};
+use pcap::{Active, Capture, Offline, Precision, Savefile};
 use std::fs::File;
 use std::io;
 use std::os::fd::IntoRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// How reading a capture ended, when it did not simply reach the end.
+/// Snapshot length for live captures: every header, and then some.
+pub const LIVE_SNAPLEN: i32 = 262_144;
+/// How often a live capture wakes up without packets (ticks, Ctrl-C).
+const LIVE_TIMEOUT_MS: i32 = 100;
+
+/// How reading ended, when it did not simply reach the end or get stopped.
 pub enum ReadEnd {
     /// The sink failed (e.g. a closed pipe).
     Output(io::Error),
     /// The file ends in the middle of a packet (tcpdump killed hard, a copy
     /// in progress); everything before it was analyzed.
     Truncated(String),
+    /// Writing the `-w` file failed.
+    Save(String),
+    /// The live capture failed (interface went away, …).
+    Capture(String),
 }
 
-/// An opened capture file.
-pub struct FileSource {
-    cap: Capture<Offline>,
+enum Handle {
+    File(Capture<Offline>),
+    Live(Capture<Active>),
+}
+
+/// Packet counters of a live capture, as tcpdump prints them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureStats {
+    pub captured: u64,
+    pub received: u32,
+    pub dropped: u32,
+}
+
+/// An opened capture: a file or an interface.
+pub struct Source {
+    handle: Handle,
     pub link: LinkType,
     pub dlt: i32,
-    /// The name to use in messages (`-` is `stdin`).
+    /// The name to use in messages (`stdin` for `-`, the interface name).
     pub name: String,
+    /// Timestamps come in nanoseconds (files) or microseconds (live).
+    nano: bool,
+    save: Option<(Savefile, String)>,
+    /// Stop after this many frames (`-c`).
+    pub limit: Option<u64>,
+    pub captured: u64,
 }
 
-/// Describes a data link type for messages: `105 (IEEE802_11)`.
+/// Describes a data link type for messages: `1 (EN10MB)`.
 pub fn describe_dlt(dlt: i32) -> String {
     match pcap::Linktype(dlt).get_name() {
         Ok(name) => format!("{dlt} ({name})"),
@@ -37,9 +67,28 @@ pub fn describe_dlt(dlt: i32) -> String {
     }
 }
 
-impl FileSource {
+/// tcpdump's banner form: `EN10MB (Ethernet)`.
+pub fn banner_dlt(dlt: i32) -> String {
+    let l = pcap::Linktype(dlt);
+    match (l.get_name(), l.get_description()) {
+        (Ok(n), Ok(d)) => format!("{n} ({d})"),
+        (Ok(n), Err(_)) => n,
+        _ => dlt.to_string(),
+    }
+}
+
+fn supported(dlt: i32, input: impl Fn(String) -> Error) -> Result<LinkType, Error> {
+    LinkType::from_dlt(dlt).ok_or_else(|| {
+        input(format!(
+            "link type {} is not supported; kacap reads Ethernet, Linux cooked (SLL, SLL2), NULL/LOOP and raw IP captures",
+            describe_dlt(dlt)
+        ))
+    })
+}
+
+impl Source {
     /// Opens `path` (`-` for stdin) and applies `filter` (BPF syntax).
-    pub fn open(path: &Path, filter: Option<&str>) -> Result<FileSource, Error> {
+    pub fn file(path: &Path, filter: Option<&str>) -> Result<Source, Error> {
         let name = if path == Path::new("-") {
             "stdin".to_string()
         } else {
@@ -71,7 +120,7 @@ impl FileSource {
             file.into_raw_fd()
         };
         // SAFETY: `fd` is an open descriptor we own; libpcap takes it over.
-        let cap =
+        let mut cap =
             unsafe { Capture::from_raw_fd_with_precision(fd, Precision::Nano) }.map_err(|e| {
                 input(format!(
                     "not a readable pcap or pcapng capture ({})",
@@ -79,49 +128,222 @@ impl FileSource {
                 ))
             })?;
         let dlt = cap.get_datalink().0;
-        let link = LinkType::from_dlt(dlt).ok_or_else(|| {
-            input(format!(
-                "link type {} is not supported; kacap reads Ethernet, Linux cooked (SLL, SLL2), NULL/LOOP and raw IP captures",
-                describe_dlt(dlt)
-            ))
-        })?;
-        let mut src = FileSource {
-            cap,
-            link,
-            dlt,
-            name,
-        };
+        let link = supported(dlt, input)?;
         if let Some(expr) = filter {
-            src.cap.filter(expr, true).map_err(|e| Error::Filter {
+            cap.filter(expr, true).map_err(|e| Error::Filter {
                 expr: expr.to_string(),
                 msg: pcap_msg(&e),
             })?;
         }
-        Ok(src)
+        Ok(Source {
+            handle: Handle::File(cap),
+            link,
+            dlt,
+            name,
+            nano: true,
+            save: None,
+            limit: None,
+            captured: 0,
+        })
     }
 
-    /// Feeds every frame to `each`, numbering them from 1.
-    pub fn run(&mut self, mut each: impl FnMut(&Frame) -> io::Result<()>) -> Result<(), ReadEnd> {
-        let mut n = 0u64;
-        loop {
-            match self.cap.next_packet() {
+    /// Opens interface `iface` for live capture, in immediate mode.
+    pub fn live(iface: &str, filter: Option<&str>) -> Result<Source, Error> {
+        let live = |msg: String| Error::Live {
+            iface: iface.to_string(),
+            msg,
+        };
+        let inactive = Capture::from_device(iface).map_err(|e| live(pcap_msg(&e)))?;
+        let mut cap = inactive
+            .immediate_mode(true)
+            .snaplen(LIVE_SNAPLEN)
+            .timeout(LIVE_TIMEOUT_MS)
+            .promisc(false)
+            .open()
+            .map_err(|e| classify_open_error(iface, &pcap_msg(&e)))?;
+        let dlt = cap.get_datalink().0;
+        let link = supported(dlt, live)?;
+        if let Some(expr) = filter {
+            cap.filter(expr, true).map_err(|e| Error::Filter {
+                expr: expr.to_string(),
+                msg: pcap_msg(&e),
+            })?;
+        }
+        // Immediate mode ignores the read timeout: read without blocking and
+        // wait in poll(2), which a signal interrupts.
+        let cap = cap.setnonblock().map_err(|e| live(pcap_msg(&e)))?;
+        Ok(Source {
+            handle: Handle::Live(cap),
+            link,
+            dlt,
+            name: iface.to_string(),
+            nano: false,
+            save: None,
+            limit: None,
+            captured: 0,
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.handle, Handle::Live(_))
+    }
+
+    /// tcpdump's banner: `listening on lo, link-type EN10MB (Ethernet), snapshot length 262144 bytes`.
+    pub fn banner(&self) -> String {
+        format!(
+            "listening on {}, link-type {}, snapshot length {} bytes",
+            self.name,
+            banner_dlt(self.dlt),
+            LIVE_SNAPLEN
+        )
+    }
+
+    /// Also writes every packet read to `path` as a pcap file (`-w`).
+    pub fn save_to(&mut self, path: &Path) -> Result<(), Error> {
+        let shown = path.display().to_string();
+        let fail = |msg: String| Error::Save {
+            file: shown.clone(),
+            msg,
+        };
+        let file = File::create(path).map_err(|e| fail(e.to_string()))?;
+        let fd = file.into_raw_fd();
+        // SAFETY: `fd` is an open descriptor we own; libpcap takes it over.
+        let saved = unsafe {
+            match &self.handle {
+                Handle::File(c) => c.savefile_raw_fd(fd),
+                Handle::Live(c) => c.savefile_raw_fd(fd),
+            }
+        }
+        .map_err(|e| fail(pcap_msg(&e)))?;
+        self.save = Some((saved, shown));
+        Ok(())
+    }
+
+    /// Live packet counters (files have none).
+    pub fn stats(&mut self) -> Option<CaptureStats> {
+        let captured = self.captured;
+        match &mut self.handle {
+            Handle::Live(c) => c.stats().ok().map(|s| CaptureStats {
+                captured,
+                received: s.received,
+                dropped: s.dropped,
+            }),
+            Handle::File(_) => None,
+        }
+    }
+
+    /// Feeds every frame to `each`, numbering them from 1, until the end of
+    /// the file, `-c`, or `stop`. A live capture calls `tick` with the wall
+    /// clock whenever it wakes up without a packet.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut each: impl FnMut(&Frame) -> io::Result<()>,
+        mut tick: impl FnMut(Timestamp) -> io::Result<()>,
+    ) -> Result<(), ReadEnd> {
+        let live = self.is_live();
+        let result = loop {
+            if stop.load(Ordering::Relaxed) || self.limit.is_some_and(|l| self.captured >= l) {
+                break Ok(());
+            }
+            let next = match &mut self.handle {
+                Handle::File(c) => c.next_packet(),
+                Handle::Live(c) => c.next_packet(),
+            };
+            match next {
                 Ok(p) => {
-                    n += 1;
+                    self.captured += 1;
+                    if let Some((save, name)) = &mut self.save {
+                        save.write(&p);
+                        if self.nano {
+                            // Files: flushed at the end.
+                        } else if let Err(e) = save.flush() {
+                            break Err(ReadEnd::Save(format!("{name}: {e}")));
+                        }
+                    }
                     // time_t is 32 bits on some targets.
                     #[allow(clippy::useless_conversion)]
                     let sec = i64::from(p.header.ts.tv_sec);
+                    let sub = p.header.ts.tv_usec.max(0) as u32;
+                    let nsec = if self.nano {
+                        sub
+                    } else {
+                        sub.saturating_mul(1000)
+                    };
                     let frame = Frame {
-                        n,
-                        ts: Timestamp::new(sec, p.header.ts.tv_usec.clamp(0, 999_999_999) as u32),
+                        n: self.captured,
+                        ts: Timestamp::new(sec, nsec.min(999_999_999)),
                         len: p.header.len,
                         data: p.data,
                     };
-                    each(&frame).map_err(ReadEnd::Output)?;
+                    if let Err(e) = each(&frame) {
+                        break Err(ReadEnd::Output(e));
+                    }
                 }
-                Err(pcap::Error::NoMorePackets) => return Ok(()),
-                Err(e) => return Err(ReadEnd::Truncated(pcap_msg(&e))),
+                Err(pcap::Error::NoMorePackets) => break Ok(()),
+                Err(pcap::Error::TimeoutExpired) => {
+                    // Nothing to read (live, non-blocking): wait for more.
+                    if self.wait_readable() == 0
+                        && let Err(e) = tick(Timestamp::now())
+                    {
+                        break Err(ReadEnd::Output(e));
+                    }
+                }
+                Err(e) if live => {
+                    // A signal may interrupt the read; anything else ends it.
+                    if stop.load(Ordering::Relaxed) {
+                        break Ok(());
+                    }
+                    break Err(ReadEnd::Capture(pcap_msg(&e)));
+                }
+                Err(e) => break Err(ReadEnd::Truncated(pcap_msg(&e))),
             }
+        };
+        if let Some((save, name)) = &mut self.save
+            && let Err(e) = save.flush()
+            && result.is_ok()
+        {
+            return Err(ReadEnd::Save(format!("{name}: {e}")));
         }
+        result
+    }
+
+    /// Waits up to the live timeout for packets; returns poll's result
+    /// (0 on timeout, -1 when a signal interrupted it).
+    fn wait_readable(&self) -> i32 {
+        let Handle::Live(c) = &self.handle else {
+            return 0;
+        };
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(c),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, LIVE_TIMEOUT_MS) }
+    }
+
+    /// Closes the `-w` file (flushing it).
+    pub fn close_save(&mut self) {
+        self.save = None;
+    }
+}
+
+/// Turns libpcap's open error into one message with the fix.
+fn classify_open_error(iface: &str, msg: &str) -> Error {
+    let lower = msg.to_lowercase();
+    let msg = if lower.contains("permission") || lower.contains("not permitted") {
+        format!(
+            "{msg}: capturing needs privileges; run with sudo, or once: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v kacap)\""
+        )
+    } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+        format!("{msg}: no interface named '{iface}'; 'kacap -D' lists them")
+    } else {
+        msg.to_string()
+    };
+    Error::Live {
+        iface: iface.to_string(),
+        msg,
     }
 }
 
@@ -141,4 +363,46 @@ pub fn pcap_msg(e: &pcap::Error) -> String {
         pcap::Error::PcapError(m) => m.clone(),
         other => other.to_string(),
     }
+}
+
+/// `kacap -D`: the interfaces libpcap can capture on, as `tcpdump -D` lists them.
+pub fn list_interfaces(out: &mut impl io::Write) -> Result<(), Error> {
+    let devices = pcap::Device::list().map_err(|e| Error::Live {
+        iface: "any".to_string(),
+        msg: pcap_msg(&e),
+    })?;
+    for (i, d) in devices.iter().enumerate() {
+        use pcap::{ConnectionStatus, IfFlags};
+        let mut flags = Vec::new();
+        let f = &d.flags;
+        if f.if_flags.contains(IfFlags::UP) {
+            flags.push("Up");
+        }
+        if f.if_flags.contains(IfFlags::RUNNING) {
+            flags.push("Running");
+        }
+        if f.if_flags.contains(IfFlags::WIRELESS) {
+            flags.push("Wireless");
+        }
+        if f.if_flags.contains(IfFlags::LOOPBACK) {
+            flags.push("Loopback");
+        }
+        match f.connection_status {
+            ConnectionStatus::Connected => flags.push("Connected"),
+            ConnectionStatus::Disconnected => flags.push("Disconnected"),
+            _ => {}
+        }
+        let desc = d
+            .desc
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        let flags = if flags.is_empty() {
+            "none".to_string()
+        } else {
+            flags.join(", ")
+        };
+        writeln!(out, "{}.{}{desc} [{flags}]", i + 1, d.name).map_err(Error::Output)?;
+    }
+    Ok(())
 }

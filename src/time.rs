@@ -12,6 +12,21 @@ impl Timestamp {
         Timestamp { sec, nsec }
     }
 
+    /// The wall clock.
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::new(d.as_secs() as i64, d.subsec_nanos())
+    }
+
+    /// `self` plus `secs` seconds.
+    pub fn plus(self, secs: f64) -> Timestamp {
+        let total = self.sec as f64 + f64::from(self.nsec) * 1e-9 + secs;
+        let sec = total.floor();
+        Timestamp::new(sec as i64, ((total - sec) * 1e9).min(999_999_999.0) as u32)
+    }
+
     /// Seconds from `earlier` to `self` (negative if `earlier` is later).
     pub fn since(self, earlier: Timestamp) -> f64 {
         (self.sec - earlier.sec) as f64 + (f64::from(self.nsec) - f64::from(earlier.nsec)) * 1e-9

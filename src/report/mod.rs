@@ -68,6 +68,8 @@ pub struct FlowSummary {
     pub close: &'static str,
     pub closed_by: Option<&'static str>,
     pub verdict: Verdict,
+    /// For a connection still open: when its next probe is due.
+    pub next_probe: Option<Timestamp>,
 }
 
 /// `ip:port`, IPv6 in brackets.
@@ -111,6 +113,11 @@ impl FlowSummary {
             close,
             closed_by,
             verdict: Verdict::of(ka),
+            next_probe: if flow.finished {
+                None
+            } else {
+                ka.next_probe_due(flow.last_ts)
+            },
         }
     }
 }

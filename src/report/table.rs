@@ -3,6 +3,8 @@
 use super::FlowSummary;
 use super::annotate::Secs;
 use crate::analyzer::Stats;
+use crate::keepalive::SystemDefaults;
+use crate::time::Timestamp;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use std::io::{self, Write};
@@ -64,4 +66,56 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
         "{} frames, {} TCP segments, {} skipped, {} flows",
         stats.frames, stats.tcp_segments, stats.skipped, stats.flows
     )
+}
+
+/// After a live capture: this host's keepalive defaults next to what the
+/// flows did, and when each open flow's next probe is due.
+pub fn write_live_notes(
+    out: &mut impl Write,
+    flows: &[FlowSummary],
+    defaults: Option<SystemDefaults>,
+    now: Timestamp,
+) -> io::Result<()> {
+    if let Some(d) = defaults {
+        writeln!(
+            out,
+            "system defaults (/proc/sys/net/ipv4): tcp_keepalive_time {}s, tcp_keepalive_intvl {}s, tcp_keepalive_probes {}",
+            d.time, d.intvl, d.probes
+        )?;
+        for f in flows
+            .iter()
+            .filter(|f| d.differs(f.idle, f.interval, f.count))
+        {
+            writeln!(
+                out,
+                "flow {}: idle {}, interval {}, count {} differ from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
+                f.id,
+                opt_secs(f.idle),
+                opt_secs(f.interval),
+                f.count.map_or_else(|| "-".to_string(), |c| c.to_string()),
+                f.prober.unwrap_or("socket"),
+            )?;
+        }
+    }
+    for f in flows {
+        if let Some(due) = f.next_probe {
+            let wait = due.since(now);
+            if wait >= 0.0 {
+                writeln!(
+                    out,
+                    "flow {} still open: next probe expected in ~{}",
+                    f.id,
+                    Secs(wait)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "flow {} still open: a probe was due {} ago and none was seen",
+                    f.id,
+                    Secs(-wait)
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

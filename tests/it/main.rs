@@ -4,6 +4,7 @@ mod craft;
 mod crafted;
 mod errors;
 mod fixtures;
+mod live;
 mod parity;
 
 use assert_cmd::Command;

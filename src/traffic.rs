@@ -1,0 +1,161 @@
+//! Real kernel keepalive traffic on this machine, for the live tests (and
+//! the lab): a server socket and a client with SO_KEEPALIVE and short
+//! timers, with the peer healthy, silenced, or vanished.
+//!
+//! - Dead peer: a one-instruction classic BPF program (`ret #0`) attached
+//!   with SO_ATTACH_FILTER to the server's accepted socket makes its kernel
+//!   drop every segment for it, so the client's probes go unanswered.
+//!   Needs no privilege.
+//! - Peer reboot: the accepted socket is closed in TCP_REPAIR mode, so it
+//!   vanishes without FIN or RST and the next probe is answered by RST.
+//!   Needs CAP_NET_ADMIN.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+const TCP_REPAIR: libc::c_int = 19;
+
+/// Keepalive timers, in seconds (TCP_KEEPIDLE, TCP_KEEPINTVL) and probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    pub idle: u32,
+    pub interval: u32,
+    pub count: u32,
+}
+
+/// What happens to the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// The peer answers: `answered` probes go by, then the client closes.
+    Healthy { answered: u32 },
+    /// The server's socket is silenced; the client's kernel gives up.
+    DeadPeer,
+    /// The server's socket vanishes; the next probe is answered by RST.
+    PeerReboot,
+}
+
+fn setsockopt(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: a c_int option value of the right size for these options.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turns keepalive on with the given timers.
+pub fn enable_keepalive(sock: &impl AsRawFd, t: Timers) -> io::Result<()> {
+    setsockopt(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    setsockopt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPIDLE,
+        t.idle as libc::c_int,
+    )?;
+    setsockopt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        t.interval as libc::c_int,
+    )?;
+    setsockopt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPCNT,
+        t.count as libc::c_int,
+    )
+}
+
+/// Makes the kernel drop every segment for `sock` (SO_ATTACH_FILTER, `ret #0`).
+pub fn silence(sock: &impl AsRawFd) -> io::Result<()> {
+    let mut insn = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: insn.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points at one valid instruction; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Closes `sock` without FIN or RST (TCP_REPAIR, needs CAP_NET_ADMIN).
+pub fn vanish(sock: TcpStream) -> io::Result<()> {
+    setsockopt(&sock, libc::IPPROTO_TCP, TCP_REPAIR, 1)?;
+    drop(sock);
+    Ok(())
+}
+
+/// Runs `scenario` against a server listening on `addr`, with keepalive on
+/// the client. Returns the client's final error, if the kernel reported one
+/// (ETIMEDOUT for a dead peer, ECONNRESET after a peer reboot).
+pub fn run(addr: SocketAddr, timers: Timers, scenario: Scenario) -> io::Result<Option<io::Error>> {
+    let listener = TcpListener::bind(addr)?;
+    let mut client = TcpStream::connect(listener.local_addr()?)?;
+    enable_keepalive(&client, timers)?;
+    let (mut server, _) = listener.accept()?;
+    client.write_all(b"hello\n")?;
+    let mut buf = [0u8; 64];
+    let _ = server.read(&mut buf)?;
+    server.write_all(b"hi\n")?;
+    let _ = client.read(&mut buf)?;
+    // Longest a scenario may take: idle + count × interval, with slack.
+    let patience = Duration::from_secs(u64::from(timers.idle + timers.count * timers.interval + 5));
+    client.set_read_timeout(Some(patience))?;
+    match scenario {
+        Scenario::Healthy { answered } => {
+            // Probes come one idle time apart while answered.
+            let wait = f64::from(timers.idle) * f64::from(answered) + f64::from(timers.idle) * 0.5;
+            std::thread::sleep(Duration::from_secs_f64(wait));
+            drop(client);
+            std::thread::sleep(Duration::from_millis(100));
+            drop(server);
+            Ok(None)
+        }
+        Scenario::DeadPeer => {
+            silence(&server)?;
+            let outcome = client.read(&mut buf).err();
+            // The orphaned server socket now sends FIN and retransmits it;
+            // the client's kernel answers each with RST.
+            drop(server);
+            std::thread::sleep(Duration::from_millis(700));
+            Ok(outcome)
+        }
+        Scenario::PeerReboot => {
+            vanish(server)?;
+            Ok(client.read(&mut buf).err())
+        }
+    }
+}

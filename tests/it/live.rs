@@ -1,0 +1,365 @@
+//! Live capture on loopback with real kernel keepalive traffic (root only).
+//!
+//! Each test uses its own port and a BPF filter for it, so tests don't see
+//! each other's traffic or anything else on `lo`. Without root they skip
+//! with a reason, unless KACAP_LIVE_TESTS=1 (set by .ci/run): then they fail.
+
+use crate::kacap;
+use kacap::traffic::{self, Scenario, Timers};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+const TIMERS: Timers = Timers {
+    idle: 1,
+    interval: 1,
+    count: 2,
+};
+
+/// Whether live tests can run here; panics when they must but cannot.
+fn live_allowed(test: &str) -> bool {
+    let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            !must,
+            "{test}: KACAP_LIVE_TESTS=1 but not running as root: cannot capture"
+        );
+        eprintln!(
+            "{test}: skipped: live capture needs root (set KACAP_LIVE_TESTS=1 to require it)"
+        );
+    }
+    root
+}
+
+/// A running `kacap -i lo … tcp port PORT`, its stdout lines on a channel.
+struct Live {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Live {
+    fn start(port: u16, args: &[&str]) -> Live {
+        let filter = format!("tcp port {port}");
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+            .env("TZ", "UTC")
+            .args(["-i", "lo", "--color=never"])
+            .args(args)
+            .args(filter.split(' '))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kacap");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut banner = String::new();
+        stderr.read_line(&mut banner).unwrap();
+        assert!(
+            banner.starts_with("listening on lo, link-type EN10MB (Ethernet), snapshot length"),
+            "kacap did not start capturing: {banner}"
+        );
+        // The rest of stderr (the packet counts) goes to a file.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            let _ = std::fs::write(stderr_path(port), rest);
+        });
+        let (tx, rx) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Live {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a streamed line containing `needle` (while kacap runs).
+    fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line with {needle:?} within {within:?}; saw {:#?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("kacap ended before {needle:?}; saw {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// SIGINT, then everything it printed, and its exit code.
+    fn stop(mut self, port: u16) -> (Vec<String>, String, i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "kacap did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let err = std::fs::read_to_string(stderr_path(port)).unwrap_or_default();
+        let _ = std::fs::remove_file(stderr_path(port));
+        (self.seen, err, code)
+    }
+}
+
+fn stderr_path(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("kacap-live-{port}-{}.stderr", std::process::id()))
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn records(lines: &[String]) -> (Vec<Value>, Vec<Value>) {
+    let all: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect();
+    let packets = all
+        .iter()
+        .filter(|v| v["type"] == "packet")
+        .cloned()
+        .collect();
+    let flows = all
+        .iter()
+        .filter(|v| v["type"] == "flow")
+        .cloned()
+        .collect();
+    (packets, flows)
+}
+
+#[test]
+fn live_healthy_probes_are_answered() {
+    if !live_allowed("live_healthy") {
+        return;
+    }
+    let port = 23_331;
+    let mut live = Live::start(port, &["--json"]);
+    let traffic = std::thread::spawn(move || {
+        traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 2 })
+    });
+    // Streamed while the connection is still up, not at the end.
+    live.wait_for("\"kind\":\"keepalive-ack\"", Duration::from_secs(5));
+    assert!(
+        !traffic.is_finished(),
+        "the ACK must be printed while the connection lives"
+    );
+    traffic.join().unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let (packets, flows) = records(&lines);
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let f = &flows[0];
+    assert_eq!(f["verdict"], "alive");
+    assert!(f["probes_answered"].as_u64().unwrap() >= 2, "{f}");
+    crate::approx(&f["keepalive"]["idle"], 1.0, 0.3);
+    assert!(packets.iter().any(|p| p["kind"] == "keepalive"));
+    assert!(err.contains("packets captured"), "{err}");
+}
+
+#[test]
+fn live_dead_peer_is_declared_dead_after_two_probes() {
+    if !live_allowed("live_dead_peer") {
+        return;
+    }
+    let port = 23_332;
+    let live = Live::start(port, &["--json"]);
+    let outcome = traffic::run(addr(port), TIMERS, Scenario::DeadPeer).unwrap();
+    assert_eq!(
+        outcome.map(|e| e.raw_os_error()),
+        Some(Some(libc::ETIMEDOUT))
+    );
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let (packets, flows) = records(&lines);
+    // The orphaned server's FIN retransmissions and the RSTs they draw
+    // stay in the same flow.
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let f = &flows[0];
+    assert_eq!(f["verdict"], "dead-peer");
+    assert_eq!(f["keepalive"]["count"], 2);
+    assert_eq!(f["probes_unanswered"], 2);
+    crate::approx(&f["keepalive"]["interval"], 1.0, 0.3);
+    crate::approx(&f["keepalive"]["idle"], 1.0, 0.3);
+    let kinds: Vec<&str> = packets
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    let first_rst = kinds.iter().position(|k| *k == "rst").unwrap();
+    assert_eq!(kinds[first_rst - 2..first_rst], ["keepalive", "keepalive"]);
+    assert!(packets.iter().all(|p| p["flow"] == 1));
+}
+
+#[test]
+fn live_peer_reboot_answers_the_probe_with_rst() {
+    if !live_allowed("live_peer_reset") {
+        return;
+    }
+    let port = 23_333;
+    let live = Live::start(port, &["--json"]);
+    let outcome = traffic::run(addr(port), TIMERS, Scenario::PeerReboot).unwrap();
+    assert_eq!(
+        outcome.map(|e| e.raw_os_error()),
+        Some(Some(libc::ECONNRESET))
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let (packets, flows) = records(&lines);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["verdict"], "peer-reset");
+    assert_eq!(flows[0]["probes_rst"], 1);
+    let rst = packets.iter().find(|p| p["kind"] == "rst").unwrap();
+    let probe = packets.iter().find(|p| p["kind"] == "keepalive").unwrap();
+    assert_eq!(rst["reply_to"], probe["n"]);
+}
+
+#[test]
+fn sigint_prints_the_summary_and_leaves_a_valid_w_file_with_every_packet_shown() {
+    if !live_allowed("live_sigint") {
+        return;
+    }
+    let port = 23_334;
+    let dir = tempfile::TempDir::new().unwrap();
+    let saved = dir.path().join("live.pcap");
+    let live = Live::start(port, &["-w", saved.to_str().unwrap()]);
+    traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 1 }).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let shown = lines.iter().filter(|l| l.contains("  flow 1: ")).count();
+    assert!(shown >= 10, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("┆ alive")),
+        "no table: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("system defaults (/proc/sys/net/ipv4): tcp_keepalive_time"))
+    );
+    assert!(err.contains(&format!("{shown} packets captured")), "{err}");
+    assert!(err.contains("packets received by filter"), "{err}");
+    assert!(err.contains("packets dropped by kernel"), "{err}");
+    // The file replays to the same packets.
+    let replay = crate::json(&saved, &[]);
+    assert_eq!(replay.packets.len(), shown);
+    assert_eq!(replay.flow()["verdict"], "alive");
+}
+
+#[test]
+fn count_stops_after_n_packets() {
+    if !live_allowed("live_count") {
+        return;
+    }
+    let port = 23_335;
+    let mut live = Live::start(port, &["--json", "-c", "3"]);
+    let t = std::thread::spawn(move || {
+        traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 1 })
+    });
+    live.wait_for("\"type\":\"summary\"", Duration::from_secs(5));
+    let status = live.child.wait().unwrap();
+    assert!(status.success());
+    let (packets, flows) = records(&live.seen);
+    assert_eq!(packets.len(), 3);
+    assert_eq!(flows.len(), 1);
+    t.join().unwrap().unwrap();
+}
+
+#[test]
+fn unknown_interface_and_bad_filter_exit_2_with_one_line() {
+    if !live_allowed("live_errors") {
+        return;
+    }
+    let out = kacap().args(["-i", "nosuchif0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nosuchif0") && err.contains("kacap -D"),
+        "{err}"
+    );
+    let out = kacap()
+        .args(["-i", "lo", "port", "banana"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad filter expression"));
+}
+
+#[test]
+fn without_privileges_the_message_says_how_to_fix_it() {
+    if !live_allowed("live_permissions") {
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("kacap");
+    // Drop to nobody with no capabilities.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .args(["-i", "lo"])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: setpriv is not installed");
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("Permission denied") && err.contains("setpriv") {
+        eprintln!("skipped: nobody cannot execute {}", bin.display());
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("sudo") && err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_interfaces_shows_loopback() {
+    let out = kacap().arg("-D").output().unwrap();
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(".lo [") && l.contains("Loopback")),
+        "{list}"
+    );
+}
