@@ -11,7 +11,7 @@
 //!   Needs CAP_NET_ADMIN.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -118,11 +118,14 @@ pub fn vanish(sock: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs `scenario` against a server listening on `addr`, with keepalive on
-/// the client. Returns the client's final error, if the kernel reported one
+/// Runs `scenario` against the server `listener`, with keepalive on the
+/// client. Returns the client's final error, if the kernel reported one
 /// (ETIMEDOUT for a dead peer, ECONNRESET after a peer reboot).
-pub fn run(addr: SocketAddr, timers: Timers, scenario: Scenario) -> io::Result<Option<io::Error>> {
-    let listener = TcpListener::bind(addr)?;
+pub fn run(
+    listener: TcpListener,
+    timers: Timers,
+    scenario: Scenario,
+) -> io::Result<Option<io::Error>> {
     let mut client = TcpStream::connect(listener.local_addr()?)?;
     enable_keepalive(&client, timers)?;
     let (mut server, _) = listener.accept()?;

@@ -8,7 +8,7 @@ use crate::kacap;
 use kacap::traffic::{self, Scenario, Timers};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::TcpListener;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -136,8 +136,12 @@ fn stderr_path(port: u16) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("kacap-live-{port}-{}.stderr", std::process::id()))
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+/// A server socket on a port of the kernel's choosing: a fixed port could
+/// meet orphaned sockets of an earlier run still retransmitting their FINs.
+fn server() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
 }
 
 fn records(lines: &[String]) -> (Vec<Value>, Vec<Value>) {
@@ -163,10 +167,10 @@ fn live_healthy_probes_are_answered() {
     if !live_allowed("live_healthy") {
         return;
     }
-    let port = 23_331;
+    let (listener, port) = server();
     let mut live = Live::start(port, &["--json"]);
     let traffic = std::thread::spawn(move || {
-        traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 2 })
+        traffic::run(listener, TIMERS, Scenario::Healthy { answered: 2 })
     });
     // Streamed while the connection is still up, not at the end.
     live.wait_for("\"kind\":\"keepalive-ack\"", Duration::from_secs(5));
@@ -193,9 +197,9 @@ fn live_dead_peer_is_declared_dead_after_two_probes() {
     if !live_allowed("live_dead_peer") {
         return;
     }
-    let port = 23_332;
+    let (listener, port) = server();
     let live = Live::start(port, &["--json"]);
-    let outcome = traffic::run(addr(port), TIMERS, Scenario::DeadPeer).unwrap();
+    let outcome = traffic::run(listener, TIMERS, Scenario::DeadPeer).unwrap();
     assert_eq!(
         outcome.map(|e| e.raw_os_error()),
         Some(Some(libc::ETIMEDOUT))
@@ -226,9 +230,9 @@ fn live_peer_reboot_answers_the_probe_with_rst() {
     if !live_allowed("live_peer_reset") {
         return;
     }
-    let port = 23_333;
+    let (listener, port) = server();
     let live = Live::start(port, &["--json"]);
-    let outcome = traffic::run(addr(port), TIMERS, Scenario::PeerReboot).unwrap();
+    let outcome = traffic::run(listener, TIMERS, Scenario::PeerReboot).unwrap();
     assert_eq!(
         outcome.map(|e| e.raw_os_error()),
         Some(Some(libc::ECONNRESET))
@@ -250,11 +254,11 @@ fn sigint_prints_the_summary_and_leaves_a_valid_w_file_with_every_packet_shown()
     if !live_allowed("live_sigint") {
         return;
     }
-    let port = 23_334;
+    let (listener, port) = server();
     let dir = tempfile::TempDir::new().unwrap();
     let saved = dir.path().join("live.pcap");
     let live = Live::start(port, &["-w", saved.to_str().unwrap()]);
-    traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 1 }).unwrap();
+    traffic::run(listener, TIMERS, Scenario::Healthy { answered: 1 }).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let (lines, err, code) = live.stop(port);
     assert_eq!(code, 0, "{err}");
@@ -283,10 +287,10 @@ fn count_stops_after_n_packets() {
     if !live_allowed("live_count") {
         return;
     }
-    let port = 23_335;
+    let (listener, port) = server();
     let mut live = Live::start(port, &["--json", "-c", "3"]);
     let t = std::thread::spawn(move || {
-        traffic::run(addr(port), TIMERS, Scenario::Healthy { answered: 1 })
+        traffic::run(listener, TIMERS, Scenario::Healthy { answered: 1 })
     });
     live.wait_for("\"type\":\"summary\"", Duration::from_secs(5));
     let status = live.child.wait().unwrap();
