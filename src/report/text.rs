@@ -5,9 +5,14 @@ use super::{FlowSummary, PacketEvent, Sink, annotate, table};
 use crate::analyzer::Stats;
 use crate::classify::Kind;
 use crate::flows::Flow;
-use crate::keepalive::{Note, SystemDefaults};
+use crate::keepalive::{Note, SystemDefaults, Verdict};
 use crate::time::Timestamp;
 use std::io::{self, Write};
+
+/// Most rows kept for the table; beyond, flows are only counted (a long
+/// live capture must not grow without bound). Dead and reset connections
+/// get as many rows again, so they are not crowded out.
+const MAX_ROWS: usize = 10_000;
 
 /// ANSI colors for flow labels, cycled by flow number.
 const FLOW_COLORS: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
@@ -32,6 +37,8 @@ pub struct TextSink<W: Write> {
     tcpdump: Tcpdump,
     opts: TextOptions,
     flows: Vec<FlowSummary>,
+    /// Flows left out of the table, by verdict.
+    omitted: Vec<(Verdict, u64)>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -41,6 +48,7 @@ impl<W: Write> TextSink<W> {
             tcpdump,
             opts,
             flows: Vec::new(),
+            omitted: Vec::new(),
         }
     }
 
@@ -50,9 +58,14 @@ impl<W: Write> TextSink<W> {
             return Ok(());
         }
         if let Some(due) = flow.keepalive.next_probe_due(ev.ts) {
+            let what = if matches!(ev.note, Note::Probe { .. }) {
+                "next probe (or the RST) expected in"
+            } else {
+                "next probe expected in"
+            };
             write!(
                 self.out,
-                "; next probe expected in ~{}",
+                "; {what} ~{}",
                 annotate::Secs(due.since(ev.ts).max(0.0))
             )?;
         }
@@ -108,7 +121,16 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn flow(&mut self, flow: &Flow) -> io::Result<()> {
-        self.flows.push(FlowSummary::of(flow));
+        let summary = FlowSummary::of(flow);
+        let bad = matches!(summary.verdict, Verdict::DeadPeer | Verdict::PeerReset);
+        if self.flows.len() < MAX_ROWS || (bad && self.flows.len() < 2 * MAX_ROWS) {
+            self.flows.push(summary);
+        } else {
+            match self.omitted.iter_mut().find(|(v, _)| *v == summary.verdict) {
+                Some((_, n)) => *n += 1,
+                None => self.omitted.push((summary.verdict, 1)),
+            }
+        }
         Ok(())
     }
 
@@ -118,6 +140,19 @@ impl<W: Write> Sink for TextSink<W> {
             self.out.write_all(b"\n")?;
         }
         table::write(&mut self.out, &self.flows, stats)?;
+        if !self.omitted.is_empty() {
+            let parts: Vec<String> = self
+                .omitted
+                .iter()
+                .map(|(v, n)| format!("{n} {}", v.as_str()))
+                .collect();
+            writeln!(
+                self.out,
+                "(table limited to {} rows; not shown: {}; --json lists every flow)",
+                self.flows.len(),
+                parts.join(", ")
+            )?;
+        }
         if let Some(live) = self.opts.live {
             table::write_live_notes(&mut self.out, &self.flows, live.defaults, Timestamp::now())?;
         }
