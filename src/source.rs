@@ -77,6 +77,20 @@ pub fn banner_dlt(dlt: i32) -> String {
     }
 }
 
+/// Compiles and installs a BPF filter (tcpdump's trailing words).
+fn apply_filter<T: pcap::Activated + ?Sized>(
+    cap: &mut Capture<T>,
+    filter: Option<&str>,
+) -> Result<(), Error> {
+    match filter {
+        Some(expr) => cap.filter(expr, true).map_err(|e| Error::Filter {
+            expr: expr.to_string(),
+            msg: pcap_msg(&e),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn supported(dlt: i32, input: impl Fn(String) -> Error) -> Result<LinkType, Error> {
     LinkType::from_dlt(dlt).ok_or_else(|| {
         input(format!(
@@ -129,12 +143,7 @@ impl Source {
             })?;
         let dlt = cap.get_datalink().0;
         let link = supported(dlt, input)?;
-        if let Some(expr) = filter {
-            cap.filter(expr, true).map_err(|e| Error::Filter {
-                expr: expr.to_string(),
-                msg: pcap_msg(&e),
-            })?;
-        }
+        apply_filter(&mut cap, filter)?;
         Ok(Source {
             handle: Handle::File(cap),
             link,
@@ -163,12 +172,7 @@ impl Source {
             .map_err(|e| classify_open_error(iface, &pcap_msg(&e)))?;
         let dlt = cap.get_datalink().0;
         let link = supported(dlt, live)?;
-        if let Some(expr) = filter {
-            cap.filter(expr, true).map_err(|e| Error::Filter {
-                expr: expr.to_string(),
-                msg: pcap_msg(&e),
-            })?;
-        }
+        apply_filter(&mut cap, filter)?;
         // Immediate mode ignores the read timeout: read without blocking and
         // wait in poll(2), which a signal interrupts.
         let cap = cap.setnonblock().map_err(|e| live(pcap_msg(&e)))?;
