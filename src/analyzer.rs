@@ -17,7 +17,7 @@
 
 use crate::classify::{Kind, classify};
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
-use crate::flows::{Flow, FlowTable, Side};
+use crate::flows::{CloseKind, Flow, FlowTable, Side};
 use crate::keepalive::Note;
 use crate::report::{PacketEvent, Sink};
 use crate::time::Timestamp;
@@ -300,7 +300,9 @@ fn finish_flow(flow: &mut Flow) {
 fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent<'a> {
     let from = flow.side_of(seg);
     let kind = classify(flow, from, seg);
-    let late = flow.finished;
+    // After a RST nothing belongs to the connection any more; after a FIN
+    // exchange the last ACK still does.
+    let late = flow.finished && matches!(flow.close, Some((CloseKind::Rst, _)));
     let first_close = flow.close.is_none() && seg.has(flags::FIN | flags::RST);
     let silence = if flow.packets == 0 {
         None

@@ -58,6 +58,18 @@ pub struct Args {
     #[arg(long)]
     pub summary: bool,
 
+    /// After the timeline, explain each connection in plain words (with its diagram).
+    #[arg(long)]
+    pub explain: bool,
+
+    /// After the timeline, draw a sequence diagram of each connection.
+    #[arg(long)]
+    pub diagram: bool,
+
+    /// Also write the sequence diagrams as an SVG file (open it in a browser).
+    #[arg(long, value_name = "FILE")]
+    pub diagram_svg: Option<PathBuf>,
+
     /// Timestamp format, as tcpdump: -t none, -tt epoch, -ttt delta from the
     /// previous line, -tttt date and time, -ttttt delta from the first packet.
     #[arg(short = 't', action = ArgAction::Count)]

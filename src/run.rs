@@ -49,6 +49,11 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
         linger: args.linger,
         idle_timeout: args.idle_timeout,
     };
+    if args.json && (args.explain || args.diagram || args.diagram_svg.is_some()) {
+        return Err(Error::Usage(
+            "--explain, --diagram and --diagram-svg go with the text output, not --json".into(),
+        ));
+    }
     let result = if args.json {
         let sink = JsonSink::new(out, !args.summary, args.nano, live);
         analyze(&mut src, options, sink)
@@ -61,6 +66,9 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
             live: live.then(|| LiveInfo {
                 defaults: SystemDefaults::read(),
             }),
+            explain: args.explain,
+            diagram: args.diagram,
+            svg: args.diagram_svg.clone(),
         };
         analyze(&mut src, options, TextSink::new(out, tcpdump, opts))
     };

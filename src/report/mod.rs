@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod json;
 pub mod table;
 pub mod tcpdump;
+pub mod teach;
 pub mod text;
 
 use crate::analyzer::Stats;

@@ -1,6 +1,7 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
 use super::tcpdump::Tcpdump;
+use super::teach::{self, FlowSteps, Recorder};
 use super::{FlowSummary, PacketEvent, Sink, annotate, table};
 use crate::analyzer::Stats;
 use crate::classify::Kind;
@@ -30,6 +31,18 @@ pub struct TextOptions {
     pub timeline: bool,
     /// Live capture: flush every line, say when the next probe is due.
     pub live: Option<LiveInfo>,
+    /// `--explain`: an account of each flow (with its diagram).
+    pub explain: bool,
+    /// `--diagram`: a sequence diagram of each flow.
+    pub diagram: bool,
+    /// `--diagram-svg FILE`: all diagrams as one SVG.
+    pub svg: Option<std::path::PathBuf>,
+}
+
+impl TextOptions {
+    fn teaching(&self) -> bool {
+        self.explain || self.diagram || self.svg.is_some()
+    }
 }
 
 pub struct TextSink<W: Write> {
@@ -39,6 +52,9 @@ pub struct TextSink<W: Write> {
     flows: Vec<FlowSummary>,
     /// Flows left out of the table, by verdict.
     omitted: Vec<(Verdict, u64)>,
+    /// Steps of open flows, and finished flows to explain, when teaching.
+    recorder: Recorder,
+    taught: Vec<(FlowSummary, FlowSteps)>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -49,6 +65,8 @@ impl<W: Write> TextSink<W> {
             opts,
             flows: Vec::new(),
             omitted: Vec::new(),
+            recorder: Recorder::default(),
+            taught: Vec::new(),
         }
     }
 
@@ -72,6 +90,35 @@ impl<W: Write> TextSink<W> {
         Ok(())
     }
 
+    /// After the table: explanations and diagrams, and the SVG file.
+    fn write_teaching(&mut self) -> io::Result<()> {
+        self.taught.sort_by_key(|(f, _)| f.id);
+        if self.opts.explain || self.opts.diagram {
+            for (f, steps) in &self.taught {
+                self.out.write_all(b"\n")?;
+                if self.opts.explain {
+                    let (head, tail) = steps.ordered();
+                    let all: Vec<_> = head.into_iter().chain(tail).collect();
+                    self.out.write_all(teach::explain(f, &all).as_bytes())?;
+                    self.out.write_all(b"\n")?;
+                }
+                self.out.write_all(teach::diagram(f, steps).as_bytes())?;
+            }
+            if self.opts.explain {
+                let summaries: Vec<FlowSummary> =
+                    self.taught.iter().map(|(f, _)| f.clone()).collect();
+                if let Some(note) = teach::http_footnote(&summaries) {
+                    writeln!(self.out, "{note}")?;
+                }
+            }
+        }
+        if let Some(path) = &self.opts.svg {
+            std::fs::write(path, teach::svg(&self.taught))
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
     fn note_color(ev: &PacketEvent) -> &'static str {
         match (ev.kind, ev.note) {
             (_, Note::GaveUp { .. }) | (_, Note::PeerReset { .. }) => "1;31",
@@ -91,6 +138,9 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn packet(&mut self, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+        if self.opts.teaching() {
+            self.recorder.record(ev);
+        }
         if !self.opts.timeline {
             return Ok(());
         }
@@ -122,6 +172,10 @@ impl<W: Write> Sink for TextSink<W> {
 
     fn flow(&mut self, flow: &Flow) -> io::Result<()> {
         let summary = FlowSummary::of(flow);
+        if self.opts.teaching() {
+            let steps = self.recorder.take(flow.id);
+            self.taught.push((summary.clone(), steps));
+        }
         let bad = matches!(summary.verdict, Verdict::DeadPeer | Verdict::PeerReset);
         if self.flows.len() < MAX_ROWS || (bad && self.flows.len() < 2 * MAX_ROWS) {
             self.flows.push(summary);
@@ -156,6 +210,7 @@ impl<W: Write> Sink for TextSink<W> {
         if let Some(live) = self.opts.live {
             table::write_live_notes(&mut self.out, &self.flows, live.defaults, Timestamp::now())?;
         }
+        self.write_teaching()?;
         self.out.flush()
     }
 }

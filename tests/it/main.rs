@@ -6,6 +6,7 @@ mod errors;
 mod fixtures;
 mod live;
 mod parity;
+mod teach;
 
 use assert_cmd::Command;
 use serde_json::Value;

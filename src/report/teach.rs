@@ -1,0 +1,559 @@
+//! Teaching: `--explain` (a plain-language account of each connection, tied
+//! to TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT), `--diagram` (a sequence
+//! diagram in the terminal) and `--diagram-svg` (the same, for a browser).
+
+use super::annotate::Secs;
+use super::{FlowSummary, PacketEvent};
+use crate::classify::Kind;
+use crate::decode::flags;
+use crate::flows::Side;
+use crate::keepalive::{Note, Verdict};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// Linux defaults, for comparison in the explanations.
+const LINUX_TIME: f64 = 7200.0;
+const LINUX_INTVL: f64 = 75.0;
+const LINUX_PROBES: u32 = 9;
+
+/// Most steps kept per flow; the middle of longer flows is elided.
+const MAX_STEPS: usize = 400;
+
+/// One segment, as the diagram and the explanation need it.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub n: u64,
+    pub ts: Timestamp,
+    pub from: Side,
+    pub kind: Kind,
+    pub note: Note,
+    pub flags: u8,
+    pub len: u32,
+    pub late: bool,
+}
+
+/// The steps of every open flow, until the flow is reported.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    flows: HashMap<u32, FlowSteps>,
+}
+
+#[derive(Debug, Default)]
+pub struct FlowSteps {
+    pub head: Vec<Step>,
+    /// The latest steps once `head` is full (a ring of MAX_STEPS / 2).
+    pub tail: Vec<Step>,
+    tail_at: usize,
+    pub elided: u64,
+}
+
+impl FlowSteps {
+    fn push(&mut self, s: Step) {
+        if self.head.len() < MAX_STEPS / 2 {
+            self.head.push(s);
+        } else if self.tail.len() < MAX_STEPS / 2 {
+            self.tail.push(s);
+        } else {
+            self.tail[self.tail_at] = s;
+            self.tail_at = (self.tail_at + 1) % self.tail.len();
+            self.elided += 1;
+        }
+    }
+
+    /// All kept steps in order, with the count of elided ones between.
+    pub fn ordered(&self) -> (Vec<Step>, Vec<Step>) {
+        let mut tail = self.tail[self.tail_at..].to_vec();
+        tail.extend_from_slice(&self.tail[..self.tail_at]);
+        (self.head.clone(), tail)
+    }
+}
+
+impl Recorder {
+    pub fn record(&mut self, ev: &PacketEvent) {
+        self.flows.entry(ev.flow_id).or_default().push(Step {
+            n: ev.n,
+            ts: ev.ts,
+            from: ev.from,
+            kind: ev.kind,
+            note: ev.note,
+            flags: ev.seg.flags,
+            len: ev.seg.len,
+            late: ev.late,
+        });
+    }
+
+    pub fn take(&mut self, flow: u32) -> FlowSteps {
+        self.flows.remove(&flow).unwrap_or_default()
+    }
+}
+
+/// How a probe fared, looking at what followed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Answered,
+    Reset,
+    Unanswered,
+}
+
+fn fate(steps: &[Step], probe: u64) -> Fate {
+    for s in steps {
+        match s.note {
+            Note::ProbeAnswered { reply_to, .. } if reply_to == probe => return Fate::Answered,
+            Note::PeerReset { reply_to, .. } if reply_to == probe => return Fate::Reset,
+            _ => {}
+        }
+    }
+    Fate::Unanswered
+}
+
+fn num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0} s")
+    } else {
+        format!("{v:.2} s")
+    }
+}
+
+/// The plain-language account of one flow.
+pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "flow {}: {} → {} — {}",
+        f.id,
+        f.client,
+        f.server,
+        f.verdict.as_str()
+    );
+    let prober = f.prober.unwrap_or("client");
+    let peer = if prober == "server" {
+        "client"
+    } else {
+        "server"
+    };
+    let probes: Vec<&Step> = steps.iter().filter(|s| s.kind == Kind::Keepalive).collect();
+    if f.verdict == Verdict::NoKeepalive {
+        let _ = writeln!(
+            o,
+            "  No keepalive probe was seen: neither side had SO_KEEPALIVE on, or the connection was never idle \
+             for TCP_KEEPIDLE (the Linux default tcp_keepalive_time is {LINUX_TIME:.0} s, two hours). If this \
+             connection sits idle and the peer disappears (power loss, a cable, a NAT or firewall forgetting \
+             it), nothing notices: the half-open connection lives forever unless the application sends \
+             something. Turn SO_KEEPALIVE on and set TCP_KEEPIDLE below any middlebox idle timeout."
+        );
+        return o;
+    }
+    let both = f.prober == Some("both");
+    let _ = writeln!(
+        o,
+        "  The {prober} had SO_KEEPALIVE on{}.{}",
+        if prober == "server" {
+            " (set on the accepted socket, as servers like Redis `tcp-keepalive` or nginx `so_keepalive` do)"
+        } else {
+            ""
+        },
+        if both { " So did the other side." } else { "" }
+    );
+    let idle_src = match f.idle {
+        Some(idle) => format!(
+            "After {} of silence (its TCP_KEEPIDLE; the Linux default tcp_keepalive_time is {LINUX_TIME:.0} s) it",
+            num(idle)
+        ),
+        None => format!(
+            "The capture starts during the idle period, so the silence before the first probe \
+             (TCP_KEEPIDLE) is not in it. The {prober}"
+        ),
+    };
+    let payload = if probes.iter().any(|s| s.len == 1) {
+        "one garbage byte (as Windows and RFC 1122-style stacks send)"
+    } else {
+        "no data"
+    };
+    let _ = writeln!(
+        o,
+        "  {idle_src} sent probe #1: an ACK carrying {payload} whose sequence number is one below the next \
+         byte, so the {peer}'s TCP must answer with an ACK if it still has the connection."
+    );
+    match f.verdict {
+        Verdict::Alive => {
+            let rtts: Vec<f64> = steps
+                .iter()
+                .filter_map(|s| match s.note {
+                    Note::ProbeAnswered { rtt, .. } => Some(rtt),
+                    _ => None,
+                })
+                .collect();
+            let worst = rtts.iter().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                o,
+                "  The {peer} answered {} of {} probes (slowest answer {}): the peer is alive and the path \
+                 between them works. While the peer answers, probes come one TCP_KEEPIDLE apart; \
+                 TCP_KEEPINTVL and TCP_KEEPCNT only show when probes go unanswered, so this capture cannot \
+                 tell them.",
+                f.answered,
+                f.probes,
+                Secs(worst)
+            );
+        }
+        Verdict::DeadPeer => {
+            let interval = f.interval.unwrap_or(0.0);
+            let nums: Vec<String> = probes
+                .iter()
+                .filter_map(|s| match s.note {
+                    Note::Probe { number, .. } if fate(steps, s.n) == Fate::Unanswered => {
+                        Some(format!("#{number}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let listed = join_and(&nums);
+            let _ = writeln!(
+                o,
+                "  Probe{} {listed}{} went unanswered.",
+                if nums.len() > 1 { "s" } else { "" },
+                if nums.len() > 1 {
+                    format!(
+                        ", {} apart (TCP_KEEPINTVL; Linux default {LINUX_INTVL:.0} s),",
+                        num(interval)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            let gave_up = steps.iter().find_map(|s| match s.note {
+                Note::GaveUp { count, after } => Some((count, after)),
+                _ => None,
+            });
+            match (gave_up, f.count) {
+                (Some((count, after)), _) => {
+                    let _ = writeln!(
+                        o,
+                        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; Linux default \
+                         {LINUX_PROBES}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
+                         timed out\") on its next read or write.",
+                        if (after - interval).abs() <= interval * 0.25 + 0.05 {
+                            "One interval".to_string()
+                        } else {
+                            Secs(after).to_string()
+                        }
+                    );
+                    if let Some(idle) = f.idle {
+                        let total = idle + f64::from(count) * interval;
+                        let _ = writeln!(
+                            o,
+                            "  Time to detect the dead peer: {} = idle + count × interval ({} + {count} × {}).",
+                            num(total),
+                            num(idle),
+                            num(interval)
+                        );
+                    }
+                    if interval > 0.0 && (after - interval).abs() > interval * 0.25 + 0.05 {
+                        let _ = writeln!(
+                            o,
+                            "  Linux resets one interval after the last probe; here the RST came after {}: the \
+                             prober may not be Linux, or TCP_USER_TIMEOUT cut the wait short.",
+                            Secs(after)
+                        );
+                    }
+                }
+                _ => {
+                    let _ = writeln!(
+                        o,
+                        "  The capture ends before the {prober}'s kernel gave up, so TCP_KEEPCNT is not known; \
+                         when it does, it will reset the connection and the application will see ETIMEDOUT."
+                    );
+                }
+            }
+        }
+        Verdict::PeerReset => {
+            let n = steps.iter().find_map(|s| match s.note {
+                Note::PeerReset { number, .. } => Some(number),
+                _ => None,
+            });
+            let _ = writeln!(
+                o,
+                "  Probe #{} was answered by RST: the {peer} no longer knows this connection — it rebooted, or \
+                 its socket vanished without a FIN (process killed, state dropped). The {prober}'s application \
+                 sees ECONNRESET (\"Connection reset by peer\") on its next read or write. Without keepalive \
+                 it would have learned only when it next sent data.",
+                n.unwrap_or(1)
+            );
+        }
+        Verdict::NoKeepalive => {}
+    }
+    if let Some(idle) = f.idle
+        && f.verdict != Verdict::NoKeepalive
+        && (idle - LINUX_TIME).abs() > LINUX_TIME * 0.1
+    {
+        let _ = writeln!(
+            o,
+            "  These timings are not Linux's defaults (7200 s / 75 s / 9): the {prober}'s socket sets \
+             TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself (setsockopt), or the host changed \
+             net.ipv4.tcp_keepalive_*."
+        );
+    }
+    let ended = match (f.close, f.closed_by) {
+        ("fin", Some(side)) => format!(
+            "The {side} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux)."
+        ),
+        ("rst", Some(side)) if f.verdict == Verdict::DeadPeer && side == prober => String::new(),
+        ("rst", Some(side)) if f.verdict == Verdict::PeerReset && side == peer => String::new(),
+        ("rst", Some(side)) => format!("The {side} ended the connection with RST."),
+        _ => "The connection is still open at the end of the capture.".to_string(),
+    };
+    if !ended.is_empty() {
+        let _ = writeln!(o, "  {ended}");
+    }
+    o
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The footnote on HTTP keep-alive, for flows on HTTP ports.
+pub fn http_footnote(flows: &[FlowSummary]) -> Option<String> {
+    let http = flows.iter().any(|f| {
+        f.server
+            .rsplit(':')
+            .next()
+            .is_some_and(|p| matches!(p, "80" | "8080" | "8000" | "443" | "8443"))
+    });
+    http.then(|| {
+        "Not to be confused with HTTP keep-alive (`Connection: keep-alive`, the default in HTTP/1.1): that \
+         reuses one connection for several requests and is decided by the applications; TCP keepalive is the \
+         kernel probing an idle connection to find out whether the peer is still there. A connection can have \
+         either, both or neither. Without HTTP keep-alive the server closes after each response, so it is the \
+         server that collects TIME_WAIT sockets."
+            .to_string()
+    })
+}
+
+/// What an arrow is labelled with.
+fn label(s: &Step) -> String {
+    match (s.kind, s.note) {
+        (Kind::Keepalive, Note::Probe { number, .. }) => format!("keepalive probe #{number}"),
+        (Kind::KeepaliveAck, _) => "keepalive ACK".to_string(),
+        (Kind::Syn, _) => "SYN".to_string(),
+        (Kind::SynAck, _) => "SYN-ACK".to_string(),
+        (Kind::HandshakeAck, _) => "ACK".to_string(),
+        (Kind::Data, _) => format!("data {} B", s.len),
+        (Kind::Ack, _) => "ACK".to_string(),
+        (Kind::Retransmission, _) if s.flags & flags::FIN != 0 => "FIN (again)".to_string(),
+        (Kind::Retransmission, _) => format!("retransmission {} B", s.len),
+        (Kind::Fin, _) => "FIN".to_string(),
+        (Kind::Rst, _) => "RST".to_string(),
+        (Kind::ZeroWindowProbe, _) => "zero-window probe".to_string(),
+        (Kind::ZeroWindowProbeAck, _) => "zero-window ACK".to_string(),
+        (Kind::Keepalive, _) => "keepalive probe".to_string(),
+    }
+}
+
+/// What the right margin says about a step.
+fn remark(s: &Step, all: &[Step]) -> String {
+    match s.note {
+        Note::Probe { .. } => match fate(all, s.n) {
+            Fate::Answered => String::new(),
+            Fate::Reset => "answered by RST".to_string(),
+            Fate::Unanswered => "unanswered".to_string(),
+        },
+        Note::ProbeAnswered { rtt, .. } => format!("alive ({})", Secs(rtt)),
+        Note::PeerReset { .. } => "peer lost the connection".to_string(),
+        Note::GaveUp { count, .. } => format!("gave up after {count} probes: ETIMEDOUT"),
+        Note::None if s.late => "after the end".to_string(),
+        Note::None => String::new(),
+    }
+}
+
+const INNER: usize = 46;
+
+fn arrow(text: &str, right: bool, lost: bool) -> String {
+    let text = format!(" {text} ");
+    let tlen = text.chars().count().min(INNER - 4);
+    let text: String = text.chars().take(tlen).collect();
+    if lost {
+        // Stops short of the other side: nothing arrived.
+        let body = INNER - 8;
+        let left = (body - tlen) / 2;
+        let rest = body - tlen - left;
+        let line = format!("{}{text}{}✗", "─".repeat(left), "─".repeat(rest));
+        return if right {
+            format!("{line}{}", " ".repeat(INNER - body - 1))
+        } else {
+            format!(
+                "{}✗{}{text}{}",
+                " ".repeat(INNER - body - 1),
+                "─".repeat(rest),
+                "─".repeat(left)
+            )
+        };
+    }
+    let body = INNER - 1;
+    let left = (body - tlen) / 2;
+    let rest = body - tlen - left;
+    if right {
+        format!("{}{text}{}▶", "─".repeat(left), "─".repeat(rest))
+    } else {
+        format!("◀{}{text}{}", "─".repeat(left), "─".repeat(rest))
+    }
+}
+
+fn gap(prev: Option<Timestamp>, ts: Timestamp) -> String {
+    match prev {
+        None => "0s".to_string(),
+        Some(p) => format!("+{}", Secs(ts.since(p).max(0.0))),
+    }
+}
+
+/// The sequence diagram of one flow, in the terminal.
+pub fn diagram(f: &FlowSummary, fs: &FlowSteps) -> String {
+    let (head, tail) = fs.ordered();
+    let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
+    let mut o = String::new();
+    let left = format!("client {}", f.client);
+    let right = format!("server {}", f.server);
+    let _ = writeln!(o, "flow {} sequence diagram", f.id);
+    let _ = writeln!(
+        o,
+        "{:>9}  {left:<w$}{right}",
+        "",
+        w = (INNER + 2).saturating_sub(0).max(left.chars().count() + 2)
+    );
+    let _ = writeln!(o, "{:>9}  │{}│", "", " ".repeat(INNER));
+    let mut prev: Option<Timestamp> = None;
+    let emit = |o: &mut String, s: &Step, prev: &mut Option<Timestamp>| {
+        let lost = s.kind == Kind::Keepalive && fate(&all, s.n) == Fate::Unanswered;
+        let a = arrow(&label(s), s.from == Side::Client, lost);
+        let r = remark(s, &all);
+        let line = format!("{:>9}  │{a}│  {r}", gap(*prev, s.ts));
+        let _ = writeln!(o, "{}", line.trim_end());
+        *prev = Some(s.ts);
+    };
+    for s in &head {
+        emit(&mut o, s, &mut prev);
+    }
+    if fs.elided > 0 {
+        let _ = writeln!(
+            o,
+            "{:>9}  │{:^w$}│",
+            "",
+            format!("⋮ {} more segments ⋮", fs.elided),
+            w = INNER
+        );
+    }
+    for s in &tail {
+        emit(&mut o, s, &mut prev);
+    }
+    o.push('\n');
+    o
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One SVG document with the sequence diagram of every flow.
+pub fn svg(flows: &[(FlowSummary, FlowSteps)]) -> String {
+    const ROW: f64 = 30.0;
+    const X_C: f64 = 190.0;
+    const X_S: f64 = 610.0;
+    let mut body = String::new();
+    let mut y = 30.0;
+    for (f, fs) in flows {
+        let (head, tail) = fs.ordered();
+        let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
+        let _ = writeln!(
+            body,
+            r#"<text class="title" x="20" y="{y}">flow {} — {}</text>"#,
+            f.id,
+            xml_escape(f.verdict.as_str())
+        );
+        y += 26.0;
+        let _ = writeln!(
+            body,
+            r#"<text class="host" x="{X_C}" y="{y}" text-anchor="middle">client {}</text><text class="host" x="{X_S}" y="{y}" text-anchor="middle">server {}</text>"#,
+            xml_escape(&f.client),
+            xml_escape(&f.server)
+        );
+        let top = y + 8.0;
+        let bottom = top + ROW * (all.len() as f64 + 1.0);
+        let _ = writeln!(
+            body,
+            r#"<line class="life" x1="{X_C}" y1="{top}" x2="{X_C}" y2="{bottom}"/><line class="life" x1="{X_S}" y1="{top}" x2="{X_S}" y2="{bottom}"/>"#
+        );
+        let mut prev = None;
+        let mut ry = top + ROW;
+        for s in &all {
+            let lost = s.kind == Kind::Keepalive && fate(&all, s.n) == Fate::Unanswered;
+            let (x1, x2) = if s.from == Side::Client {
+                (X_C, X_S)
+            } else {
+                (X_S, X_C)
+            };
+            let x2 = if lost { x1 + (x2 - x1) * 0.7 } else { x2 };
+            let class = match s.kind {
+                Kind::Keepalive => "probe",
+                Kind::KeepaliveAck => "ka-ack",
+                Kind::Rst => "rst",
+                Kind::Syn | Kind::SynAck | Kind::HandshakeAck | Kind::Fin => "ctl",
+                _ => "seg",
+            };
+            let marker = if lost {
+                ""
+            } else {
+                r#" marker-end="url(#head)""#
+            };
+            let _ = writeln!(
+                body,
+                r#"<g class="packet {class}" data-n="{}"><text class="gap" x="20" y="{ry}">{}</text><line x1="{x1}" y1="{ry}" x2="{x2}" y2="{ry}"{marker}/><text class="label" x="{}" y="{}" text-anchor="middle">{}</text>{}<text class="remark" x="{}" y="{ry}">{}</text></g>"#,
+                s.n,
+                xml_escape(&gap(prev, s.ts)),
+                (X_C + X_S) / 2.0,
+                ry - 5.0,
+                xml_escape(&label(s)),
+                if lost {
+                    format!(
+                        r#"<text class="lost" x="{x2}" y="{}" text-anchor="middle">✗</text>"#,
+                        ry + 5.0
+                    )
+                } else {
+                    String::new()
+                },
+                X_S + 16.0,
+                xml_escape(&remark(s, &all)),
+            );
+            prev = Some(s.ts);
+            ry += ROW;
+        }
+        y = bottom + 40.0;
+    }
+    format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{h}" viewBox="0 0 900 {h}" font-family="monospace" font-size="13">
+<title>kacap sequence diagrams</title>
+<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="context-stroke"/></marker></defs>
+<style>
+line {{ stroke: #444; stroke-width: 1.5; }}
+line.life {{ stroke: #999; stroke-dasharray: 4 3; }}
+.probe line {{ stroke: #d08000; stroke-width: 2; }}
+.ka-ack line {{ stroke: #2a8a2a; }}
+.rst line {{ stroke: #c02020; stroke-width: 2; }}
+.ctl line {{ stroke: #2060c0; }}
+.title {{ font-weight: bold; font-size: 15px; }}
+.gap, .remark {{ fill: #555; }}
+.lost {{ fill: #c02020; font-weight: bold; }}
+</style>
+<rect width="100%" height="100%" fill="white"/>
+{body}</svg>
+"##,
+        h = y as u32 + 10
+    )
+}
