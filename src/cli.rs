@@ -1,6 +1,6 @@
 //! The command line, tcpdump-style.
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -9,6 +9,7 @@ Examples:
   sudo kacap -i any --json tcp port 5432 | jq . live JSON Lines
   sudo kacap -i eth0 -w ka.pcap port 6379       analyze and keep the packets
   kacap -D                                      list interfaces
+  sudo kacap lab dead-peer                      the walkthrough, live, in 5 seconds
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
@@ -27,8 +28,17 @@ that cannot start.";
 /// connection, labels keepalive probes, their ACKs and RSTs, infers
 /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT and says whether the peer is alive.
 #[derive(Debug, Parser)]
-#[command(name = "kacap", version, after_help = EXAMPLES)]
+#[command(
+    name = "kacap",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Read packets from FILE (pcap or pcapng; `-` for stdin).
     #[arg(short = 'r', value_name = "FILE", conflicts_with = "interface",
           required_unless_present_any = ["interface", "list_interfaces"])]
@@ -43,7 +53,7 @@ pub struct Args {
     pub list_interfaces: bool,
 
     /// Also write the raw packets to FILE (pcap), to replay with -r.
-    #[arg(short = 'w', value_name = "FILE")]
+    #[arg(short = 'w', value_name = "FILE", global = true)]
     pub write: Option<PathBuf>,
 
     /// Stop after COUNT packets.
@@ -51,32 +61,32 @@ pub struct Args {
     pub count: Option<u64>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// Print only the flow table (with --json: only flow and summary records).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub summary: bool,
 
     /// After the timeline, explain each connection in plain words (with its diagram).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub explain: bool,
 
     /// After the timeline, draw a sequence diagram of each connection.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub diagram: bool,
 
     /// Also write the sequence diagrams as an SVG file (open it in a browser).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub diagram_svg: Option<PathBuf>,
 
     /// Timestamp format, as tcpdump: -t none, -tt epoch, -ttt delta from the
     /// previous line, -tttt date and time, -ttttt delta from the first packet.
-    #[arg(short = 't', action = ArgAction::Count)]
+    #[arg(short = 't', action = ArgAction::Count, global = true)]
     pub t: u8,
 
     /// Print absolute TCP sequence numbers (as tcpdump -S).
-    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers", global = true)]
     pub absolute: bool,
 
     /// Don't convert addresses to names (always the case; accepted for tcpdump habits).
@@ -84,11 +94,11 @@ pub struct Args {
     pub numeric: u8,
 
     /// Print timestamps with nanosecond precision.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub nano: bool,
 
     /// When to color the output (auto: only on a terminal, and not when NO_COLOR is set).
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
 
     /// Seconds a finished connection keeps absorbing late segments
@@ -108,6 +118,49 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     pub filter: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reproduce the keepalive walkthrough live in a few seconds (root): a
+    /// private network namespace, a server on 127.0.0.1:2333, a keepalive
+    /// client, captured and explained as it happens. The host's firewall and
+    /// network are not touched.
+    #[command(
+        after_help = "Examples:\n  sudo kacap lab dead-peer\n  sudo kacap lab peer-reboot --idle 1 -w reboot.pcap\n  sudo kacap lab healthy --json"
+    )]
+    Lab(LabArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// What happens to the connection.
+    #[arg(value_enum)]
+    pub scenario: LabScenario,
+
+    /// TCP_KEEPIDLE: seconds of silence before the first probe.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub idle: u32,
+
+    /// TCP_KEEPINTVL: seconds between unanswered probes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub interval: u32,
+
+    /// TCP_KEEPCNT: unanswered probes before the kernel gives up.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LabScenario {
+    /// The peer answers every probe.
+    Healthy,
+    /// The peer is silenced after the handshake: probes go unanswered, then RST.
+    DeadPeer,
+    /// The peer's socket vanishes: the next probe is answered by RST.
+    PeerReboot,
+    /// Keepalive on the server's side; the client answers.
+    ServerSide,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod error;
 pub mod flows;
 pub mod keepalive;
+pub mod lab;
 pub mod report;
 pub mod run;
 pub mod seq;

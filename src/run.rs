@@ -1,15 +1,17 @@
 //! Wiring: arguments → source → analyzer → sink.
 
 use crate::analyzer::{Analyzer, Options};
-use crate::cli::{Args, ColorChoice};
+use crate::cli::{Args, ColorChoice, Command, LabArgs, LabScenario};
 use crate::error::Error;
 use crate::keepalive::SystemDefaults;
+use crate::lab;
 use crate::report::Sink;
 use crate::report::json::JsonSink;
 use crate::report::tcpdump::{Tcpdump, TsFormat};
 use crate::report::text::{LiveInfo, TextOptions, TextSink};
 use crate::signal;
 use crate::source::{ReadEnd, Source, list_interfaces};
+use crate::traffic::{Scenario, Timers};
 use std::io::{self, IsTerminal, Write};
 
 /// Whether to color: `--color`, NO_COLOR (any non-empty value), a terminal.
@@ -30,12 +32,63 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
             list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)),
         );
     }
+    if let Some(Command::Lab(lab_args)) = &args.command {
+        return run_lab(args, lab_args, out, err);
+    }
     let filter = args.filter_expr();
-    let mut src = match (&args.read, &args.interface) {
+    let src = match (&args.read, &args.interface) {
         (Some(path), None) => Source::file(path, filter.as_deref())?,
         (None, Some(iface)) => Source::live(iface, filter.as_deref())?,
         _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
     };
+    capture(args, src, out, err, false)
+}
+
+/// `kacap lab`: a private network, real sockets, the live analysis explained.
+fn run_lab(
+    args: &Args,
+    lab_args: &LabArgs,
+    out: impl Write,
+    err: &mut impl Write,
+) -> Result<(), Error> {
+    lab::check_root()?;
+    let timers = Timers {
+        idle: lab_args.idle,
+        interval: lab_args.interval,
+        count: lab_args.count,
+    };
+    let (name, scenario) = match lab_args.scenario {
+        LabScenario::Healthy => ("healthy", Scenario::Healthy { answered: 2 }),
+        LabScenario::DeadPeer => ("dead-peer", Scenario::DeadPeer),
+        LabScenario::PeerReboot => ("peer-reboot", Scenario::PeerReboot),
+        LabScenario::ServerSide => ("server-side", Scenario::ServerSide { answered: 2 }),
+    };
+    lab::enter_private_network()?;
+    let _ = writeln!(err, "{}", lab::describe(name, scenario, timers));
+    let filter = format!("tcp port {}", lab::PORT);
+    let src = Source::live("lo", Some(&filter))?;
+    let traffic = lab::start_traffic(scenario, timers)?;
+    let result = capture(args, src, out, err, true);
+    match traffic.join() {
+        Ok(Ok(_)) => result,
+        Ok(Err(e)) => Err(Error::Usage(format!(
+            "kacap lab: the {name} scenario failed: {e}"
+        ))),
+        Err(_) => Err(Error::Usage(format!(
+            "kacap lab: the {name} scenario crashed"
+        ))),
+    }
+}
+
+/// Analyzes `src` into the output the arguments ask for. `lab` adds the
+/// explanation and the diagram to the text output.
+fn capture(
+    args: &Args,
+    mut src: Source,
+    out: impl Write,
+    err: &mut impl Write,
+    lab: bool,
+) -> Result<(), Error> {
     if let Some(path) = &args.write {
         src.save_to(path)?;
     }
@@ -66,7 +119,7 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
             live: live.then(|| LiveInfo {
                 defaults: SystemDefaults::read(),
             }),
-            explain: args.explain,
+            explain: args.explain || lab,
             diagram: args.diagram,
             svg: args.diagram_svg.clone(),
         };

@@ -34,6 +34,8 @@ pub enum Scenario {
     DeadPeer,
     /// The server's socket vanishes; the next probe is answered by RST.
     PeerReboot,
+    /// Keepalive on the server's accepted socket instead; the client answers.
+    ServerSide { answered: u32 },
 }
 
 fn setsockopt(
@@ -127,8 +129,12 @@ pub fn run(
     scenario: Scenario,
 ) -> io::Result<Option<io::Error>> {
     let mut client = TcpStream::connect(listener.local_addr()?)?;
-    enable_keepalive(&client, timers)?;
     let (mut server, _) = listener.accept()?;
+    if matches!(scenario, Scenario::ServerSide { .. }) {
+        enable_keepalive(&server, timers)?;
+    } else {
+        enable_keepalive(&client, timers)?;
+    }
     client.write_all(b"hello\n")?;
     let mut buf = [0u8; 64];
     let _ = server.read(&mut buf)?;
@@ -138,7 +144,7 @@ pub fn run(
     let patience = Duration::from_secs(u64::from(timers.idle + timers.count * timers.interval + 5));
     client.set_read_timeout(Some(patience))?;
     match scenario {
-        Scenario::Healthy { answered } => {
+        Scenario::Healthy { answered } | Scenario::ServerSide { answered } => {
             // Probes come one idle time apart while answered.
             let wait = f64::from(timers.idle) * f64::from(answered) + f64::from(timers.idle) * 0.5;
             std::thread::sleep(Duration::from_secs_f64(wait));

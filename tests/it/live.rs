@@ -20,7 +20,7 @@ const TIMERS: Timers = Timers {
 };
 
 /// Whether live tests can run here; panics when they must but cannot.
-fn live_allowed(test: &str) -> bool {
+pub fn live_allowed(test: &str) -> bool {
     let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;

@@ -1,0 +1,122 @@
+//! `kacap lab SCENARIO`: the walkthrough from the seed notes, live, in a
+//! few seconds, without touching the host's network.
+//!
+//! The process moves into a private network namespace of its own
+//! (unshare(CLONE_NEWNET)), brings its `lo` up, captures there with libpcap,
+//! and runs a server on 127.0.0.1:2333 and a keepalive client itself (see
+//! [`crate::traffic`]): the peer is silenced with a SO_ATTACH_FILTER drop-all
+//! (dead peer) or vanishes with a TCP_REPAIR close (peer reboot). When the
+//! process ends, the namespace and everything in it go with it.
+
+use crate::error::Error;
+use crate::signal;
+use crate::traffic::{self, Scenario, Timers};
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The lab's server port, as in the walkthrough.
+pub const PORT: u16 = 2333;
+
+/// Says what the scenario does and what to expect, in a few lines.
+pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
+    let setup = format!(
+        "kacap lab {name}: a client with SO_KEEPALIVE, TCP_KEEPIDLE {}, TCP_KEEPINTVL {}, TCP_KEEPCNT {} \
+         connects to a server on 127.0.0.1:{PORT}, in a private network namespace.",
+        t.idle, t.interval, t.count
+    );
+    let what = match scenario {
+        Scenario::Healthy { answered } => format!(
+            "The server answers: expect a probe every {} s, each ACKed ({answered} of them).",
+            t.idle
+        ),
+        Scenario::DeadPeer => format!(
+            "After the handshake the server's socket is silenced (SO_ATTACH_FILTER drop-all, as if the \
+             host vanished): expect probes {} s apart going unanswered, then the client's RST after {} of \
+             them, {} s in.",
+            t.interval,
+            t.count,
+            t.idle + t.count * t.interval
+        ),
+        Scenario::PeerReboot => format!(
+            "After the handshake the server's socket vanishes without FIN or RST (TCP_REPAIR close, as if \
+             the host rebooted): expect the first probe, {} s in, to be answered by RST.",
+            t.idle
+        ),
+        Scenario::ServerSide { answered } => format!(
+            "Here the server's accepted socket has keepalive on instead: expect the server to probe every \
+             {} s and the client to answer ({answered} of them).",
+            t.idle
+        ),
+    };
+    let setup = if matches!(scenario, Scenario::ServerSide { .. }) {
+        setup.replace("a client with SO_KEEPALIVE", "a client")
+    } else {
+        setup
+    };
+    format!("{setup}\n{what}")
+}
+
+/// Needs root: say so, and what to do instead.
+pub fn check_root() -> Result<(), Error> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Usage(
+            "kacap lab needs root: it creates a private network namespace and closes a socket in \
+             TCP_REPAIR mode (run: sudo kacap lab dead-peer); without root, replay the bundled captures: \
+             kacap -r fixtures/dead-peer.pcap --explain"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves this process (before it starts any thread) into a new network
+/// namespace and brings its loopback interface up.
+pub fn enter_private_network() -> Result<(), Error> {
+    let fail =
+        |what: &str| Error::Usage(format!("kacap lab: {what}: {}", io::Error::last_os_error()));
+    // SAFETY: plain syscalls on values we own.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            return Err(fail("cannot create a network namespace (unshare)"));
+        }
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if fd < 0 {
+            return Err(fail("socket"));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let ok = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) == 0 && {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) == 0
+        };
+        libc::close(fd);
+        if !ok {
+            return Err(fail("cannot bring lo up in the new namespace"));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the scenario's sockets in a thread; when it is done (and a moment
+/// later, for the last packets), the capture is told to stop.
+pub fn start_traffic(
+    scenario: Scenario,
+    t: Timers,
+) -> Result<JoinHandle<io::Result<Option<io::Error>>>, Error> {
+    let listener = TcpListener::bind(("127.0.0.1", PORT))
+        .map_err(|e| Error::Usage(format!("kacap lab: cannot listen on 127.0.0.1:{PORT}: {e}")))?;
+    Ok(std::thread::spawn(move || {
+        // Let the capture start first.
+        std::thread::sleep(Duration::from_millis(200));
+        let result = traffic::run(listener, t, scenario);
+        std::thread::sleep(Duration::from_millis(400));
+        signal::STOP.store(true, Ordering::Relaxed);
+        result
+    }))
+}
