@@ -69,6 +69,10 @@ fn run_lab(
     let src = Source::live("lo", Some(&filter))?;
     let traffic = lab::start_traffic(scenario, timers)?;
     let result = capture(args, src, out, err, true);
+    if !traffic.is_finished() {
+        // Interrupted (Ctrl-C): the sockets and the namespace go with the process.
+        return result;
+    }
     match traffic.join() {
         Ok(Ok(_)) => result,
         Ok(Err(e)) => Err(Error::Usage(format!(
