@@ -10,10 +10,10 @@ use crate::keepalive::{Note, SystemDefaults, Verdict};
 use crate::time::Timestamp;
 use std::io::{self, Write};
 
-/// Most rows kept for the table; beyond, flows are only counted (a long
-/// live capture must not grow without bound). Dead and reset connections
-/// get as many rows again, so they are not crowded out.
-const MAX_ROWS: usize = 10_000;
+/// Most rows in the table. Beyond, flows are only counted, so a long live
+/// capture or a capture of a busy host stays small; dead and reset
+/// connections are kept first, then those with keepalive, then the rest.
+const MAX_ROWS: usize = 1_000;
 
 /// ANSI colors for flow labels, cycled by flow number.
 const FLOW_COLORS: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
@@ -176,13 +176,29 @@ impl<W: Write> Sink for TextSink<W> {
             let steps = self.recorder.take(flow.id);
             self.taught.push((summary.clone(), steps));
         }
-        let bad = matches!(summary.verdict, Verdict::DeadPeer | Verdict::PeerReset);
-        if self.flows.len() < MAX_ROWS || (bad && self.flows.len() < 2 * MAX_ROWS) {
+        let rank = |v: Verdict| match v {
+            Verdict::DeadPeer | Verdict::PeerReset => 0,
+            Verdict::Alive => 1,
+            Verdict::NoKeepalive => 2,
+        };
+        let mut left_out = None;
+        if self.flows.len() < MAX_ROWS {
             self.flows.push(summary);
         } else {
-            match self.omitted.iter_mut().find(|(v, _)| *v == summary.verdict) {
+            // Full: the new row replaces the latest row of a lower rank.
+            let worst = (0..self.flows.len())
+                .rev()
+                .max_by_key(|&i| rank(self.flows[i].verdict))
+                .filter(|&i| rank(self.flows[i].verdict) > rank(summary.verdict));
+            match worst {
+                Some(i) => left_out = Some(std::mem::replace(&mut self.flows[i], summary).verdict),
+                None => left_out = Some(summary.verdict),
+            }
+        }
+        if let Some(v) = left_out {
+            match self.omitted.iter_mut().find(|(o, _)| *o == v) {
                 Some((_, n)) => *n += 1,
-                None => self.omitted.push((summary.verdict, 1)),
+                None => self.omitted.push((v, 1)),
             }
         }
         Ok(())
