@@ -232,8 +232,14 @@ impl<S: Sink> Analyzer<S> {
             return Ok(());
         }
         self.stats.tcp_segments += 1;
+        let was_finished = flow.finished;
         let event = step(flow, frame, &seg);
-        self.sink.packet(&event, flow)
+        self.sink.packet(&event, flow)?;
+        if flow.finished && !was_finished {
+            let id = flow.id;
+            self.flows.mark_finished(&seg, id, frame.ts);
+        }
+        Ok(())
     }
 
     /// A live capture woke up without a packet at wall-clock `now`: ends a
@@ -293,7 +299,10 @@ impl<S: Sink> Analyzer<S> {
 }
 
 fn finish_flow(flow: &mut Flow) {
-    flow.keepalive.finish(flow.last_ts);
+    let last = flow.last_ts;
+    if let Some(k) = &mut flow.keepalive {
+        k.finish(last);
+    }
 }
 
 /// Classifies one segment of `flow`, updates the flow, and describes it.
@@ -310,20 +319,21 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         Some(frame.ts.since(flow.last_ts))
     };
     let s = from.idx();
-    let note = match kind {
-        Kind::Keepalive => flow.keepalive.probe(s, frame.n, frame.ts, silence),
-        Kind::Rst => flow.keepalive.rst(s, frame.ts),
-        _ => {
+    let note = match (kind, &mut flow.keepalive) {
+        (Kind::Keepalive, _) => flow.tracker().probe(s, frame.n, frame.ts, silence),
+        (_, None) => Note::None,
+        (Kind::Rst, Some(k)) => k.rst(s, frame.ts),
+        (_, Some(k)) => {
             let answers = flow.dir[from.other().idx()]
                 .probe
                 .is_some_and(|p| !p.zero_window && seg.has(flags::ACK) && p.answered_by(seg.ack));
             let note = if answers {
-                flow.keepalive.answered(s, frame.ts)
+                k.answered(s, frame.ts)
             } else {
                 Note::None
             };
             if seg.seq_len() > 0 && kind != Kind::ZeroWindowProbe {
-                flow.keepalive.resumed(s, frame.ts);
+                k.resumed(s, frame.ts);
             }
             note
         }

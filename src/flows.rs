@@ -17,7 +17,8 @@ use crate::decode::{Segment, flags};
 use crate::keepalive::Tracker;
 use crate::seq::SeqNumber;
 use crate::time::Timestamp;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// Which end of the connection sent a segment.
@@ -118,7 +119,8 @@ pub struct Flow {
     pub finished: bool,
     /// tcpdump's relative-sequence bases, indexed by side (see report::tcpdump).
     pub td_base: Option<[u32; 2]>,
-    pub keepalive: Tracker,
+    /// Keepalive state, from the first probe on (most connections never probe).
+    pub keepalive: Option<Box<Tracker>>,
 }
 
 impl Flow {
@@ -137,8 +139,13 @@ impl Flow {
             close: None,
             finished: false,
             td_base: None,
-            keepalive: Tracker::default(),
+            keepalive: None,
         }
+    }
+
+    /// The keepalive tracker, created on first use.
+    pub fn tracker(&mut self) -> &mut Tracker {
+        self.keepalive.get_or_insert_with(Box::default)
     }
 
     pub fn side_of(&self, seg: &Segment) -> Side {
@@ -271,7 +278,10 @@ impl FlowKey {
 
 /// The connection table.
 pub struct FlowTable {
-    flows: HashMap<FlowKey, Flow>,
+    flows: FxHashMap<FlowKey, Flow>,
+    /// Flows that finished (key, id, when queued), oldest first, to expire
+    /// after `linger` without segments.
+    finished: VecDeque<(FlowKey, u32, Timestamp)>,
     next_id: u32,
     /// How long a finished flow stays to absorb late segments (capture time).
     pub linger: f64,
@@ -283,7 +293,8 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(linger: f64, idle_timeout: f64) -> FlowTable {
         FlowTable {
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
+            finished: VecDeque::new(),
             next_id: 1,
             linger,
             idle_timeout,
@@ -344,37 +355,49 @@ impl FlowTable {
         })
     }
 
-    /// Removes flows that are finished and silent for `linger`, or open and
-    /// silent for `idle_timeout`, handing them to `ended` in flow order.
-    /// Sweeps at most once per second of capture time.
+    /// Queues a flow that just finished, for expiry after `linger`.
+    pub fn mark_finished(&mut self, seg: &Segment, id: u32, ts: Timestamp) {
+        self.finished.push_back((FlowKey::of(seg), id, ts));
+    }
+
+    /// Hands to `ended`, in flow order, the flows that finished and stayed
+    /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
+    /// time) open flows silent for `idle_timeout`.
     pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Flow)) {
-        if let Some(last) = self.last_sweep
-            && now.since(last) < 1.0
-        {
-            return;
-        }
-        self.last_sweep = Some(now);
-        let (linger, idle) = (self.linger, self.idle_timeout);
-        let mut gone: Vec<FlowKey> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| {
-                let quiet = now.since(f.last_ts);
-                if f.finished {
-                    quiet > linger
-                } else {
-                    quiet > idle
+        let mut out = Vec::new();
+        while let Some(&(key, id, queued)) = self.finished.front() {
+            if now.since(queued) <= self.linger {
+                break;
+            }
+            self.finished.pop_front();
+            match self.flows.get(&key) {
+                Some(f) if f.id == id => {
+                    if now.since(f.last_ts) > self.linger {
+                        out.extend(self.flows.remove(&key));
+                    } else {
+                        // Late segments kept it alive: look again later.
+                        self.finished.push_back((key, id, f.last_ts));
+                    }
                 }
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        if gone.is_empty() {
+                // Replaced by a new connection on the same 4-tuple, or gone.
+                _ => {}
+            }
+        }
+        let sweep_every = (self.idle_timeout / 8.0).max(1.0);
+        if self.last_sweep.is_none_or(|last| now.since(last) >= sweep_every) {
+            self.last_sweep = Some(now);
+            let idle = self.idle_timeout;
+            let gone: Vec<FlowKey> = self
+                .flows
+                .iter()
+                .filter(|(_, f)| !f.finished && now.since(f.last_ts) > idle)
+                .map(|(k, _)| *k)
+                .collect();
+            out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
+        }
+        if out.is_empty() {
             return;
         }
-        let mut out: Vec<Flow> = gone
-            .drain(..)
-            .filter_map(|k| self.flows.remove(&k))
-            .collect();
         out.sort_by_key(|f| f.id);
         out.into_iter().for_each(&mut ended);
     }
@@ -386,3 +409,4 @@ impl FlowTable {
         all.into_iter().for_each(ended);
     }
 }
+

@@ -80,7 +80,8 @@ pub fn endpoint(addr: &std::net::SocketAddr) -> String {
 
 impl FlowSummary {
     pub fn of(flow: &Flow) -> FlowSummary {
-        let ka = &flow.keepalive;
+        let none = crate::keepalive::Tracker::default();
+        let ka = flow.keepalive.as_deref().unwrap_or(&none);
         let [c, s] = &ka.sides;
         let prober = match (c.probes > 0, s.probes > 0) {
             (true, true) => Some("both"),

@@ -49,7 +49,8 @@ pub struct TextSink<W: Write> {
     out: W,
     tcpdump: Tcpdump,
     opts: TextOptions,
-    flows: Vec<FlowSummary>,
+    /// Table rows by rank: dead or reset, alive, no keepalive.
+    rows: [Vec<FlowSummary>; 3],
     /// Flows left out of the table, by verdict.
     omitted: Vec<(Verdict, u64)>,
     /// Steps of open flows, and finished flows to explain, when teaching.
@@ -63,7 +64,7 @@ impl<W: Write> TextSink<W> {
             out,
             tcpdump,
             opts,
-            flows: Vec::new(),
+            rows: Default::default(),
             omitted: Vec::new(),
             recorder: Recorder::default(),
             taught: Vec::new(),
@@ -75,7 +76,7 @@ impl<W: Write> TextSink<W> {
         if !matches!(ev.note, Note::Probe { .. } | Note::ProbeAnswered { .. }) {
             return Ok(());
         }
-        if let Some(due) = flow.keepalive.next_probe_due(ev.ts) {
+        if let Some(due) = flow.keepalive.as_ref().and_then(|k| k.next_probe_due(ev.ts)) {
             let what = if matches!(ev.note, Note::Probe { .. }) {
                 "next probe (or the RST) expected in"
             } else {
@@ -181,19 +182,17 @@ impl<W: Write> Sink for TextSink<W> {
             Verdict::Alive => 1,
             Verdict::NoKeepalive => 2,
         };
+        let r = rank(summary.verdict);
+        let kept: usize = self.rows.iter().map(Vec::len).sum();
         let mut left_out = None;
-        if self.flows.len() < MAX_ROWS {
-            self.flows.push(summary);
-        } else {
+        if kept < MAX_ROWS {
+            self.rows[r].push(summary);
+        } else if let Some(lower) = (r + 1..3).rev().find(|&q| !self.rows[q].is_empty()) {
             // Full: the new row replaces the latest row of a lower rank.
-            let worst = (0..self.flows.len())
-                .rev()
-                .max_by_key(|&i| rank(self.flows[i].verdict))
-                .filter(|&i| rank(self.flows[i].verdict) > rank(summary.verdict));
-            match worst {
-                Some(i) => left_out = Some(std::mem::replace(&mut self.flows[i], summary).verdict),
-                None => left_out = Some(summary.verdict),
-            }
+            left_out = self.rows[lower].pop().map(|f| f.verdict);
+            self.rows[r].push(summary);
+        } else {
+            left_out = Some(summary.verdict);
         }
         if let Some(v) = left_out {
             match self.omitted.iter_mut().find(|(o, _)| *o == v) {
@@ -205,11 +204,12 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
-        self.flows.sort_by_key(|f| f.id);
+        let mut flows: Vec<FlowSummary> = self.rows.iter_mut().flat_map(std::mem::take).collect();
+        flows.sort_by_key(|f| f.id);
         if self.opts.timeline {
             self.out.write_all(b"\n")?;
         }
-        table::write(&mut self.out, &self.flows, stats)?;
+        table::write(&mut self.out, &flows, stats)?;
         if !self.omitted.is_empty() {
             let parts: Vec<String> = self
                 .omitted
@@ -219,12 +219,12 @@ impl<W: Write> Sink for TextSink<W> {
             writeln!(
                 self.out,
                 "(table limited to {} rows; not shown: {}; --json lists every flow)",
-                self.flows.len(),
+                flows.len(),
                 parts.join(", ")
             )?;
         }
         if let Some(live) = self.opts.live {
-            table::write_live_notes(&mut self.out, &self.flows, live.defaults, Timestamp::now())?;
+            table::write_live_notes(&mut self.out, &flows, live.defaults, Timestamp::now())?;
         }
         self.write_teaching()?;
         self.out.flush()
