@@ -1,6 +1,7 @@
 //! What a segment is and means, in words, for the text timeline.
 
 use super::PacketEvent;
+use super::emit::Emit;
 use crate::classify::Kind;
 use crate::decode::flags;
 use crate::flows::Flow;
@@ -24,7 +25,7 @@ impl std::fmt::Display for Secs {
 }
 
 /// Writes the annotation for one event.
-pub fn write(out: &mut impl Write, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+pub fn write(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
     let who = ev.from.name();
     let peer = ev.from.other().name();
     let seg = ev.seg;
@@ -84,8 +85,14 @@ pub fn write(out: &mut impl Write, ev: &PacketEvent, flow: &Flow) -> io::Result<
         (Kind::Syn, _) => write!(out, "handshake 1/3: {who} opens the connection (SYN)"),
         (Kind::SynAck, _) => write!(out, "handshake 2/3: {who} accepts (SYN-ACK)"),
         (Kind::HandshakeAck, _) => out.write_all(b"handshake 3/3: connection established"),
-        (Kind::Data, _) => write!(out, "data {who} → {peer}, {} bytes", seg.len),
-        (Kind::Ack, _) => write!(out, "ACK from {who}"),
+        (Kind::Data, _) => {
+            out.s("data ").s(who).s(" → ").s(peer).s(", ").n(seg.len).s(" bytes");
+            Ok(())
+        }
+        (Kind::Ack, _) => {
+            out.s("ACK from ").s(who);
+            Ok(())
+        }
         (Kind::KeepaliveAck, _) => write!(out, "keepalive ACK from {who}"),
         (Kind::ZeroWindowProbe, _) => write!(
             out,

@@ -1,5 +1,6 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
+use super::emit::Emit;
 use super::{FlowSummary, PacketEvent, Sink};
 use crate::analyzer::Stats;
 use crate::flows::Flow;
@@ -13,6 +14,8 @@ pub struct JsonSink<W: Write> {
     packets: bool,
     nano: bool,
     flush_each: bool,
+    /// The record being built (reused: no allocation per packet).
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -22,6 +25,7 @@ impl<W: Write> JsonSink<W> {
             packets,
             nano,
             flush_each,
+            line: Vec::with_capacity(512),
         }
     }
 
@@ -36,6 +40,16 @@ impl<W: Write> JsonSink<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// `ip:port`, IPv6 in brackets, as SocketAddr prints it.
+fn endpoint(l: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
+    if ip.is_ipv6() {
+        l.s("[").ip(ip).s("]");
+    } else {
+        l.ip(ip);
+    }
+    l.s(":").n(port);
 }
 
 /// A JSON number for seconds, or null.
@@ -68,39 +82,44 @@ impl<W: Write> Sink for JsonSink<W> {
             return Ok(());
         }
         let seg = ev.seg;
-        write!(self.out, "{{\"type\":\"packet\",\"n\":{},\"ts\":", ev.n)?;
-        self.ts(ev.ts)?;
-        write!(
-            self.out,
-            ",\"flow\":{},\"from\":\"{}\",\"src\":\"{}\",\"dst\":\"{}\",\"flags\":\"",
-            ev.flow_id,
-            ev.from.name(),
-            std::net::SocketAddr::new(seg.src, seg.sport),
-            std::net::SocketAddr::new(seg.dst, seg.dport),
-        )?;
-        super::tcpdump::write_flags(&mut self.out, seg.flags)?;
-        write!(self.out, "\",\"seq\":{},\"ack\":", ev.rel_seq)?;
-        match ev.rel_ack {
-            Some(a) => write!(self.out, "{a}")?,
-            None => self.out.write_all(b"null")?,
+        let l = &mut self.line;
+        l.clear();
+        l.s("{\"type\":\"packet\",\"n\":").n(ev.n).s(",\"ts\":").n(ev.ts.sec);
+        if self.nano {
+            l.s(".").zn(u64::from(ev.ts.nsec), 9);
+        } else {
+            l.s(".").zn(u64::from(ev.ts.nsec / 1000), 6);
         }
-        write!(
-            self.out,
-            ",\"win\":{},\"len\":{},\"kind\":\"{}\"",
-            seg.win,
-            seg.len,
-            ev.kind.as_str()
-        )?;
+        l.s(",\"flow\":").n(ev.flow_id).s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
+        endpoint(l, seg.src, seg.sport);
+        l.s("\",\"dst\":\"");
+        endpoint(l, seg.dst, seg.dport);
+        l.s("\",\"flags\":\"");
+        super::tcpdump::write_flags(l, seg.flags);
+        l.s("\",\"seq\":").n(ev.rel_seq).s(",\"ack\":");
+        match ev.rel_ack {
+            Some(a) => l.n(a),
+            None => l.s("null"),
+        };
+        l.s(",\"win\":")
+            .n(seg.win)
+            .s(",\"len\":")
+            .n(seg.len)
+            .s(",\"kind\":\"")
+            .s(ev.kind.as_str())
+            .s("\"");
         match ev.note {
             Note::Probe { number, idle, .. } => {
-                write!(self.out, ",\"probe\":{number},\"idle\":{}", Num(Some(idle)))?
+                l.s(",\"probe\":").n(number).s(",\"idle\":");
+                let _ = write!(l, "{}", Num(Some(idle)));
             }
             Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
-                write!(self.out, ",\"reply_to\":{reply_to}")?
+                l.s(",\"reply_to\":").n(reply_to);
             }
             Note::GaveUp { .. } | Note::None => {}
         }
-        self.out.write_all(b"}\n")?;
+        l.s("}\n");
+        self.out.write_all(&self.line)?;
         if self.flush_each {
             self.out.flush()?;
         }

@@ -1,6 +1,7 @@
 //! Report: sinks of the event stream (text timeline, summary table, JSON).
 
 pub mod annotate;
+pub mod emit;
 pub mod json;
 pub mod table;
 pub mod tcpdump;

@@ -2,11 +2,10 @@
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
 use super::PacketEvent;
+use super::emit::Emit;
 use crate::decode::{Segment, flags};
 use crate::time::Timestamp;
 use chrono::{Local, TimeZone};
-use std::io::{self, Write};
-use std::net::IpAddr;
 
 /// tcpdump's `-t` family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +52,8 @@ pub struct Tcpdump {
     /// Cached local date and time of day for one second: `YYYY-MM-DD HH:MM:SS`.
     cached_sec: Option<i64>,
     cached: String,
+    /// Cached interface name for the last SLL2 interface index.
+    ifname: Option<(u32, String)>,
 }
 
 impl Tcpdump {
@@ -63,12 +64,6 @@ impl Tcpdump {
             absolute,
             ..Default::default()
         }
-    }
-
-    /// Tells the formatter a frame was read (for `-ttt` / `-ttttt` deltas,
-    /// which count every frame, TCP or not).
-    pub fn frame_seen(&mut self, ts: Timestamp) {
-        self.first.get_or_insert(ts);
     }
 
     fn local(&mut self, sec: i64) -> &str {
@@ -82,145 +77,145 @@ impl Tcpdump {
         &self.cached
     }
 
-    fn frac(&self, out: &mut impl Write, nsec: u32) -> io::Result<()> {
+    fn frac(&self, out: &mut Vec<u8>, nsec: u32) {
         if self.nano {
-            write!(out, ".{nsec:09}")
+            out.s(".").zn(u64::from(nsec), 9);
         } else {
-            write!(out, ".{:06}", nsec / 1000)
+            out.s(".").zn(u64::from(nsec / 1000), 6);
         }
     }
 
-    fn delta(&self, out: &mut impl Write, nanos: u64) -> io::Result<()> {
+    fn delta(&self, out: &mut Vec<u8>, nanos: u64) {
         let secs = nanos / 1_000_000_000;
-        write!(
-            out,
-            " {:02}:{:02}:{:02}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )?;
-        self.frac(out, (nanos % 1_000_000_000) as u32)?;
-        out.write_all(b" ")
+        out.s(" ")
+            .zn(secs / 3600, 2)
+            .s(":")
+            .zn(secs / 60 % 60, 2)
+            .s(":")
+            .zn(secs % 60, 2);
+        self.frac(out, (nanos % 1_000_000_000) as u32);
+        out.s(" ");
     }
 
     /// Writes the timestamp (with its trailing space) as tcpdump would.
-    pub fn write_ts(&mut self, out: &mut impl Write, ts: Timestamp) -> io::Result<()> {
+    pub fn write_ts(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
         match self.ts_format {
             TsFormat::None => {}
             TsFormat::Time => {
-                let hms = &self.local(ts.sec)[11..];
-                out.write_all(hms.as_bytes())?;
-                self.frac(out, ts.nsec)?;
-                out.write_all(b" ")?;
+                out.extend_from_slice(&self.local(ts.sec).as_bytes()[11..]);
+                self.frac(out, ts.nsec);
+                out.s(" ");
             }
             TsFormat::DateTime => {
-                let date = self.local(ts.sec);
-                out.write_all(date.as_bytes())?;
-                self.frac(out, ts.nsec)?;
-                out.write_all(b" ")?;
+                out.extend_from_slice(self.local(ts.sec).as_bytes());
+                self.frac(out, ts.nsec);
+                out.s(" ");
             }
             TsFormat::Epoch => {
-                write!(out, "{}", ts.sec)?;
-                self.frac(out, ts.nsec)?;
-                out.write_all(b" ")?;
+                out.n(ts.sec);
+                self.frac(out, ts.nsec);
+                out.s(" ");
             }
             TsFormat::Delta => {
                 let d = self.prev.map_or(0, |p| ts.nanos_since(p));
-                self.delta(out, d)?;
+                self.delta(out, d);
             }
             TsFormat::SinceFirst => {
                 let d = self.first.map_or(0, |f| ts.nanos_since(f));
-                self.delta(out, d)?;
+                self.delta(out, d);
             }
         }
         self.prev = Some(ts);
-        Ok(())
     }
 
-    /// Writes the whole tcpdump line for a TCP segment, without newline.
-    pub fn write_line(&mut self, out: &mut impl Write, ev: &PacketEvent) -> io::Result<()> {
-        self.write_ts(out, ev.ts)?;
+    /// Appends the whole tcpdump line for a TCP segment, without newline.
+    pub fn write_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
+        self.first.get_or_insert(ev.ts);
+        self.write_ts(out, ev.ts);
         let seg = ev.seg;
-        write_link_prefix(out, seg)?;
-        let v = if seg.src.is_ipv4() { "IP" } else { "IP6" };
-        write!(
-            out,
-            "{v} {}.{} > {}.{}: Flags [",
-            Addr(seg.src),
-            seg.sport,
-            Addr(seg.dst),
-            seg.dport
-        )?;
-        write_flags(out, seg.flags)?;
-        out.write_all(b"]")?;
+        if seg.link.ifindex != 0 {
+            self.write_link_prefix(out, seg);
+        }
+        out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " })
+            .ip(seg.src)
+            .s(".")
+            .n(seg.sport)
+            .s(" > ")
+            .ip(seg.dst)
+            .s(".")
+            .n(seg.dport)
+            .s(": Flags [");
+        write_flags(out, seg.flags);
+        out.s("]");
         let (seq, ack) = if self.absolute {
             (seg.seq.0, seg.ack.0)
         } else {
             (ev.td_seq, ev.td_ack)
         };
         if seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST) {
-            write!(out, ", seq {seq}")?;
+            out.s(", seq ").n(seq);
             if seg.len > 0 {
-                write!(out, ":{}", seq.wrapping_add(seg.len))?;
+                out.s(":").n(seq.wrapping_add(seg.len));
             }
         }
         if seg.has(flags::ACK) {
-            write!(out, ", ack {ack}")?;
+            out.s(", ack ").n(ack);
         }
-        write!(out, ", win {}", seg.win)?;
+        out.s(", win ").n(seg.win);
         if seg.has(flags::URG) {
-            write!(out, ", urg {}", seg.urp)?;
+            out.s(", urg ").n(seg.urp);
         }
         let sack_base = if self.absolute { 0 } else { ev.td_other_base };
         if seg.header_len > 20 {
-            out.write_all(b", options [")?;
-            if !write_options(out, seg, sack_base)? {
+            out.s(", options [");
+            if !write_options(out, seg, sack_base) {
                 // Cut off by the snaplen: tcpdump stops the line here.
-                return out.write_all(b" [|tcp]");
+                out.s(" [|tcp]");
+                return;
             }
-            out.write_all(b"]")?;
+            out.s("]");
         }
-        write!(out, ", length {}", seg.len)
+        out.s(", length ").n(seg.len);
     }
-}
 
-struct Addr(IpAddr);
-
-impl std::fmt::Display for Addr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // std prints IPv6 like inet_ntop (RFC 5952), as tcpdump does.
-        write!(f, "{}", self.0)
+    /// Linux cooked v2 (`-i any`) lines start with the interface and direction.
+    fn write_link_prefix(&mut self, out: &mut Vec<u8>, seg: &Segment) {
+        let index = seg.link.ifindex;
+        if self.ifname.as_ref().is_none_or(|(i, _)| *i != index) {
+            let mut name = [0u8; libc::IF_NAMESIZE];
+            // SAFETY: `name` has IF_NAMESIZE bytes, as if_indextoname requires.
+            let found = unsafe { !libc::if_indextoname(index, name.as_mut_ptr().cast()).is_null() };
+            let shown = if found {
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                String::from_utf8_lossy(&name[..end]).into_owned()
+            } else {
+                format!("#{index}")
+            };
+            self.ifname = Some((index, shown));
+        }
+        let name = self.ifname.as_ref().map_or("", |(_, n)| n.as_str());
+        let dir = match seg.link.pkttype {
+            Some(0) => "In",
+            Some(1) => "B",
+            Some(2) => "M",
+            Some(3) => "P",
+            Some(4) => "Out",
+            _ => "?",
+        };
+        out.s(name);
+        for _ in name.len()..5 {
+            out.push(b' ');
+        }
+        out.s(" ").s(dir);
+        for _ in dir.len()..3 {
+            out.push(b' ');
+        }
+        out.s(" ");
     }
-}
-
-/// Linux cooked v2 (`-i any`) lines start with the interface and direction.
-fn write_link_prefix(out: &mut impl Write, seg: &Segment) -> io::Result<()> {
-    if seg.link.ifindex == 0 {
-        return Ok(());
-    }
-    let mut name = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: `name` has IF_NAMESIZE bytes, as if_indextoname requires.
-    let found =
-        unsafe { !libc::if_indextoname(seg.link.ifindex, name.as_mut_ptr().cast()).is_null() };
-    let ifname = if found {
-        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        String::from_utf8_lossy(&name[..end]).into_owned()
-    } else {
-        format!("#{}", seg.link.ifindex)
-    };
-    let dir = match seg.link.pkttype {
-        Some(0) => "In",
-        Some(1) => "B",
-        Some(2) => "M",
-        Some(3) => "P",
-        Some(4) => "Out",
-        _ => "?",
-    };
-    write!(out, "{ifname:<5} {dir:<3} ")
 }
 
 /// tcpdump's flag letters, in its order: F S R P . U E W; `none` when empty.
-pub fn write_flags(out: &mut impl Write, f: u8) -> io::Result<()> {
+pub fn write_flags(out: &mut Vec<u8>, f: u8) {
     const LETTERS: [(u8, u8); 8] = [
         (flags::FIN, b'F'),
         (flags::SYN, b'S'),
@@ -232,14 +227,14 @@ pub fn write_flags(out: &mut impl Write, f: u8) -> io::Result<()> {
         (flags::CWR, b'W'),
     ];
     if f == 0 {
-        return out.write_all(b"none");
+        out.s("none");
+        return;
     }
     for (bit, letter) in LETTERS {
         if f & bit != 0 {
-            out.write_all(&[letter])?;
+            out.push(letter);
         }
     }
-    Ok(())
 }
 
 fn be32(b: &[u8]) -> u32 {
@@ -249,31 +244,31 @@ fn be32(b: &[u8]) -> u32 {
 /// Writes the TCP options as tcpdump does. Returns false when they were cut
 /// off by the snaplen. Unknown option kinds are printed and skipped by their
 /// length byte, so one unknown option does not hide the rest.
-fn write_options(out: &mut impl Write, seg: &Segment, sack_base: u32) -> io::Result<bool> {
+fn write_options(out: &mut Vec<u8>, seg: &Segment, sack_base: u32) -> bool {
     let opts = seg.options;
     let mut hlen = usize::from(seg.header_len) - 20;
     let mut at = 0usize;
     let mut first = true;
     while hlen > 0 {
         if !first {
-            out.write_all(b",")?;
+            out.s(",");
         }
         first = false;
         let Some(&kind) = opts.get(at) else {
-            return Ok(false);
+            return false;
         };
         at += 1;
         let len = if kind <= 1 {
             1
         } else {
             let Some(&l) = opts.get(at) else {
-                return Ok(false);
+                return false;
             };
             at += 1;
             let l = usize::from(l);
             if l < 2 || l > hlen {
-                out.write_all(b"bad opt")?;
-                return Ok(true);
+                out.s("bad opt");
+                return true;
             }
             hlen -= 1;
             l
@@ -281,28 +276,40 @@ fn write_options(out: &mut impl Write, seg: &Segment, sack_base: u32) -> io::Res
         hlen -= 1;
         let datalen = len.saturating_sub(2);
         let Some(data) = opts.get(at..at + datalen) else {
-            return Ok(false);
+            return false;
         };
         match kind {
-            0 => out.write_all(b"eol")?,
-            1 => out.write_all(b"nop")?,
-            2 if datalen == 2 => write!(out, "mss {}", u16::from_be_bytes([data[0], data[1]]))?,
-            3 if datalen == 1 => write!(out, "wscale {}", data[0])?,
-            4 => out.write_all(b"sackOK")?,
+            0 => {
+                out.s("eol");
+            }
+            1 => {
+                out.s("nop");
+            }
+            2 if datalen == 2 => {
+                out.s("mss ").n(u16::from_be_bytes([data[0], data[1]]));
+            }
+            3 if datalen == 1 => {
+                out.s("wscale ").n(data[0]);
+            }
+            4 => {
+                out.s("sackOK");
+            }
             5 => {
-                out.write_all(b"sack")?;
+                out.s("sack");
                 if datalen % 8 != 0 {
-                    out.write_all(b" invalid sack")?;
+                    out.s(" invalid sack");
                 } else {
-                    write!(out, " {} ", datalen / 8)?;
+                    out.s(" ").n(datalen / 8).s(" ");
                     for block in data.chunks_exact(8) {
                         let s = be32(&block[..4]).wrapping_sub(sack_base);
                         let e = be32(&block[4..]).wrapping_sub(sack_base);
-                        write!(out, "{{{s}:{e}}}")?;
+                        out.s("{").n(s).s(":").n(e).s("}");
                     }
                 }
             }
-            8 if datalen == 8 => write!(out, "TS val {} ecr {}", be32(data), be32(&data[4..]))?,
+            8 if datalen == 8 => {
+                out.s("TS val ").n(be32(data)).s(" ecr ").n(be32(&data[4..]));
+            }
             _ => {
                 let name = match kind {
                     2 => "mss",
@@ -317,14 +324,16 @@ fn write_options(out: &mut impl Write, seg: &Segment, sack_base: u32) -> io::Res
                     _ => "",
                 };
                 if name.is_empty() {
-                    write!(out, "unknown-{kind}")?;
+                    out.s("unknown-").n(kind);
                 } else {
-                    out.write_all(name.as_bytes())?;
+                    out.s(name);
                 }
                 if datalen > 0 {
-                    out.write_all(b" 0x")?;
+                    out.s(" 0x");
                     for b in data {
-                        write!(out, "{b:02x}")?;
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        out.push(HEX[usize::from(b >> 4)]);
+                        out.push(HEX[usize::from(b & 15)]);
                     }
                 }
             }
@@ -335,5 +344,5 @@ fn write_options(out: &mut impl Write, seg: &Segment, sack_base: u32) -> io::Res
             break;
         }
     }
-    Ok(true)
+    true
 }

@@ -1,6 +1,7 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
 use super::tcpdump::Tcpdump;
+use super::emit::Emit;
 use super::teach::{self, FlowSteps, Recorder};
 use super::{FlowSummary, PacketEvent, Sink, annotate, table};
 use crate::analyzer::Stats;
@@ -56,6 +57,8 @@ pub struct TextSink<W: Write> {
     /// Steps of open flows, and finished flows to explain, when teaching.
     recorder: Recorder,
     taught: Vec<(FlowSummary, FlowSteps)>,
+    /// The line being built (reused: no allocation per packet).
+    line: Vec<u8>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -68,27 +71,8 @@ impl<W: Write> TextSink<W> {
             omitted: Vec::new(),
             recorder: Recorder::default(),
             taught: Vec::new(),
+            line: Vec::with_capacity(512),
         }
-    }
-
-    /// Live: when the prober's next probe is due, after a probe or its answer.
-    fn expectation(&mut self, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
-        if !matches!(ev.note, Note::Probe { .. } | Note::ProbeAnswered { .. }) {
-            return Ok(());
-        }
-        if let Some(due) = flow.keepalive.as_ref().and_then(|k| k.next_probe_due(ev.ts)) {
-            let what = if matches!(ev.note, Note::Probe { .. }) {
-                "next probe (or the RST) expected in"
-            } else {
-                "next probe expected in"
-            };
-            write!(
-                self.out,
-                "; {what} ~{}",
-                annotate::Secs(due.since(ev.ts).max(0.0))
-            )?;
-        }
-        Ok(())
     }
 
     /// After the table: explanations and diagrams, and the SVG file.
@@ -145,26 +129,32 @@ impl<W: Write> Sink for TextSink<W> {
         if !self.opts.timeline {
             return Ok(());
         }
-        self.tcpdump.write_line(&mut self.out, ev)?;
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.tcpdump.write_line(&mut line, ev);
         if self.opts.color {
             let c = FLOW_COLORS[(ev.flow_id as usize - 1) % FLOW_COLORS.len()];
-            write!(
-                self.out,
-                "  \x1b[{c}mflow {}:\x1b[0m \x1b[{}m",
-                ev.flow_id,
-                Self::note_color(ev)
-            )?;
+            line.s("  \x1b[")
+                .s(c)
+                .s("mflow ")
+                .n(ev.flow_id)
+                .s(":\x1b[0m \x1b[")
+                .s(Self::note_color(ev))
+                .s("m");
         } else {
-            write!(self.out, "  flow {}: ", ev.flow_id)?;
+            line.s("  flow ").n(ev.flow_id).s(": ");
         }
-        annotate::write(&mut self.out, ev, flow)?;
+        annotate::write(&mut line, ev, flow)?;
         if self.opts.live.is_some() {
-            self.expectation(ev, flow)?;
+            expectation(&mut line, ev, flow)?;
         }
         if self.opts.color {
-            self.out.write_all(b"\x1b[0m")?;
+            line.s("\x1b[0m");
         }
-        self.out.write_all(b"\n")?;
+        line.s("\n");
+        let written = self.out.write_all(&line);
+        self.line = line;
+        written?;
         if self.opts.live.is_some() {
             self.out.flush()?;
         }
@@ -230,3 +220,24 @@ impl<W: Write> Sink for TextSink<W> {
         self.out.flush()
     }
 }
+
+/// Live: when the prober's next probe is due, after a probe or its answer.
+fn expectation(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+    if !matches!(ev.note, Note::Probe { .. } | Note::ProbeAnswered { .. }) {
+        return Ok(());
+    }
+    if let Some(due) = flow.keepalive.as_ref().and_then(|k| k.next_probe_due(ev.ts)) {
+        let what = if matches!(ev.note, Note::Probe { .. }) {
+            "next probe (or the RST) expected in"
+        } else {
+            "next probe expected in"
+        };
+        write!(
+            out,
+            "; {what} ~{}",
+            annotate::Secs(due.since(ev.ts).max(0.0))
+        )?;
+    }
+    Ok(())
+}
+
