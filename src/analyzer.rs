@@ -200,14 +200,14 @@ impl<S: Sink> Analyzer<S> {
             }
         };
         self.expire(frame.ts)?;
-        let mut ended = Vec::new();
-        self.flows.lookup(&seg, frame.ts, |f| ended.push(f));
-        for mut old in ended {
+        let mut replaced = None;
+        let flow = self.flows.lookup(&seg, frame.ts, |f| replaced = Some(f));
+        if let Some(mut old) = replaced {
+            // A new connection on the same 4-tuple: report the old one first.
             finish_flow(&mut old);
             self.sink.flow(&old)?;
         }
-        self.stats.flows = self.flows.created();
-        let flow = self.flows.get_mut(&seg).expect("flow was just looked up");
+        self.stats.flows = self.stats.flows.max(u64::from(flow.id));
         let from = flow.side_of(&seg);
         let dir = &mut flow.dir[from.idx()];
         if dir.next.is_none()

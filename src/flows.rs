@@ -266,13 +266,28 @@ impl Flow {
 
 /// Canonical 4-tuple: the lower endpoint first.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-struct FlowKey(SocketAddr, SocketAddr);
+struct FlowKey {
+    lo: (u128, u16),
+    hi: (u128, u16),
+}
+
+/// An address as a number (IPv4 mapped into IPv6), cheap to hash and compare.
+fn addr_bits(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(v4) => u128::from(v4.to_bits()) | 0xffff << 32,
+        std::net::IpAddr::V6(v6) => v6.to_bits(),
+    }
+}
 
 impl FlowKey {
     fn of(seg: &Segment) -> FlowKey {
-        let a = SocketAddr::new(seg.src, seg.sport);
-        let b = SocketAddr::new(seg.dst, seg.dport);
-        if a <= b { FlowKey(a, b) } else { FlowKey(b, a) }
+        let a = (addr_bits(seg.src), seg.sport);
+        let b = (addr_bits(seg.dst), seg.dport);
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
     }
 }
 
