@@ -303,6 +303,7 @@ pub struct FlowTable {
     /// How long an open flow may stay silent before it is reported and freed.
     pub idle_timeout: f64,
     last_sweep: Option<Timestamp>,
+    last_look: Option<i64>,
 }
 
 impl FlowTable {
@@ -314,6 +315,7 @@ impl FlowTable {
             linger,
             idle_timeout,
             last_sweep: None,
+            last_look: None,
         }
     }
 
@@ -379,6 +381,11 @@ impl FlowTable {
     /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
     /// time) open flows silent for `idle_timeout`.
     pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Flow)) {
+        // At most one look per second of capture time: this runs per packet.
+        if self.last_look == Some(now.sec) {
+            return;
+        }
+        self.last_look = Some(now.sec);
         let mut out = Vec::new();
         while let Some(&(key, id, queued)) = self.finished.front() {
             if now.since(queued) <= self.linger {
