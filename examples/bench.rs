@@ -6,8 +6,8 @@
 //!
 //! Run it with `bench/run.sh [--flows N] [--runs N] [--keep]` (see bench/README.md).
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,10 +66,20 @@ fn flow_packets(i: u32, start_us: u64, rng: &mut Rng, out: &mut Vec<Pkt>) {
     let mut t = start_us;
     let mut n = 0u16;
     let (mut c_seq, mut s_seq) = (rng.next() as u32, rng.next() as u32);
-    let mut push = |out: &mut Vec<Pkt>, t: u64, from_server: bool, flags: u8, seq: u32, ack: u32, len: u16| {
-        out.push(Pkt { t_us: t, flow: i, seq_in_flow: n, from_server, flags, seq, ack, len });
-        n += 1;
-    };
+    let mut push =
+        |out: &mut Vec<Pkt>, t: u64, from_server: bool, flags: u8, seq: u32, ack: u32, len: u16| {
+            out.push(Pkt {
+                t_us: t,
+                flow: i,
+                seq_in_flow: n,
+                from_server,
+                flags,
+                seq,
+                ack,
+                len,
+            });
+            n += 1;
+        };
     let rtt = 200 + rng.below(2000);
     push(out, t, false, SYN, c_seq, 0, 0);
     c_seq = c_seq.wrapping_add(1);
@@ -187,7 +197,12 @@ fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64
         } else {
             lists[fi as usize] = Vec::new();
         }
-        let client = [10, (p.flow >> 16) as u8 | 0x40, (p.flow >> 8) as u8, p.flow as u8];
+        let client = [
+            10,
+            (p.flow >> 16) as u8 | 0x40,
+            (p.flow >> 8) as u8,
+            p.flow as u8,
+        ];
         let server = [10, 0, 0, 1];
         let cport = 32768 + (p.flow % 28000) as u16;
         let sport = 5432u16;
@@ -202,7 +217,9 @@ fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64
         f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         let ip = &mut f[14..34];
-        ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        ip.copy_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
         ip[4..6].copy_from_slice(&(p.seq_in_flow).to_be_bytes());
         ip[12..16].copy_from_slice(&src);
@@ -216,7 +233,14 @@ fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64
         tcp[8..12].copy_from_slice(&p.ack.to_be_bytes());
         tcp[12] = 8 << 4;
         tcp[13] = p.flags;
-        tcp[14..16].copy_from_slice(&(if p.flags & RST != 0 && p.flags & ACK == 0 { 0u16 } else { 512 }).to_be_bytes());
+        tcp[14..16].copy_from_slice(
+            &(if p.flags & RST != 0 && p.flags & ACK == 0 {
+                0u16
+            } else {
+                512
+            })
+            .to_be_bytes(),
+        );
         tcp[16..20].copy_from_slice(&[0, 0, 0, 0]);
         tcp[20..24].copy_from_slice(&[1, 1, 8, 10]);
         tcp[24..28].copy_from_slice(&((p.t_us / 1000) as u32).to_be_bytes());
@@ -259,7 +283,11 @@ fn measure(cmd: &mut Command) -> Measure {
     let start = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
     let Ok(child) = child else {
-        return Measure { secs: 0.0, max_rss_kib: 0, ok: false };
+        return Measure {
+            secs: 0.0,
+            max_rss_kib: 0,
+            ok: false,
+        };
     };
     let mut status = 0;
     // SAFETY: waiting for our own child with a zeroed rusage to fill.
@@ -284,7 +312,12 @@ fn best_of(runs: usize, mut make: impl FnMut() -> Command) -> Measure {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 fn main() {
@@ -327,7 +360,12 @@ fn main() {
         (n, std::fs::metadata(&path).unwrap().len())
     } else {
         let out = Command::new(&me)
-            .args(["--generate", path.to_str().unwrap(), &flows.to_string(), &spread.to_string()])
+            .args([
+                "--generate",
+                path.to_str().unwrap(),
+                &flows.to_string(),
+                &spread.to_string(),
+            ])
             .output()
             .expect("run the generator");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -363,7 +401,13 @@ fn main() {
     if have("tshark") {
         let m = best_of(1, || {
             let mut c = Command::new("tshark");
-            c.args(["-n", "-r", &p, "-Y", "tcp.analysis.keep_alive || tcp.analysis.keep_alive_ack"]);
+            c.args([
+                "-n",
+                "-r",
+                &p,
+                "-Y",
+                "tcp.analysis.keep_alive || tcp.analysis.keep_alive_ack",
+            ]);
             c
         });
         rows.push(("tshark -Y keep_alive".into(), m));
@@ -378,16 +422,22 @@ fn main() {
     }
     let floor_secs = rows[0].1.secs;
     let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::ASCII_MARKDOWN).set_header(vec![
-        "command",
-        "seconds",
-        "packets/s",
-        "× floor",
-        "peak RSS",
-    ]);
+    table
+        .load_preset(comfy_table::presets::ASCII_MARKDOWN)
+        .set_header(vec![
+            "command",
+            "seconds",
+            "packets/s",
+            "× floor",
+            "peak RSS",
+        ]);
     for (name, m) in &rows {
         table.add_row(vec![
-            if m.ok { name.clone() } else { format!("{name} (FAILED)") },
+            if m.ok {
+                name.clone()
+            } else {
+                format!("{name} (FAILED)")
+            },
             format!("{:.2}", m.secs),
             format!("{:.2} M", packets as f64 / m.secs / 1e6),
             format!("{:.2}", m.secs / floor_secs),

@@ -291,9 +291,74 @@ impl FlowKey {
     }
 }
 
+/// Flows in a slab, found through a small index: hash probes touch 40-byte
+/// entries instead of whole flows, and growing the index moves no flows.
+#[derive(Default)]
+struct Slab {
+    index: FxHashMap<FlowKey, u32>,
+    slots: Vec<Option<Flow>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get(&self, k: &FlowKey) -> Option<&Flow> {
+        let i = *self.index.get(k)?;
+        self.slots[i as usize].as_ref()
+    }
+
+    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Flow> {
+        let i = *self.index.get(k)?;
+        self.slots[i as usize].as_mut()
+    }
+
+    fn remove(&mut self, k: &FlowKey) -> Option<Flow> {
+        let i = self.index.remove(k)?;
+        self.free.push(i);
+        self.slots[i as usize].take()
+    }
+
+    fn get_or_insert_with(&mut self, k: FlowKey, make: impl FnOnce() -> Flow) -> &mut Flow {
+        let (slots, free) = (&mut self.slots, &mut self.free);
+        let i = *self.index.entry(k).or_insert_with(|| {
+            let flow = Some(make());
+            match free.pop() {
+                Some(i) => {
+                    slots[i as usize] = flow;
+                    i
+                }
+                None => {
+                    slots.push(flow);
+                    (slots.len() - 1) as u32
+                }
+            }
+        });
+        self.slots[i as usize]
+            .as_mut()
+            .expect("every indexed slot holds a flow")
+    }
+
+    fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
+        self.index
+            .iter()
+            .filter(|(_, i)| self.slots[**i as usize].as_ref().is_some_and(&keep))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    fn drain(&mut self) -> Vec<Flow> {
+        self.index.clear();
+        self.free.clear();
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
 /// The connection table.
 pub struct FlowTable {
-    flows: FxHashMap<FlowKey, Flow>,
+    flows: Slab,
     /// Flows that finished (key, id, when queued), oldest first, to expire
     /// after `linger` without segments.
     finished: VecDeque<(FlowKey, u32, Timestamp)>,
@@ -309,7 +374,7 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(linger: f64, idle_timeout: f64) -> FlowTable {
         FlowTable {
-            flows: FxHashMap::default(),
+            flows: Slab::default(),
             finished: VecDeque::new(),
             next_id: 1,
             linger,
@@ -334,7 +399,7 @@ impl FlowTable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.len() == 0
     }
 
     /// Finds the segment's flow or starts one. A SYN (without ACK) for a
@@ -356,7 +421,7 @@ impl FlowTable {
             ended(old);
         }
         let next_id = &mut self.next_id;
-        self.flows.entry(key).or_insert_with(|| {
+        self.flows.get_or_insert_with(key, || {
             let a = SocketAddr::new(seg.src, seg.sport);
             let b = SocketAddr::new(seg.dst, seg.dport);
             let (client, server) = if seg.has(flags::SYN) {
@@ -406,15 +471,15 @@ impl FlowTable {
             }
         }
         let sweep_every = (self.idle_timeout / 8.0).max(1.0);
-        if self.last_sweep.is_none_or(|last| now.since(last) >= sweep_every) {
+        if self
+            .last_sweep
+            .is_none_or(|last| now.since(last) >= sweep_every)
+        {
             self.last_sweep = Some(now);
             let idle = self.idle_timeout;
-            let gone: Vec<FlowKey> = self
+            let gone = self
                 .flows
-                .iter()
-                .filter(|(_, f)| !f.finished && now.since(f.last_ts) > idle)
-                .map(|(k, _)| *k)
-                .collect();
+                .keys_where(|f| !f.finished && now.since(f.last_ts) > idle);
             out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
         }
         if out.is_empty() {
@@ -426,9 +491,8 @@ impl FlowTable {
 
     /// Empties the table at the end of input, in flow order.
     pub fn drain(&mut self, ended: impl FnMut(Flow)) {
-        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut all = self.flows.drain();
         all.sort_by_key(|f| f.id);
         all.into_iter().for_each(ended);
     }
 }
-

@@ -21,8 +21,9 @@
 
 use crate::time::Timestamp;
 
-/// Most samples kept per statistic: medians over the first ones.
-const MAX_SAMPLES: usize = 64;
+/// Most samples kept per statistic: medians over the first ones (kept
+/// inline, so a flow's keepalive state needs no allocation beyond its box).
+const MAX_SAMPLES: usize = 16;
 
 /// How a keepalive episode ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,20 +62,25 @@ pub enum Note {
 
 /// Bounded list of samples with a median.
 #[derive(Clone, Debug, Default)]
-pub struct Samples(Vec<f64>);
+pub struct Samples {
+    v: [f64; MAX_SAMPLES],
+    n: usize,
+}
 
 impl Samples {
     fn push(&mut self, v: f64) {
-        if self.0.len() < MAX_SAMPLES {
-            self.0.push(v);
+        if self.n < MAX_SAMPLES {
+            self.v[self.n] = v;
+            self.n += 1;
         }
     }
 
     pub fn median(&self) -> Option<f64> {
-        if self.0.is_empty() {
+        if self.n == 0 {
             return None;
         }
-        let mut v = self.0.clone();
+        let mut v = self.v;
+        let v = &mut v[..self.n];
         v.sort_by(f64::total_cmp);
         let m = v.len() / 2;
         Some(if v.len() % 2 == 1 {
@@ -85,11 +91,11 @@ impl Samples {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.n == 0
     }
 }
 
@@ -113,7 +119,8 @@ pub struct Prober {
     pub intervals: Samples,
     /// Gaps from the last unanswered probe to the prober's RST.
     pub rst_gaps: Samples,
-    pub counts: Vec<u32>,
+    /// Unanswered probes of the latest episode that ended in our RST.
+    pub count: Option<u32>,
     episode: Option<Episode>,
     /// Outcome and end time of the latest finished episode.
     pub last: Option<(Outcome, Timestamp)>,
@@ -147,7 +154,7 @@ impl Prober {
 
     /// TCP_KEEPCNT as inferred (the latest episode that ended in our RST).
     pub fn count(&self) -> Option<u32> {
-        self.counts.last().copied()
+        self.count
     }
 }
 
@@ -236,7 +243,7 @@ impl Tracker {
         {
             let after = ts.since(ep.last_probe_ts);
             me.unanswered += 1;
-            me.counts.push(ep.probes);
+            me.count = Some(ep.probes);
             me.rst_gaps.push(after);
             me.end_episode(Outcome::GaveUp, ts);
             return Note::GaveUp {

@@ -113,6 +113,20 @@ pub fn silence(sock: &impl AsRawFd) -> io::Result<()> {
     }
 }
 
+/// Waits (up to a second) until everything `sock` sent is acknowledged, so
+/// that silencing it cannot catch a late ACK and set off retransmissions.
+pub fn wait_acked(sock: &impl AsRawFd) {
+    for _ in 0..200 {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one c_int: bytes not yet acknowledged.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc != 0 || queued == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Closes `sock` without FIN or RST (TCP_REPAIR, needs CAP_NET_ADMIN).
 pub fn vanish(sock: TcpStream) -> io::Result<()> {
     setsockopt(&sock, libc::IPPROTO_TCP, TCP_REPAIR, 1)?;
@@ -154,6 +168,7 @@ pub fn run(
             Ok(None)
         }
         Scenario::DeadPeer => {
+            wait_acked(&server);
             silence(&server)?;
             let outcome = client.read(&mut buf).err();
             // The orphaned server socket now sends FIN and retransmits it;
@@ -163,6 +178,7 @@ pub fn run(
             Ok(outcome)
         }
         Scenario::PeerReboot => {
+            wait_acked(&server);
             vanish(server)?;
             Ok(client.read(&mut buf).err())
         }

@@ -86,7 +86,13 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
         (Kind::SynAck, _) => write!(out, "handshake 2/3: {who} accepts (SYN-ACK)"),
         (Kind::HandshakeAck, _) => out.write_all(b"handshake 3/3: connection established"),
         (Kind::Data, _) => {
-            out.s("data ").s(who).s(" → ").s(peer).s(", ").n(seg.len).s(" bytes");
+            out.s("data ")
+                .s(who)
+                .s(" → ")
+                .s(peer)
+                .s(", ")
+                .n(seg.len)
+                .s(" bytes");
             Ok(())
         }
         (Kind::Ack, _) => {

@@ -57,8 +57,15 @@ mod tests {
     #[test]
     fn matches_std_formatting() {
         let mut v = Vec::new();
-        v.ip("10.200.0.7".parse().unwrap()).s(" ").zn(42, 6).s(" ").n(u32::MAX);
+        v.ip("10.200.0.7".parse().unwrap())
+            .s(" ")
+            .zn(42, 6)
+            .s(" ")
+            .n(u32::MAX);
         v.s(" ").ip("2001:db8::1".parse().unwrap());
-        assert_eq!(String::from_utf8(v).unwrap(), "10.200.0.7 000042 4294967295 2001:db8::1");
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "10.200.0.7 000042 4294967295 2001:db8::1"
+        );
     }
 }

@@ -84,13 +84,20 @@ impl<W: Write> Sink for JsonSink<W> {
         let seg = ev.seg;
         let l = &mut self.line;
         l.clear();
-        l.s("{\"type\":\"packet\",\"n\":").n(ev.n).s(",\"ts\":").n(ev.ts.sec);
+        l.s("{\"type\":\"packet\",\"n\":")
+            .n(ev.n)
+            .s(",\"ts\":")
+            .n(ev.ts.sec);
         if self.nano {
             l.s(".").zn(u64::from(ev.ts.nsec), 9);
         } else {
             l.s(".").zn(u64::from(ev.ts.nsec / 1000), 6);
         }
-        l.s(",\"flow\":").n(ev.flow_id).s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
+        l.s(",\"flow\":")
+            .n(ev.flow_id)
+            .s(",\"from\":\"")
+            .s(ev.from.name())
+            .s("\",\"src\":\"");
         endpoint(l, seg.src, seg.sport);
         l.s("\",\"dst\":\"");
         endpoint(l, seg.dst, seg.dport);

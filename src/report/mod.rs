@@ -53,8 +53,8 @@ pub trait Sink {
 #[derive(Clone, Debug)]
 pub struct FlowSummary {
     pub id: u32,
-    pub client: String,
-    pub server: String,
+    pub client: std::net::SocketAddr,
+    pub server: std::net::SocketAddr,
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     pub packets: u64,
@@ -72,11 +72,6 @@ pub struct FlowSummary {
     pub verdict: Verdict,
     /// For a connection still open: when its next probe is due.
     pub next_probe: Option<Timestamp>,
-}
-
-/// `ip:port`, IPv6 in brackets.
-pub fn endpoint(addr: &std::net::SocketAddr) -> String {
-    addr.to_string()
 }
 
 impl FlowSummary {
@@ -99,8 +94,8 @@ impl FlowSummary {
         };
         FlowSummary {
             id: flow.id,
-            client: endpoint(&flow.client),
-            server: endpoint(&flow.server),
+            client: flow.client,
+            server: flow.server,
             first_ts: flow.first_ts,
             last_ts: flow.last_ts,
             packets: flow.packets,

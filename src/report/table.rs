@@ -42,8 +42,8 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
         for f in flows {
             t.add_row(vec![
                 f.id.to_string(),
-                f.client.clone(),
-                f.server.clone(),
+                f.client.to_string(),
+                f.server.to_string(),
                 f.handshake.to_string(),
                 f.prober.unwrap_or("-").to_string(),
                 format!("{}/{}/{}/{}", f.probes, f.answered, f.unanswered, f.rst),

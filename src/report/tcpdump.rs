@@ -308,7 +308,10 @@ fn write_options(out: &mut Vec<u8>, seg: &Segment, sack_base: u32) -> bool {
                 }
             }
             8 if datalen == 8 => {
-                out.s("TS val ").n(be32(data)).s(" ecr ").n(be32(&data[4..]));
+                out.s("TS val ")
+                    .n(be32(data))
+                    .s(" ecr ")
+                    .n(be32(&data[4..]));
             }
             _ => {
                 let name = match kind {

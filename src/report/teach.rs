@@ -318,12 +318,9 @@ fn join_and(items: &[String]) -> String {
 
 /// The footnote on HTTP keep-alive, for flows on HTTP ports.
 pub fn http_footnote(flows: &[FlowSummary]) -> Option<String> {
-    let http = flows.iter().any(|f| {
-        f.server
-            .rsplit(':')
-            .next()
-            .is_some_and(|p| matches!(p, "80" | "8080" | "8000" | "443" | "8443"))
-    });
+    let http = flows
+        .iter()
+        .any(|f| matches!(f.server.port(), 80 | 8080 | 8000 | 443 | 8443));
     http.then(|| {
         "Not to be confused with HTTP keep-alive (`Connection: keep-alive`, the default in HTTP/1.1): that \
          reuses one connection for several requests and is decided by the applications; TCP keepalive is the \
@@ -480,8 +477,8 @@ pub fn svg(flows: &[(FlowSummary, FlowSteps)]) -> String {
         let _ = writeln!(
             body,
             r#"<text class="host" x="{X_C}" y="{y}" text-anchor="middle">client {}</text><text class="host" x="{X_S}" y="{y}" text-anchor="middle">server {}</text>"#,
-            xml_escape(&f.client),
-            xml_escape(&f.server)
+            xml_escape(&f.client.to_string()),
+            xml_escape(&f.server.to_string())
         );
         let top = y + 8.0;
         let bottom = top + ROW * (all.len() as f64 + 1.0);

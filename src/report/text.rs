@@ -1,7 +1,7 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
-use super::tcpdump::Tcpdump;
 use super::emit::Emit;
+use super::tcpdump::Tcpdump;
 use super::teach::{self, FlowSteps, Recorder};
 use super::{FlowSummary, PacketEvent, Sink, annotate, table};
 use crate::analyzer::Stats;
@@ -226,7 +226,11 @@ fn expectation(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<(
     if !matches!(ev.note, Note::Probe { .. } | Note::ProbeAnswered { .. }) {
         return Ok(());
     }
-    if let Some(due) = flow.keepalive.as_ref().and_then(|k| k.next_probe_due(ev.ts)) {
+    if let Some(due) = flow
+        .keepalive
+        .as_ref()
+        .and_then(|k| k.next_probe_due(ev.ts))
+    {
         let what = if matches!(ev.note, Note::Probe { .. }) {
             "next probe (or the RST) expected in"
         } else {
@@ -240,4 +244,3 @@ fn expectation(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<(
     }
     Ok(())
 }
-
