@@ -14,6 +14,9 @@ use crate::source::{ReadEnd, Source, list_interfaces};
 use crate::traffic::{Scenario, Timers};
 use std::io::{self, IsTerminal, Write};
 
+/// Inputs larger than this get a progress bar (on a terminal).
+const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Whether to color: `--color`, NO_COLOR (any non-empty value), a terminal.
 pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {
@@ -97,6 +100,15 @@ fn capture(
         src.save_to(path)?;
     }
     src.limit = args.count;
+    if src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(src.size());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        src.progress = Some(bar);
+    }
     signal::install();
     let live = src.is_live();
     if live {

@@ -57,6 +57,10 @@ pub struct Source {
     /// Stop after this many frames (`-c`).
     pub limit: Option<u64>,
     pub captured: u64,
+    /// A file's descriptor (owned by libpcap) and size, for progress.
+    file: Option<(std::os::fd::RawFd, u64)>,
+    /// A progress bar on stderr for big files (see `run::capture`).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -112,6 +116,7 @@ impl Source {
             file: name.clone(),
             msg,
         };
+        let mut size = 0;
         let fd = if path == Path::new("-") {
             // SAFETY: dup of our own stdin; the capture owns the copy.
             let fd = unsafe { libc::dup(0) };
@@ -131,6 +136,7 @@ impl Source {
             if meta.len() == 0 {
                 return Err(input("empty file, not a pcap or pcapng capture".into()));
             }
+            size = meta.len();
             file.into_raw_fd()
         };
         // SAFETY: `fd` is an open descriptor we own; libpcap takes it over.
@@ -153,6 +159,8 @@ impl Source {
             save: None,
             limit: None,
             captured: 0,
+            file: Some((fd, size)),
+            progress: None,
         })
     }
 
@@ -185,7 +193,26 @@ impl Source {
             save: None,
             limit: None,
             captured: 0,
+            file: None,
+            progress: None,
         })
+    }
+
+    /// Size of the input file in bytes (0 for stdin and live captures).
+    pub fn size(&self) -> u64 {
+        self.file.map_or(0, |(_, size)| size)
+    }
+
+    /// Moves the progress bar to libpcap's position in the file.
+    fn show_progress(progress: &Option<indicatif::ProgressBar>, file: Option<(std::os::fd::RawFd, u64)>) {
+        if let (Some(bar), Some((fd, _))) = (progress, file) {
+            // SAFETY: `fd` stays open while libpcap owns it; lseek only reads
+            // the offset (SEEK_CUR, 0).
+            let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+            if at >= 0 {
+                bar.set_position(at as u64);
+            }
+        }
     }
 
     pub fn is_live(&self) -> bool {
@@ -257,6 +284,9 @@ impl Source {
             match next {
                 Ok(p) => {
                     self.captured += 1;
+                    if self.captured % 65_536 == 0 {
+                        Self::show_progress(&self.progress, self.file);
+                    }
                     if let Some((save, name)) = &mut self.save {
                         save.write(&p);
                         if self.nano {
@@ -303,6 +333,9 @@ impl Source {
                 Err(e) => break Err(ReadEnd::Truncated(pcap_msg(&e))),
             }
         };
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
         if let Some((save, name)) = &mut self.save
             && let Err(e) = save.flush()
             && result.is_ok()
