@@ -13,6 +13,7 @@ Examples:
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
+  kacap -r 'caps/*.pcap' --summary               many files in parallel
   kacap -r capture.pcap --json | jq 'select(.kind==\"keepalive\")'
   tcpdump -i any -w - port 6379 | kacap -r -     analyze while tcpdump captures
 
@@ -39,10 +40,13 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Read packets from FILE (pcap or pcapng; `-` for stdin).
+    /// Read packets from FILE (pcap or pcapng; `-` for stdin). Repeat it, or
+    /// give a directory or a quoted glob ('caps/*.pcap'), to analyze several
+    /// files in parallel on all cores; their output comes in the order given.
     #[arg(short = 'r', value_name = "FILE", conflicts_with = "interface",
-          required_unless_present_any = ["interface", "list_interfaces"])]
-    pub read: Option<PathBuf>,
+          required_unless_present_any = ["interface", "list_interfaces"],
+          action = ArgAction::Append)]
+    pub read: Vec<PathBuf>,
 
     /// Capture live on IFACE (lo, any, eth0, …).
     #[arg(short = 'i', value_name = "IFACE")]

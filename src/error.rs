@@ -19,6 +19,8 @@ pub enum Error {
     Save { file: String, msg: String },
     /// Bad combination of arguments.
     Usage(String),
+    /// Already reported on stderr; only the exit status is left.
+    Reported(i32),
     /// Writing our output failed (other than a closed pipe).
     Output(io::Error),
 }
@@ -28,6 +30,7 @@ impl Error {
         match self {
             Error::Input { .. } | Error::Filter { .. } | Error::Live { .. } | Error::Usage(_) => 2,
             Error::Output(_) | Error::Save { .. } => 1,
+            Error::Reported(code) => *code,
         }
     }
 }
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
                 "cannot write capture file {file}: {msg} (check the directory, its permissions and free space)"
             ),
             Error::Usage(msg) => write!(f, "{msg} (see 'kacap --help')"),
+            Error::Reported(_) => Ok(()),
             Error::Output(e) => write!(f, "cannot write output: {e}"),
         }
     }

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     match kacap::run::run(&args, out, &mut stderr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(stderr, "kacap: {e}");
+            if !matches!(e, kacap::error::Error::Reported(_)) {
+                let _ = writeln!(stderr, "kacap: {e}");
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -3,6 +3,7 @@
 use crate::analyzer::{Analyzer, Options};
 use crate::cli::{Args, ColorChoice, Command, LabArgs, LabScenario};
 use crate::error::Error;
+use crate::inputs;
 use crate::keepalive::SystemDefaults;
 use crate::lab;
 use crate::report::Sink;
@@ -39,12 +40,65 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
         return run_lab(args, lab_args, out, err);
     }
     let filter = args.filter_expr();
-    let src = match (&args.read, &args.interface) {
-        (Some(path), None) => Source::file(path, filter.as_deref())?,
-        (None, Some(iface)) => Source::live(iface, filter.as_deref())?,
-        _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
-    };
-    capture(args, src, out, err, false)
+    let filter = filter.as_deref();
+    match (&args.read[..], &args.interface) {
+        ([], Some(iface)) => capture(args, Source::live(iface, filter)?, out, err, Mode::Single),
+        ([_, ..], None) => {
+            let files = inputs::expand(&args.read)?;
+            if let [file] = &files[..] {
+                capture(args, Source::file(file, filter)?, out, err, Mode::Single)
+            } else {
+                run_many(args, &files, filter, out, err)
+            }
+        }
+        _ => Err(Error::Usage("give -r FILE or -i IFACE".into())),
+    }
+}
+
+/// Several files, in parallel, output in the order given.
+fn run_many(
+    args: &Args,
+    files: &[std::path::PathBuf],
+    filter: Option<&str>,
+    out: impl Write,
+    err: &mut impl Write,
+) -> Result<(), Error> {
+    if args.write.is_some() || args.diagram_svg.is_some() {
+        return Err(Error::Usage(
+            "-w and --diagram-svg take a single input file".into(),
+        ));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let json = args.json;
+    inputs::run_parallel(
+        files,
+        threads,
+        |path, w, messages| capture(args, Source::file(path, filter)?, w, messages, Mode::Many),
+        |path| {
+            if json {
+                let name = path
+                    .to_string_lossy()
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"");
+                format!("{{\"type\":\"file\",\"path\":\"{name}\"}}\n")
+            } else {
+                format!("==> {} <==\n", path.display())
+            }
+        },
+        out,
+        err,
+    )
+}
+
+/// How a capture is run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One input, to stdout.
+    Single,
+    /// One of several files analyzed in parallel (no progress bar).
+    Many,
+    /// `kacap lab`: the explanation and the diagram come with the text.
+    Lab,
 }
 
 /// `kacap lab`: a private network, real sockets, the live analysis explained.
@@ -71,7 +125,7 @@ fn run_lab(
     let filter = format!("tcp port {}", lab::PORT);
     let src = Source::live("lo", Some(&filter))?;
     let traffic = lab::start_traffic(scenario, timers)?;
-    let result = capture(args, src, out, err, true);
+    let result = capture(args, src, out, err, Mode::Lab);
     if !traffic.is_finished() {
         // Interrupted (Ctrl-C): the sockets and the namespace go with the process.
         return result;
@@ -87,20 +141,20 @@ fn run_lab(
     }
 }
 
-/// Analyzes `src` into the output the arguments ask for. `lab` adds the
-/// explanation and the diagram to the text output.
+/// Analyzes `src` into the output the arguments ask for.
 fn capture(
     args: &Args,
     mut src: Source,
     out: impl Write,
     err: &mut impl Write,
-    lab: bool,
+    mode: Mode,
 ) -> Result<(), Error> {
+    let lab = mode == Mode::Lab;
     if let Some(path) = &args.write {
         src.save_to(path)?;
     }
     src.limit = args.count;
-    if src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
+    if mode == Mode::Single && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(src.size());
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} left",

@@ -204,7 +204,10 @@ impl Source {
     }
 
     /// Moves the progress bar to libpcap's position in the file.
-    fn show_progress(progress: &Option<indicatif::ProgressBar>, file: Option<(std::os::fd::RawFd, u64)>) {
+    fn show_progress(
+        progress: &Option<indicatif::ProgressBar>,
+        file: Option<(std::os::fd::RawFd, u64)>,
+    ) {
         if let (Some(bar), Some((fd, _))) = (progress, file) {
             // SAFETY: `fd` stays open while libpcap owns it; lseek only reads
             // the offset (SEEK_CUR, 0).
@@ -284,7 +287,7 @@ impl Source {
             match next {
                 Ok(p) => {
                     self.captured += 1;
-                    if self.captured % 65_536 == 0 {
+                    if self.captured.is_multiple_of(65_536) {
                         Self::show_progress(&self.progress, self.file);
                     }
                     if let Some((save, name)) = &mut self.save {

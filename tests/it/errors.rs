@@ -51,9 +51,11 @@ fn missing_empty_foreign_and_header_truncated_files_exit_2() {
     assert_eq!(code, 2);
     assert_one_line_error(&err, "cut.pcap: ");
 
-    let (code, _, err) = run_on(dir.path(), &[]);
+    let sub = dir.path().join("no-captures");
+    std::fs::create_dir(&sub).unwrap();
+    let (code, _, err) = run_on(&sub, &[]);
     assert_eq!(code, 2);
-    assert_one_line_error(&err, "is a directory");
+    assert_one_line_error(&err, "directory holds no .pcap");
 }
 
 #[test]

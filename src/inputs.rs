@@ -1,0 +1,223 @@
+//! Several inputs: `-r` repeated, a directory, or a quoted glob, analyzed in
+//! parallel on all cores. Each file's connections are independent (flows are
+//! numbered per file). Each worker writes its file's output to a temporary
+//! file; the main thread copies them to stdout in the order given, each
+//! behind a header (`==> FILE <==` in text, `{"type":"file",…}` in JSON).
+
+use crate::error::Error;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// Expands `-r` arguments: directories to the files in them (sorted), and a
+/// name with `*` or `?` that is not an existing file to the matching names
+/// in its directory (sorted). Anything else stays as given.
+pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
+                .map_err(|e| Error::Input {
+                    file: arg.display().to_string(),
+                    msg: format!("cannot list the directory: {e}"),
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && looks_like_capture(p))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Input {
+                    file: arg.display().to_string(),
+                    msg: "directory holds no .pcap, .pcapng or .cap files".into(),
+                });
+            }
+            out.extend(files);
+        } else if !arg.exists() && is_glob(arg) {
+            let dir = arg
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let pattern = arg
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| Error::Input {
+                    file: arg.display().to_string(),
+                    msg: format!("cannot list {}: {e}", dir.display()),
+                })?
+                .filter_map(|e| e.ok())
+                .filter(|e| glob_match(pattern.as_bytes(), e.file_name().as_encoded_bytes()))
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Input {
+                    file: arg.display().to_string(),
+                    msg: "no file matches".into(),
+                });
+            }
+            out.extend(files);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Capture file names: `.pcap`, `.pcapng`, `.cap`, `.dmp`, and tcpdump -C
+/// rotations (`.pcap1`, `.pcap2`, …).
+fn looks_like_capture(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    ext.starts_with("pcap") || ext == "cap" || ext == "dmp"
+}
+
+fn is_glob(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.as_encoded_bytes().iter().any(|&b| b == b'*' || b == b'?'))
+}
+
+/// Shell-style matching of `*` and `?` (no character classes).
+fn glob_match(pat: &[u8], name: &[u8]) -> bool {
+    match (pat.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob_match(&pat[1..], name) || (!name.is_empty() && glob_match(pat, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => glob_match(&pat[1..], &name[1..]),
+        (Some(a), Some(b)) if a == b => glob_match(&pat[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// What one worker produced for one file.
+struct Done {
+    index: usize,
+    output: io::Result<std::fs::File>,
+    messages: Vec<u8>,
+    result: Result<(), Error>,
+}
+
+/// Analyzes `files` on up to `threads` threads with `analyze(path, out,
+/// messages)`, copying each file's output to `out` in order behind
+/// `header(path)`. Messages (warnings, errors) go to `err` in order too.
+/// Errors are reported as they come; the result is the first one's exit
+/// status ([`Error::Reported`]), after every file was tried.
+pub fn run_parallel<F>(
+    files: &[PathBuf],
+    threads: usize,
+    analyze: F,
+    header: impl Fn(&Path) -> String,
+    mut out: impl Write,
+    err: &mut impl Write,
+) -> Result<(), Error>
+where
+    F: Fn(&Path, &mut io::BufWriter<std::fs::File>, &mut Vec<u8>) -> Result<(), Error> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Done>();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, files.len().max(1)) {
+            let tx = tx.clone();
+            let (next, analyze) = (&next, &analyze);
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(index) else { break };
+                    let mut messages = Vec::new();
+                    let (output, result) = match tempfile::tempfile() {
+                        Ok(file) => {
+                            let mut w = io::BufWriter::new(file);
+                            let result = analyze(path, &mut w, &mut messages);
+                            let output = w.into_inner().map_err(|e| e.into_error());
+                            (output, result)
+                        }
+                        Err(e) => (Err(e), Ok(())),
+                    };
+                    if tx
+                        .send(Done {
+                            index,
+                            output,
+                            messages,
+                            result,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Emit in order, holding results that arrive early.
+        let mut pending: Vec<Option<Done>> = (0..files.len()).map(|_| None).collect();
+        let mut emit_next = 0;
+        for done in rx {
+            let i = done.index;
+            pending[i] = Some(done);
+            while let Some(Some(done)) = pending.get_mut(emit_next).map(Option::take) {
+                let path = &files[emit_next];
+                emit_next += 1;
+                let _ = err.write_all(&done.messages);
+                if let Err(e) = &done.result {
+                    let _ = writeln!(err, "kacap: {e}");
+                    first_error.get_or_insert(Error::Reported(e.exit_code()));
+                    continue;
+                }
+                let copied =
+                    out.write_all(header(path).as_bytes())
+                        .and_then(|()| match done.output {
+                            Ok(mut f) => f.rewind().and_then(|()| copy(&mut f, &mut out)),
+                            Err(e) => Err(e),
+                        });
+                if let Err(e) = copied {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        // The reader is gone: stop the workers, quietly.
+                        next.store(files.len(), Ordering::Relaxed);
+                        return;
+                    }
+                    first_error.get_or_insert(Error::Output(e));
+                }
+            }
+        }
+    });
+    if let Err(e) = out.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        first_error.get_or_insert(Error::Output(e));
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn copy(from: &mut std::fs::File, to: &mut impl Write) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*.pcap", b"a.pcap"));
+        assert!(glob_match(b"cap-??.pcap*", b"cap-01.pcapng"));
+        assert!(!glob_match(b"*.pcap", b"a.pcapng"));
+        assert!(glob_match(b"*", b""));
+    }
+}
