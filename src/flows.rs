@@ -267,22 +267,23 @@ impl Flow {
 /// Canonical 4-tuple: the lower endpoint first.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct FlowKey {
-    lo: (u128, u16),
-    hi: (u128, u16),
+    lo: ([u8; 16], u16),
+    hi: ([u8; 16], u16),
 }
 
-/// An address as a number (IPv4 mapped into IPv6), cheap to hash and compare.
-fn addr_bits(ip: std::net::IpAddr) -> u128 {
+/// An address as 16 bytes (IPv4 mapped into IPv6): cheap to hash and
+/// compare, and only 2-byte aligned, so a key takes 36 bytes.
+fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
     match ip {
-        std::net::IpAddr::V4(v4) => u128::from(v4.to_bits()) | 0xffff << 32,
-        std::net::IpAddr::V6(v6) => v6.to_bits(),
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
     }
 }
 
 impl FlowKey {
     fn of(seg: &Segment) -> FlowKey {
-        let a = (addr_bits(seg.src), seg.sport);
-        let b = (addr_bits(seg.dst), seg.dport);
+        let a = (addr_bytes(seg.src), seg.sport);
+        let b = (addr_bytes(seg.dst), seg.dport);
         if a <= b {
             FlowKey { lo: a, hi: b }
         } else {
@@ -494,5 +495,19 @@ impl FlowTable {
         let mut all = self.flows.drain();
         all.sort_by_key(|f| f.id);
         all.into_iter().for_each(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn per_flow_state_stays_small() {
+        // What a connection costs while it is open or lingering.
+        assert!(std::mem::size_of::<super::FlowKey>() <= 36);
+        assert!(
+            std::mem::size_of::<super::Flow>() <= 320,
+            "{}",
+            std::mem::size_of::<super::Flow>()
+        );
     }
 }

@@ -206,10 +206,15 @@ fn capture(
     match result {
         Ok(()) => Ok(()),
         Err(ReadEnd::Truncated(msg)) => {
+            let what = if msg.contains("truncated") {
+                "the capture ends in the middle of a packet (cut short, or still being written)"
+            } else {
+                "damaged packet record"
+            };
             let _ = writeln!(
                 err,
-                "kacap: warning: {}: capture ends in the middle of a packet ({msg}); analyzed every complete packet before it",
-                src.name
+                "kacap: warning: {}: {what}: {msg}; analyzed the {} packets before it",
+                src.name, src.captured
             );
             Ok(())
         }

@@ -4,6 +4,7 @@ mod craft;
 mod crafted;
 mod errors;
 mod fixtures;
+mod hostile;
 mod inputs;
 mod lab;
 mod live;

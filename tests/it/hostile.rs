@@ -1,0 +1,460 @@
+//! Hostile captures: each has a defined outcome — no panic, a warning or a
+//! skip counter, a documented exit status.
+
+use crate::craft::*;
+use crate::crafted::dead_peer;
+use crate::kacap;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// Runs `kacap -r path --json`; returns exit code, records, stderr.
+fn run(path: &Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = kacap()
+        .arg("-r")
+        .arg(path)
+        .arg("--json")
+        .args(extra)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{}: {err}", path.display());
+    let records = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect();
+    (out.status.code().unwrap_or(-1), records, err)
+}
+
+fn summary(records: &[Value]) -> &Value {
+    records
+        .last()
+        .filter(|r| r["type"] == "summary")
+        .expect("a summary record last")
+}
+
+/// One Ethernet frame carrying `ip`.
+fn eth(ip: &[u8]) -> Vec<u8> {
+    frame(
+        Link::Ethernet,
+        ip.first().is_some_and(|b| b >> 4 == 6),
+        ip,
+        false,
+        false,
+    )
+}
+
+fn write_frames(dir: &TempDir, name: &str, frames: Vec<Vec<u8>>) -> PathBuf {
+    let path = dir.path().join(name);
+    let frames: Vec<(f64, Vec<u8>)> = frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (1_700_000_000.0 + i as f64, f))
+        .collect();
+    write_pcap(&path, 1, &frames, PcapOpts::default());
+    path
+}
+
+/// A valid IPv4 + TCP packet to corrupt.
+fn good_ipv4() -> Vec<u8> {
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Raw);
+    c.handshake(1, 2);
+    c.frames[0].1.clone()
+}
+
+#[test]
+fn every_snaplen_from_1_to_60_is_survived() {
+    let dir = TempDir::new().unwrap();
+    let conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2);
+    for snaplen in 1..=60 {
+        let path = dir.path().join(format!("s{snaplen}.pcap"));
+        conn.write_pcap(
+            &path,
+            PcapOpts {
+                snaplen: Some(snaplen),
+                ..PcapOpts::default()
+            },
+        );
+        let (code, records, err) = run(&path, &[]);
+        assert_eq!(code, 0, "snaplen {snaplen}: {err}");
+        let s = summary(&records);
+        assert_eq!(s["frames"], 10, "snaplen {snaplen}");
+        let (tcp, skipped) = (
+            s["tcp_segments"].as_u64().unwrap(),
+            s["skipped"].as_u64().unwrap(),
+        );
+        assert_eq!(tcp + skipped, 10, "snaplen {snaplen}");
+        // 14 Ethernet + 20 IPv4 + the 16 TCP bytes kacap needs.
+        if snaplen >= 50 {
+            assert_eq!(tcp, 10, "snaplen {snaplen}");
+            let f = records.iter().find(|r| r["type"] == "flow").unwrap();
+            assert_eq!(f["verdict"], "dead-peer", "snaplen {snaplen}");
+        } else {
+            assert_eq!(tcp, 0, "snaplen {snaplen}");
+        }
+    }
+}
+
+#[test]
+fn bad_ip_and_tcp_header_lengths_are_skipped() {
+    let dir = TempDir::new().unwrap();
+    let good = good_ipv4();
+    let mut cases = Vec::new();
+    for ihl in [0u8, 1, 4, 15] {
+        let mut p = good.clone();
+        p[0] = 0x40 | ihl;
+        cases.push(p);
+    }
+    for total in [0u16, 10, 39, 2000] {
+        let mut p = good.clone();
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        cases.push(p);
+    }
+    for offset in [0u8, 1, 4, 15] {
+        let mut p = good.clone();
+        p[20 + 12] = offset << 4;
+        cases.push(p);
+    }
+    let n = cases.len();
+    let path = write_frames(
+        &dir,
+        "bad-headers.pcap",
+        cases.iter().map(|p| eth(p)).collect(),
+    );
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&records);
+    assert_eq!(s["frames"], n);
+    assert_eq!(
+        s["tcp_segments"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
+        n as u64
+    );
+    assert!(s["skipped"].as_u64().unwrap() >= 10, "{s}");
+}
+
+#[test]
+fn caplen_above_len_and_zero_length_records() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("lengths.pcap");
+    let good = eth(&good_ipv4());
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&65535u32.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    // caplen > len, then caplen = len = 0, then a good packet.
+    for (cap, len, data) in [
+        (good.len(), 20usize, &good[..]),
+        (0, 0, &[][..]),
+        (good.len(), good.len(), &good[..]),
+    ] {
+        bytes.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&(cap as u32).to_le_bytes());
+        bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        bytes.extend_from_slice(data);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&records);
+    assert_eq!(s["frames"], 3);
+    assert_eq!(s["tcp_segments"], 2);
+    assert_eq!(s["skipped"], 1);
+}
+
+#[test]
+fn absurd_record_length_stops_reading_with_a_warning() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("4g.pcap");
+    let good = eth(&good_ipv4());
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&262_144u32.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    for cap in [good.len() as u32, u32::MAX] {
+        bytes.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&cap.to_le_bytes());
+        bytes.extend_from_slice(&cap.to_le_bytes());
+        bytes.extend_from_slice(&good);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("warning") && err.contains("analyzed the 1 packets before it"),
+        "{err}"
+    );
+    assert_eq!(summary(&records)["tcp_segments"], 1);
+}
+
+#[test]
+fn snaplen_zero_in_the_file_header_is_read() {
+    let dir = TempDir::new().unwrap();
+    let conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2);
+    let path = dir.path().join("snap0.pcap");
+    conn.write_pcap(&path, PcapOpts::default());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[16..20].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&records)["tcp_segments"], 10);
+}
+
+#[test]
+fn header_only_file_is_an_empty_analysis() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("header-only.pcap");
+    write_pcap(&path, 1, &[], PcapOpts::default());
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(summary(&records)["frames"], 0);
+}
+
+#[test]
+fn long_and_self_repeating_ipv6_extension_chains() {
+    let dir = TempDir::new().unwrap();
+    let tcp = &good_ipv6()[40..];
+    let mut frames = Vec::new();
+    for count in [1usize, 8, 64, 200] {
+        // `count` destination-options headers, each pointing to the next.
+        let mut ext = Vec::new();
+        for i in 0..count {
+            let next = if i + 1 == count { 6 } else { 60 };
+            ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        frames.push(eth(&v6_packet(60, &ext, tcp)));
+    }
+    // A chain that never reaches TCP: every header says another follows,
+    // until the packet ends.
+    let endless: Vec<u8> = std::iter::repeat([60u8, 0, 1, 4, 0, 0, 0, 0])
+        .take(100)
+        .flatten()
+        .collect();
+    frames.push(eth(&v6_packet(60, &endless, &[])));
+    let path = write_frames(&dir, "v6-chains.pcap", frames);
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&records);
+    assert_eq!(s["frames"], 5);
+    assert_eq!(
+        s["tcp_segments"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
+        5
+    );
+    assert!(s["tcp_segments"].as_u64().unwrap() >= 1, "{s}");
+}
+
+fn good_ipv6() -> Vec<u8> {
+    let mut c = Conn::new("[2001:db8::2]:40000", "[2001:db8::1]:5432", Link::Raw);
+    c.handshake(1, 2);
+    c.frames[0].1.clone()
+}
+
+fn v6_packet(first: u8, ext: &[u8], tcp: &[u8]) -> Vec<u8> {
+    let mut p = good_ipv6()[..40].to_vec();
+    p[4..6].copy_from_slice(&((ext.len() + tcp.len()) as u16).to_be_bytes());
+    p[6] = first;
+    p.extend_from_slice(ext);
+    p.extend_from_slice(tcp);
+    p
+}
+
+#[test]
+fn ip_fragments_are_counted_not_parsed() {
+    let dir = TempDir::new().unwrap();
+    let mut first = good_ipv4();
+    first[6] = 0x20; // more fragments
+    let mut second = good_ipv4();
+    second[6] = 0x00;
+    second[7] = 0x03; // offset 24 bytes
+    let path = write_frames(
+        &dir,
+        "frags.pcap",
+        vec![eth(&first), eth(&second), eth(&good_ipv4())],
+    );
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&records);
+    assert_eq!(s["skipped"], 2);
+    assert_eq!(s["tcp_segments"], 1);
+}
+
+#[test]
+fn pcapng_with_unknown_blocks_is_read() {
+    // write_pcapng puts a custom block between the interface and the packets.
+    let dir = TempDir::new().unwrap();
+    let conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2);
+    let path = dir.path().join("custom.pcapng");
+    write_pcapng(&path, 1, &conn.frames, false);
+    let (code, records, err) = run(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&records)["tcp_segments"], 10);
+}
+
+#[test]
+fn a_file_still_being_written_is_read_up_to_its_end() {
+    let dir = TempDir::new().unwrap();
+    let conn = dead_peer(Link::Ethernet, "10.0.0.2:40000", "10.0.0.1:5432", 1, 2);
+    let full = dir.path().join("full.pcap");
+    conn.write_pcap(&full, PcapOpts::default());
+    let bytes = std::fs::read(&full).unwrap();
+    // Cut inside a record header, then inside a record's data.
+    // (the last record is 16 + 54 bytes)
+    for cut in [bytes.len() - 66, bytes.len() - 20] {
+        let path = dir.path().join("growing.pcap");
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let (code, records, err) = run(&path, &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("warning") && err.contains("still being written"),
+            "{err}"
+        );
+        assert_eq!(summary(&records)["tcp_segments"], 9);
+    }
+}
+
+#[test]
+fn unwritable_w_target_exits_1_with_one_line() {
+    let out = kacap()
+        .args([
+            "-r",
+            crate::fixture("healthy.pcap").to_str().unwrap(),
+            "-w",
+            "/nonexistent-dir/x.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent-dir/x.pcap"), "{err}");
+}
+
+#[test]
+fn full_disk_on_w_exits_1() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full");
+        return;
+    }
+    let out = kacap()
+        .args([
+            "-r",
+            crate::fixture("dead-peer.pcap").to_str().unwrap(),
+            "-w",
+            "/dev/full",
+            "--summary",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/dev/full"), "{err}");
+}
+
+#[test]
+fn full_disk_on_stdout_exits_1() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args(["-r", crate::fixture("dead-peer.pcap").to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn non_utf8_w_file_name_works() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let name = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"sortie-\xe9.pcap"));
+    let out = kacap()
+        .arg("-r")
+        .arg(crate::fixture("healthy.pcap"))
+        .arg("-w")
+        .arg(&name)
+        .arg("--summary")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (code, records, _) = run(&name, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary(&records)["tcp_segments"], 15);
+}
+
+#[test]
+fn a_million_short_flows_stay_in_bounded_memory() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("million.pcap");
+    // Each connection: SYN, then RST from the server; 2,000 start per second.
+    let mut bytes = Vec::with_capacity(130 << 20);
+    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&262_144u32.to_le_bytes());
+    bytes.extend_from_slice(&101u32.to_le_bytes());
+    let flows = 1_000_000u32;
+    let mut syn = good_ipv4();
+    let mut rst = syn.clone();
+    rst[12..16].copy_from_slice(&syn[16..20].to_vec());
+    rst[16..20].copy_from_slice(&syn[12..16].to_vec());
+    rst[20..22].copy_from_slice(&5432u16.to_be_bytes());
+    rst[20 + 13] = 0x14;
+    for i in 0..flows {
+        let t_us = u64::from(i) * 500;
+        for (k, p) in [&mut syn, &mut rst].into_iter().enumerate() {
+            let a = if k == 0 { 12 } else { 16 };
+            p[a..a + 4].copy_from_slice(&(0x0a00_0000 | (i & 0x00ff_ffff)).to_be_bytes());
+            let port = if k == 0 { 20 } else { 22 };
+            p[port..port + 2].copy_from_slice(&(1024 + (i >> 24) as u16).to_be_bytes());
+            bytes.extend_from_slice(&((1_700_000_000 + t_us / 1_000_000) as u32).to_le_bytes());
+            bytes.extend_from_slice(&((t_us % 1_000_000) as u32 + k as u32).to_le_bytes());
+            bytes.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(p);
+        }
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    // Peak RSS after 300k flows and after all 1M: the same plateau, since
+    // finished flows are freed after 60 s of linger (120k at 2,000/s).
+    let part = peak_rss_mib(&path, &["-c", "600000"]);
+    let all = peak_rss_mib(&path, &[]);
+    eprintln!("short flows: peak RSS {part:.1} MiB after 300k, {all:.1} MiB after 1M");
+    assert!(
+        all <= part * 1.25,
+        "memory grew with flows: {part:.1} → {all:.1} MiB"
+    );
+    assert!(all < 192.0, "peak RSS {all:.1} MiB");
+}
+
+/// Peak RSS (MiB) of `kacap -r path --json --summary extra…`.
+fn peak_rss_mib(path: &Path, extra: &[&str]) -> f64 {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .arg("-r")
+        .arg(path)
+        .args(["--json", "--summary"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: waiting for our own child with a zeroed rusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    ru.ru_maxrss as f64 / 1024.0
+}
