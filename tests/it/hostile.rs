@@ -232,8 +232,7 @@ fn long_and_self_repeating_ipv6_extension_chains() {
     }
     // A chain that never reaches TCP: every header says another follows,
     // until the packet ends.
-    let endless: Vec<u8> = std::iter::repeat([60u8, 0, 1, 4, 0, 0, 0, 0])
-        .take(100)
+    let endless: Vec<u8> = std::iter::repeat_n([60u8, 0, 1, 4, 0, 0, 0, 0], 100)
         .flatten()
         .collect();
     frames.push(eth(&v6_packet(60, &endless, &[])));
@@ -409,8 +408,8 @@ fn a_million_short_flows_stay_in_bounded_memory() {
     let flows = 1_000_000u32;
     let mut syn = good_ipv4();
     let mut rst = syn.clone();
-    rst[12..16].copy_from_slice(&syn[16..20].to_vec());
-    rst[16..20].copy_from_slice(&syn[12..16].to_vec());
+    rst[12..16].copy_from_slice(&syn[16..20]);
+    rst[16..20].copy_from_slice(&syn[12..16]);
     rst[20..22].copy_from_slice(&5432u16.to_be_bytes());
     rst[20 + 13] = 0x14;
     for i in 0..flows {
