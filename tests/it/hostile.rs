@@ -441,6 +441,8 @@ fn a_million_short_flows_stay_in_bounded_memory() {
 }
 
 /// Peak RSS (MiB) of `kacap -r path --json --summary extra…`.
+// The child is reaped by wait4, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_mib(path: &Path, extra: &[&str]) -> f64 {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
         .arg("-r")
