@@ -6,14 +6,17 @@
 //!
 //! Holding back: when a capture starts mid-connection, a side's next sequence
 //! number is unknown until a later segment reveals it (the peer's ACK number,
-//! or the side's own next data or RST), and a bare zero- or one-byte segment
-//! from that side could be a keepalive probe or a plain ACK. Such a segment
+//! or the side's own next data or RST), and a bare zero-byte segment from
+//! that side could be a keepalive probe or a plain ACK. Such a segment
 //! is held, with every frame after it (so the output keeps capture order),
 //! until a segment of the same flow reveals the next sequence number, or
 //! [`HOLD_FRAMES`] frames or [`HOLD_SECONDS`] of capture time have passed;
 //! then the held frames are analyzed in order. This happens at most once per
 //! side of a flow; a capture that starts during an idle period gets its first
-//! probe right, where Wireshark calls the later ones "Dup ACK".
+//! probe right, where Wireshark calls the later ones "Dup ACK". (A first
+//! one-byte segment is not held: it may be new data, and a segment that
+//! advances the sequence space is never called a keepalive. One-byte probes
+//! are recognized from the second on.)
 
 use crate::classify::{Kind, classify};
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
@@ -92,6 +95,26 @@ struct OwnedFrame {
     data: Vec<u8>,
 }
 
+impl OwnedFrame {
+    fn of(f: &Frame) -> OwnedFrame {
+        OwnedFrame {
+            n: f.n,
+            ts: f.ts,
+            len: f.len,
+            data: f.data.to_vec(),
+        }
+    }
+
+    fn frame(&self) -> Frame<'_> {
+        Frame {
+            n: self.n,
+            ts: self.ts,
+            len: self.len,
+            data: &self.data,
+        }
+    }
+}
+
 /// The segment a hold waits to understand.
 #[derive(Clone, Copy)]
 struct Hold {
@@ -120,24 +143,41 @@ impl<S: Sink> Analyzer<S> {
     /// Analyzes one frame.
     pub fn frame(&mut self, frame: &Frame) -> io::Result<()> {
         self.stats.frames += 1;
-        match self.hold {
-            None => self.process(frame),
-            Some(hold) => {
-                self.held.push_back(OwnedFrame {
-                    n: frame.n,
-                    ts: frame.ts,
-                    len: frame.len,
-                    data: frame.data.to_vec(),
-                });
-                let revealed = self.reveals(&hold, frame);
-                let expired =
-                    self.held.len() > HOLD_FRAMES || frame.ts.since(hold.since) > HOLD_SECONDS;
-                if revealed.is_some() || expired {
-                    self.release(revealed)?;
-                }
-                Ok(())
+        if self.hold.is_none() {
+            return self.process(frame);
+        }
+        self.drain(VecDeque::from([OwnedFrame::of(frame)]))
+    }
+
+    /// Feeds frames in order while a hold may be on: each frame joins the
+    /// held ones and may end the hold; a released hold's frames are
+    /// analyzed before the rest (and may start another hold).
+    fn drain(&mut self, mut pending: VecDeque<OwnedFrame>) -> io::Result<()> {
+        while let Some(f) = pending.pop_front() {
+            let Some(hold) = self.hold else {
+                self.process(&f.frame())?;
+                continue;
+            };
+            let revealed = self.reveals(&hold, &f.frame());
+            let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.since) > HOLD_SECONDS;
+            self.held.push_back(f);
+            if revealed.is_some() || expired {
+                self.teach(revealed);
+                let mut first = std::mem::take(&mut self.held);
+                first.append(&mut pending);
+                pending = first;
             }
         }
+        Ok(())
+    }
+
+    /// Ends the hold without having learned anything (end of input, timeout).
+    fn release(&mut self) -> io::Result<()> {
+        if self.hold.take().is_none() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.drain(held)
     }
 
     /// What `frame` says about the held sender's next sequence number.
@@ -149,46 +189,24 @@ impl<S: Sink> Analyzer<S> {
             return Some(seg.ack);
         }
         let informative =
-            seg.seq != hold.seq || seg.len > 1 || seg.has(flags::SYN | flags::FIN | flags::RST);
+            seg.seq != hold.seq || seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST);
         (from == hold.sender && to == hold.receiver && informative).then_some(seg.seq)
     }
 
-    /// Ends the hold: teaches the flow what was revealed, then analyzes the
-    /// held frames in order (one of them may start a new hold).
-    fn release(&mut self, revealed: Option<crate::seq::SeqNumber>) -> io::Result<()> {
-        if self.hold.take().is_none() {
-            return Ok(());
-        }
+    /// Ends the hold, teaching the held sender's flow its next sequence
+    /// number when a later segment revealed it.
+    fn teach(&mut self, revealed: Option<crate::seq::SeqNumber>) {
+        self.hold = None;
         if let Some(next) = revealed
             && let Some(first) = self.held.front()
             && let Ok(seg) = decode(self.link, &first.data)
             && let Some(flow) = self.flows.get_mut(&seg)
         {
-            let side = if SocketAddr::new(seg.src, seg.sport) == flow.client {
-                Side::Client
-            } else {
-                Side::Server
-            };
+            let side = flow.side_of(&seg);
             let dir = &mut flow.dir[side.idx()];
             dir.next = Some(next);
             dir.base.get_or_insert(next - 1);
         }
-        let mut queue = std::mem::take(&mut self.held);
-        while let Some(f) = queue.pop_front() {
-            let frame = Frame {
-                n: f.n,
-                ts: f.ts,
-                len: f.len,
-                data: &f.data,
-            };
-            if self.hold.is_some() {
-                // A new hold began during the replay: keep the order.
-                self.held.push_back(f);
-                continue;
-            }
-            self.process(&frame)?;
-        }
-        Ok(())
     }
 
     fn process(&mut self, frame: &Frame) -> io::Result<()> {
@@ -212,7 +230,7 @@ impl<S: Sink> Analyzer<S> {
         let dir = &mut flow.dir[from.idx()];
         if dir.next.is_none()
             && !dir.held
-            && seg.len <= 1
+            && seg.len == 0
             && !seg.has(flags::SYN | flags::FIN | flags::RST)
         {
             // Probe or plain ACK? Wait for a segment that tells.
@@ -223,12 +241,7 @@ impl<S: Sink> Analyzer<S> {
                 seq: seg.seq,
                 since: frame.ts,
             });
-            self.held.push_back(OwnedFrame {
-                n: frame.n,
-                ts: frame.ts,
-                len: frame.len,
-                data: frame.data.to_vec(),
-            });
+            self.held.push_back(OwnedFrame::of(frame));
             return Ok(());
         }
         self.stats.tcp_segments += 1;
@@ -248,7 +261,7 @@ impl<S: Sink> Analyzer<S> {
         if let Some(hold) = self.hold
             && now.since(hold.since) > HOLD_SECONDS
         {
-            self.release(None)?;
+            self.release()?;
         }
         if self.hold.is_none() {
             self.expire(now)?;
@@ -282,7 +295,7 @@ impl<S: Sink> Analyzer<S> {
     /// Ends the input: every remaining flow is reported, then the summary.
     pub fn finish(mut self) -> io::Result<S> {
         while self.hold.is_some() {
-            self.release(None)?;
+            self.release()?;
         }
         let mut result = Ok(());
         let sink = &mut self.sink;

@@ -9,6 +9,7 @@ mod inputs;
 mod lab;
 mod live;
 mod parity;
+mod props;
 mod teach;
 
 use assert_cmd::Command;

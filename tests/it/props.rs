@@ -1,0 +1,259 @@
+//! Property tests (proptest) on the library: sequence arithmetic, the
+//! keepalive rule, flow-table invariants, and JSON that always parses.
+
+use kacap::analyzer::{Analyzer, Frame, Options, Stats};
+use kacap::classify::Kind;
+use kacap::decode::LinkType;
+use kacap::flows::Flow;
+use kacap::report::json::JsonSink;
+use kacap::report::{PacketEvent, Sink};
+use kacap::seq::SeqNumber;
+use kacap::time::Timestamp;
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+/// A raw IPv4 + TCP packet (LinkType::Raw).
+fn packet(client: u8, from_server: bool, flags: u8, seq: u32, ack: u32, len: usize) -> Vec<u8> {
+    let (src, dst) = if from_server {
+        ([10, 0, 0, 1], [10, 0, 1, client])
+    } else {
+        ([10, 0, 1, client], [10, 0, 0, 1])
+    };
+    let (sp, dp) = if from_server {
+        (5432u16, 40000u16)
+    } else {
+        (40000, 5432)
+    };
+    let total = 40 + len;
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sp.to_be_bytes());
+    p.extend_from_slice(&dp.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    p.extend_from_slice(&[5 << 4, flags, 2, 0, 0, 0, 0, 0]);
+    p.resize(total, 0x61);
+    p
+}
+
+/// One generated segment, relative to what its sender sent so far.
+#[derive(Clone, Debug)]
+struct Step {
+    client: u8,
+    from_server: bool,
+    flags: u8,
+    /// Offset from the sender's highest sequence so far (may be negative).
+    offset: i32,
+    len: usize,
+    gap_ms: u32,
+}
+
+fn steps(max: usize) -> impl Strategy<Value = Vec<Step>> {
+    let flags = prop_oneof![
+        4 => Just(0x10u8),
+        2 => Just(0x18u8),
+        1 => Just(0x02u8),
+        1 => Just(0x12u8),
+        1 => Just(0x11u8),
+        1 => Just(0x04u8),
+        1 => Just(0x14u8),
+        1 => any::<u8>(),
+    ];
+    prop::collection::vec(
+        (
+            0u8..4,
+            any::<bool>(),
+            flags,
+            -3i32..3,
+            prop_oneof![4 => Just(0usize), 2 => Just(1usize), 1 => 2usize..40],
+            0u32..3000,
+        )
+            .prop_map(|(client, from_server, flags, offset, len, gap_ms)| Step {
+                client,
+                from_server,
+                flags,
+                offset,
+                len,
+                gap_ms,
+            }),
+        1..max,
+    )
+}
+
+/// Records what the analyzer says, and checks invariants as it goes.
+#[derive(Default)]
+struct Check {
+    events: u64,
+    /// Per flow id: packets seen in events.
+    packets: HashMap<u32, u64>,
+    reported: HashSet<u32>,
+    kinds: Vec<Kind>,
+    finished: bool,
+}
+
+impl Sink for &mut Check {
+    fn packet(&mut self, ev: &PacketEvent, flow: &Flow) -> std::io::Result<()> {
+        assert!(
+            !self.reported.contains(&ev.flow_id),
+            "packet for flow {} after its record",
+            ev.flow_id
+        );
+        assert_eq!(ev.flow_id, flow.id);
+        self.events += 1;
+        *self.packets.entry(ev.flow_id).or_default() += 1;
+        assert_eq!(
+            self.packets[&ev.flow_id], flow.packets,
+            "flow {} packet count",
+            flow.id
+        );
+        self.kinds.push(ev.kind);
+        Ok(())
+    }
+
+    fn flow(&mut self, flow: &Flow) -> std::io::Result<()> {
+        assert!(
+            self.reported.insert(flow.id),
+            "flow {} reported twice",
+            flow.id
+        );
+        assert_eq!(
+            self.packets.get(&flow.id).copied().unwrap_or(0),
+            flow.packets
+        );
+        Ok(())
+    }
+
+    fn finish(&mut self, stats: &Stats) -> std::io::Result<()> {
+        self.finished = true;
+        assert_eq!(stats.tcp_segments, self.events);
+        assert_eq!(stats.frames, stats.tcp_segments + stats.skipped);
+        Ok(())
+    }
+}
+
+/// Turns steps into frames, tracking each sender's highest sequence number
+/// (the model the keepalive rule is checked against).
+fn frames(steps: &[Step]) -> (Vec<(Timestamp, Vec<u8>)>, Vec<bool>) {
+    let mut high: HashMap<(u8, bool), u32> = HashMap::new();
+    let mut t = Timestamp::new(1_700_000_000, 0);
+    let mut out = Vec::new();
+    let mut advances = Vec::new();
+    for s in steps {
+        let mine = *high
+            .entry((s.client, s.from_server))
+            .or_insert(u32::MAX - 50 + u32::from(s.client));
+        let theirs = *high
+            .entry((s.client, !s.from_server))
+            .or_insert(7_000 + u32::from(s.client));
+        let seq = mine.wrapping_add(s.offset as u32);
+        let syn_fin = u32::from(s.flags & 0x02 != 0) + u32::from(s.flags & 0x01 != 0);
+        let end = seq.wrapping_add(s.len as u32 + syn_fin);
+        // Advancing: it carries sequence space (data, SYN, FIN) beyond all
+        // its sender sent before. (A bare ACK occupies none.)
+        let adv = s.len as u32 + syn_fin > 0 && SeqNumber(end) > SeqNumber(mine);
+        advances.push(adv);
+        if SeqNumber(end) > SeqNumber(mine) && s.flags & 0x04 == 0 {
+            high.insert((s.client, s.from_server), end);
+        }
+        t = t.plus(f64::from(s.gap_ms) / 1000.0);
+        out.push((
+            t,
+            packet(s.client, s.from_server, s.flags, seq, theirs, s.len),
+        ));
+    }
+    (out, advances)
+}
+
+fn analyze(frames: &[(Timestamp, Vec<u8>)], sink: impl Sink) -> Stats {
+    let mut a = Analyzer::new(
+        LinkType::Raw,
+        Options {
+            linger: 2.0,
+            idle_timeout: 30.0,
+        },
+        sink,
+    );
+    for (i, (ts, data)) in frames.iter().enumerate() {
+        let f = Frame {
+            n: i as u64 + 1,
+            ts: *ts,
+            len: data.len() as u32,
+            data,
+        };
+        a.frame(&f).unwrap();
+    }
+    let stats = a.stats;
+    a.finish().unwrap();
+    stats
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn sequence_comparison_wraps(a in any::<u32>(), d in 1u32..(1 << 31)) {
+        let x = SeqNumber(a);
+        let y = x + d;
+        prop_assert!(y > x);
+        prop_assert!(x < y);
+        prop_assert_eq!(y.diff(x), d as i32);
+        prop_assert_eq!(x.max(y), y);
+        prop_assert_eq!(y - d, x);
+    }
+
+    #[test]
+    fn a_segment_that_advances_is_never_a_keepalive(s in steps(60)) {
+        let (frames, advances) = frames(&s);
+        let mut check = Check::default();
+        analyze(&frames, &mut check);
+        // Held segments are analyzed in order, so kinds line up with frames.
+        prop_assert_eq!(check.kinds.len(), frames.len());
+        for (i, kind) in check.kinds.iter().enumerate() {
+            if advances[i] {
+                prop_assert_ne!(*kind, Kind::Keepalive, "step {} {:?}", i, s[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn flow_table_invariants_hold_under_any_interleaving(s in steps(120)) {
+        let (frames, _) = frames(&s);
+        let mut check = Check::default();
+        analyze(&frames, &mut check);
+        prop_assert!(check.finished);
+        // Every flow that had packets was reported exactly once.
+        let with_packets: HashSet<u32> = check.packets.keys().copied().collect();
+        prop_assert_eq!(with_packets, check.reported.clone());
+        prop_assert_eq!(check.packets.values().sum::<u64>(), check.events);
+    }
+
+    #[test]
+    fn json_is_always_json_lines(raw in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..120), 1..40),
+                                 s in steps(30),
+                                 link in prop_oneof![Just(LinkType::Raw), Just(LinkType::Ethernet), Just(LinkType::LinuxSll2), Just(LinkType::Null)]) {
+        let (mut frames, _) = frames(&s);
+        // Random bytes mixed in among valid segments.
+        for (i, r) in raw.into_iter().enumerate() {
+            let at = (i * 7) % (frames.len() + 1);
+            let ts = frames.get(at).map_or(Timestamp::new(1_700_000_000, 0), |f| f.0);
+            frames.insert(at, (ts, r));
+        }
+        let mut out = Vec::new();
+        {
+            let mut a = Analyzer::new(link, Options::default(), JsonSink::new(&mut out, true, false, false));
+            for (i, (ts, data)) in frames.iter().enumerate() {
+                a.frame(&Frame { n: i as u64 + 1, ts: *ts, len: data.len() as u32, data }).unwrap();
+            }
+            a.finish().unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let mut last = None;
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| TestCaseError::fail(format!("{line}: {e}")))?;
+            last = v["type"].as_str().map(String::from);
+        }
+        prop_assert_eq!(last.as_deref(), Some("summary"));
+    }
+}
