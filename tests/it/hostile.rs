@@ -34,6 +34,15 @@ fn summary(records: &[Value]) -> &Value {
         .expect("a summary record last")
 }
 
+/// A classic little-endian pcap file header.
+fn pcap_header(snaplen: u32, linktype: u32) -> Vec<u8> {
+    let mut h = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    h.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    h.extend_from_slice(&snaplen.to_le_bytes());
+    h.extend_from_slice(&linktype.to_le_bytes());
+    h
+}
+
 /// One Ethernet frame carrying `ip`.
 fn eth(ip: &[u8]) -> Vec<u8> {
     frame(
@@ -139,10 +148,7 @@ fn caplen_above_len_and_zero_length_records() {
     let path = dir.path().join("lengths.pcap");
     let good = eth(&good_ipv4());
     let mut bytes = Vec::new();
-    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    bytes.extend_from_slice(&65535u32.to_le_bytes());
-    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&pcap_header(65535u32, 1u32));
     // caplen > len, then caplen = len = 0, then a good packet.
     for (cap, len, data) in [
         (good.len(), 20usize, &good[..]),
@@ -170,10 +176,7 @@ fn absurd_record_length_stops_reading_with_a_warning() {
     let path = dir.path().join("4g.pcap");
     let good = eth(&good_ipv4());
     let mut bytes = Vec::new();
-    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    bytes.extend_from_slice(&262_144u32.to_le_bytes());
-    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&pcap_header(262_144u32, 1u32));
     for cap in [good.len() as u32, u32::MAX] {
         bytes.extend_from_slice(&1_700_000_000u32.to_le_bytes());
         bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -401,10 +404,7 @@ fn a_million_short_flows_stay_in_bounded_memory() {
     let path = dir.path().join("million.pcap");
     // Each connection: SYN, then RST from the server; 2,000 start per second.
     let mut bytes = Vec::with_capacity(130 << 20);
-    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    bytes.extend_from_slice(&262_144u32.to_le_bytes());
-    bytes.extend_from_slice(&101u32.to_le_bytes());
+    bytes.extend_from_slice(&pcap_header(262_144u32, 101u32));
     let flows = 1_000_000u32;
     let mut syn = good_ipv4();
     let mut rst = syn.clone();

@@ -113,30 +113,10 @@ fn lab_text_output_explains_and_draws() {
 
 #[test]
 fn lab_without_root_points_to_the_fixtures() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut cmd = if root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(assert_cmd::cargo::cargo_bin("kacap"));
-        c
-    } else {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-    };
-    let Ok(out) = cmd.args(["lab", "dead-peer"]).output() else {
-        eprintln!("skipped: setpriv is not installed");
+    let Some(out) = crate::unprivileged(&["lab", "dead-peer"]) else {
         return;
     };
     let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("setpriv") {
-        eprintln!("skipped: setpriv could not run kacap: {err}");
-        return;
-    }
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

@@ -327,27 +327,10 @@ fn without_privileges_the_message_says_how_to_fix_it() {
     if !live_allowed("live_permissions") {
         return;
     }
-    let bin = assert_cmd::cargo::cargo_bin("kacap");
-    // Drop to nobody with no capabilities.
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
-        .args(["-i", "lo"])
-        .output();
-    let Ok(out) = out else {
-        eprintln!("skipped: setpriv is not installed");
+    let Some(out) = crate::unprivileged(&["-i", "lo"]) else {
         return;
     };
     let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("Permission denied") && err.contains("setpriv") {
-        eprintln!("skipped: nobody cannot execute {}", bin.display());
-        return;
-    }
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

@@ -103,3 +103,34 @@ pub fn approx(v: &Value, want: f64, tol: f64) {
         "expected {want} ± {tol}, got {got}"
     );
 }
+
+/// Runs kacap without privileges: as nobody with no capabilities (through
+/// setpriv) when the tests run as root. `None`, with the reason printed,
+/// when that cannot be arranged here.
+pub fn unprivileged(args: &[&str]) -> Option<std::process::Output> {
+    let bin = assert_cmd::cargo::cargo_bin("kacap");
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let Ok(out) = cmd.args(args).output() else {
+        eprintln!("skipped: setpriv is not installed");
+        return None;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("setpriv") {
+        eprintln!("skipped: nobody cannot run {}: {err}", bin.display());
+        return None;
+    }
+    Some(out)
+}
