@@ -136,10 +136,6 @@ impl<S: Sink> Analyzer<S> {
         }
     }
 
-    pub fn open_flows(&self) -> usize {
-        self.flows.len()
-    }
-
     /// Analyzes one frame.
     pub fn frame(&mut self, frame: &Frame) -> io::Result<()> {
         self.stats.frames += 1;

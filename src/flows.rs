@@ -302,10 +302,6 @@ struct Slab {
 }
 
 impl Slab {
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
     fn get(&self, k: &FlowKey) -> Option<&Flow> {
         let i = *self.index.get(k)?;
         self.slots[i as usize].as_ref()
@@ -385,22 +381,9 @@ impl FlowTable {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.flows.len()
-    }
-
-    /// Flows started so far.
-    pub fn created(&self) -> u64 {
-        u64::from(self.next_id - 1)
-    }
-
     /// The flow a segment belongs to, if it exists.
     pub fn get_mut(&mut self, seg: &Segment) -> Option<&mut Flow> {
         self.flows.get_mut(&FlowKey::of(seg))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.flows.len() == 0
     }
 
     /// Finds the segment's flow or starts one. A SYN (without ACK) for a

@@ -89,14 +89,6 @@ impl Samples {
             (v[m - 1] + v[m]) / 2.0
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
