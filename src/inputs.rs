@@ -120,22 +120,34 @@ where
     F: Fn(&Path, &mut io::BufWriter<std::fs::File>, &mut Vec<u8>) -> Result<(), Error> + Sync,
 {
     let next = AtomicUsize::new(0);
+    // How many files were emitted: workers stay at most `window` files
+    // ahead, so finished outputs waiting their turn (each an open temporary
+    // file) stay few.
+    let emitted = AtomicUsize::new(0);
+    let window = threads.max(1) * 4;
     let (tx, rx) = mpsc::channel::<Done>();
     let mut first_error = None;
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, files.len().max(1)) {
             let tx = tx.clone();
-            let (next, analyze) = (&next, &analyze);
+            let (next, analyze, emitted) = (&next, &analyze, &emitted);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
+                    while index >= emitted.load(Ordering::Relaxed) + window {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
                     let mut messages = Vec::new();
                     let (output, result) = match tempfile::tempfile() {
                         Ok(file) => {
                             let mut w = io::BufWriter::new(file);
                             let result = analyze(path, &mut w, &mut messages);
-                            let output = w.into_inner().map_err(|e| e.into_error());
+                            let output = match result {
+                                // Nothing to show: let the temporary file go now.
+                                Err(_) => Err(io::Error::other("no output")),
+                                Ok(()) => w.into_inner().map_err(|e| e.into_error()),
+                            };
                             (output, result)
                         }
                         Err(e) => (Err(e), Ok(())),
@@ -164,6 +176,7 @@ where
             while let Some(Some(done)) = pending.get_mut(emit_next).map(Option::take) {
                 let path = &files[emit_next];
                 emit_next += 1;
+                emitted.store(emit_next, Ordering::Relaxed);
                 let _ = err.write_all(&done.messages);
                 if let Err(e) = &done.result {
                     let _ = writeln!(err, "kacap: {e}");
@@ -180,6 +193,7 @@ where
                     if e.kind() == io::ErrorKind::BrokenPipe {
                         // The reader is gone: stop the workers, quietly.
                         next.store(files.len(), Ordering::Relaxed);
+                        emitted.store(files.len(), Ordering::Relaxed);
                         return;
                     }
                     first_error.get_or_insert(Error::Output(e));

@@ -9,9 +9,14 @@ use crate::time::Timestamp;
 use pcap::{Active, Capture, Offline, Precision, Savefile};
 use std::fs::File;
 use std::io;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+unsafe extern "C" {
+    /// libpcap: the FILE an offline capture reads from.
+    fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+}
 
 /// Snapshot length for live captures: every header, and then some.
 pub const LIVE_SNAPLEN: i32 = 262_144;
@@ -116,18 +121,18 @@ impl Source {
             file: name.clone(),
             msg,
         };
+        let not_capture = |e: pcap::Error| {
+            input(format!(
+                "not a readable pcap or pcapng capture ({})",
+                pcap_msg(&e)
+            ))
+        };
         let mut size = 0;
-        let fd = if path == Path::new("-") {
-            // SAFETY: dup of our own stdin; the capture owns the copy.
-            let fd = unsafe { libc::dup(0) };
-            if fd < 0 {
-                return Err(input(format!(
-                    "cannot read stdin: {}",
-                    io::Error::last_os_error()
-                )));
-            }
-            fd
+        let mut cap = if path == Path::new("-") {
+            // libpcap reads stdin itself for "-".
+            Capture::from_file_with_precision("-", Precision::Nano).map_err(not_capture)?
         } else {
+            // Opened here first, for clear messages and the size.
             let file = File::open(path).map_err(|e| input(open_error(&e)))?;
             let meta = file.metadata().map_err(|e| input(open_error(&e)))?;
             if meta.is_dir() {
@@ -137,16 +142,27 @@ impl Source {
                 return Err(input("empty file, not a pcap or pcapng capture".into()));
             }
             size = meta.len();
-            file.into_raw_fd()
+            // libpcap opens it again by a name that is always UTF-8 (and
+            // closes it itself when the file is not a capture); only where
+            // /proc is missing and the name is not UTF-8 does it get our
+            // descriptor, which it then keeps on failure.
+            let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+            if Path::new(&by_fd).exists() {
+                Capture::from_file_with_precision(&by_fd, Precision::Nano).map_err(not_capture)?
+            } else if path.to_str().is_some() {
+                Capture::from_file_with_precision(path, Precision::Nano).map_err(not_capture)?
+            } else {
+                // SAFETY: an open descriptor we own; libpcap takes it over.
+                unsafe { Capture::from_raw_fd_with_precision(file.into_raw_fd(), Precision::Nano) }
+                    .map_err(not_capture)?
+            }
         };
-        // SAFETY: `fd` is an open descriptor we own; libpcap takes it over.
-        let mut cap =
-            unsafe { Capture::from_raw_fd_with_precision(fd, Precision::Nano) }.map_err(|e| {
-                input(format!(
-                    "not a readable pcap or pcapng capture ({})",
-                    pcap_msg(&e)
-                ))
-            })?;
+        // The descriptor libpcap reads, for the progress bar.
+        // SAFETY: pcap_file returns the FILE of an offline capture (or null).
+        let fd = unsafe {
+            let f = pcap_file(cap.as_ptr().cast());
+            if f.is_null() { -1 } else { libc::fileno(f) }
+        };
         let dlt = cap.get_datalink().0;
         let link = supported(dlt, input)?;
         apply_filter(&mut cap, filter)?;
@@ -159,7 +175,7 @@ impl Source {
             save: None,
             limit: None,
             captured: 0,
-            file: Some((fd, size)),
+            file: (fd >= 0).then_some((fd, size)),
             progress: None,
         })
     }

@@ -10,6 +10,7 @@ mod lab;
 mod live;
 mod parity;
 mod props;
+mod regressions;
 mod teach;
 
 use assert_cmd::Command;
