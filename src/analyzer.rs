@@ -348,6 +348,7 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         }
     };
     let (td_seq, td_ack) = tcpdump_numbers(flow, from, seg);
+    let http = http_step(flow, from, kind, seg, frame.ts);
     flow.update(from, seg, kind);
     if matches!(kind, Kind::Keepalive | Kind::ZeroWindowProbe) {
         flow.stamp_probe(from, frame.n, frame.ts);
@@ -371,7 +372,36 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         rel_ack,
         late,
         first_close,
+        http,
     }
+}
+
+/// Reads HTTP/1.x where the client's first bytes are a request line.
+fn http_step(
+    flow: &mut Flow,
+    from: Side,
+    kind: Kind,
+    seg: &Segment,
+    ts: Timestamp,
+) -> Option<crate::http::HttpNote> {
+    let payload =
+        seg.len > 0 && !matches!(kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst);
+    if payload && from == Side::Client && !flow.http_decided {
+        flow.http_decided = true;
+        if crate::http::looks_like_request(seg.payload) {
+            flow.http = Some(Box::default());
+        }
+    }
+    let h = flow.http.as_mut()?;
+    let note = if payload {
+        h.feed(from == Side::Client, seg.seq, seg.len, seg.payload, ts)
+    } else {
+        None
+    };
+    if seg.has(flags::FIN | flags::RST) {
+        h.closed(ts);
+    }
+    note
 }
 
 /// The sequence and ACK numbers tcpdump prints (print-tcp.c): relative only

@@ -99,6 +99,9 @@ pub struct Segment<'a> {
     pub options: &'a [u8],
     /// True when the options were cut off by the snaplen.
     pub options_truncated: bool,
+    /// The captured part of the payload (at most `len` bytes; fewer when
+    /// the snaplen cut it).
+    pub payload: &'a [u8],
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     pub link: LinkInfo,
@@ -250,6 +253,11 @@ fn decode_tcp(
         len: (declared - usize::from(header_len)) as u32,
         options,
         options_truncated: tcp.len() < usize::from(header_len),
+        payload: {
+            let start = usize::from(header_len).min(tcp.len());
+            let end = declared.min(tcp.len()).max(start);
+            &tcp[start..end]
+        },
         ttl,
         link,
     })

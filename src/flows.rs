@@ -121,6 +121,10 @@ pub struct Flow {
     pub td_base: Option<[u32; 2]>,
     /// Keepalive state, from the first probe on (most connections never probe).
     pub keepalive: Option<Box<Tracker>>,
+    /// HTTP/1.x state, when the client's first bytes were a request line.
+    pub http: Option<Box<crate::http::Http>>,
+    /// Whether the client's first payload was looked at for HTTP yet.
+    pub http_decided: bool,
 }
 
 impl Flow {
@@ -140,6 +144,8 @@ impl Flow {
             finished: false,
             td_base: None,
             keepalive: None,
+            http: None,
+            http_decided: false,
         }
     }
 

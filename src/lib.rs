@@ -12,6 +12,7 @@ pub mod cli;
 pub mod decode;
 pub mod error;
 pub mod flows;
+pub mod http;
 pub mod inputs;
 pub mod keepalive;
 pub mod lab;

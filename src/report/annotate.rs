@@ -5,6 +5,7 @@ use super::emit::Emit;
 use crate::classify::Kind;
 use crate::decode::flags;
 use crate::flows::Flow;
+use crate::http::HttpNote;
 use crate::keepalive::Note;
 use std::io::{self, Write};
 
@@ -24,8 +25,58 @@ impl std::fmt::Display for Secs {
     }
 }
 
-/// Writes the annotation for one event.
+/// Writes the annotation for one event: what the segment is for TCP, then
+/// what it carries for HTTP.
 pub fn write(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+    write_tcp(out, ev, flow)?;
+    if let Some(note) = ev.http {
+        write_http(out, &note)?;
+    }
+    Ok(())
+}
+
+fn write_http(out: &mut Vec<u8>, note: &HttpNote) -> io::Result<()> {
+    match *note {
+        HttpNote::Request {
+            number,
+            method,
+            target,
+            reused,
+            gap,
+            persistent,
+        } => {
+            write!(
+                out,
+                "; HTTP {method} {target} — request {number} on this connection"
+            )?;
+            match (reused, gap) {
+                (true, Some(g)) => write!(
+                    out,
+                    " (reused: keep-alive, {} after the previous response)",
+                    Secs(g)
+                ),
+                (true, None) => out.write_all(b" (reused: keep-alive)"),
+                (false, _) if persistent => out.write_all(b" (asks for keep-alive)"),
+                (false, _) => out.write_all(b" (asks the server to close after it)"),
+            }
+        }
+        HttpNote::Response {
+            number,
+            status,
+            persistent,
+        } => write!(
+            out,
+            "; HTTP {status} — response {number}{}",
+            if persistent {
+                ""
+            } else {
+                " (Connection: close)"
+            }
+        ),
+    }
+}
+
+fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
     let who = ev.from.name();
     let peer = ev.from.other().name();
     let seg = ev.seg;
@@ -124,6 +175,8 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
                     out,
                     "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST"
                 )
+            } else if ev.first_close && flow.http.is_some() {
+                write!(out, "FIN: {who} closes first → {who} side holds TIME_WAIT")
             } else if ev.first_close {
                 write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
             } else {

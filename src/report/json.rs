@@ -143,9 +143,9 @@ impl<W: Write> Sink for JsonSink<W> {
         self.ts(f.first_ts)?;
         self.out.write_all(b",\"last_ts\":")?;
         self.ts(f.last_ts)?;
-        writeln!(
+        write!(
             self.out,
-            ",\"packets\":{},\"handshake\":\"{}\",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}},\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"}}",
+            ",\"packets\":{},\"handshake\":\"{}\",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}},\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"",
             f.packets,
             f.handshake,
             Str(f.prober),
@@ -161,6 +161,17 @@ impl<W: Write> Sink for JsonSink<W> {
             Str(f.closed_by),
             f.verdict.as_str()
         )?;
+        if let Some(h) = f.http {
+            write!(
+                self.out,
+                ",\"http\":{{\"requests\":{},\"responses\":{},\"keep_alive\":{},\"version\":{}}}",
+                h.requests,
+                h.responses,
+                h.keep_alive,
+                Str(h.version)
+            )?;
+        }
+        self.out.write_all(b"}\n")?;
         if self.flush_each {
             self.out.flush()?;
         }

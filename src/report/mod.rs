@@ -40,6 +40,8 @@ pub struct PacketEvent<'a> {
     pub late: bool,
     /// This FIN or RST begins the end of the connection.
     pub first_close: bool,
+    /// An HTTP message this segment starts.
+    pub http: Option<crate::http::HttpNote>,
 }
 
 /// A consumer of the event stream.
@@ -72,6 +74,19 @@ pub struct FlowSummary {
     pub verdict: Verdict,
     /// For a connection still open: when its next probe is due.
     pub next_probe: Option<Timestamp>,
+    /// HTTP/1.x on this connection, when there was any.
+    pub http: Option<HttpSummary>,
+}
+
+/// What the flow record says about HTTP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HttpSummary {
+    pub requests: u32,
+    pub responses: u32,
+    pub keep_alive: bool,
+    pub version: Option<&'static str>,
+    /// Longest pause between a response and the next request.
+    pub max_gap: Option<f64>,
 }
 
 impl FlowSummary {
@@ -111,6 +126,13 @@ impl FlowSummary {
             close,
             closed_by,
             verdict: Verdict::of(ka),
+            http: flow.http.as_ref().map(|h| HttpSummary {
+                requests: h.requests,
+                responses: h.responses,
+                keep_alive: h.keep_alive(),
+                version: h.version,
+                max_gap: h.max_gap,
+            }),
             next_probe: if flow.finished {
                 None
             } else {

@@ -21,26 +21,45 @@ fn ending(f: &FlowSummary) -> String {
     }
 }
 
+/// The HTTP column: `3 req, keep-alive, 1.1`.
+fn http_cell(f: &FlowSummary) -> String {
+    match f.http {
+        Some(h) => format!(
+            "{} req/{} resp, {}{}",
+            h.requests,
+            h.responses,
+            if h.keep_alive { "keep-alive" } else { "close" },
+            h.version.map(|v| format!(", {v}")).unwrap_or_default()
+        ),
+        None => "-".to_string(),
+    }
+}
+
 pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::Result<()> {
     if !flows.is_empty() {
+        let with_http = flows.iter().any(|f| f.http.is_some());
+        let mut header = vec![
+            "flow",
+            "client",
+            "server",
+            "handshake",
+            "prober",
+            "probes sent/ans/unans/rst",
+            "idle",
+            "intvl",
+            "count",
+            "ended",
+            "verdict",
+        ];
+        if with_http {
+            header.push("http");
+        }
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(vec![
-                "flow",
-                "client",
-                "server",
-                "handshake",
-                "prober",
-                "probes sent/ans/unans/rst",
-                "idle",
-                "intvl",
-                "count",
-                "ended",
-                "verdict",
-            ]);
+            .set_header(header);
         for f in flows {
-            t.add_row(vec![
+            let mut row = vec![
                 f.id.to_string(),
                 f.client.to_string(),
                 f.server.to_string(),
@@ -52,7 +71,11 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
                 f.count.map_or_else(|| "-".to_string(), |c| c.to_string()),
                 ending(f),
                 f.verdict.as_str().to_string(),
-            ]);
+            ];
+            if with_http {
+                row.push(http_cell(f));
+            }
+            t.add_row(row);
         }
         for col in [0, 5, 6, 7, 8] {
             if let Some(c) = t.column_mut(col) {

@@ -133,7 +133,18 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         "server"
     };
     let probes: Vec<&Step> = steps.iter().filter(|s| s.kind == Kind::Keepalive).collect();
+    if let Some(h) = f.http {
+        let _ = writeln!(o, "  {}", http_account(f, h));
+    }
     if f.verdict == Verdict::NoKeepalive {
+        if f.http.is_some() {
+            let _ = writeln!(
+                o,
+                "  No TCP keepalive probe was seen: the kernel never checked whether the peer was still there. \
+                 HTTP keep-alive does not do that either; it only decides whether the connection is reused."
+            );
+            return o;
+        }
         let _ = writeln!(
             o,
             "  No keepalive probe was seen: neither side had SO_KEEPALIVE on, or the connection was never idle \
@@ -306,6 +317,49 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         let _ = writeln!(o, "  {ended}");
     }
     o
+}
+
+/// HTTP keep-alive in words, distinct from TCP keepalive.
+fn http_account(f: &FlowSummary, h: super::HttpSummary) -> String {
+    let version = h.version.unwrap_or("1.x");
+    let mut s = format!(
+        "HTTP/{version}: {} request{} and {} response{} on this connection. ",
+        h.requests,
+        if h.requests == 1 { "" } else { "s" },
+        h.responses,
+        if h.responses == 1 { "" } else { "s" }
+    );
+    if h.keep_alive && h.requests > 1 {
+        s.push_str("HTTP keep-alive: the client reused the connection instead of opening a new one per request");
+        if let Some(g) = h.max_gap {
+            let _ = write!(
+                s,
+                " (longest pause between a response and the next request {})",
+                Secs(g)
+            );
+        }
+        s.push_str(". ");
+    } else if h.keep_alive {
+        s.push_str("Both sides agreed to keep the connection open for more requests (HTTP keep-alive), but only one came. ");
+    } else if version == "1.0" {
+        s.push_str("HTTP/1.0 closes after each response unless both sides send `Connection: keep-alive`: no keep-alive here. ");
+    } else {
+        s.push_str("`Connection: close` ended HTTP keep-alive: one request per connection. ");
+    }
+    if let (Some(side), "fin") = (f.closed_by, f.close) {
+        let _ = write!(
+            s,
+            "The {side} closed first, so the {side} side holds TIME_WAIT (2×MSL, 60 s on Linux)"
+        );
+        if side == "server" {
+            s.push_str(": a server that closes every connection collects TIME_WAIT sockets");
+        }
+        s.push('.');
+    }
+    s.push_str(
+        " HTTP keep-alive is about reusing a connection; TCP keepalive is the kernel probing an idle one.",
+    );
+    s
 }
 
 fn join_and(items: &[String]) -> String {

@@ -334,7 +334,12 @@ fn every_kind_appears_in_the_fixtures() {
     use std::collections::BTreeSet;
     let dir = TempDir::new().unwrap();
     let mut seen = BTreeSet::new();
-    for name in ["healthy.pcap", "dead-peer.pcap", "peer-reboot.pcap"] {
+    for name in [
+        "healthy.pcap",
+        "dead-peer.pcap",
+        "peer-reboot.pcap",
+        "http.pcap",
+    ] {
         for k in json(&crate::fixture(name), &[]).kinds() {
             seen.insert(k.to_string());
         }

@@ -31,12 +31,12 @@ fn a_directory_or_a_glob_expands_to_its_captures() {
         .lines()
         .filter(|l| l.contains("\"type\":\"file\""))
         .collect();
-    assert_eq!(files.len(), 3, "{out}");
+    assert_eq!(files.len(), 4, "{out}");
     assert!(
         files[0].ends_with("dead-peer.pcap\"}"),
         "sorted by name: {files:?}"
     );
-    let verdicts: Vec<&str> = ["dead-peer", "alive", "peer-reset"].to_vec();
+    let verdicts: Vec<&str> = ["dead-peer", "alive", "no-keepalive"].to_vec();
     for (flow, v) in out
         .lines()
         .filter(|l| l.contains("\"type\":\"flow\""))

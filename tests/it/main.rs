@@ -5,6 +5,7 @@ mod crafted;
 mod errors;
 mod fixtures;
 mod hostile;
+mod http;
 mod inputs;
 mod lab;
 mod live;

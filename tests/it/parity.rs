@@ -59,10 +59,15 @@ fn assert_parity(path: &Path) {
 /// ones (VLAN, wrap, 1-byte probes, zero window, idle start, snaplen 54,
 /// padding, IPv6).
 fn ethernet_fixtures(dir: &TempDir) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = ["healthy.pcap", "dead-peer.pcap", "peer-reboot.pcap"]
-        .iter()
-        .map(|n| fixture(n))
-        .collect();
+    let mut paths: Vec<PathBuf> = [
+        "healthy.pcap",
+        "dead-peer.pcap",
+        "peer-reboot.pcap",
+        "http.pcap",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect();
     let mut add = |name: &str, conn: &Conn, opts: PcapOpts| {
         let p = dir.path().join(name);
         conn.write_pcap(&p, opts);

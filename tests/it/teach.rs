@@ -5,7 +5,7 @@ use crate::{fixture, json, text};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-const REAL: [&str; 3] = ["healthy", "dead-peer", "peer-reboot"];
+const REAL: [&str; 4] = ["healthy", "dead-peer", "peer-reboot", "http"];
 
 /// The crafted captures worth explaining: a capture starting during idle,
 /// keepalive on the server side, 1-byte probes, no keepalive at all.

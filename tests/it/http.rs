@@ -1,0 +1,89 @@
+//! HTTP keep-alive beside TCP keepalive.
+
+use crate::craft::*;
+use crate::{fixture, json, text};
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn http(flow: &Value) -> (u64, u64, bool, &str) {
+    let h = &flow["http"];
+    (
+        h["requests"].as_u64().unwrap(),
+        h["responses"].as_u64().unwrap(),
+        h["keep_alive"].as_bool().unwrap(),
+        h["version"].as_str().unwrap(),
+    )
+}
+
+#[test]
+fn real_http_fixture_counts_keep_alive_version_and_closing_side() {
+    let j = json(&fixture("http.pcap"), &[]);
+    assert_eq!(j.flows.len(), 4);
+    // One client reuses its connection for three requests, then closes.
+    assert_eq!(http(&j.flows[0]), (3, 3, true, "1.1"));
+    assert_eq!(j.flows[0]["closed_by"], "client");
+    // Connection: close, twice.
+    assert_eq!(http(&j.flows[1]), (1, 1, false, "1.1"));
+    assert_eq!(j.flows[1]["closed_by"], "server");
+    assert_eq!(http(&j.flows[2]), (1, 1, false, "1.1"));
+    assert_eq!(j.flows[2]["closed_by"], "client");
+    // HTTP/1.0: no keep-alive, the server closes first.
+    assert_eq!(http(&j.flows[3]), (1, 1, false, "1.0"));
+    assert_eq!(j.flows[3]["closed_by"], "server");
+    for f in &j.flows {
+        assert_eq!(
+            f["verdict"], "no-keepalive",
+            "HTTP keep-alive is not TCP keepalive"
+        );
+    }
+    let t = text(&["-r", fixture("http.pcap").to_str().unwrap()]);
+    assert!(t.contains("HTTP GET /b — request 2 on this connection (reused: keep-alive, 300ms after the previous response)"), "{t}");
+    assert!(
+        t.contains("FIN: server closes first → server side holds TIME_WAIT"),
+        "{t}"
+    );
+}
+
+#[test]
+fn flows_without_http_have_no_http_field() {
+    let j = json(&fixture("healthy.pcap"), &[]);
+    assert!(j.flow().get("http").is_none());
+}
+
+#[test]
+fn split_and_pipelined_requests_and_chunked_responses() {
+    let dir = TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:9000", Link::Ethernet);
+    c.handshake(10, 20)
+        // One request split in three segments.
+        .seg(Client, PSH | ACK, b"GET /split HT")
+        .seg(Client, PSH | ACK, b"TP/1.1\r\nHost: x\r\n\r")
+        .seg(Client, PSH | ACK, b"\n")
+        .seg(Server, PSH | ACK, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n")
+        .wait(0.5)
+        // Two pipelined requests in one segment, a HEAD among them.
+        .seg(Client, PSH | ACK, b"GET /p1 HTTP/1.1\r\n\r\nHEAD /p2 HTTP/1.1\r\n\r\n")
+        // Both responses in one segment; the HEAD response has no body.
+        .seg(Server, PSH | ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        .seg(Client, FIN | ACK, &[])
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[]);
+    let path = dir.path().join("pipelined.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let j = json(&path, &[]);
+    assert_eq!(http(j.flow()), (3, 3, true, "1.1"));
+    let t = text(&["-r", path.to_str().unwrap()]);
+    assert!(t.contains("HTTP GET /split — request 1"), "{t}");
+    assert!(t.contains("HTTP GET /p1 — request 2 on this connection (reused: keep-alive, 500ms after the previous response)"), "{t}");
+}
+
+#[test]
+fn http_on_any_port_is_recognized_by_the_request_line_not_the_port() {
+    let dir = TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:80", Link::Ethernet);
+    c.handshake(10, 20)
+        .exchange(Client, b"\x16\x03\x01\x02\x00 not http at all");
+    let path = dir.path().join("tls-on-80.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    assert!(json(&path, &[]).flow().get("http").is_none());
+}
