@@ -158,7 +158,7 @@ impl<S: Sink> Analyzer<S> {
             let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.since) > HOLD_SECONDS;
             self.held.push_back(f);
             if revealed.is_some() || expired {
-                self.teach(revealed);
+                self.teach(revealed.flatten());
                 let mut first = std::mem::take(&mut self.held);
                 first.append(&mut pending);
                 pending = first;
@@ -177,16 +177,26 @@ impl<S: Sink> Analyzer<S> {
     }
 
     /// What `frame` says about the held sender's next sequence number.
-    fn reveals(&self, hold: &Hold, frame: &Frame) -> Option<crate::seq::SeqNumber> {
+    /// `None`: keep holding; `Some(None)`: stop holding, nothing learned;
+    /// `Some(Some(next))`: the sender's next sequence number.
+    fn reveals(&self, hold: &Hold, frame: &Frame) -> Option<Option<crate::seq::SeqNumber>> {
         let seg = decode(self.link, frame.data).ok()?;
         let from = SocketAddr::new(seg.src, seg.sport);
         let to = SocketAddr::new(seg.dst, seg.dport);
         if from == hold.receiver && to == hold.sender && seg.has(flags::ACK) {
-            return Some(seg.ack);
+            return Some(Some(seg.ack));
         }
-        let informative =
-            seg.seq != hold.seq || seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST);
-        (from == hold.sender && to == hold.receiver && informative).then_some(seg.seq)
+        if from != hold.sender || to != hold.receiver {
+            return None;
+        }
+        if seg.has(flags::RST) {
+            // Linux resets at its next sequence number (one above a probe);
+            // any other RST sequence number says nothing to trust.
+            let plausible = seg.seq == hold.seq || seg.seq == hold.seq + 1;
+            return Some(plausible.then_some(seg.seq));
+        }
+        let informative = seg.seq != hold.seq || seg.len > 0 || seg.has(flags::SYN | flags::FIN);
+        informative.then_some(Some(seg.seq))
     }
 
     /// Ends the hold, teaching the held sender's flow its next sequence
