@@ -318,6 +318,7 @@ impl<S: Sink> Analyzer<S> {
 }
 
 fn finish_flow(flow: &mut Flow) {
+    crate::middlebox::finish(flow);
     let last = flow.last_ts;
     if let Some(k) = &mut flow.keepalive {
         k.finish(last);
@@ -338,9 +339,12 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         Some(frame.ts.since(flow.last_ts))
     };
     let s = from.idx();
+    let injected = crate::middlebox::observe(flow, from, seg, kind, frame.ts, silence);
     let note = match (kind, &mut flow.keepalive) {
         (Kind::Keepalive, _) => flow.tracker().probe(s, frame.n, frame.ts, silence),
         (_, None) => Note::None,
+        // A middlebox's RST is not the peer answering, nor the prober giving up.
+        (Kind::Rst, Some(_)) if injected => Note::None,
         (Kind::Rst, Some(k)) => k.rst(s, frame.ts),
         (_, Some(k)) => {
             let answers = flow.dir[from.other().idx()]
@@ -383,6 +387,7 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         late,
         first_close,
         http,
+        injected,
     }
 }
 

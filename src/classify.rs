@@ -22,7 +22,9 @@
 //!                             only when the peer already acknowledged `next`
 //!                             (otherwise it is a retransmission of the last
 //!                             byte). Checked before retransmission: a 1-byte
-//!                             probe sits below `next`.
+//!                             probe sits below `next`. Rules 5 and 6 apply
+//!                             only while the connection lives (no RST, no
+//!                             FIN exchange yet).
 //! 7.  `keepalive-ack`         no payload, from the peer of a side with an
 //!                             outstanding keepalive probe, acknowledging that
 //!                             side's `next` (the probe's seq + 1). The window
@@ -114,9 +116,10 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
         };
     }
 
-    // 5-6: probes.
+    // 5-6: probes (never after a RST or a FIN exchange: the connection is gone).
     if let Some(next) = me.next
         && bare
+        && !flow.finished
     {
         let below = seg.seq == next - 1 && seg.len <= 1;
         if peer.win == Some(0) && ((seg.len == 1 && seg.seq == next) || below) {

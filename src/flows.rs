@@ -125,6 +125,12 @@ pub struct Flow {
     pub http: Option<Box<crate::http::Http>>,
     /// Whether the client's first payload was looked at for HTTP yet.
     pub http_decided: bool,
+    /// IP TTL / hop limit each side's segments arrive with (0: none yet).
+    pub ttl: [u8; 2],
+    /// When the last data segment was seen.
+    pub last_data: Option<Timestamp>,
+    /// Idle gaps and what followed them, from the first long silence on.
+    pub idle: Option<Box<crate::middlebox::IdleWatch>>,
 }
 
 impl Flow {
@@ -146,6 +152,9 @@ impl Flow {
             keepalive: None,
             http: None,
             http_decided: false,
+            ttl: [0; 2],
+            last_data: None,
+            idle: None,
         }
     }
 
@@ -494,7 +503,7 @@ mod tests {
         // What a connection costs while it is open or lingering.
         assert!(std::mem::size_of::<super::FlowKey>() <= 36);
         assert!(
-            std::mem::size_of::<super::Flow>() <= 320,
+            std::mem::size_of::<super::Flow>() <= 336,
             "{}",
             std::mem::size_of::<super::Flow>()
         );

@@ -332,6 +332,8 @@ pub enum Verdict {
     DeadPeer,
     PeerReset,
     NoKeepalive,
+    /// A middlebox forgot the connection after an idle gap (see `middlebox`).
+    IdleTimeout,
 }
 
 impl Verdict {
@@ -341,6 +343,7 @@ impl Verdict {
             Verdict::DeadPeer => "dead-peer",
             Verdict::PeerReset => "peer-reset",
             Verdict::NoKeepalive => "no-keepalive",
+            Verdict::IdleTimeout => "idle-timeout",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod inputs;
 pub mod keepalive;
 pub mod lab;
+pub mod middlebox;
 pub mod report;
 pub mod run;
 pub mod seq;

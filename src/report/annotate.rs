@@ -183,6 +183,12 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
                 write!(out, "FIN: {who} closes too")
             }
         }
+        (Kind::Rst, _) if ev.injected => write!(
+            out,
+            "RST injected by a middlebox, not sent by the {who}: TTL {}, while the {who}'s own segments arrive with TTL {}",
+            seg.ttl,
+            flow.ttl[ev.from.idx()]
+        ),
         (Kind::Rst, _) => {
             if ev.late {
                 write!(

@@ -125,6 +125,9 @@ impl<W: Write> Sink for JsonSink<W> {
             }
             Note::GaveUp { .. } | Note::None => {}
         }
+        if ev.injected {
+            l.s(",\"injected\":true");
+        }
         l.s("}\n");
         self.out.write_all(&self.line)?;
         if self.flush_each {
@@ -160,6 +163,17 @@ impl<W: Write> Sink for JsonSink<W> {
             f.close,
             Str(f.closed_by),
             f.verdict.as_str()
+        )?;
+        let (killed_after, cause) = match f.killed {
+            Some((k, c)) => (Some(k), Some(c.as_str())),
+            None => (None, None),
+        };
+        write!(
+            self.out,
+            ",\"idle_timeout\":{{\"survived\":{},\"killed_after\":{},\"cause\":{}}}",
+            Num(f.survived),
+            Num(killed_after),
+            Str(cause)
         )?;
         if let Some(h) = f.http {
             write!(

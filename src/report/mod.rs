@@ -2,6 +2,7 @@
 
 pub mod annotate;
 pub mod emit;
+pub mod idle;
 pub mod json;
 pub mod table;
 pub mod tcpdump;
@@ -42,6 +43,8 @@ pub struct PacketEvent<'a> {
     pub first_close: bool,
     /// An HTTP message this segment starts.
     pub http: Option<crate::http::HttpNote>,
+    /// A RST a middlebox injected (its TTL differs from its sender's).
+    pub injected: bool,
 }
 
 /// A consumer of the event stream.
@@ -76,6 +79,11 @@ pub struct FlowSummary {
     pub next_probe: Option<Timestamp>,
     /// HTTP/1.x on this connection, when there was any.
     pub http: Option<HttpSummary>,
+    /// Longest silence survived, the one that killed the connection and
+    /// how, and the longest data pause keepalive bridged.
+    pub survived: Option<f64>,
+    pub killed: Option<(f64, crate::middlebox::Cause)>,
+    pub bridged: Option<f64>,
 }
 
 /// What the flow record says about HTTP.
@@ -125,7 +133,14 @@ impl FlowSummary {
             count: p.count(),
             close,
             closed_by,
-            verdict: Verdict::of(ka),
+            verdict: if flow.idle.as_ref().is_some_and(|w| w.killed.is_some()) {
+                Verdict::IdleTimeout
+            } else {
+                Verdict::of(ka)
+            },
+            survived: flow.idle.as_ref().and_then(|w| w.survived),
+            killed: flow.idle.as_ref().and_then(|w| w.killed),
+            bridged: flow.idle.as_ref().and_then(|w| w.bridged),
             http: flow.http.as_ref().map(|h| HttpSummary {
                 requests: h.requests,
                 responses: h.responses,

@@ -136,6 +136,10 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
     if let Some(h) = f.http {
         let _ = writeln!(o, "  {}", http_account(f, h));
     }
+    if let Some(account) = super::idle::explain(f) {
+        o.push_str(&account);
+        return o;
+    }
     if f.verdict == Verdict::NoKeepalive {
         if f.http.is_some() {
             let _ = writeln!(
@@ -291,7 +295,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
                 n.unwrap_or(1)
             );
         }
-        Verdict::NoKeepalive => {}
+        Verdict::NoKeepalive | Verdict::IdleTimeout => {}
     }
     if let Some(idle) = f.idle
         && f.verdict != Verdict::NoKeepalive

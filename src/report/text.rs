@@ -59,6 +59,8 @@ pub struct TextSink<W: Write> {
     taught: Vec<(FlowSummary, FlowSteps)>,
     /// The line being built (reused: no allocation per packet).
     line: Vec<u8>,
+    /// Middlebox idle-timeout evidence per server.
+    idle: super::idle::Estimator,
 }
 
 impl<W: Write> TextSink<W> {
@@ -72,6 +74,7 @@ impl<W: Write> TextSink<W> {
             recorder: Recorder::default(),
             taught: Vec::new(),
             line: Vec::with_capacity(512),
+            idle: Default::default(),
         }
     }
 
@@ -163,12 +166,13 @@ impl<W: Write> Sink for TextSink<W> {
 
     fn flow(&mut self, flow: &Flow) -> io::Result<()> {
         let summary = FlowSummary::of(flow);
+        self.idle.add(&summary);
         if self.opts.teaching() {
             let steps = self.recorder.take(flow.id);
             self.taught.push((summary.clone(), steps));
         }
         let rank = |v: Verdict| match v {
-            Verdict::DeadPeer | Verdict::PeerReset => 0,
+            Verdict::DeadPeer | Verdict::PeerReset | Verdict::IdleTimeout => 0,
             Verdict::Alive => 1,
             Verdict::NoKeepalive => 2,
         };
@@ -215,6 +219,10 @@ impl<W: Write> Sink for TextSink<W> {
         }
         if let Some(live) = self.opts.live {
             table::write_live_notes(&mut self.out, &flows, live.defaults, Timestamp::now())?;
+        }
+        let advice = self.idle.advice();
+        if !advice.is_empty() {
+            write!(self.out, "\n{advice}")?;
         }
         self.write_teaching()?;
         self.out.flush()

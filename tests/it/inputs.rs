@@ -39,7 +39,10 @@ fn a_directory_or_a_glob_expands_to_its_captures() {
     captures.sort();
     assert_eq!(files.len(), captures.len(), "{out}");
     for (line, name) in files.iter().zip(&captures) {
-        assert!(line.ends_with(&format!("{name}\"}}")), "sorted by name: {files:?}");
+        assert!(
+            line.ends_with(&format!("{name}\"}}")),
+            "sorted by name: {files:?}"
+        );
     }
     // The dead peer's flow record follows its file record.
     let dead = out

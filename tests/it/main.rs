@@ -9,6 +9,7 @@ mod http;
 mod inputs;
 mod lab;
 mod live;
+mod middlebox;
 mod parity;
 mod props;
 mod regressions;
