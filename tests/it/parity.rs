@@ -64,6 +64,10 @@ fn ethernet_fixtures(dir: &TempDir) -> Vec<PathBuf> {
         "dead-peer.pcap",
         "peer-reboot.pcap",
         "http.pcap",
+        "idle-drop.pcap",
+        "idle-rst.pcap",
+        "idle-keepalive.pcap",
+        "idle-mixed.pcap",
     ]
     .iter()
     .map(|n| fixture(n))
