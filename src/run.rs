@@ -39,6 +39,18 @@ pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(),
     if let Some(Command::Lab(lab_args)) = &args.command {
         return run_lab(args, lab_args, out, err);
     }
+    // `kacap -r caps/*.pcap`: the shell expanded the glob, and the files after
+    // the first landed among the filter words.
+    if !args.read.is_empty()
+        && let Some(file) = args
+            .filter
+            .iter()
+            .find(|w| std::path::Path::new(w).is_file())
+    {
+        return Err(Error::Usage(format!(
+            "'{file}' is a file, not a filter word: give each file its own -r, a directory, or a quoted glob (-r 'caps/*.pcap')"
+        )));
+    }
     let filter = args.filter_expr();
     let filter = filter.as_deref();
     match (&args.read[..], &args.interface) {

@@ -74,3 +74,19 @@ fn a_bad_file_among_several_is_reported_once_and_exits_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("alive"));
 }
+
+#[test]
+fn an_unquoted_glob_gets_a_hint_not_a_filter_error() {
+    let a = fixture("healthy.pcap");
+    let b = fixture("dead-peer.pcap");
+    let out = kacap()
+        .args(["-r", a.to_str().unwrap(), b.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a file, not a filter word") && err.contains("quoted glob"),
+        "{err}"
+    );
+}
