@@ -194,6 +194,15 @@ impl Source {
             .promisc(false)
             .open()
             .map_err(|e| classify_open_error(iface, &pcap_msg(&e)))?;
+        // Like tcpdump, prefer Linux cooked v2 where offered (`-i any`): it
+        // names the interface and direction of each packet.
+        if cap.get_datalink().0 == 113
+            && cap
+                .list_datalinks()
+                .is_ok_and(|l| l.contains(&pcap::Linktype(276)))
+        {
+            let _ = cap.set_datalink(pcap::Linktype(276));
+        }
         let dlt = cap.get_datalink().0;
         let link = supported(dlt, live)?;
         apply_filter(&mut cap, filter)?;

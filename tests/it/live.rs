@@ -350,3 +350,35 @@ fn list_interfaces_shows_loopback() {
         "{list}"
     );
 }
+
+#[test]
+fn any_interface_uses_cooked_v2_with_interface_and_direction() {
+    if !live_allowed("live_any") {
+        return;
+    }
+    let (listener, port) = server();
+    let filter = format!("tcp port {port}");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args(["-i", "any", "-c", "3", "--color=never"])
+        .args(filter.split(' '))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(
+        banner.contains("link-type LINUX_SLL2 (Linux cooked v2)"),
+        "{banner}"
+    );
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(client);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first["00:00:00.000000 ".len()..].starts_with("lo    In  IP 127.0.0.1."),
+        "{first}"
+    );
+}
