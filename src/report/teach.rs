@@ -31,6 +31,7 @@ pub struct Step {
     pub flags: u8,
     pub len: u32,
     pub late: bool,
+    pub injected: bool,
 }
 
 /// The steps of every open flow, until the flow is reported.
@@ -80,6 +81,7 @@ impl Recorder {
             flags: ev.seg.flags,
             len: ev.seg.len,
             late: ev.late,
+            injected: ev.injected,
         });
     }
 
@@ -420,6 +422,7 @@ fn remark(s: &Step, all: &[Step]) -> String {
         Note::ProbeAnswered { rtt, .. } => format!("alive ({})", Secs(rtt)),
         Note::PeerReset { .. } => "peer lost the connection".to_string(),
         Note::GaveUp { count, .. } => format!("gave up after {count} probes: ETIMEDOUT"),
+        Note::None if s.injected => "injected by a middlebox, not the peer".to_string(),
         Note::None if s.late => "after the end".to_string(),
         Note::None => String::new(),
     }

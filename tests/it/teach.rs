@@ -5,7 +5,16 @@ use crate::{fixture, json, text};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-const REAL: [&str; 4] = ["healthy", "dead-peer", "peer-reboot", "http"];
+const REAL: [&str; 8] = [
+    "healthy",
+    "dead-peer",
+    "peer-reboot",
+    "http",
+    "idle-drop",
+    "idle-rst",
+    "idle-keepalive",
+    "idle-mixed",
+];
 
 /// The crafted captures worth explaining: a capture starting during idle,
 /// keepalive on the server side, 1-byte probes, no keepalive at all.
