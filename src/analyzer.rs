@@ -364,9 +364,6 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
     let (td_seq, td_ack) = tcpdump_numbers(flow, from, seg);
     let http = http_step(flow, from, kind, seg, frame.ts);
     flow.update(from, seg, kind);
-    if matches!(kind, Kind::Keepalive | Kind::ZeroWindowProbe) {
-        flow.stamp_probe(from, frame.n, frame.ts);
-    }
     flow.last_ts = frame.ts;
     let rel_ack = seg
         .has(flags::ACK)

@@ -49,10 +49,7 @@ impl Side {
 /// A keepalive or zero-window probe waiting for its answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Outstanding {
-    /// Frame number of the probe.
-    pub n: u64,
     pub seq: SeqNumber,
-    pub ts: Timestamp,
     pub zero_window: bool,
 }
 
@@ -208,9 +205,7 @@ impl Flow {
         match kind {
             Kind::Keepalive | Kind::ZeroWindowProbe => {
                 me.probe = Some(Outstanding {
-                    n: 0,
                     seq: seg.seq,
-                    ts: Default::default(),
                     zero_window: kind == Kind::ZeroWindowProbe,
                 });
             }
@@ -248,14 +243,6 @@ impl Flow {
             if self.dir[0].fin.is_some() && self.dir[1].fin.is_some() {
                 self.finished = true;
             }
-        }
-    }
-
-    /// Fills in frame number and time of a probe recorded by `update`.
-    pub fn stamp_probe(&mut self, from: Side, n: u64, ts: Timestamp) {
-        if let Some(p) = &mut self.dir[from.idx()].probe {
-            p.n = n;
-            p.ts = ts;
         }
     }
 

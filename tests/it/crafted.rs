@@ -28,6 +28,19 @@ pub fn dead_peer(link: Link, client: &str, server: &str, c_isn: u32, s_isn: u32)
     c
 }
 
+/// A capture that starts during the idle period of a dead peer: two
+/// unanswered probes one second apart, then the client's RST.
+pub fn idle_start_dead() -> Conn {
+    let mut c = Conn::new("10.0.0.2:51000", "10.0.0.1:6379", Link::Ethernet);
+    c.next = [0x8000_0000, 0x1234_5678];
+    c.probe(Client, 0)
+        .wait(1.0)
+        .probe(Client, 0)
+        .wait(1.0)
+        .give_up(Client);
+    c
+}
+
 const DEAD_PEER_KINDS: [&str; 10] = [
     "syn",
     "syn-ack",
@@ -213,13 +226,7 @@ fn capture_starting_during_idle_still_finds_the_first_probe() {
     approx(&f["keepalive"]["idle"], 2.0, 0.01);
 
     // Dead: probe, probe, RST; nothing from the server at all.
-    let mut conn = Conn::new("10.0.0.2:51000", "10.0.0.1:6379", Link::Ethernet);
-    conn.next = [0x8000_0000, 0x1234_5678];
-    conn.probe(Client, 0)
-        .wait(1.0)
-        .probe(Client, 0)
-        .wait(1.0)
-        .give_up(Client);
+    let conn = idle_start_dead();
     let j = json(
         &write(&dir, "idle-dead.pcap", &conn, PcapOpts::default()),
         &[],

@@ -25,14 +25,7 @@ fn crafted(dir: &TempDir) -> Vec<(&'static str, PathBuf)> {
         conn.write_pcap(&p, PcapOpts::default());
         out.push((name, p));
     };
-    let mut idle = Conn::new("10.0.0.2:51000", "10.0.0.1:6379", Link::Ethernet);
-    idle.next = [0x8000_0000, 0x1234_5678];
-    idle.probe(Client, 0)
-        .wait(1.0)
-        .probe(Client, 0)
-        .wait(1.0)
-        .give_up(Client);
-    add("idle-start-dead", &idle);
+    add("idle-start-dead", &crate::crafted::idle_start_dead());
     let mut server = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
     server
         .handshake(1, 2)
