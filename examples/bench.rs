@@ -13,11 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const ACK: u8 = 0x10;
-const PSH: u8 = 0x08;
-const SYN: u8 = 0x02;
-const FIN: u8 = 0x01;
-const RST: u8 = 0x04;
+use kacap::craft::{self, ACK, FIN, PSH, RST, SYN};
 
 /// A tiny deterministic PRNG (xorshift64*), so the capture is the same on every run.
 struct Rng(u64);
@@ -151,17 +147,6 @@ fn flow_packets(i: u32, start_us: u64, rng: &mut Rng, out: &mut Vec<Pkt>) {
     }
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in data.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Writes the capture: Ethernet + IPv4 + TCP with timestamps options, the
 /// payload zero-filled. Flows start evenly over `spread_s` seconds.
 fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64)> {
@@ -181,12 +166,7 @@ fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64
         .map(|(i, v)| Reverse((v[0].t_us, i as u32, 0)))
         .collect();
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    w.write_all(&2u16.to_le_bytes())?;
-    w.write_all(&4u16.to_le_bytes())?;
-    w.write_all(&[0; 8])?;
-    w.write_all(&262_144u32.to_le_bytes())?;
-    w.write_all(&1u32.to_le_bytes())?;
+    w.write_all(&craft::pcap_header(1, craft::PcapOpts::default()))?;
     let base_s = 1_700_000_000u64;
     let mut frame = vec![0u8; 14 + 20 + 32 + 1600];
     let (mut packets, mut bytes) = (0u64, 24u64);
@@ -224,7 +204,7 @@ fn generate(path: &Path, flows: u32, spread_s: u64) -> std::io::Result<(u64, u64
         ip[4..6].copy_from_slice(&(p.seq_in_flow).to_be_bytes());
         ip[12..16].copy_from_slice(&src);
         ip[16..20].copy_from_slice(&dst);
-        let c = checksum(ip);
+        let c = craft::checksum(&[ip]);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let tcp = &mut f[34..34 + 32];
         tcp[0..2].copy_from_slice(&sp.to_be_bytes());

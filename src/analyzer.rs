@@ -1,8 +1,11 @@
 //! The pipeline: frames in, events out.
 //!
-//! source → decode → flows → classify → keepalive → report. The analyzer owns
-//! the flow table and drives one [`Sink`] with a packet event per TCP segment
-//! and a flow record per connection (when it ends, or at the end of input).
+//! source → decode → flows → classify → analyses → summary → report. The
+//! analyzer owns the flow table (core TCP state plus each analysis's
+//! per-flow state, see `registry`) and drives one [`Sink`] with a packet
+//! event per TCP segment ([`step`]: classify, the facts every analysis
+//! shares, the analyses, then the flow's update) and a flow summary per
+//! connection (when it ends, expires, or at the end of input).
 //!
 //! Holding back: when a capture starts mid-connection, a side's next sequence
 //! number is unknown until a later segment reveals it (the peer's ACK number,
@@ -18,68 +21,27 @@
 //! advances the sequence space is never called a keepalive. One-byte probes
 //! are recognized from the second on.)
 
-use crate::classify::{Kind, classify};
+use crate::classify::classify;
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
-use crate::flows::{CloseKind, Flow, FlowTable, Side};
-use crate::keepalive::Note;
-use crate::report::{PacketEvent, Sink};
+use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
+use crate::flows::{Entry, Flow, FlowTable, Options};
+use crate::registry::PerFlow;
+use crate::summary::FlowSummary;
+use crate::tcp::{CloseKind, Kind, Side};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most frames held back while learning a side's next sequence number.
 pub const HOLD_FRAMES: usize = 4096;
 /// Most capture time a frame is held back.
 pub const HOLD_SECONDS: f64 = 10.0;
 
-/// One captured frame, borrowed from the source.
-#[derive(Clone, Copy, Debug)]
-pub struct Frame<'a> {
-    /// 1-based frame number in the input, counting every frame read.
-    pub n: u64,
-    pub ts: Timestamp,
-    /// Bytes on the wire (the capture may hold fewer).
-    pub len: u32,
-    pub data: &'a [u8],
-}
-
-/// Counters for the summary record.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Stats {
-    pub frames: u64,
-    pub tcp_segments: u64,
-    pub skipped: u64,
-    pub flows: u64,
-    pub not_ip: u64,
-    pub not_tcp: u64,
-    pub fragments: u64,
-    pub truncated: u64,
-    pub malformed: u64,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
-    /// Seconds a finished flow keeps absorbing late segments.
-    pub linger: f64,
-    /// Seconds of silence after which an open flow is reported and freed.
-    pub idle_timeout: f64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            linger: 60.0,
-            // Longer than Linux's default keepalive time (7200 s) plus its
-            // probes, so a default-configured idle connection stays one flow.
-            idle_timeout: 3.0 * 3600.0,
-        }
-    }
-}
-
 pub struct Analyzer<S: Sink> {
     link: LinkType,
-    flows: FlowTable,
+    flows: FlowTable<PerFlow>,
     pub stats: Stats,
     sink: S,
     /// Frames held back, in capture order (see the module docs).
@@ -128,7 +90,7 @@ impl<S: Sink> Analyzer<S> {
     pub fn new(link: LinkType, options: Options, sink: S) -> Self {
         Analyzer {
             link,
-            flows: FlowTable::new(options.linger, options.idle_timeout),
+            flows: FlowTable::new(options),
             stats: Stats::default(),
             sink,
             held: VecDeque::new(),
@@ -209,9 +171,7 @@ impl<S: Sink> Analyzer<S> {
             && let Some(flow) = self.flows.get_mut(&seg)
         {
             let side = flow.side_of(&seg);
-            let dir = &mut flow.dir[side.idx()];
-            dir.next = Some(next);
-            dir.base.get_or_insert(next - 1);
+            flow.learn_next(side, next);
         }
     }
 
@@ -225,22 +185,21 @@ impl<S: Sink> Analyzer<S> {
         };
         self.expire(frame.ts)?;
         let mut replaced = None;
-        let flow = self.flows.lookup(&seg, frame.ts, |f| replaced = Some(f));
-        if let Some(mut old) = replaced {
+        let entry = self.flows.lookup(&seg, frame.ts, |e| replaced = Some(e));
+        if let Some(old) = replaced {
             // A new connection on the same 4-tuple: report the old one first.
-            finish_flow(&mut old);
-            self.sink.flow(&old)?;
+            self.sink.flow(&summarize(old))?;
         }
+        let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
         let from = flow.side_of(&seg);
-        let dir = &mut flow.dir[from.idx()];
-        if dir.next.is_none()
-            && !dir.held
+        if flow.dir[from.idx()].next.is_none()
+            && !flow.held[from.idx()]
             && seg.len == 0
             && !seg.has(flags::SYN | flags::FIN | flags::RST)
         {
             // Probe or plain ACK? Wait for a segment that tells.
-            dir.held = true;
+            flow.held[from.idx()] = true;
             self.hold = Some(Hold {
                 sender: SocketAddr::new(seg.src, seg.sport),
                 receiver: SocketAddr::new(seg.dst, seg.dport),
@@ -251,11 +210,11 @@ impl<S: Sink> Analyzer<S> {
             return Ok(());
         }
         self.stats.tcp_segments += 1;
-        let was_finished = flow.finished;
-        let event = step(flow, frame, &seg);
-        self.sink.packet(&event, flow)?;
-        if flow.finished && !was_finished {
-            let id = flow.id;
+        let was_finished = entry.flow.finished;
+        let event = step(entry, frame, &seg);
+        self.sink.packet(&event)?;
+        if entry.flow.finished && !was_finished {
+            let id = entry.flow.id;
             self.flows.mark_finished(&seg, id, frame.ts);
         }
         Ok(())
@@ -289,10 +248,9 @@ impl<S: Sink> Analyzer<S> {
     fn expire(&mut self, now: Timestamp) -> io::Result<()> {
         let mut result = Ok(());
         let sink = &mut self.sink;
-        self.flows.expire(now, |mut f| {
-            finish_flow(&mut f);
+        self.flows.expire(now, |e| {
             if result.is_ok() {
-                result = sink.flow(&f);
+                result = sink.flow(&summarize(e));
             }
         });
         result
@@ -305,10 +263,9 @@ impl<S: Sink> Analyzer<S> {
         }
         let mut result = Ok(());
         let sink = &mut self.sink;
-        self.flows.drain(|mut f| {
-            finish_flow(&mut f);
+        self.flows.drain(|e| {
             if result.is_ok() {
-                result = sink.flow(&f);
+                result = sink.flow(&summarize(e));
             }
         });
         result?;
@@ -317,57 +274,35 @@ impl<S: Sink> Analyzer<S> {
     }
 }
 
-fn finish_flow(flow: &mut Flow) {
-    crate::middlebox::finish(flow);
-    let last = flow.last_ts;
-    if let Some(k) = &mut flow.keepalive {
-        k.finish(last);
-    }
+/// The summary of a connection that is reported: its analyses finish.
+fn summarize(mut e: Entry<PerFlow>) -> FlowSummary {
+    let findings = e.state.finish(&e.flow);
+    FlowSummary::new(&e.flow, findings)
 }
 
-/// Classifies one segment of `flow`, updates the flow, and describes it.
-fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent<'a> {
+/// Classifies one segment, runs the analyses on it, updates the flow, and
+/// describes it.
+fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent<'a> {
+    let flow = &mut entry.flow;
     let from = flow.side_of(seg);
     let kind = classify(flow, from, seg);
     // After a RST nothing belongs to the connection any more; after a FIN
     // exchange the last ACK still does.
     let late = flow.finished && matches!(flow.close, Some((CloseKind::Rst, _)));
     let first_close = flow.close.is_none() && seg.has(flags::FIN | flags::RST);
-    let silence = if flow.packets == 0 {
-        None
-    } else {
-        Some(frame.ts.since(flow.last_ts))
+    let injected = flow.injected(from, seg);
+    let cx = crate::analysis::Ctx {
+        n: frame.n,
+        ts: frame.ts,
+        seg,
+        from,
+        kind,
+        silence: (flow.packets > 0).then(|| frame.ts.since(flow.last_ts)),
+        injected,
+        answers_probe: answers_probe(flow, from, kind, seg),
     };
-    let s = from.idx();
-    let injected = crate::middlebox::observe(flow, from, seg, kind, frame.ts, silence);
-    let note = match (kind, &mut flow.keepalive) {
-        (Kind::Keepalive, _) => flow.tracker().probe(s, frame.n, frame.ts, silence),
-        (_, None) => Note::None,
-        // A middlebox's RST is not the peer answering, nor the prober giving up.
-        (Kind::Rst, Some(_)) if injected => Note::None,
-        (Kind::Rst, Some(k)) => k.rst(s, frame.ts),
-        (_, Some(k)) => {
-            let answers = flow.dir[from.other().idx()]
-                .probe
-                .is_some_and(|p| !p.zero_window && seg.has(flags::ACK) && p.answered_by(seg.ack));
-            let note = if answers {
-                k.answered(s, frame.ts)
-            } else {
-                Note::None
-            };
-            if seg.seq_len() > 0 && kind != Kind::ZeroWindowProbe {
-                k.resumed(s, frame.ts);
-            }
-            note
-        }
-    };
-    let (td_seq, td_ack) = tcpdump_numbers(flow, from, seg);
-    let http = http_step(flow, from, kind, seg, frame.ts);
-    flow.update(from, seg, kind);
-    flow.last_ts = frame.ts;
-    let rel_ack = seg
-        .has(flags::ACK)
-        .then(|| flow.rel_seq(from.other(), seg.ack));
+    let notes = entry.state.segment(&cx);
+    flow.update(from, seg, kind, frame.ts);
     PacketEvent {
         n: frame.n,
         ts: frame.ts,
@@ -375,65 +310,52 @@ fn step<'a>(flow: &mut Flow, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent
         flow_id: flow.id,
         from,
         kind,
-        note,
-        td_seq,
-        td_ack,
-        td_other_base: flow.td_base.map_or(0, |b| b[from.other().idx()]),
         rel_seq: flow.rel_seq(from, seg.seq),
-        rel_ack,
+        rel_ack: seg
+            .has(flags::ACK)
+            .then(|| flow.rel_seq(from.other(), seg.ack)),
         late,
         first_close,
-        http,
-        injected,
+        injected: injected.then_some(flow.dir[from.idx()].ttl),
+        notes,
     }
 }
 
-/// Reads HTTP/1.x where the client's first bytes are a request line.
-fn http_step(
-    flow: &mut Flow,
-    from: Side,
-    kind: Kind,
-    seg: &Segment,
-    ts: Timestamp,
-) -> Option<crate::http::HttpNote> {
-    let payload =
-        seg.len > 0 && !matches!(kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst);
-    if payload && from == Side::Client && !flow.http_decided {
-        flow.http_decided = true;
-        if crate::http::looks_like_request(seg.payload) {
-            flow.http = Some(Box::default());
+/// Whether `seg` (not a RST, not a probe) acknowledges the other side's
+/// outstanding keepalive probe.
+fn answers_probe(flow: &Flow, from: Side, kind: Kind, seg: &Segment) -> bool {
+    !matches!(kind, Kind::Rst | Kind::Keepalive)
+        && seg.has(flags::ACK)
+        && flow.dir[from.other().idx()]
+            .probe
+            .is_some_and(|p| !p.zero_window && p.answered_by(seg.ack))
+}
+
+/// Reads `src` through the analyzer until its end, an output error or
+/// `stop`, then reports every flow and the summary (also when reading ended
+/// early: a truncated file, Ctrl-C).
+pub fn analyze<S: Sink>(
+    src: &mut impl FrameSource,
+    options: Options,
+    sink: S,
+    stop: &AtomicBool,
+) -> Result<(), ReadEnd> {
+    let mut analyzer = Analyzer::new(src.link(), options, sink);
+    let read = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
         }
-    }
-    let h = flow.http.as_mut()?;
-    let note = if payload {
-        h.feed(from == Side::Client, seg.seq, seg.len, seg.payload, ts)
-    } else {
-        None
+        let result = match src.next_frame() {
+            Ok(Next::Frame(frame)) => analyzer.frame(&frame),
+            Ok(Next::Idle(Some(now))) => analyzer.tick(now),
+            Ok(Next::Idle(None)) => Ok(()),
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = result {
+            return Err(ReadEnd::Output(e));
+        }
     };
-    if seg.has(flags::FIN | flags::RST) {
-        h.closed(ts);
-    }
-    note
-}
-
-/// The sequence and ACK numbers tcpdump prints (print-tcp.c): relative only
-/// for segments with ACK set; the first such segment of a connection, and any
-/// SYN-ACK, sets the bases (sender: its seq; other side: ack − 1) and prints
-/// absolute numbers.
-fn tcpdump_numbers(flow: &mut Flow, from: Side, seg: &Segment) -> (u32, u32) {
-    let (seq, ack) = (seg.seq.0, seg.ack.0);
-    if !seg.has(flags::ACK) {
-        return (seq, ack);
-    }
-    let (me, other) = (from.idx(), from.other().idx());
-    match flow.td_base {
-        Some(b) if !seg.has(flags::SYN) => (seq.wrapping_sub(b[me]), ack.wrapping_sub(b[other])),
-        _ => {
-            let mut b = [0u32; 2];
-            b[me] = seq;
-            b[other] = ack.wrapping_sub(1);
-            flow.td_base = Some(b);
-            (seq, ack)
-        }
-    }
+    analyzer.finish().map_err(ReadEnd::Output)?;
+    read
 }

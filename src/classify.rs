@@ -38,57 +38,8 @@
 //! ```
 
 use crate::decode::{Segment, flags};
-use crate::flows::{Flow, Side};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Syn,
-    SynAck,
-    HandshakeAck,
-    Data,
-    Ack,
-    Keepalive,
-    KeepaliveAck,
-    ZeroWindowProbe,
-    ZeroWindowProbeAck,
-    Retransmission,
-    Fin,
-    Rst,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Syn => "syn",
-            Kind::SynAck => "syn-ack",
-            Kind::HandshakeAck => "handshake-ack",
-            Kind::Data => "data",
-            Kind::Ack => "ack",
-            Kind::Keepalive => "keepalive",
-            Kind::KeepaliveAck => "keepalive-ack",
-            Kind::ZeroWindowProbe => "zero-window-probe",
-            Kind::ZeroWindowProbeAck => "zero-window-probe-ack",
-            Kind::Retransmission => "retransmission",
-            Kind::Fin => "fin",
-            Kind::Rst => "rst",
-        }
-    }
-
-    pub const ALL: [Kind; 12] = [
-        Kind::Syn,
-        Kind::SynAck,
-        Kind::HandshakeAck,
-        Kind::Data,
-        Kind::Ack,
-        Kind::Keepalive,
-        Kind::KeepaliveAck,
-        Kind::ZeroWindowProbe,
-        Kind::ZeroWindowProbeAck,
-        Kind::Retransmission,
-        Kind::Fin,
-        Kind::Rst,
-    ];
-}
+use crate::flows::Flow;
+use crate::tcp::{Kind, Side};
 
 /// Classifies `seg`, sent by `from`, against the flow's state before it.
 pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {

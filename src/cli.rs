@@ -1,5 +1,6 @@
 //! The command line, tcpdump-style.
 
+use crate::flows::Options;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -65,7 +66,7 @@ pub struct Args {
     pub count: Option<u64>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "diagram_svg"])]
     pub json: bool,
 
     /// Print only the flow table (with --json: only flow and summary records).
@@ -107,12 +108,12 @@ pub struct Args {
 
     /// Seconds a finished connection keeps absorbing late segments
     /// (retransmitted FINs, RSTs) before it is reported.
-    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    #[arg(long, default_value_t = Options::LINGER, value_name = "SECS")]
     pub linger: f64,
 
     /// Seconds of silence after which an open connection is reported as
     /// still open and forgotten (default 3 h: longer than Linux's 2 h keepalive time).
-    #[arg(long, default_value_t = 10800.0, value_name = "SECS")]
+    #[arg(long, default_value_t = Options::IDLE_TIMEOUT, value_name = "SECS")]
     pub idle_timeout: f64,
 
     /// BPF filter expression (pcap-filter syntax), e.g. `tcp port 2333`.

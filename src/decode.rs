@@ -313,34 +313,27 @@ fn decode_tcp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::craft;
 
-    fn ipv4_tcp(total_len: u16, tcp_hdr: &[u8]) -> Vec<u8> {
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
-        ];
-        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
-        ip.extend_from_slice(tcp_hdr);
-        ip
+    /// 127.0.0.1:55916 → 127.0.0.1:2333, ACK, seq 0xfffffff0, with
+    /// `options` and `payload`, as raw IPv4.
+    fn packet(options: &[u8], payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = (
+            "127.0.0.1:55916".parse().unwrap(),
+            "127.0.0.1:2333".parse().unwrap(),
+        );
+        let tcp = craft::tcp_segment(src, dst, flags::ACK, 0xffff_fff0, 7, 512, payload, options);
+        craft::ip_packet(src.ip(), dst.ip(), &tcp, false)
     }
 
-    fn tcp_header(data_offset_words: u8) -> Vec<u8> {
-        let mut t = vec![0u8; usize::from(data_offset_words) * 4];
-        t[0..2].copy_from_slice(&55916u16.to_be_bytes());
-        t[2..4].copy_from_slice(&2333u16.to_be_bytes());
-        t[4..8].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
-        t[8..12].copy_from_slice(&7u32.to_be_bytes());
-        t[12] = data_offset_words << 4;
-        t[13] = flags::ACK;
-        t[14..16].copy_from_slice(&512u16.to_be_bytes());
-        t
+    fn ethernet(ip: &[u8]) -> Vec<u8> {
+        craft::frame(craft::Link::Ethernet, false, ip, false, true)
     }
 
     #[test]
     fn ethernet_padding_is_not_payload() {
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend(ipv4_tcp(40, &tcp_header(5)));
-        frame.extend_from_slice(&[0; 6]); // padding to 60 bytes
+        let mut frame = ethernet(&packet(&[], &[]));
+        frame.resize(60, 0); // padding to 60 bytes
         let seg = decode(LinkType::Ethernet, &frame).unwrap();
         assert_eq!(seg.len, 0);
         assert_eq!(seg.seq, SeqNumber(0xffff_fff0));
@@ -350,10 +343,8 @@ mod tests {
     #[test]
     fn truncated_options_still_decode() {
         // Header claims 32 bytes (12 of options), only 20 captured: -s 54.
-        let hdr = tcp_header(8);
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend(ipv4_tcp(20 + 32 + 10, &hdr[..20]));
+        let mut frame = ethernet(&packet(&[1; 12], &[0x61; 10]));
+        frame.truncate(14 + 20 + 20);
         let seg = decode(LinkType::Ethernet, &frame).unwrap();
         assert!(seg.options_truncated);
         assert_eq!(seg.len, 10);
@@ -364,7 +355,7 @@ mod tests {
     fn vlan_tags_are_skipped() {
         let mut frame = vec![0u8; 12];
         frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a, 0x81, 0x00, 0x00, 0x0b, 0x08, 0x00]);
-        frame.extend(ipv4_tcp(40, &tcp_header(5)));
+        frame.extend(packet(&[], &[]));
         assert_eq!(decode(LinkType::Ethernet, &frame).unwrap().sport, 55916);
     }
 
@@ -374,7 +365,7 @@ mod tests {
             decode(LinkType::Ethernet, &[0; 5]).unwrap_err(),
             Skip::Truncated
         );
-        let mut bad = ipv4_tcp(40, &tcp_header(5));
+        let mut bad = packet(&[], &[]);
         bad[20 + 12] = 2 << 4; // data offset 8 bytes
         assert_eq!(decode(LinkType::Raw, &bad).unwrap_err(), Skip::Malformed);
         assert_eq!(decode(LinkType::Raw, &[0x60]).unwrap_err(), Skip::Truncated);

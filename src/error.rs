@@ -1,8 +1,9 @@
 //! Errors a user can cause, each one line on stderr with an exit status.
 //!
 //! Exit statuses: 0 success (also when the reader of our output goes away),
-//! 1 an error while writing output (stdout or the `-w` file), 2 bad usage,
-//! unusable input, or a live capture that cannot start.
+//! 1 an error while writing output (stdout or the `-w` file) or a lab
+//! scenario that failed, 2 bad usage, unusable input, or a live capture that
+//! cannot start.
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,8 @@ pub enum Error {
     Save { file: String, msg: String },
     /// Bad combination of arguments.
     Usage(String),
+    /// A `kacap lab` scenario failed while it ran (its sockets, not the user).
+    Lab(String),
     /// Already reported on stderr; only the exit status is left.
     Reported(i32),
     /// Writing our output failed (other than a closed pipe).
@@ -29,7 +32,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Filter { .. } | Error::Live { .. } | Error::Usage(_) => 2,
-            Error::Output(_) | Error::Save { .. } => 1,
+            Error::Output(_) | Error::Save { .. } | Error::Lab(_) => 1,
             Error::Reported(code) => *code,
         }
     }
@@ -49,6 +52,7 @@ impl fmt::Display for Error {
                 "cannot write capture file {file}: {msg} (check the directory, its permissions and free space)"
             ),
             Error::Usage(msg) => write!(f, "{msg} (see 'kacap --help')"),
+            Error::Lab(msg) => write!(f, "kacap lab: {msg}"),
             Error::Reported(_) => Ok(()),
             Error::Output(e) => write!(f, "cannot write output: {e}"),
         }

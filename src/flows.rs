@@ -14,89 +14,16 @@
 //! 4-tuple always starts a new flow.
 
 use crate::decode::{Segment, flags};
-use crate::keepalive::Tracker;
 use crate::seq::SeqNumber;
+use crate::tcp::{CloseKind, DirState, Kind, Outstanding, Side};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// Which end of the connection sent a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Client = 0,
-    Server = 1,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
-    }
-    pub fn idx(self) -> usize {
-        self as usize
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Server => "server",
-        }
-    }
-}
-
-/// A keepalive or zero-window probe waiting for its answer.
-#[derive(Clone, Copy, Debug)]
-pub struct Outstanding {
-    pub seq: SeqNumber,
-    pub zero_window: bool,
-}
-
-impl Outstanding {
-    /// Whether an ACK number from the other side answers this probe. A
-    /// keepalive sits one below the next sequence number, so its answer
-    /// acknowledges past it; a zero-window probe at the next sequence number
-    /// is usually refused, so its answer acknowledges up to it.
-    pub fn answered_by(&self, ack: SeqNumber) -> bool {
-        if self.zero_window {
-            ack >= self.seq
-        } else {
-            ack > self.seq
-        }
-    }
-}
-
-/// What one side has sent so far, as far as the capture shows.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DirState {
-    /// Base for relative sequence numbers in JSON: the ISN, or one below the
-    /// first sequence number learned when the SYN was not captured.
-    pub base: Option<SeqNumber>,
-    /// Next sequence number expected from this side (its snd_nxt): the
-    /// highest seq + length seen from it, or the highest ACK number the
-    /// other side sent, whichever is later.
-    pub next: Option<SeqNumber>,
-    /// Highest ACK number this side sent (how far it has the peer's data).
-    pub acked: Option<SeqNumber>,
-    /// Last window this side advertised (raw, unscaled).
-    pub win: Option<u16>,
-    /// Sequence number of this side's FIN, once seen.
-    pub fin: Option<SeqNumber>,
-    /// This side's probe that the other side has not answered yet.
-    pub probe: Option<Outstanding>,
-    /// A segment of this side was already held back to learn `next`
-    /// (see `analyzer`): never hold again.
-    pub held: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseKind {
-    Fin,
-    Rst,
-}
-
-/// One TCP connection.
+/// One TCP connection: core TCP state only. What an analysis learns about
+/// a connection lives in that analysis (see `analysis`); tcpdump's
+/// relative-sequence bases live in its printer.
 #[derive(Debug)]
 pub struct Flow {
     /// 1-based, in order of first packet.
@@ -114,24 +41,34 @@ pub struct Flow {
     pub close: Option<(CloseKind, Side)>,
     /// RST seen, or both FINs seen: the connection is over.
     pub finished: bool,
-    /// tcpdump's relative-sequence bases, indexed by side (see report::tcpdump).
-    pub td_base: Option<[u32; 2]>,
-    /// Keepalive state, from the first probe on (most connections never probe).
-    pub keepalive: Option<Box<Tracker>>,
-    /// HTTP/1.x state, when the client's first bytes were a request line.
-    pub http: Option<Box<crate::http::Http>>,
-    /// Whether the client's first payload was looked at for HTTP yet.
-    pub http_decided: bool,
-    /// IP TTL / hop limit each side's segments arrive with (0: none yet).
-    pub ttl: [u8; 2],
-    /// When the last data segment was seen.
-    pub last_data: Option<Timestamp>,
-    /// Idle gaps and what followed them, from the first long silence on.
-    pub idle: Option<Box<crate::middlebox::IdleWatch>>,
+    /// The hold-back (see `analyzer`) already waited to learn this side's
+    /// next sequence number: it never holds the same side twice. Written and
+    /// read by the hold-back only.
+    pub held: [bool; 2],
+}
+
+/// How the handshake was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    Complete,
+    Partial,
+    Missing,
+}
+
+impl Handshake {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handshake::Complete => "complete",
+            Handshake::Partial => "partial",
+            Handshake::Missing => "missing",
+        }
+    }
 }
 
 impl Flow {
-    fn new(id: u32, client: SocketAddr, server: SocketAddr, ts: Timestamp) -> Flow {
+    /// A connection first seen at `ts` (public for tests: a `Flow` in any
+    /// state can be built directly).
+    pub fn new(id: u32, client: SocketAddr, server: SocketAddr, ts: Timestamp) -> Flow {
         Flow {
             id,
             client,
@@ -145,19 +82,8 @@ impl Flow {
             established: false,
             close: None,
             finished: false,
-            td_base: None,
-            keepalive: None,
-            http: None,
-            http_decided: false,
-            ttl: [0; 2],
-            last_data: None,
-            idle: None,
+            held: [false; 2],
         }
-    }
-
-    /// The keepalive tracker, created on first use.
-    pub fn tracker(&mut self) -> &mut Tracker {
-        self.keepalive.get_or_insert_with(Box::default)
     }
 
     pub fn side_of(&self, seg: &Segment) -> Side {
@@ -177,9 +103,9 @@ impl Flow {
 
     /// Records the segment's effect on the sequence state, after it was
     /// classified as `kind`.
-    pub fn update(&mut self, from: Side, seg: &Segment, kind: crate::classify::Kind) {
-        use crate::classify::Kind;
+    pub fn update(&mut self, from: Side, seg: &Segment, kind: Kind, ts: Timestamp) {
         self.packets += 1;
+        self.last_ts = ts;
         let is_syn = seg.has(flags::SYN);
         let (me, peer) = self.pair_mut(from);
         if is_syn {
@@ -201,6 +127,9 @@ impl Flow {
         }
         if !seg.has(flags::RST) {
             me.win = Some(seg.win);
+            if me.ttl == 0 {
+                me.ttl = seg.ttl;
+            }
         }
         match kind {
             Kind::Keepalive | Kind::ZeroWindowProbe => {
@@ -255,14 +184,29 @@ impl Flow {
     }
 
     /// How the handshake was seen.
-    pub fn handshake(&self) -> &'static str {
+    pub fn handshake(&self) -> Handshake {
         if self.syn && self.syn_ack && self.established {
-            "complete"
+            Handshake::Complete
         } else if self.syn || self.syn_ack {
-            "partial"
+            Handshake::Partial
         } else {
-            "missing"
+            Handshake::Missing
         }
+    }
+
+    /// A later segment revealed `side`'s next sequence number (the hold-back
+    /// learned it while the capture started mid-connection).
+    pub fn learn_next(&mut self, side: Side, next: SeqNumber) {
+        let dir = &mut self.dir[side.idx()];
+        dir.next = Some(next);
+        dir.base.get_or_insert(next - 1);
+    }
+
+    /// Whether a RST from `from` is not the peer's own: its TTL differs from
+    /// the TTL `from`'s earlier segments arrived with (see `middlebox`).
+    pub fn injected(&self, from: Side, seg: &Segment) -> bool {
+        let ttl = self.dir[from.idx()].ttl;
+        seg.has(flags::RST) && ttl != 0 && seg.ttl != ttl
     }
 }
 
@@ -294,43 +238,87 @@ impl FlowKey {
     }
 }
 
+/// How long the table keeps connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Seconds a finished flow keeps absorbing late segments.
+    pub linger: f64,
+    /// Seconds of silence after which an open flow is reported and freed.
+    pub idle_timeout: f64,
+}
+
+impl Options {
+    /// `--linger`'s default.
+    pub const LINGER: f64 = 60.0;
+    /// `--idle-timeout`'s default: longer than Linux's default keepalive
+    /// time (7200 s) plus its probes, so a default-configured idle
+    /// connection stays one flow.
+    pub const IDLE_TIMEOUT: f64 = 3.0 * 3600.0;
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            linger: Options::LINGER,
+            idle_timeout: Options::IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// A flow with the per-flow state of the stages above (the analyzer's
+/// analyses): the table keeps them together and frees them together.
+#[derive(Debug)]
+pub struct Entry<A> {
+    pub flow: Flow,
+    pub state: A,
+}
+
 /// Flows in a slab, found through a small index: hash probes touch 40-byte
 /// entries instead of whole flows, and growing the index moves no flows.
-#[derive(Default)]
-struct Slab {
+struct Slab<A> {
     index: FxHashMap<FlowKey, u32>,
-    slots: Vec<Option<Flow>>,
+    slots: Vec<Option<Entry<A>>>,
     free: Vec<u32>,
 }
 
-impl Slab {
-    fn get(&self, k: &FlowKey) -> Option<&Flow> {
+impl<A> Default for Slab<A> {
+    fn default() -> Self {
+        Slab {
+            index: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<A> Slab<A> {
+    fn get(&self, k: &FlowKey) -> Option<&Entry<A>> {
         let i = *self.index.get(k)?;
         self.slots[i as usize].as_ref()
     }
 
-    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Flow> {
+    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Entry<A>> {
         let i = *self.index.get(k)?;
         self.slots[i as usize].as_mut()
     }
 
-    fn remove(&mut self, k: &FlowKey) -> Option<Flow> {
+    fn remove(&mut self, k: &FlowKey) -> Option<Entry<A>> {
         let i = self.index.remove(k)?;
         self.free.push(i);
         self.slots[i as usize].take()
     }
 
-    fn get_or_insert_with(&mut self, k: FlowKey, make: impl FnOnce() -> Flow) -> &mut Flow {
+    fn get_or_insert_with(&mut self, k: FlowKey, make: impl FnOnce() -> Entry<A>) -> &mut Entry<A> {
         let (slots, free) = (&mut self.slots, &mut self.free);
         let i = *self.index.entry(k).or_insert_with(|| {
-            let flow = Some(make());
+            let entry = Some(make());
             match free.pop() {
                 Some(i) => {
-                    slots[i as usize] = flow;
+                    slots[i as usize] = entry;
                     i
                 }
                 None => {
-                    slots.push(flow);
+                    slots.push(entry);
                     (slots.len() - 1) as u32
                 }
             }
@@ -343,21 +331,26 @@ impl Slab {
     fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
         self.index
             .iter()
-            .filter(|(_, i)| self.slots[**i as usize].as_ref().is_some_and(&keep))
+            .filter(|(_, i)| {
+                self.slots[**i as usize]
+                    .as_ref()
+                    .is_some_and(|e| keep(&e.flow))
+            })
             .map(|(k, _)| *k)
             .collect()
     }
 
-    fn drain(&mut self) -> Vec<Flow> {
+    fn drain(&mut self) -> Vec<Entry<A>> {
         self.index.clear();
         self.free.clear();
         self.slots.drain(..).flatten().collect()
     }
 }
 
-/// The connection table.
-pub struct FlowTable {
-    flows: Slab,
+/// The connection table. `A` is the per-flow state of the stages above
+/// flows (created with `A::default()` when a flow starts).
+pub struct FlowTable<A> {
+    flows: Slab<A>,
     /// Flows that finished (key, id, when queued), oldest first, to expire
     /// after `linger` without segments.
     finished: VecDeque<(FlowKey, u32, Timestamp)>,
@@ -370,14 +363,14 @@ pub struct FlowTable {
     last_look: Option<i64>,
 }
 
-impl FlowTable {
-    pub fn new(linger: f64, idle_timeout: f64) -> FlowTable {
+impl<A: Default> FlowTable<A> {
+    pub fn new(options: Options) -> FlowTable<A> {
         FlowTable {
             flows: Slab::default(),
             finished: VecDeque::new(),
             next_id: 1,
-            linger,
-            idle_timeout,
+            linger: options.linger,
+            idle_timeout: options.idle_timeout,
             last_sweep: None,
             last_look: None,
         }
@@ -385,7 +378,7 @@ impl FlowTable {
 
     /// The flow a segment belongs to, if it exists.
     pub fn get_mut(&mut self, seg: &Segment) -> Option<&mut Flow> {
-        self.flows.get_mut(&FlowKey::of(seg))
+        self.flows.get_mut(&FlowKey::of(seg)).map(|e| &mut e.flow)
     }
 
     /// Finds the segment's flow or starts one. A SYN (without ACK) for a
@@ -394,12 +387,12 @@ impl FlowTable {
         &mut self,
         seg: &Segment,
         ts: Timestamp,
-        mut ended: impl FnMut(Flow),
-    ) -> &mut Flow {
+        mut ended: impl FnMut(Entry<A>),
+    ) -> &mut Entry<A> {
         let key = FlowKey::of(seg);
         let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         if fresh_syn
-            && let Some(old) = self.flows.get(&key)
+            && let Some(Entry { flow: old, .. }) = self.flows.get(&key)
             && (old.finished || old.syn_ack || old.established)
             && old.dir[Side::Client.idx()].base != Some(seg.seq)
         {
@@ -419,7 +412,10 @@ impl FlowTable {
             };
             let id = *next_id;
             *next_id += 1;
-            Flow::new(id, client, server, ts)
+            Entry {
+                flow: Flow::new(id, client, server, ts),
+                state: A::default(),
+            }
         })
     }
 
@@ -431,7 +427,7 @@ impl FlowTable {
     /// Hands to `ended`, in flow order, the flows that finished and stayed
     /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
     /// time) open flows silent for `idle_timeout`.
-    pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Flow)) {
+    pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Entry<A>)) {
         // At most one look per second of capture time: this runs per packet.
         if self.last_look == Some(now.sec) {
             return;
@@ -444,12 +440,13 @@ impl FlowTable {
             }
             self.finished.pop_front();
             match self.flows.get(&key) {
-                Some(f) if f.id == id => {
-                    if now.since(f.last_ts) > self.linger {
+                Some(e) if e.flow.id == id => {
+                    if now.since(e.flow.last_ts) > self.linger {
                         out.extend(self.flows.remove(&key));
                     } else {
                         // Late segments kept it alive: look again later.
-                        self.finished.push_back((key, id, f.last_ts));
+                        let last = e.flow.last_ts;
+                        self.finished.push_back((key, id, last));
                     }
                 }
                 // Replaced by a new connection on the same 4-tuple, or gone.
@@ -471,14 +468,14 @@ impl FlowTable {
         if out.is_empty() {
             return;
         }
-        out.sort_by_key(|f| f.id);
+        out.sort_by_key(|e| e.flow.id);
         out.into_iter().for_each(&mut ended);
     }
 
     /// Empties the table at the end of input, in flow order.
-    pub fn drain(&mut self, ended: impl FnMut(Flow)) {
+    pub fn drain(&mut self, ended: impl FnMut(Entry<A>)) {
         let mut all = self.flows.drain();
-        all.sort_by_key(|f| f.id);
+        all.sort_by_key(|e| e.flow.id);
         all.into_iter().for_each(ended);
     }
 }

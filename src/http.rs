@@ -10,7 +10,10 @@
 //! stays small. A gap in the capture, or a snaplen that cut the payload,
 //! ends the reading of that direction (`lost`); counts up to there stand.
 
+use crate::analysis::{Analysis, Ctx};
+use crate::flows::Flow;
 use crate::seq::SeqNumber;
+use crate::tcp::{Kind, Side};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 
@@ -477,6 +480,79 @@ fn step_chunk(s: &mut Stream, c: ChunkPhase, data: &[u8]) -> (usize, Option<Vec<
             };
             (nl + 1, None)
         }
+    }
+}
+
+/// What the flow record says about HTTP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HttpSummary {
+    pub requests: u32,
+    pub responses: u32,
+    pub keep_alive: bool,
+    pub version: Option<&'static str>,
+    /// Longest pause between a response and the next request.
+    pub max_gap: Option<f64>,
+}
+
+/// What the HTTP analysis says about one segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HttpPacket {
+    /// The connection carries HTTP (its client's first bytes were a request line).
+    pub on: bool,
+    /// An HTTP message this segment starts.
+    pub message: Option<HttpNote>,
+}
+
+/// The HTTP analysis: decides on the client's first payload whether the
+/// connection is HTTP, then follows it.
+#[derive(Debug, Default)]
+pub struct HttpAnalysis {
+    decided: bool,
+    http: Option<Box<Http>>,
+}
+
+impl Analysis for HttpAnalysis {
+    type Note = HttpPacket;
+    type Summary = Option<HttpSummary>;
+
+    fn segment(&mut self, cx: &Ctx) -> HttpPacket {
+        let seg = cx.seg;
+        let payload =
+            seg.len > 0 && !matches!(cx.kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst);
+        if payload && cx.from == Side::Client && !self.decided {
+            self.decided = true;
+            if looks_like_request(seg.payload) {
+                self.http = Some(Box::default());
+            }
+        }
+        let Some(h) = self.http.as_mut() else {
+            return HttpPacket::default();
+        };
+        let message = if payload {
+            h.feed(
+                cx.from == Side::Client,
+                seg.seq,
+                seg.len,
+                seg.payload,
+                cx.ts,
+            )
+        } else {
+            None
+        };
+        if seg.has(crate::decode::flags::FIN | crate::decode::flags::RST) {
+            h.closed(cx.ts);
+        }
+        HttpPacket { on: true, message }
+    }
+
+    fn finish(&mut self, _flow: &Flow) -> Option<HttpSummary> {
+        self.http.as_ref().map(|h| HttpSummary {
+            requests: h.requests,
+            responses: h.responses,
+            keep_alive: h.keep_alive(),
+            version: h.version,
+            max_gap: h.max_gap,
+        })
     }
 }
 

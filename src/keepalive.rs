@@ -19,6 +19,9 @@
 //! - `count`: unanswered probes in an episode the prober ended with its own
 //!   RST (TCP_KEEPCNT).
 
+use crate::analysis::{Analysis, Ctx};
+use crate::flows::Flow;
+use crate::tcp::{Kind, Side};
 use crate::time::Timestamp;
 
 /// Most samples kept per statistic: medians over the first ones (kept
@@ -42,16 +45,21 @@ pub enum Note {
     None,
     /// A keepalive probe: its number in the episode, the silence before it,
     /// and (from #2 on) the gap since the previous probe, which went unanswered.
+    /// `next_due`: when the prober's next probe (or its RST) is due, as
+    /// far as the settings are inferred yet.
     Probe {
         number: u32,
         idle: f64,
         since_prev: Option<f64>,
+        next_due: Option<Timestamp>,
     },
-    /// The peer answered probe `number` (frame `reply_to`) after `rtt` seconds.
+    /// The peer answered probe `number` (frame `reply_to`) after `rtt`
+    /// seconds; `next_due`: when the next probe is due.
     ProbeAnswered {
         reply_to: u64,
         number: u32,
         rtt: f64,
+        next_due: Option<Timestamp>,
     },
     /// The peer answered probe `number` (frame `reply_to`) with RST.
     PeerReset { reply_to: u64, number: u32 },
@@ -102,7 +110,7 @@ struct Episode {
 
 /// Keepalive state and statistics of one probing side.
 #[derive(Clone, Debug, Default)]
-pub struct Prober {
+pub struct ProbeStats {
     pub probes: u32,
     pub answered: u32,
     pub unanswered: u32,
@@ -118,7 +126,7 @@ pub struct Prober {
     pub last: Option<(Outcome, Timestamp)>,
 }
 
-impl Prober {
+impl ProbeStats {
     fn end_episode(&mut self, outcome: Outcome, ts: Timestamp) {
         self.episode = None;
         self.last = Some((outcome, ts));
@@ -153,7 +161,7 @@ impl Prober {
 /// Per-flow keepalive tracker: one [`Prober`] per side.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    pub sides: [Prober; 2],
+    pub sides: [ProbeStats; 2],
 }
 
 impl Tracker {
@@ -176,6 +184,7 @@ impl Tracker {
                     number,
                     idle: idle_s,
                     since_prev: Some(gap),
+                    next_due: None,
                 }
             }
             _ => {
@@ -192,6 +201,7 @@ impl Tracker {
                     number: 1,
                     idle: idle_s,
                     since_prev: None,
+                    next_due: None,
                 }
             }
         }
@@ -209,6 +219,7 @@ impl Tracker {
                     reply_to: ep.last_probe_n,
                     number: ep.probes,
                     rtt: ts.since(ep.last_probe_ts),
+                    next_due: None,
                 }
             }
             _ => Note::None,
@@ -293,6 +304,122 @@ impl Tracker {
     }
 }
 
+/// Which side sent keepalive probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prober {
+    Client,
+    Server,
+    Both,
+}
+
+impl Prober {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prober::Client => "client",
+            Prober::Server => "server",
+            Prober::Both => "both",
+        }
+    }
+
+    /// The side whose settings are reported (the client when both probed).
+    pub fn side(self) -> Side {
+        match self {
+            Prober::Server => Side::Server,
+            Prober::Client | Prober::Both => Side::Client,
+        }
+    }
+}
+
+/// What the flow summary says about keepalive.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KeepaliveSummary {
+    pub prober: Option<Prober>,
+    /// Probes of both sides: sent, answered, unanswered, answered by RST.
+    pub probes: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+    pub rst: u32,
+    /// Inferred settings of the prober (the client when both probed).
+    pub idle: Option<f64>,
+    pub interval: Option<f64>,
+    pub count: Option<u32>,
+    /// How the latest episode of either side ended.
+    pub outcome: Option<Outcome>,
+    /// For a connection still open: when its next probe is due.
+    pub next_probe: Option<Timestamp>,
+}
+
+/// The keepalive analysis: a [`Tracker`] from a connection's first probe on
+/// (most connections never probe, and pay one pointer).
+#[derive(Debug, Default)]
+pub struct Keepalive(Option<Box<Tracker>>);
+
+impl Analysis for Keepalive {
+    type Note = Note;
+    type Summary = KeepaliveSummary;
+
+    fn segment(&mut self, cx: &Ctx) -> Note {
+        let s = cx.from.idx();
+        let mut note = match (cx.kind, &mut self.0) {
+            (Kind::Keepalive, k) => k
+                .get_or_insert_with(Box::default)
+                .probe(s, cx.n, cx.ts, cx.silence),
+            (_, None) => return Note::None,
+            // A middlebox's RST is not the peer answering, nor the prober giving up.
+            (Kind::Rst, Some(_)) if cx.injected => Note::None,
+            (Kind::Rst, Some(k)) => k.rst(s, cx.ts),
+            (_, Some(k)) => {
+                let note = if cx.answers_probe {
+                    k.answered(s, cx.ts)
+                } else {
+                    Note::None
+                };
+                if cx.seg.seq_len() > 0 && cx.kind != Kind::ZeroWindowProbe {
+                    k.resumed(s, cx.ts);
+                }
+                note
+            }
+        };
+        if let (Note::Probe { next_due, .. } | Note::ProbeAnswered { next_due, .. }, Some(k)) =
+            (&mut note, &self.0)
+        {
+            *next_due = k.next_probe_due(cx.ts);
+        }
+        note
+    }
+
+    fn finish(&mut self, flow: &Flow) -> KeepaliveSummary {
+        let Some(k) = self.0.as_deref_mut() else {
+            return KeepaliveSummary::default();
+        };
+        k.finish(flow.last_ts);
+        let [c, s] = &k.sides;
+        let prober = match (c.probes > 0, s.probes > 0) {
+            (true, true) => Some(Prober::Both),
+            (true, false) => Some(Prober::Client),
+            (false, true) => Some(Prober::Server),
+            (false, false) => None,
+        };
+        let p = &k.sides[prober.map_or(Side::Client, Prober::side).idx()];
+        KeepaliveSummary {
+            prober,
+            probes: c.probes + s.probes,
+            answered: c.answered + s.answered,
+            unanswered: c.unanswered + s.unanswered,
+            rst: c.rst + s.rst,
+            idle: p.idle(),
+            interval: p.interval(),
+            count: p.count(),
+            outcome: k.last_outcome(),
+            next_probe: if flow.finished {
+                None
+            } else {
+                k.next_probe_due(flow.last_ts)
+            },
+        }
+    }
+}
+
 /// This host's keepalive defaults (Linux: /proc/sys/net/ipv4/tcp_keepalive_*).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SystemDefaults {
@@ -300,6 +427,14 @@ pub struct SystemDefaults {
     pub intvl: f64,
     pub probes: u32,
 }
+
+/// Linux's own defaults: tcp_keepalive_time 7200 s, tcp_keepalive_intvl
+/// 75 s, tcp_keepalive_probes 9.
+pub const LINUX_DEFAULTS: SystemDefaults = SystemDefaults {
+    time: 7200.0,
+    intvl: 75.0,
+    probes: 9,
+};
 
 impl SystemDefaults {
     /// Reads the sysctls; `None` where they do not exist (not Linux).
@@ -322,42 +457,6 @@ impl SystemDefaults {
     pub fn differs(&self, idle: Option<f64>, interval: Option<f64>, count: Option<u32>) -> bool {
         let off = |v: Option<f64>, d: f64| v.is_some_and(|v| (v - d).abs() > d * 0.1 + 0.05);
         off(idle, self.time) || off(interval, self.intvl) || count.is_some_and(|c| c != self.probes)
-    }
-}
-
-/// The verdict on a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Alive,
-    DeadPeer,
-    PeerReset,
-    NoKeepalive,
-    /// A middlebox forgot the connection after an idle gap (see `middlebox`).
-    IdleTimeout,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Alive => "alive",
-            Verdict::DeadPeer => "dead-peer",
-            Verdict::PeerReset => "peer-reset",
-            Verdict::NoKeepalive => "no-keepalive",
-            Verdict::IdleTimeout => "idle-timeout",
-        }
-    }
-
-    /// From the latest episode: answered → alive, answered by RST →
-    /// peer-reset, unanswered (with or without the prober's RST) → dead-peer.
-    pub fn of(t: &Tracker) -> Verdict {
-        if t.probes() == 0 {
-            return Verdict::NoKeepalive;
-        }
-        match t.last_outcome() {
-            Some(Outcome::PeerReset) => Verdict::PeerReset,
-            Some(Outcome::GaveUp) | Some(Outcome::Unanswered) => Verdict::DeadPeer,
-            Some(Outcome::Answered) | Some(Outcome::Interrupted) | None => Verdict::Alive,
-        }
     }
 }
 
@@ -391,7 +490,7 @@ mod tests {
         assert_eq!(p.idle(), Some(2.0));
         assert!((p.interval().unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(p.count(), Some(2));
-        assert_eq!(Verdict::of(&k), Verdict::DeadPeer);
+        assert_eq!(k.last_outcome(), Some(Outcome::GaveUp));
     }
 
     #[test]
@@ -414,7 +513,7 @@ mod tests {
         k.finish(t(20.0));
         assert_eq!(k.sides[0].interval(), None);
         assert_eq!(k.sides[0].count(), None);
-        assert_eq!(Verdict::of(&k), Verdict::Alive);
+        assert_eq!(k.last_outcome(), Some(Outcome::Answered));
     }
 
     #[test]
@@ -428,7 +527,7 @@ mod tests {
                 number: 1
             }
         ));
-        assert_eq!(Verdict::of(&k), Verdict::PeerReset);
+        assert_eq!(k.last_outcome(), Some(Outcome::PeerReset));
         assert_eq!(k.sides[0].rst, 1);
     }
 }

@@ -1,26 +1,45 @@
 //! kacap: a packet-level TCP keepalive analyzer.
 //!
-//! The pipeline reads top to bottom: [`source`] (libpcap) → [`decode`]
-//! (link layer → IP → TCP view) → [`flows`] (connection table, sequence
-//! state) → [`classify`] (one kind per segment) → [`keepalive`] (episodes,
-//! inference, verdicts) → [`report`] (timeline, table, JSON). [`analyzer`]
-//! drives it; [`run`] wires it to the command line.
+//! The pipeline reads top to bottom:
+//!
+//! - [`source`]: frames from libpcap (a file, stdin, an interface), behind
+//!   the [`event::FrameSource`] trait ([`event::MemorySource`] for tests);
+//! - [`decode`]: link layer → IP → a view of the TCP segment;
+//! - [`flows`]: the connection table and core TCP state ([`tcp`] types);
+//! - [`classify`]: one [`tcp::Kind`] per segment, rules in documented order;
+//! - analyses ([`analysis`], listed in [`registry`]): [`keepalive`],
+//!   [`middlebox`] idle timeouts, [`http`] keep-alive — each owns its
+//!   per-flow state, notes each segment and summarizes each flow;
+//! - [`summary`]: one typed [`summary::FlowSummary`] per flow with its one
+//!   [`summary::verdict`];
+//! - [`report`]: sinks of [`event::PacketEvent`]s and flow summaries (text
+//!   timeline and table, `--explain`, `--diagram`, JSON Lines).
+//!
+//! [`analyzer`] drives it; [`plan`] turns the command line into a checked
+//! plan before anything happens; [`run`] carries the plan out.
 
+pub mod analysis;
 pub mod analyzer;
 pub mod classify;
 pub mod cli;
+pub mod craft;
 pub mod decode;
 pub mod error;
+pub mod event;
 pub mod flows;
 pub mod http;
 pub mod inputs;
 pub mod keepalive;
 pub mod lab;
 pub mod middlebox;
+pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod seq;
 pub mod signal;
 pub mod source;
+pub mod summary;
+pub mod tcp;
 pub mod time;
 pub mod traffic;

@@ -1,172 +1,115 @@
-//! Wiring: arguments → source → analyzer → sink.
+//! Carrying out a [`Plan`]: open the inputs, make the sink, analyze.
 
-use crate::analyzer::{Analyzer, Options};
-use crate::cli::{Args, ColorChoice, Command, LabArgs, LabScenario};
+use crate::analyzer::analyze;
 use crate::error::Error;
+use crate::event::{FrameSource, ReadEnd, Sink};
 use crate::inputs;
-use crate::keepalive::SystemDefaults;
 use crate::lab;
-use crate::report::Sink;
-use crate::report::json::JsonSink;
-use crate::report::tcpdump::{Tcpdump, TsFormat};
-use crate::report::text::{LiveInfo, TextOptions, TextSink};
+use crate::plan::{CapturePlan, Input, LabPlan, Output, Plan};
+use crate::report::json::{JsonSink, escape};
+use crate::report::text::TextSink;
 use crate::signal;
-use crate::source::{ReadEnd, Source, list_interfaces};
-use crate::traffic::{Scenario, Timers};
+use crate::source::{Source, list_interfaces};
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 
-/// Whether to color: `--color`, NO_COLOR (any non-empty value), a terminal.
-pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// Carries out `plan`, writing to `out`, messages to `err`.
+pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(), Error> {
+    match plan {
+        Plan::ListInterfaces => {
+            quiet_pipe(list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)))
         }
-    }
-}
-
-/// Runs kacap with parsed arguments, writing to `out`, messages to `err`.
-pub fn run(args: &Args, mut out: impl Write, err: &mut impl Write) -> Result<(), Error> {
-    if args.list_interfaces {
-        return quiet_pipe(
-            list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)),
-        );
-    }
-    if let Some(Command::Lab(lab_args)) = &args.command {
-        return run_lab(args, lab_args, out, err);
-    }
-    // `kacap -r caps/*.pcap`: the shell expanded the glob, and the files after
-    // the first landed among the filter words.
-    if !args.read.is_empty()
-        && let Some(file) = args
-            .filter
-            .iter()
-            .find(|w| std::path::Path::new(w).is_file())
-    {
-        return Err(Error::Usage(format!(
-            "'{file}' is a file, not a filter word: give each file its own -r, a directory, or a quoted glob (-r 'caps/*.pcap')"
-        )));
-    }
-    let filter = args.filter_expr();
-    let filter = filter.as_deref();
-    match (&args.read[..], &args.interface) {
-        ([], Some(iface)) => capture(args, Source::live(iface, filter)?, out, err, Mode::Single),
-        ([_, ..], None) => {
-            let files = inputs::expand(&args.read)?;
-            if let [file] = &files[..] {
-                capture(args, Source::file(file, filter)?, out, err, Mode::Single)
-            } else {
-                run_many(args, &files, filter, out, err)
+        Plan::Lab(lab, capture) => run_lab(lab, capture, out, err),
+        Plan::Capture(capture) => match &capture.input {
+            Input::Live(iface) => {
+                let src = Source::live(iface, capture.filter.as_deref())?;
+                run_capture(capture, src, out, err, true)
             }
-        }
-        _ => Err(Error::Usage("give -r FILE or -i IFACE".into())),
+            Input::Files(files) => match &files[..] {
+                [file] => {
+                    let src = Source::file(file, capture.filter.as_deref())?;
+                    run_capture(capture, src, out, err, true)
+                }
+                _ => run_many(capture, files, out, err),
+            },
+        },
     }
 }
 
 /// Several files, in parallel, output in the order given.
 fn run_many(
-    args: &Args,
+    plan: &CapturePlan,
     files: &[std::path::PathBuf],
-    filter: Option<&str>,
     out: impl Write,
     err: &mut impl Write,
 ) -> Result<(), Error> {
-    if args.write.is_some() || args.diagram_svg.is_some() {
-        return Err(Error::Usage(
-            "-w and --diagram-svg take a single input file".into(),
-        ));
-    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let json = args.json;
+    let json = matches!(plan.output, Output::Json(_));
     inputs::run_parallel(
         files,
         threads,
-        |path, w, messages| capture(args, Source::file(path, filter)?, w, messages, Mode::Many),
-        |path| {
-            if json {
-                let name = path
-                    .to_string_lossy()
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"");
-                format!("{{\"type\":\"file\",\"path\":\"{name}\"}}\n")
-            } else {
-                format!("==> {} <==\n", path.display())
-            }
+        |path, w, messages| {
+            let src = Source::file(path, plan.filter.as_deref())?;
+            run_capture(plan, src, w, messages, false)
         },
+        |path| file_header(path, json),
         out,
         err,
     )
 }
 
-/// How a capture is run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// One input, to stdout.
-    Single,
-    /// One of several files analyzed in parallel (no progress bar).
-    Many,
-    /// `kacap lab`: the explanation and the diagram come with the text.
-    Lab,
+/// What precedes one file's output when several are analyzed.
+fn file_header(path: &Path, json: bool) -> String {
+    if json {
+        let name = escape(&path.to_string_lossy());
+        format!("{{\"type\":\"file\",\"path\":\"{name}\"}}\n")
+    } else {
+        format!("==> {} <==\n", path.display())
+    }
 }
 
 /// `kacap lab`: a private network, real sockets, the live analysis explained.
 fn run_lab(
-    args: &Args,
-    lab_args: &LabArgs,
+    lab: &LabPlan,
+    capture: &CapturePlan,
     out: impl Write,
     err: &mut impl Write,
 ) -> Result<(), Error> {
     lab::check_root()?;
-    let timers = Timers {
-        idle: lab_args.idle,
-        interval: lab_args.interval,
-        count: lab_args.count,
-    };
-    let (name, scenario) = match lab_args.scenario {
-        LabScenario::Healthy => ("healthy", Scenario::Healthy { answered: 2 }),
-        LabScenario::DeadPeer => ("dead-peer", Scenario::DeadPeer),
-        LabScenario::PeerReboot => ("peer-reboot", Scenario::PeerReboot),
-        LabScenario::ServerSide => ("server-side", Scenario::ServerSide { answered: 2 }),
-    };
     lab::enter_private_network()?;
-    let _ = writeln!(err, "{}", lab::describe(name, scenario, timers));
-    let filter = format!("tcp port {}", lab::PORT);
-    let src = Source::live("lo", Some(&filter))?;
-    let traffic = lab::start_traffic(scenario, timers)?;
-    let result = capture(args, src, out, err, Mode::Lab);
+    let _ = writeln!(err, "{}", lab::describe(lab.name, lab.scenario, lab.timers));
+    let src = Source::live("lo", capture.filter.as_deref())?;
+    let traffic = lab::start_traffic(lab.scenario, lab.timers)?;
+    let result = run_capture(capture, src, out, err, false);
     if !traffic.is_finished() {
         // Interrupted (Ctrl-C): the sockets and the namespace go with the process.
         return result;
     }
+    let name = lab.name;
     match traffic.join() {
         Ok(Ok(_)) => result,
-        Ok(Err(e)) => Err(Error::Usage(format!(
-            "kacap lab: the {name} scenario failed: {e}"
-        ))),
-        Err(_) => Err(Error::Usage(format!(
-            "kacap lab: the {name} scenario crashed"
-        ))),
+        Ok(Err(e)) => Err(Error::Lab(format!("the {name} scenario failed: {e}"))),
+        Err(_) => Err(Error::Lab(format!("the {name} scenario crashed"))),
     }
 }
 
-/// Analyzes `src` into the output the arguments ask for.
-fn capture(
-    args: &Args,
+/// Analyzes one opened source into the planned output. `alone`: the only
+/// input (a progress bar for a big file on a terminal).
+fn run_capture(
+    plan: &CapturePlan,
     mut src: Source,
     out: impl Write,
     err: &mut impl Write,
-    mode: Mode,
+    alone: bool,
 ) -> Result<(), Error> {
-    let lab = mode == Mode::Lab;
-    if let Some(path) = &args.write {
+    if let Some(path) = &plan.write {
         src.save_to(path)?;
     }
-    src.limit = args.count;
-    if mode == Mode::Single && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
+    src.limit = plan.count;
+    if alone && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(src.size());
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} left",
@@ -176,38 +119,14 @@ fn capture(
         src.progress = Some(bar);
     }
     signal::install();
-    let live = src.is_live();
-    if live {
+    if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
     }
-    let options = Options {
-        linger: args.linger,
-        idle_timeout: args.idle_timeout,
+    let result = match &plan.output {
+        Output::Json(opts) => analyze_into(&mut src, plan, JsonSink::new(out, *opts)),
+        Output::Text(opts) => analyze_into(&mut src, plan, TextSink::new(out, opts.clone())),
     };
-    if args.json && (args.explain || args.diagram || args.diagram_svg.is_some()) {
-        return Err(Error::Usage(
-            "--explain, --diagram and --diagram-svg go with the text output, not --json".into(),
-        ));
-    }
-    let result = if args.json {
-        let sink = JsonSink::new(out, !args.summary, args.nano, live);
-        analyze(&mut src, options, sink)
-    } else {
-        let color = use_color(args.color, io::stdout().is_terminal());
-        let tcpdump = Tcpdump::new(TsFormat::from_count(args.t), args.nano, args.absolute);
-        let opts = TextOptions {
-            color,
-            timeline: !args.summary,
-            live: live.then(|| LiveInfo {
-                defaults: SystemDefaults::read(),
-            }),
-            explain: args.explain || lab,
-            diagram: args.diagram,
-            svg: args.diagram_svg.clone(),
-        };
-        analyze(&mut src, options, TextSink::new(out, tcpdump, opts))
-    };
-    src.close_save();
+    let result = result.and(src.close());
     if let Some(s) = src.stats() {
         let _ = writeln!(
             err,
@@ -233,7 +152,7 @@ fn capture(
         Err(ReadEnd::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(ReadEnd::Output(e)) => Err(Error::Output(e)),
         Err(ReadEnd::Save(msg)) => Err(Error::Save {
-            file: args
+            file: plan
                 .write
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -247,27 +166,18 @@ fn capture(
     }
 }
 
+fn analyze_into(
+    src: &mut impl FrameSource,
+    plan: &CapturePlan,
+    sink: impl Sink,
+) -> Result<(), ReadEnd> {
+    analyze(src, plan.options, sink, &signal::STOP)
+}
+
 /// A closed pipe is not an error.
 fn quiet_pipe(r: Result<(), Error>) -> Result<(), Error> {
     match r {
         Err(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
-}
-
-/// Reads the whole source through the analyzer; the flows and the summary
-/// are reported even when reading ended early (truncated file, Ctrl-C).
-fn analyze<S: Sink>(src: &mut Source, options: Options, sink: S) -> Result<(), ReadEnd> {
-    let mut analyzer = Analyzer::new(src.link, options, sink);
-    let analyzer_cell = std::cell::RefCell::new(&mut analyzer);
-    let read = src.run(
-        &signal::STOP,
-        |frame| analyzer_cell.borrow_mut().frame(frame),
-        |now| analyzer_cell.borrow_mut().tick(now),
-    );
-    if let Err(ReadEnd::Output(_)) = read {
-        return read;
-    }
-    analyzer.finish().map_err(ReadEnd::Output)?;
-    read
 }

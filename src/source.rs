@@ -2,16 +2,16 @@
 //! with an optional BPF filter and an optional `-w` copy of every packet,
 //! handing out borrowed frames.
 
-use crate::analyzer::Frame;
 use crate::decode::LinkType;
 use crate::error::Error;
+use crate::event::{CaptureStats, Frame, FrameSource, Next, ReadEnd};
 use crate::time::Timestamp;
 use pcap::{Active, Capture, Offline, Precision, Savefile};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 unsafe extern "C" {
     /// libpcap: the FILE an offline capture reads from.
@@ -23,30 +23,9 @@ pub const LIVE_SNAPLEN: i32 = 262_144;
 /// How often a live capture wakes up without packets (ticks, Ctrl-C).
 const LIVE_TIMEOUT_MS: i32 = 100;
 
-/// How reading ended, when it did not simply reach the end or get stopped.
-pub enum ReadEnd {
-    /// The sink failed (e.g. a closed pipe).
-    Output(io::Error),
-    /// The file ends in the middle of a packet (tcpdump killed hard, a copy
-    /// in progress); everything before it was analyzed.
-    Truncated(String),
-    /// Writing the `-w` file failed.
-    Save(String),
-    /// The live capture failed (interface went away, …).
-    Capture(String),
-}
-
 enum Handle {
     File(Capture<Offline>),
     Live(Capture<Active>),
-}
-
-/// Packet counters of a live capture, as tcpdump prints them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CaptureStats {
-    pub captured: u64,
-    pub received: u32,
-    pub dropped: u32,
 }
 
 /// An opened capture: a file or an interface.
@@ -278,8 +257,100 @@ impl Source {
         Ok(())
     }
 
-    /// Live packet counters (files have none).
-    pub fn stats(&mut self) -> Option<CaptureStats> {
+    /// Ends reading: clears the progress bar, flushes and closes the `-w` file.
+    pub fn close(&mut self) -> Result<(), ReadEnd> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        if let Some((mut save, name)) = self.save.take() {
+            save.flush()
+                .map_err(|e| ReadEnd::Save(format!("{name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to the live timeout for packets; returns poll's result
+    /// (0 on timeout, -1 when a signal interrupted it).
+    fn wait_readable(fd: Option<std::os::fd::RawFd>) -> i32 {
+        let Some(fd) = fd else {
+            return 0;
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut pfd, 1, LIVE_TIMEOUT_MS) }
+    }
+}
+
+impl FrameSource for Source {
+    fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next frame, numbered from 1, until the end of the file or `-c`;
+    /// a live capture without a packet waits up to 100 ms in poll(2) and
+    /// reports the wall clock when nothing came.
+    fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
+        if self.limit.is_some_and(|l| self.captured >= l) {
+            return Ok(Next::End);
+        }
+        let live = self.is_live();
+        let live_fd = match &self.handle {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            Handle::File(_) => None,
+        };
+        let next = match &mut self.handle {
+            Handle::File(c) => c.next_packet(),
+            Handle::Live(c) => c.next_packet(),
+        };
+        match next {
+            Ok(p) => {
+                self.captured += 1;
+                if self.captured.is_multiple_of(65_536) {
+                    Self::show_progress(&self.progress, self.file);
+                }
+                if let Some((save, name)) = &mut self.save {
+                    save.write(&p);
+                    if live && let Err(e) = save.flush() {
+                        return Err(ReadEnd::Save(format!("{name}: {e}")));
+                    }
+                }
+                // time_t is 32 bits on some targets.
+                #[allow(clippy::useless_conversion)]
+                let sec = i64::from(p.header.ts.tv_sec);
+                let sub = p.header.ts.tv_usec.max(0) as u32;
+                let nsec = if self.nano {
+                    sub
+                } else {
+                    sub.saturating_mul(1000)
+                };
+                Ok(Next::Frame(Frame {
+                    n: self.captured,
+                    ts: Timestamp::new(sec, nsec.min(999_999_999)),
+                    len: p.header.len,
+                    data: p.data,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+            // Nothing to read (live, non-blocking): wait for more.
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle(
+                (Self::wait_readable(live_fd) == 0).then(Timestamp::now),
+            )),
+            Err(e) if live => {
+                // A signal may interrupt the read; anything else ends it.
+                if crate::signal::STOP.load(Ordering::Relaxed) {
+                    return Ok(Next::End);
+                }
+                Err(ReadEnd::Capture(pcap_msg(&e)))
+            }
+            Err(e) => Err(ReadEnd::Truncated(pcap_msg(&e))),
+        }
+    }
+
+    fn stats(&mut self) -> Option<CaptureStats> {
         let captured = self.captured;
         match &mut self.handle {
             Handle::Live(c) => c.stats().ok().map(|s| CaptureStats {
@@ -289,108 +360,6 @@ impl Source {
             }),
             Handle::File(_) => None,
         }
-    }
-
-    /// Feeds every frame to `each`, numbering them from 1, until the end of
-    /// the file, `-c`, or `stop`. A live capture calls `tick` with the wall
-    /// clock whenever it wakes up without a packet.
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        mut each: impl FnMut(&Frame) -> io::Result<()>,
-        mut tick: impl FnMut(Timestamp) -> io::Result<()>,
-    ) -> Result<(), ReadEnd> {
-        let live = self.is_live();
-        let result = loop {
-            if stop.load(Ordering::Relaxed) || self.limit.is_some_and(|l| self.captured >= l) {
-                break Ok(());
-            }
-            let next = match &mut self.handle {
-                Handle::File(c) => c.next_packet(),
-                Handle::Live(c) => c.next_packet(),
-            };
-            match next {
-                Ok(p) => {
-                    self.captured += 1;
-                    if self.captured.is_multiple_of(65_536) {
-                        Self::show_progress(&self.progress, self.file);
-                    }
-                    if let Some((save, name)) = &mut self.save {
-                        save.write(&p);
-                        if self.nano {
-                            // Files: flushed at the end.
-                        } else if let Err(e) = save.flush() {
-                            break Err(ReadEnd::Save(format!("{name}: {e}")));
-                        }
-                    }
-                    // time_t is 32 bits on some targets.
-                    #[allow(clippy::useless_conversion)]
-                    let sec = i64::from(p.header.ts.tv_sec);
-                    let sub = p.header.ts.tv_usec.max(0) as u32;
-                    let nsec = if self.nano {
-                        sub
-                    } else {
-                        sub.saturating_mul(1000)
-                    };
-                    let frame = Frame {
-                        n: self.captured,
-                        ts: Timestamp::new(sec, nsec.min(999_999_999)),
-                        len: p.header.len,
-                        data: p.data,
-                    };
-                    if let Err(e) = each(&frame) {
-                        break Err(ReadEnd::Output(e));
-                    }
-                }
-                Err(pcap::Error::NoMorePackets) => break Ok(()),
-                Err(pcap::Error::TimeoutExpired) => {
-                    // Nothing to read (live, non-blocking): wait for more.
-                    if self.wait_readable() == 0
-                        && let Err(e) = tick(Timestamp::now())
-                    {
-                        break Err(ReadEnd::Output(e));
-                    }
-                }
-                Err(e) if live => {
-                    // A signal may interrupt the read; anything else ends it.
-                    if stop.load(Ordering::Relaxed) {
-                        break Ok(());
-                    }
-                    break Err(ReadEnd::Capture(pcap_msg(&e)));
-                }
-                Err(e) => break Err(ReadEnd::Truncated(pcap_msg(&e))),
-            }
-        };
-        if let Some(bar) = &self.progress {
-            bar.finish_and_clear();
-        }
-        if let Some((save, name)) = &mut self.save
-            && let Err(e) = save.flush()
-            && result.is_ok()
-        {
-            return Err(ReadEnd::Save(format!("{name}: {e}")));
-        }
-        result
-    }
-
-    /// Waits up to the live timeout for packets; returns poll's result
-    /// (0 on timeout, -1 when a signal interrupted it).
-    fn wait_readable(&self) -> i32 {
-        let Handle::Live(c) = &self.handle else {
-            return 0;
-        };
-        let mut pfd = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(c),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut pfd, 1, LIVE_TIMEOUT_MS) }
-    }
-
-    /// Closes the `-w` file (flushing it).
-    pub fn close_save(&mut self) {
-        self.save = None;
     }
 }
 

@@ -2,8 +2,9 @@
 //! analyzer, as `kacap -r FILE --json` reads them. Never panic, never hang.
 #![no_main]
 
-use kacap::analyzer::{Analyzer, Options};
-use kacap::report::json::JsonSink;
+use kacap::analyzer::analyze;
+use kacap::flows::Options;
+use kacap::report::json::{JsonOptions, JsonSink};
 use kacap::source::Source;
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
@@ -21,14 +22,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(mut src) = Source::file(std::path::Path::new(&path), None) {
         let mut out = Vec::new();
-        let mut a = Analyzer::new(
-            src.link,
-            Options::default(),
-            JsonSink::new(&mut out, true, false, false),
-        );
+        let opts = JsonOptions {
+            packets: true,
+            ..JsonOptions::default()
+        };
         let stop = AtomicBool::new(false);
-        let _ = src.run(&stop, |f| a.frame(f), |_| Ok(()));
-        a.finish().unwrap();
+        let _ = analyze(&mut src, Options::default(), JsonSink::new(&mut out, opts), &stop);
     }
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(fd) };

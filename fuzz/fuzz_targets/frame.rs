@@ -5,10 +5,12 @@
 //! and that many bytes, with a 2-byte time step before it.
 #![no_main]
 
-use kacap::analyzer::{Analyzer, Frame, Options};
+use kacap::analyzer::Analyzer;
+use kacap::flows::Options;
 use kacap::decode::LinkType;
-use kacap::report::json::JsonSink;
-use kacap::report::tcpdump::{Tcpdump, TsFormat};
+use kacap::event::Frame;
+use kacap::report::json::{JsonOptions, JsonSink};
+use kacap::report::tcpdump::TsFormat;
 use kacap::report::text::{TextOptions, TextSink};
 use kacap::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -50,19 +52,23 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = TextSink::new(
         std::io::sink(),
-        Tcpdump::new(TsFormat::Epoch, false, false),
         TextOptions {
             color: pick & 0x80 != 0,
             timeline: true,
-            live: None,
             explain: true,
             diagram: true,
-            svg: None,
+            ts_format: TsFormat::Epoch,
+            ..TextOptions::default()
         },
     );
     let mut a = Analyzer::new(link, options, text);
     let mut json = Vec::new();
-    let mut b = Analyzer::new(link, options, JsonSink::new(&mut json, true, true, false));
+    let opts = JsonOptions {
+        packets: true,
+        nano: true,
+        flush_each: false,
+    };
+    let mut b = Analyzer::new(link, options, JsonSink::new(&mut json, opts));
     for (i, (ts, bytes)) in frames.iter().enumerate() {
         let f = Frame {
             n: i as u64 + 1,

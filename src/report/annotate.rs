@@ -1,12 +1,11 @@
 //! What a segment is and means, in words, for the text timeline.
 
-use super::PacketEvent;
 use super::emit::Emit;
-use crate::classify::Kind;
 use crate::decode::flags;
-use crate::flows::Flow;
+use crate::event::PacketEvent;
 use crate::http::HttpNote;
 use crate::keepalive::Note;
+use crate::tcp::Kind;
 use std::io::{self, Write};
 
 /// Seconds, readably: `2.00s`, `1.02s`, `35ms`, `52µs`.
@@ -27,9 +26,9 @@ impl std::fmt::Display for Secs {
 
 /// Writes the annotation for one event: what the segment is for TCP, then
 /// what it carries for HTTP.
-pub fn write(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
-    write_tcp(out, ev, flow)?;
-    if let Some(note) = ev.http {
+pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
+    write_tcp(out, ev)?;
+    if let Some(note) = ev.notes.http.message {
         write_http(out, &note)?;
     }
     Ok(())
@@ -76,11 +75,11 @@ fn write_http(out: &mut Vec<u8>, note: &HttpNote) -> io::Result<()> {
     }
 }
 
-fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
     let who = ev.from.name();
     let peer = ev.from.other().name();
     let seg = ev.seg;
-    match (ev.kind, ev.note) {
+    match (ev.kind, ev.notes.keepalive) {
         (
             Kind::Keepalive,
             Note::Probe {
@@ -175,7 +174,7 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
                     out,
                     "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST"
                 )
-            } else if ev.first_close && flow.http.is_some() {
+            } else if ev.first_close && ev.notes.http.on {
                 write!(out, "FIN: {who} closes first → {who} side holds TIME_WAIT")
             } else if ev.first_close {
                 write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
@@ -183,11 +182,10 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
                 write!(out, "FIN: {who} closes too")
             }
         }
-        (Kind::Rst, _) if ev.injected => write!(
+        (Kind::Rst, _) if let Some(ttl) = ev.injected => write!(
             out,
-            "RST injected by a middlebox, not sent by the {who}: TTL {}, while the {who}'s own segments arrive with TTL {}",
+            "RST injected by a middlebox, not sent by the {who}: TTL {}, while the {who}'s own segments arrive with TTL {ttl}",
             seg.ttl,
-            flow.ttl[ev.from.idx()]
         ),
         (Kind::Rst, _) => {
             if ev.late {
@@ -195,7 +193,7 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()>
                     out,
                     "RST from {who}: answers a segment of a connection it no longer has"
                 )
-            } else if flow.close.is_some_and(|(_, s)| s == ev.from) && ev.first_close {
+            } else if ev.first_close {
                 write!(out, "RST: {who} aborts the connection")
             } else {
                 write!(out, "RST from {who}")

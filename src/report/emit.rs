@@ -11,6 +11,15 @@ pub trait Emit {
     fn zn(&mut self, n: u64, width: usize) -> &mut Self;
     /// An address as tcpdump and std print it (IPv6 per RFC 5952).
     fn ip(&mut self, ip: IpAddr) -> &mut Self;
+    /// A timestamp's fraction of a second: `.ffffff`, or `.fffffffff` with
+    /// `nano` (`--nano`).
+    fn frac(&mut self, nsec: u32, nano: bool) -> &mut Self {
+        if nano {
+            self.s(".").zn(u64::from(nsec), 9)
+        } else {
+            self.s(".").zn(u64::from(nsec / 1000), 6)
+        }
+    }
 }
 
 impl Emit for Vec<u8> {

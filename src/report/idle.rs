@@ -1,9 +1,9 @@
 //! Reporting middlebox idle timeouts: per-server bounds from all flows, the
 //! advice, and the account of a flow a middlebox killed.
 
-use super::FlowSummary;
 use super::annotate::Secs;
 use crate::middlebox::Cause;
+use crate::summary::FlowSummary;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -31,7 +31,10 @@ pub struct Estimator {
 
 impl Estimator {
     pub fn add(&mut self, f: &FlowSummary) {
-        if f.survived.is_none() && f.killed.is_none() && f.bridged.is_none() {
+        if f.findings.idle.survived.is_none()
+            && f.findings.idle.killed.is_none()
+            && f.findings.idle.bridged.is_none()
+        {
             return;
         }
         if !self.servers.contains_key(&f.server) {
@@ -41,18 +44,18 @@ impl Estimator {
             self.order.push(f.server);
         }
         let e = self.servers.entry(f.server).or_default();
-        if let Some(s) = f.survived
-            && f.killed.is_none_or(|(k, _)| s < k)
+        if let Some(s) = f.findings.idle.survived
+            && f.findings.idle.killed.is_none_or(|(k, _)| s < k)
             && e.survived.is_none_or(|(best, _)| s > best)
         {
             e.survived = Some((s, f.id));
         }
-        if let Some((k, cause)) = f.killed
+        if let Some((k, cause)) = f.findings.idle.killed
             && e.killed.is_none_or(|(best, _, _)| k < best)
         {
             e.killed = Some((k, f.id, cause));
         }
-        if let Some(b) = f.bridged
+        if let Some(b) = f.findings.idle.bridged
             && e.bridged.is_none_or(|(best, _)| b > best)
         {
             e.bridged = Some((b, f.id));
@@ -117,7 +120,7 @@ impl Estimator {
 
 /// The account of a flow a middlebox killed, for `--explain`.
 pub fn explain(f: &FlowSummary) -> Option<String> {
-    let (killed, cause) = f.killed?;
+    let (killed, cause) = f.findings.idle.killed?;
     let mut o = String::new();
     let how = match cause {
         Cause::SilentDrop => {
@@ -136,7 +139,7 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
          Azure LB 4 min, Linux conntrack's nf_conntrack_tcp_timeout_established).",
         Secs(killed)
     );
-    if let Some(s) = f.survived.filter(|s| *s < killed) {
+    if let Some(s) = f.findings.idle.survived.filter(|s| *s < killed) {
         let _ = writeln!(
             o,
             "  Earlier it survived {} of silence, so the timeout lies between {} and {}.",
@@ -145,12 +148,12 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
             Secs(killed)
         );
     }
-    if f.probes == 0 {
+    if f.findings.keepalive.probes == 0 {
         let _ = writeln!(
             o,
             "  No keepalive probe was sent: nothing kept the middlebox's state fresh during the pause."
         );
-    } else if let Some(idle) = f.idle {
+    } else if let Some(idle) = f.findings.keepalive.idle {
         let _ = writeln!(
             o,
             "  Keepalive was on, but its TCP_KEEPIDLE ({}) is longer than the middlebox's timeout.",

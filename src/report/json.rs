@@ -1,45 +1,76 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
 use super::emit::Emit;
-use super::{FlowSummary, PacketEvent, Sink};
-use crate::analyzer::Stats;
-use crate::flows::Flow;
+use crate::event::{PacketEvent, Sink, Stats};
 use crate::keepalive::Note;
+use crate::summary::FlowSummary;
 use crate::time::Timestamp;
+use std::fmt::Write as _;
 use std::io::{self, Write};
+
+/// What the JSON output includes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// Packet records too (false with `--summary`).
+    pub packets: bool,
+    /// Nanosecond timestamps (`--nano`).
+    pub nano: bool,
+    /// Flush after every record (live captures).
+    pub flush_each: bool,
+}
 
 pub struct JsonSink<W: Write> {
     out: W,
-    /// Packet records too (false with `--summary`).
-    packets: bool,
-    nano: bool,
-    flush_each: bool,
+    opts: JsonOptions,
     /// The record being built (reused: no allocation per packet).
     line: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
-    pub fn new(out: W, packets: bool, nano: bool, flush_each: bool) -> Self {
+    pub fn new(out: W, opts: JsonOptions) -> Self {
         JsonSink {
             out,
-            packets,
-            nano,
-            flush_each,
+            opts,
             line: Vec::with_capacity(512),
         }
     }
 
     fn ts(&mut self, ts: Timestamp) -> io::Result<()> {
-        if self.nano {
-            write!(self.out, "{}.{:09}", ts.sec, ts.nsec)
-        } else {
-            write!(self.out, "{}.{:06}", ts.sec, ts.nsec / 1000)
+        self.line.clear();
+        self.line.n(ts.sec).frac(ts.nsec, self.opts.nano);
+        self.out.write_all(&self.line)
+    }
+
+    fn end_record(&mut self) -> io::Result<()> {
+        if self.opts.flush_each {
+            self.out.flush()?;
         }
+        Ok(())
     }
 
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// `s` as a JSON string body: quotes, backslashes and control characters
+/// escaped (`\n`, `\u001b`, …).
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// `ip:port`, IPv6 in brackets, as SocketAddr prints it.
@@ -77,8 +108,8 @@ impl std::fmt::Display for Str<'_> {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
-    fn packet(&mut self, ev: &PacketEvent, _flow: &Flow) -> io::Result<()> {
-        if !self.packets {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        if !self.opts.packets {
             return Ok(());
         }
         let seg = ev.seg;
@@ -87,12 +118,8 @@ impl<W: Write> Sink for JsonSink<W> {
         l.s("{\"type\":\"packet\",\"n\":")
             .n(ev.n)
             .s(",\"ts\":")
-            .n(ev.ts.sec);
-        if self.nano {
-            l.s(".").zn(u64::from(ev.ts.nsec), 9);
-        } else {
-            l.s(".").zn(u64::from(ev.ts.nsec / 1000), 6);
-        }
+            .n(ev.ts.sec)
+            .frac(ev.ts.nsec, self.opts.nano);
         l.s(",\"flow\":")
             .n(ev.flow_id)
             .s(",\"from\":\"")
@@ -115,7 +142,7 @@ impl<W: Write> Sink for JsonSink<W> {
             .s(",\"kind\":\"")
             .s(ev.kind.as_str())
             .s("\"");
-        match ev.note {
+        match ev.notes.keepalive {
             Note::Probe { number, idle, .. } => {
                 l.s(",\"probe\":").n(number).s(",\"idle\":");
                 let _ = write!(l, "{}", Num(Some(idle)));
@@ -125,19 +152,16 @@ impl<W: Write> Sink for JsonSink<W> {
             }
             Note::GaveUp { .. } | Note::None => {}
         }
-        if ev.injected {
+        if ev.injected.is_some() {
             l.s(",\"injected\":true");
         }
         l.s("}\n");
         self.out.write_all(&self.line)?;
-        if self.flush_each {
-            self.out.flush()?;
-        }
-        Ok(())
+        self.end_record()
     }
 
-    fn flow(&mut self, flow: &Flow) -> io::Result<()> {
-        let f = FlowSummary::of(flow);
+    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+        let k = &f.findings.keepalive;
         write!(
             self.out,
             "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"first_ts\":",
@@ -150,32 +174,33 @@ impl<W: Write> Sink for JsonSink<W> {
             self.out,
             ",\"packets\":{},\"handshake\":\"{}\",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}},\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"",
             f.packets,
-            f.handshake,
-            Str(f.prober),
-            f.probes,
-            f.answered,
-            f.unanswered,
-            f.rst,
-            Num(f.idle),
-            Num(f.interval),
-            f.count
+            f.handshake.as_str(),
+            Str(k.prober.map(|p| p.as_str())),
+            k.probes,
+            k.answered,
+            k.unanswered,
+            k.rst,
+            Num(k.idle),
+            Num(k.interval),
+            k.count
                 .map_or_else(|| "null".to_string(), |c| c.to_string()),
-            f.close,
-            Str(f.closed_by),
+            f.close.as_str(),
+            Str(f.close.by().map(|s| s.name())),
             f.verdict.as_str()
         )?;
-        let (killed_after, cause) = match f.killed {
+        let idle = &f.findings.idle;
+        let (killed_after, cause) = match idle.killed {
             Some((k, c)) => (Some(k), Some(c.as_str())),
             None => (None, None),
         };
         write!(
             self.out,
             ",\"idle_timeout\":{{\"survived\":{},\"killed_after\":{},\"cause\":{}}}",
-            Num(f.survived),
+            Num(idle.survived),
             Num(killed_after),
             Str(cause)
         )?;
-        if let Some(h) = f.http {
+        if let Some(h) = f.findings.http {
             write!(
                 self.out,
                 ",\"http\":{{\"requests\":{},\"responses\":{},\"keep_alive\":{},\"version\":{}}}",
@@ -186,10 +211,7 @@ impl<W: Write> Sink for JsonSink<W> {
             )?;
         }
         self.out.write_all(b"}\n")?;
-        if self.flush_each {
-            self.out.flush()?;
-        }
-        Ok(())
+        self.end_record()
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {

@@ -1,9 +1,9 @@
 //! The summary table (comfy-table), one row per flow.
 
-use super::FlowSummary;
 use super::annotate::Secs;
-use crate::analyzer::Stats;
+use crate::event::Stats;
 use crate::keepalive::SystemDefaults;
+use crate::summary::FlowSummary;
 use crate::time::Timestamp;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
@@ -15,15 +15,15 @@ fn opt_secs(v: Option<f64>) -> String {
 
 /// How the connection ended, e.g. `FIN by client`, `RST by server`, `open`.
 fn ending(f: &FlowSummary) -> String {
-    match f.closed_by {
-        Some(side) => format!("{} by {side}", f.close.to_uppercase()),
+    match f.close.by() {
+        Some(side) => format!("{} by {}", f.close.as_str().to_uppercase(), side.name()),
         None => "open".to_string(),
     }
 }
 
 /// The HTTP column: `3 req, keep-alive, 1.1`.
 fn http_cell(f: &FlowSummary) -> String {
-    match f.http {
+    match f.findings.http {
         Some(h) => format!(
             "{} req/{} resp, {}{}",
             h.requests,
@@ -37,7 +37,7 @@ fn http_cell(f: &FlowSummary) -> String {
 
 pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::Result<()> {
     if !flows.is_empty() {
-        let with_http = flows.iter().any(|f| f.http.is_some());
+        let with_http = flows.iter().any(|f| f.findings.http.is_some());
         let mut header = vec![
             "flow",
             "client",
@@ -63,12 +63,25 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
                 f.id.to_string(),
                 f.client.to_string(),
                 f.server.to_string(),
-                f.handshake.to_string(),
-                f.prober.unwrap_or("-").to_string(),
-                format!("{}/{}/{}/{}", f.probes, f.answered, f.unanswered, f.rst),
-                opt_secs(f.idle),
-                opt_secs(f.interval),
-                f.count.map_or_else(|| "-".to_string(), |c| c.to_string()),
+                f.handshake.as_str().to_string(),
+                f.findings
+                    .keepalive
+                    .prober
+                    .map_or("-", |p| p.as_str())
+                    .to_string(),
+                format!(
+                    "{}/{}/{}/{}",
+                    f.findings.keepalive.probes,
+                    f.findings.keepalive.answered,
+                    f.findings.keepalive.unanswered,
+                    f.findings.keepalive.rst
+                ),
+                opt_secs(f.findings.keepalive.idle),
+                opt_secs(f.findings.keepalive.interval),
+                f.findings
+                    .keepalive
+                    .count
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
                 ending(f),
                 f.verdict.as_str().to_string(),
             ];
@@ -105,23 +118,29 @@ pub fn write_live_notes(
             "system defaults (/proc/sys/net/ipv4): tcp_keepalive_time {}s, tcp_keepalive_intvl {}s, tcp_keepalive_probes {}",
             d.time, d.intvl, d.probes
         )?;
-        for f in flows
-            .iter()
-            .filter(|f| d.differs(f.idle, f.interval, f.count))
-        {
+        for f in flows.iter().filter(|f| {
+            d.differs(
+                f.findings.keepalive.idle,
+                f.findings.keepalive.interval,
+                f.findings.keepalive.count,
+            )
+        }) {
             writeln!(
                 out,
                 "flow {}: idle {}, interval {}, count {} differ from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
                 f.id,
-                opt_secs(f.idle),
-                opt_secs(f.interval),
-                f.count.map_or_else(|| "-".to_string(), |c| c.to_string()),
-                f.prober.unwrap_or("socket"),
+                opt_secs(f.findings.keepalive.idle),
+                opt_secs(f.findings.keepalive.interval),
+                f.findings
+                    .keepalive
+                    .count
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                f.findings.keepalive.prober.map_or("socket", |p| p.as_str()),
             )?;
         }
     }
     for f in flows {
-        if let Some(due) = f.next_probe {
+        if let Some(due) = f.findings.keepalive.next_probe {
             let wait = due.since(now);
             if wait >= 0.0 {
                 writeln!(

@@ -1,11 +1,12 @@
 //! The text `tcpdump -n` prints for a TCP segment (tcpdump 4.99,
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
-use super::PacketEvent;
 use super::emit::Emit;
 use crate::decode::{Segment, flags};
+use crate::event::PacketEvent;
 use crate::time::Timestamp;
 use chrono::{Local, TimeZone};
+use rustc_hash::FxHashMap;
 
 /// tcpdump's `-t` family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct Tcpdump {
     cached: String,
     /// Cached interface name for the last SLL2 interface index.
     ifname: Option<(u32, String)>,
+    /// Relative-sequence bases per open flow, indexed by side (print-tcp.c's
+    /// tcp_seq_hash): printing state, kept by the printer.
+    bases: FxHashMap<u32, [u32; 2]>,
 }
 
 impl Tcpdump {
@@ -78,10 +82,40 @@ impl Tcpdump {
     }
 
     fn frac(&self, out: &mut Vec<u8>, nsec: u32) {
-        if self.nano {
-            out.s(".").zn(u64::from(nsec), 9);
-        } else {
-            out.s(".").zn(u64::from(nsec / 1000), 6);
+        out.frac(nsec, self.nano);
+    }
+
+    /// The flow was reported: its relative-sequence bases are not needed any more.
+    pub fn forget(&mut self, flow_id: u32) {
+        self.bases.remove(&flow_id);
+    }
+
+    /// The sequence and ACK numbers tcpdump prints (print-tcp.c), and its
+    /// base for the other side's numbers (SACK blocks): relative only for
+    /// segments with ACK set; the first such segment of a connection, and
+    /// any SYN-ACK, sets the bases (sender: its seq; other side: ack − 1)
+    /// and prints absolute numbers.
+    fn relative(&mut self, ev: &PacketEvent) -> (u32, u32, u32) {
+        let seg = ev.seg;
+        let (seq, ack) = (seg.seq.0, seg.ack.0);
+        let (me, other) = (ev.from.idx(), ev.from.other().idx());
+        if !seg.has(flags::ACK) {
+            let base = self.bases.get(&ev.flow_id).map_or(0, |b| b[other]);
+            return (seq, ack, base);
+        }
+        match self.bases.get(&ev.flow_id) {
+            Some(b) if !seg.has(flags::SYN) => (
+                seq.wrapping_sub(b[me]),
+                ack.wrapping_sub(b[other]),
+                b[other],
+            ),
+            _ => {
+                let mut b = [0u32; 2];
+                b[me] = seq;
+                b[other] = ack.wrapping_sub(1);
+                self.bases.insert(ev.flow_id, b);
+                (seq, ack, b[other])
+            }
         }
     }
 
@@ -147,10 +181,11 @@ impl Tcpdump {
             .s(": Flags [");
         write_flags(out, seg.flags);
         out.s("]");
+        let (seq, ack, other_base) = self.relative(ev);
         let (seq, ack) = if self.absolute {
             (seg.seq.0, seg.ack.0)
         } else {
-            (ev.td_seq, ev.td_ack)
+            (seq, ack)
         };
         if seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST) {
             out.s(", seq ").n(seq);
@@ -165,7 +200,7 @@ impl Tcpdump {
         if seg.has(flags::URG) {
             out.s(", urg ").n(seg.urp);
         }
-        let sack_base = if self.absolute { 0 } else { ev.td_other_base };
+        let sack_base = if self.absolute { 0 } else { other_base };
         if seg.header_len > 20 {
             out.s(", options [");
             if !write_options(out, seg, sack_base) {

@@ -3,19 +3,21 @@
 //! diagram in the terminal) and `--diagram-svg` (the same, for a browser).
 
 use super::annotate::Secs;
-use super::{FlowSummary, PacketEvent};
-use crate::classify::Kind;
 use crate::decode::flags;
-use crate::flows::Side;
-use crate::keepalive::{Note, Verdict};
+use crate::event::PacketEvent;
+use crate::http::HttpSummary;
+use crate::keepalive::Note;
+use crate::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults};
+use crate::summary::Verdict;
+use crate::summary::{Close, FlowSummary};
+use crate::tcp::Kind;
+use crate::tcp::Side;
 use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Linux defaults, for comparison in the explanations.
-const LINUX_TIME: f64 = 7200.0;
-const LINUX_INTVL: f64 = 75.0;
-const LINUX_PROBES: u32 = 9;
+const LINUX: SystemDefaults = LINUX_DEFAULTS;
 
 /// Most steps kept per flow; the middle of longer flows is elided.
 const MAX_STEPS: usize = 400;
@@ -77,11 +79,11 @@ impl Recorder {
             ts: ev.ts,
             from: ev.from,
             kind: ev.kind,
-            note: ev.note,
+            note: ev.notes.keepalive,
             flags: ev.seg.flags,
             len: ev.seg.len,
             late: ev.late,
-            injected: ev.injected,
+            injected: ev.injected.is_some(),
         });
     }
 
@@ -117,7 +119,7 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The plain-language account of one flow.
+/// The plain-language account of one flow: a heading, then by topic.
 pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -128,14 +130,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         f.server,
         f.verdict.as_str()
     );
-    let prober = f.prober.unwrap_or("client");
-    let peer = if prober == "server" {
-        "client"
-    } else {
-        "server"
-    };
-    let probes: Vec<&Step> = steps.iter().filter(|s| s.kind == Kind::Keepalive).collect();
-    if let Some(h) = f.http {
+    if let Some(h) = f.findings.http {
         let _ = writeln!(o, "  {}", http_account(f, h));
     }
     if let Some(account) = super::idle::explain(f) {
@@ -143,25 +138,77 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         return o;
     }
     if f.verdict == Verdict::NoKeepalive {
-        if f.http.is_some() {
-            let _ = writeln!(
-                o,
-                "  No TCP keepalive probe was seen: the kernel never checked whether the peer was still there. \
-                 HTTP keep-alive does not do that either; it only decides whether the connection is reused."
-            );
-            return o;
-        }
-        let _ = writeln!(
-            o,
-            "  No keepalive probe was seen: neither side had SO_KEEPALIVE on, or the connection was never idle \
-             for TCP_KEEPIDLE (the Linux default tcp_keepalive_time is {LINUX_TIME:.0} s, two hours). If this \
-             connection sits idle and the peer disappears (power loss, a cable, a NAT or firewall forgetting \
-             it), nothing notices: the half-open connection lives forever unless the application sends \
-             something. Turn SO_KEEPALIVE on and set TCP_KEEPIDLE below any middlebox idle timeout."
-        );
+        no_keepalive(&mut o, f);
         return o;
     }
-    let both = f.prober == Some("both");
+    let who = Roles::of(f);
+    probing(&mut o, f, who, steps);
+    match f.verdict {
+        Verdict::Alive => alive(&mut o, f, who, steps),
+        Verdict::DeadPeer => dead_peer(&mut o, f, who, steps),
+        Verdict::PeerReset => peer_reset(&mut o, who, steps),
+        Verdict::NoKeepalive | Verdict::IdleTimeout => {}
+    }
+    if let Some(idle) = f.findings.keepalive.idle
+        && (idle - LINUX.time).abs() > LINUX.time * 0.1
+    {
+        let _ = writeln!(
+            o,
+            "  These timings are not Linux's defaults ({:.0} s / {:.0} s / {}): the {}'s socket sets \
+             TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself (setsockopt), or the host changed \
+             net.ipv4.tcp_keepalive_*.",
+            LINUX.time, LINUX.intvl, LINUX.probes, who.prober
+        );
+    }
+    ending(&mut o, f, who);
+    o
+}
+
+/// The prober and its peer, by name.
+#[derive(Clone, Copy)]
+struct Roles {
+    prober: &'static str,
+    peer: &'static str,
+}
+
+impl Roles {
+    fn of(f: &FlowSummary) -> Roles {
+        let side = f
+            .findings
+            .keepalive
+            .prober
+            .map_or(Side::Client, |p| p.side());
+        Roles {
+            prober: side.name(),
+            peer: side.other().name(),
+        }
+    }
+}
+
+/// No probe: what that means for an idle connection.
+fn no_keepalive(o: &mut String, f: &FlowSummary) {
+    if f.findings.http.is_some() {
+        let _ = writeln!(
+            o,
+            "  No TCP keepalive probe was seen: the kernel never checked whether the peer was still there. \
+             HTTP keep-alive does not do that either; it only decides whether the connection is reused."
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  No keepalive probe was seen: neither side had SO_KEEPALIVE on, or the connection was never idle \
+         for TCP_KEEPIDLE (the Linux default tcp_keepalive_time is {:.0} s, two hours). If this \
+         connection sits idle and the peer disappears (power loss, a cable, a NAT or firewall forgetting \
+         it), nothing notices: the half-open connection lives forever unless the application sends \
+         something. Turn SO_KEEPALIVE on and set TCP_KEEPIDLE below any middlebox idle timeout.",
+        LINUX.time
+    );
+}
+
+/// Who probes, after how long, and what a probe is.
+fn probing(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
+    let Roles { prober, peer } = who;
     let _ = writeln!(
         o,
         "  The {prober} had SO_KEEPALIVE on{}.{}",
@@ -170,19 +217,27 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         } else {
             ""
         },
-        if both { " So did the other side." } else { "" }
+        if f.findings.keepalive.prober == Some(Prober::Both) {
+            " So did the other side."
+        } else {
+            ""
+        }
     );
-    let idle_src = match f.idle {
+    let idle_src = match f.findings.keepalive.idle {
         Some(idle) => format!(
-            "After {} of silence (its TCP_KEEPIDLE; the Linux default tcp_keepalive_time is {LINUX_TIME:.0} s) it",
-            num(idle)
+            "After {} of silence (its TCP_KEEPIDLE; the Linux default tcp_keepalive_time is {:.0} s) it",
+            num(idle),
+            LINUX.time
         ),
         None => format!(
             "The capture starts during the idle period, so the silence before the first probe \
              (TCP_KEEPIDLE) is not in it. The {prober}"
         ),
     };
-    let payload = if probes.iter().any(|s| s.len == 1) {
+    let payload = if steps
+        .iter()
+        .any(|s| s.kind == Kind::Keepalive && s.len == 1)
+    {
         "one garbage byte (as Windows and RFC 1122-style stacks send)"
     } else {
         "no data"
@@ -192,141 +247,145 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         "  {idle_src} sent probe #1: an ACK carrying {payload} whose sequence number is one below the next \
          byte, so the {peer}'s TCP must answer with an ACK if it still has the connection."
     );
-    match f.verdict {
-        Verdict::Alive => {
-            let rtts: Vec<f64> = steps
-                .iter()
-                .filter_map(|s| match s.note {
-                    Note::ProbeAnswered { rtt, .. } => Some(rtt),
-                    _ => None,
-                })
-                .collect();
-            let worst = rtts.iter().copied().fold(0.0, f64::max);
-            let _ = writeln!(
-                o,
-                "  The {peer} answered {} of {} probes (slowest answer {}): the peer is alive and the path \
-                 between them works. While the peer answers, probes come one TCP_KEEPIDLE apart; \
-                 TCP_KEEPINTVL and TCP_KEEPCNT only show when probes go unanswered, so this capture cannot \
-                 tell them.",
-                f.answered,
-                f.probes,
-                Secs(worst)
-            );
-        }
-        Verdict::DeadPeer => {
-            let interval = f.interval.unwrap_or(0.0);
-            let nums: Vec<String> = probes
-                .iter()
-                .filter_map(|s| match s.note {
-                    Note::Probe { number, .. } if fate(steps, s.n) == Fate::Unanswered => {
-                        Some(format!("#{number}"))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let listed = join_and(&nums);
-            let _ = writeln!(
-                o,
-                "  Probe{} {listed}{} went unanswered.",
-                if nums.len() > 1 { "s" } else { "" },
-                if nums.len() > 1 {
-                    format!(
-                        ", {} apart (TCP_KEEPINTVL; Linux default {LINUX_INTVL:.0} s),",
-                        num(interval)
-                    )
-                } else {
-                    String::new()
-                }
-            );
-            let gave_up = steps.iter().find_map(|s| match s.note {
-                Note::GaveUp { count, after } => Some((count, after)),
-                _ => None,
-            });
-            match (gave_up, f.count) {
-                (Some((count, after)), _) => {
-                    let _ = writeln!(
-                        o,
-                        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; Linux default \
-                         {LINUX_PROBES}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
-                         timed out\") on its next read or write.",
-                        if (after - interval).abs() <= interval * 0.25 + 0.05 {
-                            "One interval".to_string()
-                        } else {
-                            Secs(after).to_string()
-                        }
-                    );
-                    if let Some(idle) = f.idle {
-                        let total = idle + f64::from(count) * interval;
-                        let _ = writeln!(
-                            o,
-                            "  Time to detect the dead peer: {} = idle + count × interval ({} + {count} × {}).",
-                            num(total),
-                            num(idle),
-                            num(interval)
-                        );
-                    }
-                    if interval > 0.0 && (after - interval).abs() > interval * 0.25 + 0.05 {
-                        let _ = writeln!(
-                            o,
-                            "  Linux resets one interval after the last probe; here the RST came after {}: the \
-                             prober may not be Linux, or TCP_USER_TIMEOUT cut the wait short.",
-                            Secs(after)
-                        );
-                    }
-                }
-                _ => {
-                    let _ = writeln!(
-                        o,
-                        "  The capture ends before the {prober}'s kernel gave up, so TCP_KEEPCNT is not known; \
-                         when it does, it will reset the connection and the application will see ETIMEDOUT."
-                    );
-                }
+}
+
+/// Verdict `alive`: the peer answered.
+fn alive(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
+    let worst = steps
+        .iter()
+        .filter_map(|s| match s.note {
+            Note::ProbeAnswered { rtt, .. } => Some(rtt),
+            _ => None,
+        })
+        .fold(0.0, f64::max);
+    let _ = writeln!(
+        o,
+        "  The {} answered {} of {} probes (slowest answer {}): the peer is alive and the path \
+         between them works. While the peer answers, probes come one TCP_KEEPIDLE apart; \
+         TCP_KEEPINTVL and TCP_KEEPCNT only show when probes go unanswered, so this capture cannot \
+         tell them.",
+        who.peer,
+        f.findings.keepalive.answered,
+        f.findings.keepalive.probes,
+        Secs(worst)
+    );
+}
+
+/// Verdict `dead-peer`: probes went unanswered, and what the kernel did.
+fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
+    let k = &f.findings.keepalive;
+    let interval = k.interval.unwrap_or(0.0);
+    let nums: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s.note {
+            Note::Probe { number, .. }
+                if s.kind == Kind::Keepalive && fate(steps, s.n) == Fate::Unanswered =>
+            {
+                Some(format!("#{number}"))
             }
+            _ => None,
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  Probe{} {}{} went unanswered.",
+        if nums.len() > 1 { "s" } else { "" },
+        join_and(&nums),
+        if nums.len() > 1 {
+            format!(
+                ", {} apart (TCP_KEEPINTVL; Linux default {:.0} s),",
+                num(interval),
+                LINUX.intvl
+            )
+        } else {
+            String::new()
         }
-        Verdict::PeerReset => {
-            let n = steps.iter().find_map(|s| match s.note {
-                Note::PeerReset { number, .. } => Some(number),
-                _ => None,
-            });
-            let _ = writeln!(
-                o,
-                "  Probe #{} was answered by RST: the {peer} no longer knows this connection — it rebooted, or \
-                 its socket vanished without a FIN (process killed, state dropped). The {prober}'s application \
-                 sees ECONNRESET (\"Connection reset by peer\") on its next read or write. Without keepalive \
-                 it would have learned only when it next sent data.",
-                n.unwrap_or(1)
-            );
-        }
-        Verdict::NoKeepalive | Verdict::IdleTimeout => {}
-    }
-    if let Some(idle) = f.idle
-        && f.verdict != Verdict::NoKeepalive
-        && (idle - LINUX_TIME).abs() > LINUX_TIME * 0.1
-    {
+    );
+    let gave_up = steps.iter().find_map(|s| match s.note {
+        Note::GaveUp { count, after } => Some((count, after)),
+        _ => None,
+    });
+    let Some((count, after)) = gave_up else {
         let _ = writeln!(
             o,
-            "  These timings are not Linux's defaults (7200 s / 75 s / 9): the {prober}'s socket sets \
-             TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself (setsockopt), or the host changed \
-             net.ipv4.tcp_keepalive_*."
+            "  The capture ends before the {}'s kernel gave up, so TCP_KEEPCNT is not known; \
+             when it does, it will reset the connection and the application will see ETIMEDOUT.",
+            who.prober
+        );
+        return;
+    };
+    let one_interval = (after - interval).abs() <= interval * 0.25 + 0.05;
+    let _ = writeln!(
+        o,
+        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; Linux default \
+         {}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
+         timed out\") on its next read or write.",
+        if one_interval {
+            "One interval".to_string()
+        } else {
+            Secs(after).to_string()
+        },
+        LINUX.probes
+    );
+    if let Some(idle) = k.idle {
+        let total = idle + f64::from(count) * interval;
+        let _ = writeln!(
+            o,
+            "  Time to detect the dead peer: {} = idle + count × interval ({} + {count} × {}).",
+            num(total),
+            num(idle),
+            num(interval)
         );
     }
-    let ended = match (f.close, f.closed_by) {
-        ("fin", Some(side)) => format!(
-            "The {side} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux)."
-        ),
-        ("rst", Some(side)) if f.verdict == Verdict::DeadPeer && side == prober => String::new(),
-        ("rst", Some(side)) if f.verdict == Verdict::PeerReset && side == peer => String::new(),
-        ("rst", Some(side)) => format!("The {side} ended the connection with RST."),
-        _ => "The connection is still open at the end of the capture.".to_string(),
-    };
-    if !ended.is_empty() {
-        let _ = writeln!(o, "  {ended}");
+    if interval > 0.0 && !one_interval {
+        let _ = writeln!(
+            o,
+            "  Linux resets one interval after the last probe; here the RST came after {}: the \
+             prober may not be Linux, or TCP_USER_TIMEOUT cut the wait short.",
+            Secs(after)
+        );
     }
-    o
+}
+
+/// Verdict `peer-reset`: a probe was answered by RST.
+fn peer_reset(o: &mut String, who: Roles, steps: &[Step]) {
+    let n = steps.iter().find_map(|s| match s.note {
+        Note::PeerReset { number, .. } => Some(number),
+        _ => None,
+    });
+    let _ = writeln!(
+        o,
+        "  Probe #{} was answered by RST: the {} no longer knows this connection — it rebooted, or \
+         its socket vanished without a FIN (process killed, state dropped). The {}'s application \
+         sees ECONNRESET (\"Connection reset by peer\") on its next read or write. Without keepalive \
+         it would have learned only when it next sent data.",
+        n.unwrap_or(1),
+        who.peer,
+        who.prober
+    );
+}
+
+/// How the connection ended, unless the verdict already said it.
+fn ending(o: &mut String, f: &FlowSummary, who: Roles) {
+    let ended = match f.close {
+        Close::Fin(side) => format!(
+            "The {} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux).",
+            side.name()
+        ),
+        Close::Rst(side) if f.verdict == Verdict::DeadPeer && side.name() == who.prober => {
+            return;
+        }
+        Close::Rst(side) if f.verdict == Verdict::PeerReset && side.name() == who.peer => {
+            return;
+        }
+        Close::Rst(side) => format!("The {} ended the connection with RST.", side.name()),
+        Close::Open => "The connection is still open at the end of the capture.".to_string(),
+    };
+    let _ = writeln!(o, "  {ended}");
 }
 
 /// HTTP keep-alive in words, distinct from TCP keepalive.
-fn http_account(f: &FlowSummary, h: super::HttpSummary) -> String {
+fn http_account(f: &FlowSummary, h: HttpSummary) -> String {
     let version = h.version.unwrap_or("1.x");
     let mut s = format!(
         "HTTP/{version}: {} request{} and {} response{} on this connection. ",
@@ -352,7 +411,8 @@ fn http_account(f: &FlowSummary, h: super::HttpSummary) -> String {
     } else {
         s.push_str("`Connection: close` ended HTTP keep-alive: one request per connection. ");
     }
-    if let (Some(side), "fin") = (f.closed_by, f.close) {
+    if let Close::Fin(side) = f.close {
+        let side = side.name();
         let _ = write!(
             s,
             "The {side} closed first, so the {side} side holds TIME_WAIT (2×MSL, 60 s on Linux)"

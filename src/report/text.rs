@@ -1,13 +1,13 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
 use super::emit::Emit;
-use super::tcpdump::Tcpdump;
+use super::tcpdump::{Tcpdump, TsFormat};
 use super::teach::{self, FlowSteps, Recorder};
-use super::{FlowSummary, PacketEvent, Sink, annotate, table};
-use crate::analyzer::Stats;
-use crate::classify::Kind;
-use crate::flows::Flow;
-use crate::keepalive::{Note, SystemDefaults, Verdict};
+use super::{annotate, table};
+use crate::event::{PacketEvent, Sink, Stats};
+use crate::keepalive::{Note, SystemDefaults};
+use crate::summary::{FlowSummary, Verdict};
+use crate::tcp::Kind;
 use crate::time::Timestamp;
 use std::io::{self, Write};
 
@@ -26,6 +26,7 @@ pub struct LiveInfo {
     pub defaults: Option<SystemDefaults>,
 }
 
+#[derive(Clone, Debug, Default)]
 pub struct TextOptions {
     pub color: bool,
     /// Print the timeline (false with `--summary`).
@@ -38,6 +39,10 @@ pub struct TextOptions {
     pub diagram: bool,
     /// `--diagram-svg FILE`: all diagrams as one SVG.
     pub svg: Option<std::path::PathBuf>,
+    /// tcpdump's `-t` family, `--nano`, `-S`.
+    pub ts_format: TsFormat,
+    pub nano: bool,
+    pub absolute: bool,
 }
 
 impl TextOptions {
@@ -64,10 +69,10 @@ pub struct TextSink<W: Write> {
 }
 
 impl<W: Write> TextSink<W> {
-    pub fn new(out: W, tcpdump: Tcpdump, opts: TextOptions) -> Self {
+    pub fn new(out: W, opts: TextOptions) -> Self {
         TextSink {
             out,
-            tcpdump,
+            tcpdump: Tcpdump::new(opts.ts_format, opts.nano, opts.absolute),
             opts,
             rows: Default::default(),
             omitted: Vec::new(),
@@ -108,7 +113,7 @@ impl<W: Write> TextSink<W> {
     }
 
     fn note_color(ev: &PacketEvent) -> &'static str {
-        match (ev.kind, ev.note) {
+        match (ev.kind, ev.notes.keepalive) {
             (_, Note::GaveUp { .. }) | (_, Note::PeerReset { .. }) => "1;31",
             (Kind::Rst, _) => "31",
             (Kind::Keepalive, _) => "1;33",
@@ -125,7 +130,7 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> Sink for TextSink<W> {
-    fn packet(&mut self, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         if self.opts.teaching() {
             self.recorder.record(ev);
         }
@@ -147,9 +152,9 @@ impl<W: Write> Sink for TextSink<W> {
         } else {
             line.s("  flow ").n(ev.flow_id).s(": ");
         }
-        annotate::write(&mut line, ev, flow)?;
+        annotate::write(&mut line, ev)?;
         if self.opts.live.is_some() {
-            expectation(&mut line, ev, flow)?;
+            expectation(&mut line, ev)?;
         }
         if self.opts.color {
             line.s("\x1b[0m");
@@ -164,13 +169,14 @@ impl<W: Write> Sink for TextSink<W> {
         Ok(())
     }
 
-    fn flow(&mut self, flow: &Flow) -> io::Result<()> {
-        let summary = FlowSummary::of(flow);
-        self.idle.add(&summary);
+    fn flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
+        self.tcpdump.forget(summary.id);
+        self.idle.add(summary);
         if self.opts.teaching() {
-            let steps = self.recorder.take(flow.id);
+            let steps = self.recorder.take(summary.id);
             self.taught.push((summary.clone(), steps));
         }
+        let summary = summary.clone();
         let rank = |v: Verdict| match v {
             Verdict::DeadPeer | Verdict::PeerReset | Verdict::IdleTimeout => 0,
             Verdict::Alive => 1,
@@ -230,20 +236,13 @@ impl<W: Write> Sink for TextSink<W> {
 }
 
 /// Live: when the prober's next probe is due, after a probe or its answer.
-fn expectation(out: &mut Vec<u8>, ev: &PacketEvent, flow: &Flow) -> io::Result<()> {
-    if !matches!(ev.note, Note::Probe { .. } | Note::ProbeAnswered { .. }) {
-        return Ok(());
-    }
-    if let Some(due) = flow
-        .keepalive
-        .as_ref()
-        .and_then(|k| k.next_probe_due(ev.ts))
-    {
-        let what = if matches!(ev.note, Note::Probe { .. }) {
-            "next probe (or the RST) expected in"
-        } else {
-            "next probe expected in"
-        };
+fn expectation(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
+    let (what, due) = match ev.notes.keepalive {
+        Note::Probe { next_due, .. } => ("next probe (or the RST) expected in", next_due),
+        Note::ProbeAnswered { next_due, .. } => ("next probe expected in", next_due),
+        _ => return Ok(()),
+    };
+    if let Some(due) = due {
         write!(
             out,
             "; {what} ~{}",

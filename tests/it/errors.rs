@@ -188,8 +188,8 @@ fn use_color_honors_no_color_on_a_terminal() {
     use kacap::cli::ColorChoice;
     // SAFETY: this test binary's other tests do not read NO_COLOR in-process.
     unsafe { std::env::set_var("NO_COLOR", "1") };
-    assert!(!kacap::run::use_color(ColorChoice::Auto, true));
+    assert!(!kacap::plan::use_color(ColorChoice::Auto, true));
     unsafe { std::env::remove_var("NO_COLOR") };
-    assert!(kacap::run::use_color(ColorChoice::Auto, true));
-    assert!(!kacap::run::use_color(ColorChoice::Auto, false));
+    assert!(kacap::plan::use_color(ColorChoice::Auto, true));
+    assert!(!kacap::plan::use_color(ColorChoice::Auto, false));
 }

@@ -1,6 +1,6 @@
 //! kacap's integration tests: one binary, helpers here, one module per area.
 
-mod craft;
+use kacap::craft;
 mod crafted;
 mod errors;
 mod fixtures;

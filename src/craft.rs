@@ -1,15 +1,14 @@
-//! Crafted captures for what loopback cannot produce: a tiny pcap / pcapng
-//! writer and TCP conversations built from segment templates with explicit
-//! time, over any link type.
+//! Crafted packets and captures, for tests, benchmarks and fuzz seeds (the
+//! `kacap` binary does not use it): the one TCP/IP packet builder and
+//! checksum of the project, a tiny pcap / pcapng writer, and TCP
+//! conversations built segment by segment with explicit time, over any link
+//! type — for what loopback cannot produce (two-hour timers, Windows probes,
+//! other link types, hostile bytes).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-pub const FIN: u8 = 0x01;
-pub const SYN: u8 = 0x02;
-pub const RST: u8 = 0x04;
-pub const PSH: u8 = 0x08;
-pub const ACK: u8 = 0x10;
+pub use crate::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
 /// Link-layer framing (with the pcap LINKTYPE written in the file header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +209,8 @@ fn pad4(opts: &[u8]) -> Vec<u8> {
     v
 }
 
-fn checksum(chunks: &[&[u8]]) -> u16 {
+/// The Internet checksum (RFC 1071) over `chunks`, as if concatenated.
+pub fn checksum(chunks: &[&[u8]]) -> u16 {
     let mut sum = 0u32;
     for chunk in chunks {
         let mut it = chunk.chunks(2);
@@ -236,8 +236,10 @@ fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// A TCP header (with `options`, a multiple of 4 bytes) and payload, its
+/// checksum filled in for the given addresses.
 #[allow(clippy::too_many_arguments)]
-fn tcp_segment(
+pub fn tcp_segment(
     src: SocketAddr,
     dst: SocketAddr,
     flags: u8,
@@ -282,6 +284,22 @@ fn tcp_segment(
     t
 }
 
+/// A whole IPv4 or IPv6 packet carrying one TCP segment without options
+/// (TTL 64; link type RAW, or wrap it with [`frame`]).
+pub fn tcp_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    win: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let tcp = tcp_segment(src, dst, flags, seq, ack, win, payload, &[]);
+    ip_packet(src.ip(), dst.ip(), &tcp, false)
+}
+
+/// An IP packet (TTL 64) around `tcp`.
 pub fn ip_packet(src: IpAddr, dst: IpAddr, tcp: &[u8], v6_ext: bool) -> Vec<u8> {
     ip_packet_proto(src, dst, 6, tcp, v6_ext)
 }
@@ -387,7 +405,8 @@ fn split_ts(t: f64, nano: bool) -> (u32, u32) {
     (sec as u32, sub as u32)
 }
 
-pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: PcapOpts) {
+/// The 24-byte header of a classic pcap file.
+pub fn pcap_header(linktype: u32, opts: PcapOpts) -> Vec<u8> {
     let u32b = |v: u32| {
         if opts.big_endian {
             v.to_be_bytes()
@@ -403,15 +422,28 @@ pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: P
         }
     };
     let magic = if opts.nano { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-    let snaplen = opts.snaplen.unwrap_or(262_144) as u32;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(24);
     out.extend_from_slice(&u32b(magic));
     out.extend_from_slice(&u16b(2));
     out.extend_from_slice(&u16b(4));
     out.extend_from_slice(&u32b(0));
     out.extend_from_slice(&u32b(0));
-    out.extend_from_slice(&u32b(snaplen));
+    out.extend_from_slice(&u32b(opts.snaplen.unwrap_or(262_144) as u32));
     out.extend_from_slice(&u32b(linktype));
+    out
+}
+
+/// Writes a classic pcap file of `frames` (capture time in seconds, bytes).
+pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: PcapOpts) {
+    let u32b = |v: u32| {
+        if opts.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let snaplen = opts.snaplen.unwrap_or(262_144) as u32;
+    let mut out = pcap_header(linktype, opts);
     for (t, data) in frames {
         let (sec, sub) = split_ts(*t, opts.nano);
         let cap = data.len().min(snaplen as usize);

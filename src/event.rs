@@ -1,0 +1,168 @@
+//! The boundary types of the pipeline: frames come in from a source, packet
+//! events, flow summaries and the run's counters go out to a [`Sink`].
+
+use crate::decode::{LinkType, Segment};
+use crate::registry::Notes;
+use crate::summary::FlowSummary;
+use crate::tcp::{Kind, Side};
+use crate::time::Timestamp;
+use std::io;
+
+/// One captured frame, borrowed from the source.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// 1-based frame number in the input, counting every frame read.
+    pub n: u64,
+    pub ts: Timestamp,
+    /// Bytes on the wire (the capture may hold fewer).
+    pub len: u32,
+    pub data: &'a [u8],
+}
+
+/// Counters for the summary record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub skipped: u64,
+    pub flows: u64,
+    pub not_ip: u64,
+    pub not_tcp: u64,
+    pub fragments: u64,
+    pub truncated: u64,
+    pub malformed: u64,
+}
+
+/// Everything the reports need to know about one TCP segment.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketEvent<'a> {
+    /// Frame number in the input (1-based, every frame counted).
+    pub n: u64,
+    pub ts: Timestamp,
+    pub seg: &'a Segment<'a>,
+    pub flow_id: u32,
+    pub from: Side,
+    pub kind: Kind,
+    /// Sequence number relative to the sender's ISN (JSON).
+    pub rel_seq: u32,
+    /// ACK number relative to the other side's ISN, when ACK is set (JSON).
+    pub rel_ack: Option<u32>,
+    /// The connection had already ended (RST, or FIN both ways) before this.
+    pub late: bool,
+    /// This FIN or RST begins the end of the connection.
+    pub first_close: bool,
+    /// A RST a middlebox injected: the TTL its supposed sender's own
+    /// segments arrive with (this RST's differs).
+    pub injected: Option<u8>,
+    /// What each analysis says about it (`notes.keepalive`, `notes.http`, …).
+    pub notes: Notes,
+}
+
+/// A consumer of the event stream: a report.
+pub trait Sink {
+    /// One TCP segment, in capture order.
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()>;
+    /// One connection, when it is reported (ended, expired, end of input).
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
+    /// The end of the input.
+    fn finish(&mut self, stats: &Stats) -> io::Result<()>;
+}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
+        (**self).packet(event)
+    }
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        (**self).flow(flow)
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        (**self).finish(stats)
+    }
+}
+
+/// What a frame source yields next.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// A live source has no frame yet. `Some(now)`: it waited its timeout
+    /// in vain, at wall-clock time `now` — the analyzer's tick (held frames
+    /// released, silent flows expired).
+    Idle(Option<Timestamp>),
+    /// End of input (or `-c` reached, or stopped).
+    End,
+}
+
+/// How reading ended, when it did not simply reach the end or get stopped.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// The sink failed (e.g. a closed pipe).
+    Output(io::Error),
+    /// The file ends in the middle of a packet (tcpdump killed hard, a copy
+    /// in progress); everything before it was analyzed.
+    Truncated(String),
+    /// Writing the `-w` file failed.
+    Save(String),
+    /// The live capture failed (interface went away, …).
+    Capture(String),
+}
+
+/// Packet counters of a live capture, as tcpdump prints them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureStats {
+    pub captured: u64,
+    pub received: u32,
+    pub dropped: u32,
+}
+
+/// Where frames come from: a capture file, a live interface (libpcap, see
+/// `source`), or frames in memory (tests, see [`MemorySource`]).
+pub trait FrameSource {
+    /// How to decode its frames.
+    fn link(&self) -> LinkType;
+    /// The next frame, an idle wake-up, or the end.
+    fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd>;
+    /// Live packet counters (files and memory have none).
+    fn stats(&mut self) -> Option<CaptureStats> {
+        None
+    }
+}
+
+/// Frames held in memory, numbered from 1: the pipeline without libpcap.
+#[derive(Debug)]
+pub struct MemorySource {
+    link: LinkType,
+    frames: std::vec::IntoIter<(Timestamp, Vec<u8>)>,
+    current: Vec<u8>,
+    n: u64,
+}
+
+impl MemorySource {
+    pub fn new(link: LinkType, frames: Vec<(Timestamp, Vec<u8>)>) -> MemorySource {
+        MemorySource {
+            link,
+            frames: frames.into_iter(),
+            current: Vec::new(),
+            n: 0,
+        }
+    }
+}
+
+impl FrameSource for MemorySource {
+    fn link(&self) -> LinkType {
+        self.link
+    }
+
+    fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
+        let Some((ts, data)) = self.frames.next() else {
+            return Ok(Next::End);
+        };
+        self.n += 1;
+        self.current = data;
+        Ok(Next::Frame(Frame {
+            n: self.n,
+            ts,
+            len: self.current.len() as u32,
+            data: &self.current,
+        }))
+    }
+}

@@ -1,0 +1,183 @@
+//! The plan: the command line resolved and checked once, before anything
+//! happens — no file is created, no capture opened, no signal handler
+//! installed until every option is known to fit. `run` carries it out.
+
+use crate::cli::{Args, ColorChoice, Command, LabScenario};
+use crate::error::Error;
+use crate::flows::Options;
+use crate::inputs;
+use crate::keepalive::SystemDefaults;
+use crate::report::json::JsonOptions;
+use crate::report::tcpdump::TsFormat;
+use crate::report::text::{LiveInfo, TextOptions};
+use crate::traffic::{Scenario, Timers};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// What kacap was asked to do.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// `-D`: list the interfaces.
+    ListInterfaces,
+    /// Analyze files or a live capture.
+    Capture(CapturePlan),
+    /// `kacap lab`: a scenario in a private network, captured live on its `lo`.
+    Lab(LabPlan, CapturePlan),
+}
+
+/// Where packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Capture files (`-` is stdin), expanded from directories and globs;
+    /// several are analyzed in parallel.
+    Files(Vec<PathBuf>),
+    /// A live interface.
+    Live(String),
+}
+
+/// What the output is: built once, a sink made from it per input.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// The timeline and the table (`--summary`: the table only), with
+    /// `--explain` / `--diagram` / `--diagram-svg`.
+    Text(TextOptions),
+    /// JSON Lines (`--summary`: flow and summary records only).
+    Json(JsonOptions),
+}
+
+/// One analysis run, fully resolved.
+#[derive(Clone, Debug)]
+pub struct CapturePlan {
+    pub input: Input,
+    /// BPF filter (tcpdump's trailing words).
+    pub filter: Option<String>,
+    /// `-w`: also write the packets (single input only).
+    pub write: Option<PathBuf>,
+    /// `-c`: stop after this many packets.
+    pub count: Option<u64>,
+    pub options: Options,
+    pub output: Output,
+}
+
+/// A lab scenario with its timers.
+#[derive(Clone, Copy, Debug)]
+pub struct LabPlan {
+    pub name: &'static str,
+    pub scenario: Scenario,
+    pub timers: Timers,
+}
+
+/// Whether to color: `--color`, NO_COLOR (any non-empty value), a terminal.
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+impl Plan {
+    /// Resolves and checks every option. Reads the file system (to expand
+    /// directories and globs, and to tell files from filter words) but
+    /// changes nothing.
+    pub fn from_args(args: &Args) -> Result<Plan, Error> {
+        if args.list_interfaces {
+            return Ok(Plan::ListInterfaces);
+        }
+        if let Some(Command::Lab(lab)) = &args.command {
+            let (name, scenario) = match lab.scenario {
+                LabScenario::Healthy => ("healthy", Scenario::Healthy { answered: 2 }),
+                LabScenario::DeadPeer => ("dead-peer", Scenario::DeadPeer),
+                LabScenario::PeerReboot => ("peer-reboot", Scenario::PeerReboot),
+                LabScenario::ServerSide => ("server-side", Scenario::ServerSide { answered: 2 }),
+            };
+            let timers = Timers {
+                idle: lab.idle,
+                interval: lab.interval,
+                count: lab.count,
+            };
+            let capture = CapturePlan {
+                input: Input::Live("lo".into()),
+                filter: Some(format!("tcp port {}", crate::lab::PORT)),
+                write: args.write.clone(),
+                count: None,
+                options: options(args),
+                // The lab explains what it shows.
+                output: output(args, true, true),
+            };
+            return Ok(Plan::Lab(
+                LabPlan {
+                    name,
+                    scenario,
+                    timers,
+                },
+                capture,
+            ));
+        }
+        // `kacap -r caps/*.pcap`: the shell expanded the glob, and the files
+        // after the first landed among the filter words.
+        if !args.read.is_empty()
+            && let Some(file) = args.filter.iter().find(|w| Path::new(w).is_file())
+        {
+            return Err(Error::Usage(format!(
+                "'{file}' is a file, not a filter word: give each file its own -r, a directory, or a quoted glob (-r 'caps/*.pcap')"
+            )));
+        }
+        let input = match (&args.read[..], &args.interface) {
+            ([], Some(iface)) => Input::Live(iface.clone()),
+            ([_, ..], None) => Input::Files(inputs::expand(&args.read)?),
+            _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
+        };
+        let live = matches!(input, Input::Live(_));
+        if let Input::Files(files) = &input
+            && files.len() > 1
+            && (args.write.is_some() || args.diagram_svg.is_some())
+        {
+            return Err(Error::Usage(
+                "-w and --diagram-svg take a single input file".into(),
+            ));
+        }
+        Ok(Plan::Capture(CapturePlan {
+            input,
+            filter: args.filter_expr(),
+            write: args.write.clone(),
+            count: args.count,
+            options: options(args),
+            output: output(args, live, false),
+        }))
+    }
+}
+
+fn options(args: &Args) -> Options {
+    Options {
+        linger: args.linger,
+        idle_timeout: args.idle_timeout,
+    }
+}
+
+/// The output the arguments ask for (`--json` and the teaching options
+/// exclude each other in `cli`).
+fn output(args: &Args, live: bool, lab: bool) -> Output {
+    if args.json {
+        return Output::Json(JsonOptions {
+            packets: !args.summary,
+            nano: args.nano,
+            flush_each: live,
+        });
+    }
+    Output::Text(TextOptions {
+        color: use_color(args.color, std::io::stdout().is_terminal()),
+        timeline: !args.summary,
+        live: live.then(|| LiveInfo {
+            defaults: SystemDefaults::read(),
+        }),
+        explain: args.explain || lab,
+        diagram: args.diagram,
+        svg: args.diagram_svg.clone(),
+        ts_format: TsFormat::from_count(args.t),
+        nano: args.nano,
+        absolute: args.absolute,
+    })
+}

@@ -1,0 +1,23 @@
+//! The analyses kacap runs on every connection, in order. Adding one is a
+//! module implementing `analysis::Analysis` and a line here; its note and
+//! summary then reach every sink as `notes.<name>` and `findings.<name>`.
+
+crate::analysis::analyses! {
+    /// TCP keepalive: probes, episodes, inferred TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT.
+    keepalive: crate::keepalive::Keepalive,
+    /// Middlebox idle timeouts: silences survived and the one that killed.
+    idle: crate::middlebox::IdleWatch,
+    /// HTTP/1.x requests, responses and keep-alive.
+    http: crate::http::HttpAnalysis,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn per_flow_state_stays_small() {
+        // What a connection costs while it is open or lingering: core state
+        // plus every analysis's (boxed where only some connections need it).
+        let size = std::mem::size_of::<crate::flows::Entry<super::PerFlow>>();
+        assert!(size <= 336, "{size}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The flow summary: one typed record per connection, computed once when the
+//! connection is reported, with its one verdict. Every report (text table,
+//! `--explain`, JSON) reads this; none decides a verdict of its own.
+
+use crate::flows::{Flow, Handshake};
+use crate::keepalive::Outcome;
+use crate::registry::Findings;
+use crate::tcp::{CloseKind, Side};
+use crate::time::Timestamp;
+use std::net::SocketAddr;
+
+/// The verdict on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Alive,
+    DeadPeer,
+    PeerReset,
+    NoKeepalive,
+    /// A middlebox forgot the connection after an idle gap (see `middlebox`).
+    IdleTimeout,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::DeadPeer => "dead-peer",
+            Verdict::PeerReset => "peer-reset",
+            Verdict::NoKeepalive => "no-keepalive",
+            Verdict::IdleTimeout => "idle-timeout",
+        }
+    }
+}
+
+/// The one place a verdict is decided, from what the analyses found:
+/// - a middlebox killed the connection after an idle gap → `idle-timeout`;
+/// - no keepalive probe → `no-keepalive`;
+/// - otherwise the latest keepalive episode of either side: answered →
+///   `alive`, answered by RST → `peer-reset`, unanswered (with or without
+///   the prober's RST) → `dead-peer`.
+pub fn verdict(f: &Findings) -> Verdict {
+    if f.idle.killed.is_some() {
+        return Verdict::IdleTimeout;
+    }
+    if f.keepalive.probes == 0 {
+        return Verdict::NoKeepalive;
+    }
+    match f.keepalive.outcome {
+        Some(Outcome::PeerReset) => Verdict::PeerReset,
+        Some(Outcome::GaveUp) | Some(Outcome::Unanswered) => Verdict::DeadPeer,
+        Some(Outcome::Answered) | Some(Outcome::Interrupted) | None => Verdict::Alive,
+    }
+}
+
+/// How the connection ended, as far as the capture shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// Still open at the end of the capture (or when it was forgotten).
+    Open,
+    /// The first FIN came from this side.
+    Fin(Side),
+    /// The first RST came from this side.
+    Rst(Side),
+}
+
+impl Close {
+    /// `open`, `fin` or `rst` (JSON `close`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::Open => "open",
+            Close::Fin(_) => "fin",
+            Close::Rst(_) => "rst",
+        }
+    }
+
+    /// The side that began the close.
+    pub fn by(self) -> Option<Side> {
+        match self {
+            Close::Open => None,
+            Close::Fin(s) | Close::Rst(s) => Some(s),
+        }
+    }
+}
+
+/// A reported connection.
+#[derive(Clone, Debug)]
+pub struct FlowSummary {
+    pub id: u32,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    pub handshake: Handshake,
+    pub close: Close,
+    /// What each analysis found (`findings.keepalive`, `.idle`, `.http`, …).
+    pub findings: Findings,
+    pub verdict: Verdict,
+}
+
+impl FlowSummary {
+    /// Summarizes `flow` with its analyses' findings.
+    pub fn new(flow: &Flow, findings: Findings) -> FlowSummary {
+        FlowSummary {
+            id: flow.id,
+            client: flow.client,
+            server: flow.server,
+            first_ts: flow.first_ts,
+            last_ts: flow.last_ts,
+            packets: flow.packets,
+            handshake: flow.handshake(),
+            close: match flow.close {
+                Some((CloseKind::Fin, side)) => Close::Fin(side),
+                Some((CloseKind::Rst, side)) => Close::Rst(side),
+                None => Close::Open,
+            },
+            verdict: verdict(&findings),
+            findings,
+        }
+    }
+}
