@@ -359,3 +359,106 @@ pub fn analyze<S: Sink>(
     analyzer.finish().map_err(ReadEnd::Output)?;
     read
 }
+
+/// The hold-back, through the whole pipeline from frames in memory.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{ACK, RST, tcp_packet};
+    use crate::event::MemorySource;
+
+    const CLIENT: &str = "10.0.0.2:40000";
+    const SERVER: &str = "10.0.0.1:5432";
+
+    /// Frame numbers and kinds, in output order.
+    #[derive(Default)]
+    struct Kinds(Vec<(u64, Kind)>);
+
+    impl Sink for Kinds {
+        fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+            self.0.push((ev.n, ev.kind));
+            Ok(())
+        }
+        fn flow(&mut self, _: &FlowSummary) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &Stats) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A bare segment (no payload) at `t` seconds.
+    fn bare(t: f64, from_client: bool, flags: u8, seq: u32, ack: u32) -> (Timestamp, Vec<u8>) {
+        let (c, s) = (CLIENT.parse().unwrap(), SERVER.parse().unwrap());
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        let ts = Timestamp::new(1_700_000_000, 0).plus(t);
+        (ts, tcp_packet(src, dst, flags, seq, ack, 512, &[]))
+    }
+
+    fn kinds(frames: Vec<(Timestamp, Vec<u8>)>) -> Vec<(u64, Kind)> {
+        let mut sink = Kinds::default();
+        let mut src = MemorySource::new(LinkType::Raw, frames);
+        analyze(
+            &mut src,
+            Options::default(),
+            &mut sink,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        sink.0
+    }
+
+    #[test]
+    fn first_probe_of_a_capture_started_during_idle_is_found_by_the_peers_ack() {
+        let out = kinds(vec![
+            bare(0.0, true, ACK, 999, 5000),
+            bare(0.001, false, ACK, 5000, 1000),
+            bare(75.0, true, ACK, 999, 5000),
+        ]);
+        assert_eq!(
+            out,
+            [
+                (1, Kind::Keepalive),
+                (2, Kind::KeepaliveAck),
+                (3, Kind::Keepalive)
+            ]
+        );
+    }
+
+    #[test]
+    fn first_probe_is_found_by_the_probers_own_rst() {
+        let out = kinds(vec![
+            bare(0.0, true, ACK, 999, 5000),
+            bare(1.0, true, RST | ACK, 1000, 5000),
+        ]);
+        assert_eq!(out, [(1, Kind::Keepalive), (2, Kind::Rst)]);
+    }
+
+    #[test]
+    fn a_first_bare_segment_at_next_is_a_plain_ack() {
+        let out = kinds(vec![
+            bare(0.0, true, ACK, 1000, 5000),
+            bare(0.001, false, ACK, 5000, 1000),
+        ]);
+        assert_eq!(out, [(1, Kind::Ack), (2, Kind::Ack)]);
+    }
+
+    #[test]
+    fn the_hold_keeps_capture_order_and_is_bounded_in_frames() {
+        // Another connection's segments come between; after HOLD_FRAMES the
+        // held segment is released unknown (a plain ACK), in order.
+        let other: (std::net::SocketAddr, std::net::SocketAddr) =
+            ("10.0.0.3:40001".parse().unwrap(), SERVER.parse().unwrap());
+        let mut frames = vec![bare(0.0, true, ACK, 999, 5000)];
+        for i in 0..HOLD_FRAMES as u32 {
+            let ts = Timestamp::new(1_700_000_000, 0).plus(0.0001 * f64::from(i + 1));
+            let data = tcp_packet(other.0, other.1, ACK, 7, 7 + i, 512, b"x");
+            frames.push((ts, data));
+        }
+        frames.push(bare(0.9, false, ACK, 5000, 1000));
+        let out = kinds(frames);
+        assert_eq!(out.len(), HOLD_FRAMES + 2);
+        assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "capture order");
+        assert_eq!(out[0], (1, Kind::Ack));
+    }
+}

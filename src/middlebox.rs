@@ -184,3 +184,208 @@ impl Analysis for IdleWatch {
         }
     }
 }
+
+/// The watch on its own, one `Ctx` at a time with explicit time.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{LinkInfo, Segment};
+    use crate::flows::Flow;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const DATA: &[u8] = b"hello";
+
+    /// Five bytes of data from the client at seq 1000.
+    const SEGMENT: Segment<'static> = Segment {
+        src: CLIENT,
+        dst: SERVER,
+        sport: 40000,
+        dport: 5432,
+        seq: SeqNumber(1000),
+        ack: SeqNumber(5000),
+        flags: flags::PSH | flags::ACK,
+        win: 512,
+        urp: 0,
+        header_len: 20,
+        len: 5,
+        options: &[],
+        options_truncated: false,
+        payload: DATA,
+        ttl: 64,
+        link: LinkInfo {
+            ifindex: 0,
+            pkttype: None,
+        },
+    };
+
+    /// The server's ACK of that data.
+    const ACKED: Segment<'static> = Segment {
+        src: SERVER,
+        dst: CLIENT,
+        sport: 5432,
+        dport: 40000,
+        seq: SeqNumber(5000),
+        ack: SeqNumber(1005),
+        flags: flags::ACK,
+        len: 0,
+        payload: &[],
+        ..SEGMENT
+    };
+
+    /// Feeds `(seconds, segment, kind, injected)` in order; returns the summary.
+    fn watch(steps: &[(f64, Segment, Kind, bool)]) -> IdleSummary {
+        let flow = Flow::new(
+            1,
+            SocketAddr::new(CLIENT, 40000),
+            SocketAddr::new(SERVER, 5432),
+            Timestamp::new(0, 0),
+        );
+        let mut w = IdleWatch::default();
+        let mut last: Option<f64> = None;
+        for (i, (t, seg, kind, injected)) in steps.iter().enumerate() {
+            let from = flow.side_of(seg);
+            let cx = Ctx {
+                n: i as u64 + 1,
+                ts: Timestamp::new(0, 0).plus(*t),
+                seg,
+                from,
+                kind: *kind,
+                silence: last.map(|l| t - l),
+                injected: *injected,
+                answers_probe: false,
+            };
+            w.segment(&cx);
+            last = Some(*t);
+        }
+        w.finish(&flow)
+    }
+
+    #[test]
+    fn an_acknowledged_gap_was_survived() {
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (3.0, SEGMENT, Kind::Data, false),
+            (3.001, ACKED, Kind::Ack, false),
+        ]);
+        assert_eq!(s.survived, Some(3.0));
+        assert_eq!(s.killed, None);
+    }
+
+    #[test]
+    fn gaps_under_a_second_are_not_watched() {
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (0.5, SEGMENT, Kind::Data, false),
+            (0.501, ACKED, Kind::Ack, false),
+        ]);
+        assert_eq!(s, IdleSummary::default());
+    }
+
+    #[test]
+    fn data_after_a_gap_retransmitted_then_given_up_is_a_silent_drop() {
+        let rst = Segment {
+            flags: flags::RST | flags::ACK,
+            seq: SeqNumber(1005),
+            len: 0,
+            payload: &[],
+            ..SEGMENT
+        };
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (7.0, SEGMENT, Kind::Data, false),
+            (7.2, SEGMENT, Kind::Retransmission, false),
+            (7.6, SEGMENT, Kind::Retransmission, false),
+            (9.0, rst, Kind::Rst, false),
+        ]);
+        assert_eq!(s.killed, Some((7.0, Cause::SilentDrop)));
+    }
+
+    #[test]
+    fn data_retransmitted_until_the_capture_ends_is_a_silent_drop() {
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (7.0, SEGMENT, Kind::Data, false),
+            (7.2, SEGMENT, Kind::Retransmission, false),
+        ]);
+        assert_eq!(s.killed, Some((7.0, Cause::SilentDrop)));
+    }
+
+    #[test]
+    fn an_injected_rst_after_a_gap_kills() {
+        let rst = Segment {
+            flags: flags::RST,
+            ttl: 63,
+            ..ACKED
+        };
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (6.0, SEGMENT, Kind::Data, false),
+            (6.001, rst, Kind::Rst, true),
+        ]);
+        assert_eq!(s.killed, Some((6.0, Cause::InjectedRst)));
+    }
+
+    #[test]
+    fn the_peers_own_rst_does_not_blame_a_middlebox() {
+        let rst = Segment {
+            flags: flags::RST,
+            ..ACKED
+        };
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (6.0, SEGMENT, Kind::Data, false),
+            (6.001, rst, Kind::Rst, false),
+        ]);
+        assert_eq!(s.killed, None);
+    }
+
+    #[test]
+    fn unanswered_keepalive_probes_alone_are_no_middlebox_evidence() {
+        let probe = Segment {
+            flags: flags::ACK,
+            seq: SeqNumber(1004),
+            len: 0,
+            payload: &[],
+            ..SEGMENT
+        };
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
+            (2.0, probe, Kind::Keepalive, false),
+            (3.0, probe, Kind::Keepalive, false),
+        ]);
+        assert_eq!(s.killed, None);
+        assert_eq!(s.survived, None);
+    }
+
+    #[test]
+    fn probes_that_bridge_a_data_pause_are_recorded() {
+        let probe = Segment {
+            flags: flags::ACK,
+            seq: SeqNumber(1004),
+            len: 0,
+            payload: &[],
+            ..SEGMENT
+        };
+        let answer = Segment {
+            ack: SeqNumber(1005),
+            ..ACKED
+        };
+        let later = Segment {
+            seq: SeqNumber(1005),
+            ..SEGMENT
+        };
+        let s = watch(&[
+            (0.0, SEGMENT, Kind::Data, false),
+            (0.001, ACKED, Kind::Ack, false),
+            (2.0, probe, Kind::Keepalive, false),
+            (2.001, answer, Kind::KeepaliveAck, false),
+            (4.0, probe, Kind::Keepalive, false),
+            (4.001, answer, Kind::KeepaliveAck, false),
+            (5.0, later, Kind::Data, false),
+        ]);
+        assert_eq!(s.bridged, Some(5.0));
+        assert!(s.survived.is_some_and(|g| g >= 1.99));
+    }
+}

@@ -223,3 +223,18 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(super::escape("caps/a.pcap"), "caps/a.pcap");
+        assert_eq!(
+            super::escape("a\"b\\c\nd\te\u{1b}[31mf\u{7f}"),
+            "a\\\"b\\\\c\\nd\\te\\u001b[31mf\\u007f"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&format!("\"{}\"", super::escape("x\u{1}\u{1f}y"))).unwrap();
+        assert_eq!(v, "x\u{1}\u{1f}y");
+    }
+}

@@ -193,3 +193,53 @@ fn use_color_honors_no_color_on_a_terminal() {
     assert!(kacap::plan::use_color(ColorChoice::Auto, true));
     assert!(!kacap::plan::use_color(ColorChoice::Auto, false));
 }
+
+/// Every option is checked before any side effect: a rejected command leaves
+/// an existing `-w` file as it was (it used to be truncated to a pcap header).
+#[test]
+fn a_rejected_command_leaves_an_existing_w_file_untouched() {
+    let dir = TempDir::new().unwrap();
+    let keep = dir.path().join("existing.pcap");
+    let before = std::fs::read(fixture("dead-peer.pcap")).unwrap();
+    std::fs::write(&keep, &before).unwrap();
+    let rejected: [&[&str]; 3] = [
+        &["--json", "--explain"],
+        &["--json", "--diagram"],
+        &["-r", "also-a-second-input.pcap"],
+    ];
+    for extra in rejected {
+        let out = kacap()
+            .arg("-r")
+            .arg(fixture("healthy.pcap"))
+            .arg("-w")
+            .arg(&keep)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(out.stdout.is_empty(), "{extra:?}");
+        assert_eq!(
+            std::fs::read(&keep).unwrap(),
+            before,
+            "{extra:?} touched -w"
+        );
+    }
+}
+
+/// A usage error is printed once, however many inputs there are.
+#[test]
+fn a_usage_error_is_printed_once_with_several_inputs() {
+    let out = kacap()
+        .arg("-r")
+        .arg(fixture("healthy.pcap"))
+        .arg("-r")
+        .arg(fixture("dead-peer.pcap"))
+        .args(["--json", "--explain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("--json").count(), 2, "{err}"); // message + usage line
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+}
