@@ -17,22 +17,12 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for arg in args {
         if arg.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
-                .map_err(|e| Error::Input {
-                    file: arg.display().to_string(),
-                    msg: format!("cannot list the directory: {e}"),
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && looks_like_capture(p))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(Error::Input {
-                    file: arg.display().to_string(),
-                    msg: "directory holds no .pcap, .pcapng or .cap files".into(),
-                });
-            }
-            out.extend(files);
+            out.extend(listing(
+                arg,
+                arg,
+                |p| looks_like_capture(p),
+                "directory holds no .pcap, .pcapng or .cap files",
+            )?);
         } else if !arg.exists() && is_glob(arg) {
             let dir = arg
                 .parent()
@@ -42,29 +32,44 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| Error::Input {
-                    file: arg.display().to_string(),
-                    msg: format!("cannot list {}: {e}", dir.display()),
-                })?
-                .filter_map(|e| e.ok())
-                .filter(|e| glob_match(pattern.as_bytes(), e.file_name().as_encoded_bytes()))
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(Error::Input {
-                    file: arg.display().to_string(),
-                    msg: "no file matches".into(),
-                });
-            }
-            out.extend(files);
+            out.extend(listing(
+                arg,
+                dir,
+                |p| {
+                    p.file_name()
+                        .is_some_and(|n| glob_match(pattern.as_bytes(), n.as_encoded_bytes()))
+                },
+                "no file matches",
+            )?);
         } else {
             out.push(arg.clone());
         }
     }
     Ok(out)
+}
+
+/// The files in `dir` that `keep` accepts, sorted; `none` when there are
+/// none. Errors name `arg`, what the user typed.
+fn listing(
+    arg: &Path,
+    dir: &Path,
+    keep: impl Fn(&Path) -> bool,
+    none: &str,
+) -> Result<Vec<PathBuf>, Error> {
+    let fail = |msg: String| Error::Input {
+        file: arg.display().to_string(),
+        msg,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| keep(p) && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(fail(none.into()));
+    }
+    Ok(files)
 }
 
 /// Capture file names: `.pcap`, `.pcapng`, `.cap`, `.dmp`, and tcpdump -C

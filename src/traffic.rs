@@ -38,20 +38,24 @@ pub enum Scenario {
     ServerSide { answered: u32 },
 }
 
-fn setsockopt(
+/// setsockopt(2) with `value` as the option (a `c_int` for flags and
+/// timers, a `sock_fprog` for SO_ATTACH_FILTER).
+fn setsockopt<T>(
     fd: &impl AsRawFd,
     level: libc::c_int,
     name: libc::c_int,
-    value: libc::c_int,
+    value: &T,
 ) -> io::Result<()> {
-    // SAFETY: a c_int option value of the right size for these options.
+    // SAFETY: `value` is a valid T for the call; the kernel copies
+    // size_of::<T>() bytes and keeps no pointer (SO_ATTACH_FILTER copies
+    // the instructions too).
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -63,25 +67,20 @@ fn setsockopt(
 
 /// Turns keepalive on with the given timers.
 pub fn enable_keepalive(sock: &impl AsRawFd, t: Timers) -> io::Result<()> {
-    setsockopt(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
     setsockopt(
         sock,
-        libc::IPPROTO_TCP,
-        libc::TCP_KEEPIDLE,
-        t.idle as libc::c_int,
+        libc::SOL_SOCKET,
+        libc::SO_KEEPALIVE,
+        &1 as &libc::c_int,
     )?;
-    setsockopt(
-        sock,
-        libc::IPPROTO_TCP,
-        libc::TCP_KEEPINTVL,
-        t.interval as libc::c_int,
-    )?;
-    setsockopt(
-        sock,
-        libc::IPPROTO_TCP,
-        libc::TCP_KEEPCNT,
-        t.count as libc::c_int,
-    )
+    for (name, value) in [
+        (libc::TCP_KEEPIDLE, t.idle),
+        (libc::TCP_KEEPINTVL, t.interval),
+        (libc::TCP_KEEPCNT, t.count),
+    ] {
+        setsockopt(sock, libc::IPPROTO_TCP, name, &(value as libc::c_int))?;
+    }
+    Ok(())
 }
 
 /// Makes the kernel drop every segment for `sock` (SO_ATTACH_FILTER, `ret #0`).
@@ -96,21 +95,7 @@ pub fn silence(sock: &impl AsRawFd) -> io::Result<()> {
         len: 1,
         filter: insn.as_mut_ptr(),
     };
-    // SAFETY: `prog` points at one valid instruction; the kernel copies it.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt(sock, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
 /// Waits (up to a second) until everything `sock` sent is acknowledged, so
@@ -129,7 +114,7 @@ pub fn wait_acked(sock: &impl AsRawFd) {
 
 /// Closes `sock` without FIN or RST (TCP_REPAIR, needs CAP_NET_ADMIN).
 pub fn vanish(sock: TcpStream) -> io::Result<()> {
-    setsockopt(&sock, libc::IPPROTO_TCP, TCP_REPAIR, 1)?;
+    setsockopt(&sock, libc::IPPROTO_TCP, TCP_REPAIR, &1 as &libc::c_int)?;
     drop(sock);
     Ok(())
 }
