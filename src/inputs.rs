@@ -20,7 +20,7 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             out.extend(listing(
                 arg,
                 arg,
-                |p| looks_like_capture(p),
+                looks_like_capture,
                 "directory holds no .pcap, .pcapng or .cap files",
             )?);
         } else if !arg.exists() && is_glob(arg) {
