@@ -13,6 +13,10 @@ fn opt_secs(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |s| Secs(s).to_string())
 }
 
+fn opt_count(v: Option<u32>) -> String {
+    v.map_or_else(|| "-".to_string(), |c| c.to_string())
+}
+
 /// How the connection ended, e.g. `FIN by client`, `RST by server`, `open`.
 fn ending(f: &FlowSummary) -> String {
     match f.close.by() {
@@ -59,29 +63,17 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
             .set_content_arrangement(ContentArrangement::Disabled)
             .set_header(header);
         for f in flows {
+            let k = &f.findings.keepalive;
             let mut row = vec![
                 f.id.to_string(),
                 f.client.to_string(),
                 f.server.to_string(),
                 f.handshake.as_str().to_string(),
-                f.findings
-                    .keepalive
-                    .prober
-                    .map_or("-", |p| p.as_str())
-                    .to_string(),
-                format!(
-                    "{}/{}/{}/{}",
-                    f.findings.keepalive.probes,
-                    f.findings.keepalive.answered,
-                    f.findings.keepalive.unanswered,
-                    f.findings.keepalive.rst
-                ),
-                opt_secs(f.findings.keepalive.idle),
-                opt_secs(f.findings.keepalive.interval),
-                f.findings
-                    .keepalive
-                    .count
-                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                k.prober.map_or("-", |p| p.as_str()).to_string(),
+                format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst),
+                opt_secs(k.idle),
+                opt_secs(k.interval),
+                opt_count(k.count),
                 ending(f),
                 f.verdict.as_str().to_string(),
             ];
@@ -118,24 +110,19 @@ pub fn write_live_notes(
             "system defaults (/proc/sys/net/ipv4): tcp_keepalive_time {}s, tcp_keepalive_intvl {}s, tcp_keepalive_probes {}",
             d.time, d.intvl, d.probes
         )?;
-        for f in flows.iter().filter(|f| {
-            d.differs(
-                f.findings.keepalive.idle,
-                f.findings.keepalive.interval,
-                f.findings.keepalive.count,
-            )
-        }) {
+        for f in flows {
+            let k = &f.findings.keepalive;
+            if !d.differs(k.idle, k.interval, k.count) {
+                continue;
+            }
             writeln!(
                 out,
                 "flow {}: idle {}, interval {}, count {} differ from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
                 f.id,
-                opt_secs(f.findings.keepalive.idle),
-                opt_secs(f.findings.keepalive.interval),
-                f.findings
-                    .keepalive
-                    .count
-                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
-                f.findings.keepalive.prober.map_or("socket", |p| p.as_str()),
+                opt_secs(k.idle),
+                opt_secs(k.interval),
+                opt_count(k.count),
+                k.prober.map_or("socket", |p| p.as_str()),
             )?;
         }
     }
