@@ -13,6 +13,7 @@ mod middlebox;
 mod parity;
 mod props;
 mod regressions;
+mod structure;
 mod teach;
 
 use assert_cmd::Command;
