@@ -23,8 +23,8 @@ Live capture needs privileges: sudo, or once
 Ctrl-C stops it: the flow table and the packet counts are printed, -w is closed.
 
 Exit status: 0 success (also when the output pipe closes), 1 output error
-(stdout or the -w file), 2 bad usage, an unreadable capture, or a live capture
-that cannot start.";
+(stdout or the -w file) or a lab scenario that failed, 2 bad usage, an
+unreadable capture, or a live capture that cannot start.";
 
 /// Packet-level TCP keepalive analyzer: reads a capture, rebuilds every TCP
 /// connection, labels keepalive probes, their ACKs and RSTs, infers

@@ -2,6 +2,7 @@
 
 use kacap::craft;
 mod crafted;
+mod docs;
 mod errors;
 mod fixtures;
 mod hostile;
