@@ -580,78 +580,10 @@ fn xml_escape(s: &str) -> String {
 
 /// One SVG document with the sequence diagram of every flow.
 pub fn svg(flows: &[(FlowSummary, FlowSteps)]) -> String {
-    const ROW: f64 = 30.0;
-    const X_C: f64 = 190.0;
-    const X_S: f64 = 610.0;
     let mut body = String::new();
     let mut y = 30.0;
     for (f, fs) in flows {
-        let (head, tail) = fs.ordered();
-        let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
-        let _ = writeln!(
-            body,
-            r#"<text class="title" x="20" y="{y}">flow {} — {}</text>"#,
-            f.id,
-            xml_escape(f.verdict.as_str())
-        );
-        y += 26.0;
-        let _ = writeln!(
-            body,
-            r#"<text class="host" x="{X_C}" y="{y}" text-anchor="middle">client {}</text><text class="host" x="{X_S}" y="{y}" text-anchor="middle">server {}</text>"#,
-            xml_escape(&f.client.to_string()),
-            xml_escape(&f.server.to_string())
-        );
-        let top = y + 8.0;
-        let bottom = top + ROW * (all.len() as f64 + 1.0);
-        let _ = writeln!(
-            body,
-            r#"<line class="life" x1="{X_C}" y1="{top}" x2="{X_C}" y2="{bottom}"/><line class="life" x1="{X_S}" y1="{top}" x2="{X_S}" y2="{bottom}"/>"#
-        );
-        let mut prev = None;
-        let mut ry = top + ROW;
-        for s in &all {
-            let lost = s.kind == Kind::Keepalive && fate(&all, s.n) == Fate::Unanswered;
-            let (x1, x2) = if s.from == Side::Client {
-                (X_C, X_S)
-            } else {
-                (X_S, X_C)
-            };
-            let x2 = if lost { x1 + (x2 - x1) * 0.7 } else { x2 };
-            let class = match s.kind {
-                Kind::Keepalive => "probe",
-                Kind::KeepaliveAck => "ka-ack",
-                Kind::Rst => "rst",
-                Kind::Syn | Kind::SynAck | Kind::HandshakeAck | Kind::Fin => "ctl",
-                _ => "seg",
-            };
-            let marker = if lost {
-                ""
-            } else {
-                r#" marker-end="url(#head)""#
-            };
-            let _ = writeln!(
-                body,
-                r#"<g class="packet {class}" data-n="{}"><text class="gap" x="20" y="{ry}">{}</text><line x1="{x1}" y1="{ry}" x2="{x2}" y2="{ry}"{marker}/><text class="label" x="{}" y="{}" text-anchor="middle">{}</text>{}<text class="remark" x="{}" y="{ry}">{}</text></g>"#,
-                s.n,
-                xml_escape(&gap(prev, s.ts)),
-                (X_C + X_S) / 2.0,
-                ry - 5.0,
-                xml_escape(&label(s)),
-                if lost {
-                    format!(
-                        r#"<text class="lost" x="{x2}" y="{}" text-anchor="middle">✗</text>"#,
-                        ry + 5.0
-                    )
-                } else {
-                    String::new()
-                },
-                X_S + 16.0,
-                xml_escape(&remark(s, &all)),
-            );
-            prev = Some(s.ts);
-            ry += ROW;
-        }
-        y = bottom + 40.0;
+        y = svg_flow(&mut body, f, fs, y);
     }
     format!(
         r##"<?xml version="1.0" encoding="UTF-8"?>
@@ -674,4 +606,84 @@ line.life {{ stroke: #999; stroke-dasharray: 4 3; }}
 "##,
         h = y as u32 + 10
     )
+}
+
+/// Geometry of the SVG diagrams: row height, the two lifelines' x.
+const SVG_ROW: f64 = 30.0;
+const SVG_X_C: f64 = 190.0;
+const SVG_X_S: f64 = 610.0;
+
+/// One flow's diagram at height `y`; returns where the next one starts.
+fn svg_flow(body: &mut String, f: &FlowSummary, fs: &FlowSteps, mut y: f64) -> f64 {
+    let (head, tail) = fs.ordered();
+    let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
+    let _ = writeln!(
+        body,
+        r#"<text class="title" x="20" y="{y}">flow {} — {}</text>"#,
+        f.id,
+        xml_escape(f.verdict.as_str())
+    );
+    y += 26.0;
+    let _ = writeln!(
+        body,
+        r#"<text class="host" x="{SVG_X_C}" y="{y}" text-anchor="middle">client {}</text><text class="host" x="{SVG_X_S}" y="{y}" text-anchor="middle">server {}</text>"#,
+        xml_escape(&f.client.to_string()),
+        xml_escape(&f.server.to_string())
+    );
+    let top = y + 8.0;
+    let bottom = top + SVG_ROW * (all.len() as f64 + 1.0);
+    let _ = writeln!(
+        body,
+        r#"<line class="life" x1="{SVG_X_C}" y1="{top}" x2="{SVG_X_C}" y2="{bottom}"/><line class="life" x1="{SVG_X_S}" y1="{top}" x2="{SVG_X_S}" y2="{bottom}"/>"#
+    );
+    let mut prev = None;
+    let mut ry = top + SVG_ROW;
+    for s in &all {
+        svg_packet(body, s, &all, prev, ry);
+        prev = Some(s.ts);
+        ry += SVG_ROW;
+    }
+    bottom + 40.0
+}
+
+/// One packet's arrow, label and remark at height `ry`.
+fn svg_packet(body: &mut String, s: &Step, all: &[Step], prev: Option<Timestamp>, ry: f64) {
+    let lost = s.kind == Kind::Keepalive && fate(all, s.n) == Fate::Unanswered;
+    let (x1, x2) = if s.from == Side::Client {
+        (SVG_X_C, SVG_X_S)
+    } else {
+        (SVG_X_S, SVG_X_C)
+    };
+    let x2 = if lost { x1 + (x2 - x1) * 0.7 } else { x2 };
+    let class = match s.kind {
+        Kind::Keepalive => "probe",
+        Kind::KeepaliveAck => "ka-ack",
+        Kind::Rst => "rst",
+        Kind::Syn | Kind::SynAck | Kind::HandshakeAck | Kind::Fin => "ctl",
+        _ => "seg",
+    };
+    let marker = if lost {
+        ""
+    } else {
+        r#" marker-end="url(#head)""#
+    };
+    let _ = writeln!(
+        body,
+        r#"<g class="packet {class}" data-n="{}"><text class="gap" x="20" y="{ry}">{}</text><line x1="{x1}" y1="{ry}" x2="{x2}" y2="{ry}"{marker}/><text class="label" x="{}" y="{}" text-anchor="middle">{}</text>{}<text class="remark" x="{}" y="{ry}">{}</text></g>"#,
+        s.n,
+        xml_escape(&gap(prev, s.ts)),
+        (SVG_X_C + SVG_X_S) / 2.0,
+        ry - 5.0,
+        xml_escape(&label(s)),
+        if lost {
+            format!(
+                r#"<text class="lost" x="{x2}" y="{}" text-anchor="middle">✗</text>"#,
+                ry + 5.0
+            )
+        } else {
+            String::new()
+        },
+        SVG_X_S + 16.0,
+        xml_escape(&remark(s, all)),
+    );
 }
