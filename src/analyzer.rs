@@ -7,24 +7,26 @@
 //! shares, the analyses, then the flow's update) and a flow summary per
 //! connection (when it ends, expires, or at the end of input).
 //!
-//! Holding back: when a capture starts mid-connection, a side's next sequence
-//! number is unknown until a later segment reveals it (the peer's ACK number,
-//! or the side's own next data or RST), and a bare zero-byte segment from
-//! that side could be a keepalive probe or a plain ACK. Such a segment
-//! is held, with every frame after it (so the output keeps capture order),
-//! until a segment of the same flow reveals the next sequence number, or
-//! [`HOLD_FRAMES`] frames or [`HOLD_SECONDS`] of capture time have passed;
-//! then the held frames are analyzed in order. This happens at most once per
-//! side of a flow; a capture that starts during an idle period gets its first
-//! probe right, where Wireshark calls the later ones "Dup ACK". (A first
-//! one-byte segment is not held: it may be new data, and a segment that
-//! advances the sequence space is never called a keepalive. One-byte probes
-//! are recognized from the second on.)
+//! Captures that start mid-connection: a side's next sequence number is
+//! unknown until a later segment reveals it, and a bare segment from that
+//! side is ambiguous (see `lookahead`). On a file, a lookahead pass run at
+//! the first ambiguous segment settles every one of them exactly, however
+//! far ahead the answer lies. On a live capture or a pipe, which cannot be
+//! read twice, the analyzer holds back instead: a zero-byte ambiguous
+//! segment is held, with every frame after it (so the output keeps capture
+//! order), until a segment of the same flow reveals the next sequence
+//! number, or [`HOLD_FRAMES`] frames or [`HOLD_SECONDS`] of capture time
+//! have passed; then the held frames are analyzed in order. Either happens
+//! at most once per side of a flow; Wireshark calls such probes "Dup ACK".
+//! (Held back, a first one-byte segment is not held: it may be new data, and
+//! a segment that advances the sequence space is never called a keepalive.
+//! One-byte probes are then recognized from the second on.)
 
 use crate::classify::classify;
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
 use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
 use crate::flows::{Entry, Flow, FlowTable, Options};
+use crate::lookahead::{Ambiguity, Hints, Recorder};
 use crate::registry::PerFlow;
 use crate::summary::FlowSummary;
 use crate::tcp::{CloseKind, Kind, Side};
@@ -47,6 +49,24 @@ pub struct Analyzer<S: Sink> {
     /// Frames held back, in capture order (see the module docs).
     held: VecDeque<OwnedFrame>,
     hold: Option<Hold>,
+    learn: Learn,
+}
+
+/// A lookahead pass over the same input, run once when needed.
+pub type LookaheadPass = Box<dyn FnOnce() -> Option<Hints>>;
+
+/// How ambiguous segments of a capture started mid-connection are settled.
+enum Learn {
+    /// Live captures and pipes: hold frames back (bounded).
+    Hold,
+    /// A file: a lookahead pass, run at the first ambiguous segment.
+    Lookahead {
+        pass: Option<LookaheadPass>,
+        hints: Hints,
+    },
+    /// The lookahead pass itself: records what later segments reveal; no
+    /// analyses, no output.
+    Record(Recorder),
 }
 
 /// A frame copied out of the source's buffer while held back.
@@ -95,7 +115,18 @@ impl<S: Sink> Analyzer<S> {
             sink,
             held: VecDeque::new(),
             hold: None,
+            learn: Learn::Hold,
         }
+    }
+
+    /// Settles ambiguous segments with `pass` (a second read of the same
+    /// file) instead of holding frames back.
+    pub fn with_lookahead(mut self, pass: LookaheadPass) -> Self {
+        self.learn = Learn::Lookahead {
+            pass: Some(pass),
+            hints: Hints::default(),
+        };
+        self
     }
 
     /// Analyzes one frame.
@@ -193,21 +224,50 @@ impl<S: Sink> Analyzer<S> {
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
         let from = flow.side_of(&seg);
-        if flow.dir[from.idx()].next.is_none()
-            && !flow.held[from.idx()]
-            && seg.len == 0
-            && !seg.has(flags::SYN | flags::FIN | flags::RST)
-        {
-            // Probe or plain ACK? Wait for a segment that tells.
-            flow.held[from.idx()] = true;
-            self.hold = Some(Hold {
-                sender: SocketAddr::new(seg.src, seg.sport),
-                receiver: SocketAddr::new(seg.dst, seg.dport),
-                seq: seg.seq,
-                since: frame.ts,
-            });
-            self.held.push_back(OwnedFrame::of(frame));
-            return Ok(());
+        let unknown = flow.dir[from.idx()].next.is_none() && !flow.held[from.idx()];
+        match &mut self.learn {
+            Learn::Hold => {
+                if unknown && seg.len == 0 && !seg.has(flags::SYN | flags::FIN | flags::RST) {
+                    // Probe or plain ACK? Wait for a segment that tells.
+                    flow.held[from.idx()] = true;
+                    self.hold = Some(Hold {
+                        sender: SocketAddr::new(seg.src, seg.sport),
+                        receiver: SocketAddr::new(seg.dst, seg.dport),
+                        seq: seg.seq,
+                        since: frame.ts,
+                    });
+                    self.held.push_back(OwnedFrame::of(frame));
+                    return Ok(());
+                }
+            }
+            Learn::Lookahead { pass, hints } => {
+                if unknown && Ambiguity::of(frame.n, &seg).is_some() {
+                    flow.held[from.idx()] = true;
+                    if let Some(pass) = pass.take() {
+                        *hints = pass().unwrap_or_default();
+                    }
+                    if let Some(next) = hints.take(frame.n) {
+                        flow.learn_next(from, next);
+                    }
+                }
+            }
+            Learn::Record(recorder) => {
+                recorder.segment(&seg);
+                if unknown && let Some(a) = Ambiguity::of(frame.n, &seg) {
+                    flow.held[from.idx()] = true;
+                    recorder.ambiguous(a);
+                }
+                // The core state only: flow identities and ends as the main
+                // pass will see them.
+                let was_finished = flow.finished;
+                let kind = classify(flow, from, &seg);
+                flow.update(from, &seg, kind, frame.ts);
+                if flow.finished && !was_finished {
+                    let id = flow.id;
+                    self.flows.mark_finished(&seg, id, frame.ts);
+                }
+                return Ok(());
+            }
         }
         self.stats.tcp_segments += 1;
         let was_finished = entry.flow.finished;
@@ -340,7 +400,16 @@ pub fn analyze<S: Sink>(
     sink: S,
     stop: &AtomicBool,
 ) -> Result<(), ReadEnd> {
-    let mut analyzer = Analyzer::new(src.link(), options, sink);
+    let analyzer = Analyzer::new(src.link(), options, sink);
+    drive(src, analyzer, stop)
+}
+
+/// [`analyze`] with an analyzer already built (e.g. with a lookahead pass).
+pub fn drive<S: Sink>(
+    src: &mut impl FrameSource,
+    mut analyzer: Analyzer<S>,
+    stop: &AtomicBool,
+) -> Result<(), ReadEnd> {
     let read = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
@@ -358,6 +427,37 @@ pub fn analyze<S: Sink>(
     };
     analyzer.finish().map_err(ReadEnd::Output)?;
     read
+}
+
+/// A sink that keeps nothing (the lookahead pass).
+struct Discard;
+
+impl Sink for Discard {
+    fn packet(&mut self, _: &PacketEvent) -> io::Result<()> {
+        Ok(())
+    }
+    fn flow(&mut self, _: &FlowSummary) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, _: &Stats) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The lookahead pass: reads `src` to its end (or to a damaged record: what
+/// came before still counts) and records what later segments reveal about
+/// every ambiguous segment (see `lookahead`).
+pub fn lookahead(src: &mut impl FrameSource, options: Options) -> Hints {
+    let mut a = Analyzer::new(src.link(), options, Discard);
+    a.learn = Learn::Record(Recorder::default());
+    while let Ok(Next::Frame(frame)) = src.next_frame() {
+        // Discard never fails.
+        let _ = a.frame(&frame);
+    }
+    match a.learn {
+        Learn::Record(r) => r.finish(),
+        _ => Hints::default(),
+    }
 }
 
 /// The hold-back, through the whole pipeline from frames in memory.

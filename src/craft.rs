@@ -503,3 +503,39 @@ pub fn write_pcapng(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], nano:
     }
     std::fs::write(path, out).unwrap();
 }
+
+/// Other traffic on a busy link: short connections (handshake, a request,
+/// a response, FIN both ways: 10 frames each) from 10.9.x.y to
+/// 10.8.0.1:443, about `fps` frames per second from `start` for `secs`
+/// seconds, on Ethernet.
+pub fn busy_link(start: f64, secs: f64, fps: f64) -> Vec<(f64, Vec<u8>)> {
+    let flows = (secs * fps / 10.0).max(1.0) as u32;
+    let spacing = secs / f64::from(flows);
+    let mut out = Vec::with_capacity(flows as usize * 10);
+    for i in 0..flows {
+        let client = format!(
+            "10.9.{}.{}:{}",
+            (i >> 8) & 0xff,
+            i & 0xff,
+            20000 + (i % 40000)
+        );
+        let mut c = Conn::new(&client, "10.8.0.1:443", Link::Ethernet);
+        c.t = start + f64::from(i) * spacing;
+        c.handshake(i.wrapping_mul(7919), i.wrapping_mul(104_729))
+            .exchange(Dir::Client, b"GET / HTTP/1.1\r\n\r\n")
+            .exchange(Dir::Server, b"HTTP/1.1 204 No Content\r\n\r\n")
+            .seg(Dir::Client, FIN | ACK, &[])
+            .seg(Dir::Server, FIN | ACK, &[])
+            .seg(Dir::Client, ACK, &[]);
+        out.append(&mut c.frames);
+    }
+    out
+}
+
+/// Frames of several captures of one link type, merged by time (stable:
+/// equal times keep their order).
+pub fn merge(parts: Vec<Vec<(f64, Vec<u8>)>>) -> Vec<(f64, Vec<u8>)> {
+    let mut all: Vec<(f64, Vec<u8>)> = parts.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all
+}

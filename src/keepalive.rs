@@ -47,9 +47,10 @@ pub enum Note {
     /// and (from #2 on) the gap since the previous probe, which went unanswered.
     /// `next_due`: when the prober's next probe (or its RST) is due, as
     /// far as the settings are inferred yet.
+    /// `idle` is `None` when the silence began before the capture.
     Probe {
         number: u32,
-        idle: f64,
+        idle: Option<f64>,
         since_prev: Option<f64>,
         next_due: Option<Timestamp>,
     },
@@ -169,7 +170,6 @@ impl Tracker {
     pub fn probe(&mut self, s: usize, n: u64, ts: Timestamp, idle: Option<f64>) -> Note {
         let p = &mut self.sides[s];
         p.probes += 1;
-        let idle_s = idle.unwrap_or(0.0);
         match &mut p.episode {
             Some(ep) if ep.waiting => {
                 // The previous probe went unanswered: same episode.
@@ -182,7 +182,7 @@ impl Tracker {
                 p.intervals.push(gap);
                 Note::Probe {
                     number,
-                    idle: idle_s,
+                    idle,
                     since_prev: Some(gap),
                     next_due: None,
                 }
@@ -199,7 +199,7 @@ impl Tracker {
                 });
                 Note::Probe {
                     number: 1,
-                    idle: idle_s,
+                    idle,
                     since_prev: None,
                     next_due: None,
                 }

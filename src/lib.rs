@@ -31,6 +31,7 @@ pub mod http;
 pub mod inputs;
 pub mod keepalive;
 pub mod lab;
+pub mod lookahead;
 pub mod middlebox;
 pub mod plan;
 pub mod registry;

@@ -1,6 +1,6 @@
 //! Carrying out a [`Plan`]: open the inputs, make the sink, analyze.
 
-use crate::analyzer::analyze;
+use crate::analyzer::{self, Analyzer, LookaheadPass};
 use crate::error::Error;
 use crate::event::{FrameSource, ReadEnd, Sink};
 use crate::inputs;
@@ -26,12 +26,12 @@ pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(),
         Plan::Capture(capture) => match &capture.input {
             Input::Live(iface) => {
                 let src = Source::live(iface, capture.filter.as_deref())?;
-                run_capture(capture, src, out, err, true)
+                run_capture(capture, src, None, out, err, true)
             }
             Input::Files(files) => match &files[..] {
                 [file] => {
                     let src = Source::file(file, capture.filter.as_deref())?;
-                    run_capture(capture, src, out, err, true)
+                    run_capture(capture, src, Some(file), out, err, true)
                 }
                 _ => run_many(capture, files, out, err),
             },
@@ -53,7 +53,7 @@ fn run_many(
         threads,
         |path, w, messages| {
             let src = Source::file(path, plan.filter.as_deref())?;
-            run_capture(plan, src, w, messages, false)
+            run_capture(plan, src, Some(path), w, messages, false)
         },
         |path| file_header(path, json),
         out,
@@ -83,7 +83,7 @@ fn run_lab(
     let _ = writeln!(err, "{}", lab::describe(lab.name, lab.scenario, lab.timers));
     let src = Source::live("lo", capture.filter.as_deref())?;
     let traffic = lab::start_traffic(lab.scenario, lab.timers)?;
-    let result = run_capture(capture, src, out, err, false);
+    let result = run_capture(capture, src, None, out, err, false);
     if !traffic.is_finished() {
         // Interrupted (Ctrl-C): the sockets and the namespace go with the process.
         return result;
@@ -96,11 +96,14 @@ fn run_lab(
     }
 }
 
-/// Analyzes one opened source into the planned output. `alone`: the only
-/// input (a progress bar for a big file on a terminal).
+/// Analyzes one opened source into the planned output. `path`: the file it
+/// reads, when it can be read a second time (a lookahead pass for captures
+/// that start mid-connection). `alone`: the only input (a progress bar for
+/// a big file on a terminal).
 fn run_capture(
     plan: &CapturePlan,
     mut src: Source,
+    path: Option<&Path>,
     out: impl Write,
     err: &mut impl Write,
     alone: bool,
@@ -122,9 +125,12 @@ fn run_capture(
     if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
     }
+    let pass = path
+        .filter(|p| *p != Path::new("-"))
+        .map(|p| lookahead_pass(plan, p));
     let result = match &plan.output {
-        Output::Json(opts) => analyze_into(&mut src, plan, JsonSink::new(out, *opts)),
-        Output::Text(opts) => analyze_into(&mut src, plan, TextSink::new(out, opts.clone())),
+        Output::Json(opts) => analyze_into(&mut src, plan, pass, JsonSink::new(out, *opts)),
+        Output::Text(opts) => analyze_into(&mut src, plan, pass, TextSink::new(out, opts.clone())),
     };
     let result = result.and(src.close());
     if let Some(s) = src.stats() {
@@ -169,9 +175,25 @@ fn run_capture(
 fn analyze_into(
     src: &mut impl FrameSource,
     plan: &CapturePlan,
+    pass: Option<LookaheadPass>,
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
-    analyze(src, plan.options, sink, &signal::STOP)
+    let mut analyzer = Analyzer::new(src.link(), plan.options, sink);
+    if let Some(pass) = pass {
+        analyzer = analyzer.with_lookahead(pass);
+    }
+    analyzer::drive(src, analyzer, &signal::STOP)
+}
+
+/// A second read of the file at `path`, with the same filter and `-c`.
+fn lookahead_pass(plan: &CapturePlan, path: &Path) -> LookaheadPass {
+    let (path, filter) = (path.to_path_buf(), plan.filter.clone());
+    let (options, limit) = (plan.options, plan.count);
+    Box::new(move || {
+        let mut src = Source::file(&path, filter.as_deref()).ok()?;
+        src.limit = limit;
+        Some(analyzer::lookahead(&mut src, options))
+    })
 }
 
 /// A closed pipe is not an error.

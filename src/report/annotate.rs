@@ -86,11 +86,17 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
                 number: 1, idle, ..
             },
         ) => {
-            write!(
-                out,
-                "keepalive probe #1 from {who} after {} idle",
-                Secs(idle)
-            )?;
+            match idle {
+                Some(idle) => write!(
+                    out,
+                    "keepalive probe #1 from {who} after {} idle",
+                    Secs(idle)
+                )?,
+                None => write!(
+                    out,
+                    "keepalive probe #1 from {who} (idle since before the capture)"
+                )?,
+            }
             if seg.len == 1 {
                 out.write_all(b" (1 garbage byte)")?;
             }

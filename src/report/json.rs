@@ -145,7 +145,7 @@ impl<W: Write> Sink for JsonSink<W> {
         match ev.notes.keepalive {
             Note::Probe { number, idle, .. } => {
                 l.s(",\"probe\":").n(number).s(",\"idle\":");
-                let _ = write!(l, "{}", Num(Some(idle)));
+                let _ = write!(l, "{}", Num(idle));
             }
             Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
                 l.s(",\"reply_to\":").n(reply_to);

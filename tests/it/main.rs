@@ -4,6 +4,7 @@ use kacap::craft;
 mod crafted;
 mod docs;
 mod errors;
+mod field;
 mod fixtures;
 mod hostile;
 mod http;

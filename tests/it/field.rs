@@ -1,0 +1,148 @@
+//! Field-shaped captures: started after the connection went idle (no
+//! handshake, the silence began before the capture), real default timers
+//! (Linux 7200 s / 75 s × 9, Windows 1-byte probes 1 s apart × 10), and a
+//! busy link (hundreds of frames per second of other connections between
+//! two probes). Crafted, since real time is too long for a test.
+
+use crate::craft::*;
+use crate::{Json, approx, json};
+use serde_json::Value;
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+const T0: f64 = 1_700_000_000.0;
+const CLIENT: &str = "10.0.0.2:51000";
+const SERVER: &str = "10.0.0.1:5432";
+
+fn write(dir: &TempDir, name: &str, frames: &[(f64, Vec<u8>)]) -> PathBuf {
+    let path = dir.path().join(name);
+    write_pcap(&path, 1, frames, PcapOpts::default());
+    path
+}
+
+/// The records of the connection under test (the one to `SERVER`).
+fn ours(j: &Json) -> (Vec<&Value>, &Value) {
+    let packets = j
+        .packets
+        .iter()
+        .filter(|p| p["dst"] == SERVER || p["src"] == SERVER)
+        .collect();
+    let flow = j.flows.iter().find(|f| f["server"] == SERVER).unwrap();
+    (packets, flow)
+}
+
+/// A connection idle since long before the capture: its next sequence
+/// numbers, no handshake.
+fn mid_connection() -> Conn {
+    let mut c = Conn::new(CLIENT, SERVER, Link::Ethernet);
+    c.next = [0x8000_0000, 0x1234_5678];
+    c.t = T0;
+    c
+}
+
+#[test]
+fn linux_defaults_dead_peer_seen_mid_connection_on_a_busy_link() {
+    // Idle 7200 s, interval 75 s, 9 probes: the capture starts 7170 s into
+    // the silence; 200 frames/s of other connections all along.
+    let mut c = mid_connection();
+    c.wait(30.0).probe(Client, 0);
+    for _ in 1..9 {
+        c.wait(75.0).probe(Client, 0);
+    }
+    c.wait(75.0).give_up(Client);
+    let busy = busy_link(T0, 710.0, 200.0);
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "linux-dead.pcap", &merge(vec![c.frames, busy]));
+    let j = json(&path, &[]);
+    let (packets, flow) = ours(&j);
+    let kinds: Vec<&str> = packets
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..9], ["keepalive"; 9]);
+    assert_eq!(kinds[9], "rst");
+    let numbers: Vec<u64> = packets[..9]
+        .iter()
+        .map(|p| p["probe"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=9).collect::<Vec<_>>());
+    // The silence before probe #1 began before the capture.
+    assert_eq!(packets[0]["idle"], Value::Null);
+    assert_eq!(flow["verdict"], "dead-peer");
+    approx(&flow["keepalive"]["interval"], 75.0, 0.01);
+    assert_eq!(flow["keepalive"]["count"], 9);
+    assert_eq!(flow["keepalive"]["idle"], Value::Null);
+    assert!(j.packets.len() > 100_000, "busy link: {}", j.packets.len());
+}
+
+#[test]
+fn linux_default_idle_healthy_peer_seen_mid_connection() {
+    // Two probes 7200 s apart, each answered; bursts of other traffic
+    // (300 frames/s) around each probe.
+    let mut c = mid_connection();
+    c.wait(100.0)
+        .probe(Client, 0)
+        .seg(Server, ACK, &[])
+        .wait(7200.0)
+        .probe(Client, 0)
+        .seg(Server, ACK, &[]);
+    let busy = merge(vec![
+        busy_link(T0 + 95.0, 10.0, 300.0),
+        busy_link(T0 + 7295.0, 10.0, 300.0),
+    ]);
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "linux-alive.pcap", &merge(vec![c.frames, busy]));
+    let j = json(&path, &[]);
+    let (packets, flow) = ours(&j);
+    let kinds: Vec<&str> = packets
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["keepalive", "keepalive-ack", "keepalive", "keepalive-ack"]
+    );
+    assert_eq!(flow["verdict"], "alive");
+    approx(&flow["keepalive"]["idle"], 7200.0, 0.01);
+}
+
+#[test]
+fn windows_one_byte_probes_seen_mid_connection_on_a_busy_link() {
+    // Windows: one garbage byte, 1 s apart, 10 probes, then the RST.
+    let mut c = mid_connection();
+    c.wait(5.0).probe(Client, 1);
+    for _ in 1..10 {
+        c.wait(1.0).probe(Client, 1);
+    }
+    c.wait(1.0).give_up(Client);
+    let busy = busy_link(T0, 20.0, 500.0);
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "windows-dead.pcap", &merge(vec![c.frames, busy]));
+    let j = json(&path, &[]);
+    let (packets, flow) = ours(&j);
+    let kinds: Vec<&str> = packets
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..10], ["keepalive"; 10], "{kinds:?}");
+    assert_eq!(kinds[10], "rst");
+    assert_eq!(flow["verdict"], "dead-peer");
+    approx(&flow["keepalive"]["interval"], 1.0, 0.01);
+    assert_eq!(flow["keepalive"]["count"], 10);
+}
+
+#[test]
+fn a_first_one_byte_segment_that_is_not_repeated_stays_data() {
+    // One byte of new data mid-connection, answered, then other data:
+    // nothing says it was a probe.
+    let mut c = mid_connection();
+    c.wait(1.0)
+        .seg(Client, PSH | ACK, b"x")
+        .seg(Server, ACK, &[])
+        .wait(1.0)
+        .exchange(Client, b"more");
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "one-byte-data.pcap", &c.frames);
+    let j = json(&path, &[]);
+    assert_eq!(j.kinds(), ["data", "ack", "data", "ack"]);
+}
