@@ -39,6 +39,8 @@ pub struct Ctx<'a> {
     /// The segment (not a RST) acknowledges the other side's outstanding
     /// keepalive probe.
     pub answers_probe: bool,
+    /// The connection had already ended (RST) before this segment.
+    pub late: bool,
 }
 
 /// One analysis: per-flow state, a note per segment, a summary per flow.
@@ -52,8 +54,9 @@ pub trait Analysis: Default {
     fn segment(&mut self, cx: &Ctx) -> Self::Note;
 
     /// The connection is reported (ended, expired, or the input ended);
-    /// `flow` is its final core state.
-    fn finish(&mut self, flow: &Flow) -> Self::Summary;
+    /// `flow` is its final core state, `now` the capture time it is
+    /// reported at (the last frame's at the end of the input).
+    fn finish(&mut self, flow: &Flow, now: Timestamp) -> Self::Summary;
 }
 
 /// Declares the analyses kacap runs, in order: per-flow state
@@ -89,9 +92,13 @@ macro_rules! analyses {
             }
 
             /// Every analysis's summary of the connection that ended.
-            pub fn finish(&mut self, flow: &$crate::flows::Flow) -> Findings {
+            pub fn finish(
+                &mut self,
+                flow: &$crate::flows::Flow,
+                now: $crate::time::Timestamp,
+            ) -> Findings {
                 use $crate::analysis::Analysis as _;
-                Findings { $($name: self.$name.finish(flow),)+ }
+                Findings { $($name: self.$name.finish(flow, now),)+ }
             }
         }
     };

@@ -50,6 +50,8 @@ pub struct Analyzer<S: Sink> {
     held: VecDeque<OwnedFrame>,
     hold: Option<Hold>,
     learn: Learn,
+    /// The latest capture time seen (the end of the input, at the end).
+    clock: Timestamp,
 }
 
 /// A lookahead pass over the same input, run once when needed.
@@ -116,6 +118,7 @@ impl<S: Sink> Analyzer<S> {
             held: VecDeque::new(),
             hold: None,
             learn: Learn::Hold,
+            clock: Timestamp::default(),
         }
     }
 
@@ -215,11 +218,12 @@ impl<S: Sink> Analyzer<S> {
             }
         };
         self.expire(frame.ts)?;
+        self.clock = self.clock.max(frame.ts);
         let mut replaced = None;
         let entry = self.flows.lookup(&seg, frame.ts, |e| replaced = Some(e));
         if let Some(old) = replaced {
             // A new connection on the same 4-tuple: report the old one first.
-            self.sink.flow(&summarize(old))?;
+            self.sink.flow(&summarize(old, frame.ts))?;
         }
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
@@ -283,6 +287,8 @@ impl<S: Sink> Analyzer<S> {
     /// A live capture woke up without a packet at wall-clock `now`: ends a
     /// hold that has waited too long and reports flows that expired.
     pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        // A live capture goes on without packets: silence counts too.
+        self.clock = self.clock.max(now);
         if let Some(hold) = self.hold
             && now.since(hold.since) > HOLD_SECONDS
         {
@@ -310,7 +316,7 @@ impl<S: Sink> Analyzer<S> {
         let sink = &mut self.sink;
         self.flows.expire(now, |e| {
             if result.is_ok() {
-                result = sink.flow(&summarize(e));
+                result = sink.flow(&summarize(e, now));
             }
         });
         result
@@ -323,9 +329,10 @@ impl<S: Sink> Analyzer<S> {
         }
         let mut result = Ok(());
         let sink = &mut self.sink;
+        let now = self.clock;
         self.flows.drain(|e| {
             if result.is_ok() {
-                result = sink.flow(&summarize(e));
+                result = sink.flow(&summarize(e, now));
             }
         });
         result?;
@@ -335,8 +342,8 @@ impl<S: Sink> Analyzer<S> {
 }
 
 /// The summary of a connection that is reported: its analyses finish.
-fn summarize(mut e: Entry<PerFlow>) -> FlowSummary {
-    let findings = e.state.finish(&e.flow);
+fn summarize(mut e: Entry<PerFlow>, now: Timestamp) -> FlowSummary {
+    let findings = e.state.finish(&e.flow, now);
     FlowSummary::new(&e.flow, findings)
 }
 
@@ -360,6 +367,7 @@ fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> 
         silence: (flow.packets > 0).then(|| frame.ts.since(flow.last_ts)),
         injected,
         answers_probe: answers_probe(flow, from, kind, seg),
+        late,
     };
     let notes = entry.state.segment(&cx);
     flow.update(from, seg, kind, frame.ts);

@@ -154,6 +154,12 @@ pub struct LabArgs {
     /// TCP_KEEPCNT: unanswered probes before the kernel gives up.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub count: u32,
+
+    /// Start capturing SECS seconds after the connection went idle, as when
+    /// tcpdump is started on a connection that is already idle (no
+    /// handshake in the capture, the silence began before it).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=300))]
+    pub capture_after: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -166,6 +172,12 @@ pub enum LabScenario {
     PeerReboot,
     /// Keepalive on the server's side; the client answers.
     ServerSide,
+    /// The server answers every probe, but the answers are dropped before
+    /// the client's socket: it keeps probing and gives up.
+    AcksDropped,
+    /// No keepalive: data is sent to a silenced server, retransmitted with
+    /// backoff until TCP_USER_TIMEOUT (interval × count seconds) runs out.
+    RetransmitTimeout,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

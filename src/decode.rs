@@ -112,6 +112,31 @@ impl Segment<'_> {
         self.flags & flag != 0
     }
 
+    /// The TCP timestamps option (RFC 7323): TS val and TS ecr, when the
+    /// captured options hold it.
+    pub fn timestamps(&self) -> Option<(u32, u32)> {
+        let mut o = self.options;
+        while let Some((&kind, rest)) = o.split_first() {
+            match kind {
+                0 => return None,
+                1 => o = rest,
+                _ => {
+                    let len = usize::from(*rest.first()?);
+                    if len < 2 || len > o.len() {
+                        return None;
+                    }
+                    if kind == 8 && len == 10 {
+                        let be =
+                            |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+                        return Some((be(2), be(6)));
+                    }
+                    o = &o[len..];
+                }
+            }
+        }
+        None
+    }
+
     /// Sequence space the segment occupies: payload plus one each for SYN and FIN.
     pub fn seq_len(&self) -> u32 {
         self.len + u32::from(self.has(flags::SYN)) + u32::from(self.has(flags::FIN))

@@ -204,9 +204,16 @@ impl Flow {
 
     /// Whether a RST from `from` is not the peer's own: its TTL differs from
     /// the TTL `from`'s earlier segments arrived with (see `middlebox`).
+    /// Never between two ends on the same host: no middlebox sits there.
     pub fn injected(&self, from: Side, seg: &Segment) -> bool {
         let ttl = self.dir[from.idx()].ttl;
-        seg.has(flags::RST) && ttl != 0 && seg.ttl != ttl
+        seg.has(flags::RST) && ttl != 0 && seg.ttl != ttl && !self.same_host()
+    }
+
+    /// Both ends are on one host: the same address, or loopback
+    /// (127.0.0.0/8, ::1). No middlebox can sit between them.
+    pub fn same_host(&self) -> bool {
+        crate::tcp::same_host(self.client.ip(), self.server.ip())
     }
 }
 

@@ -545,7 +545,7 @@ impl Analysis for HttpAnalysis {
         HttpPacket { on: true, message }
     }
 
-    fn finish(&mut self, _flow: &Flow) -> Option<HttpSummary> {
+    fn finish(&mut self, _flow: &Flow, _now: Timestamp) -> Option<HttpSummary> {
         self.http.as_ref().map(|h| HttpSummary {
             requests: h.requests,
             responses: h.responses,

@@ -48,11 +48,14 @@ pub enum Note {
     /// `next_due`: when the prober's next probe (or its RST) is due, as
     /// far as the settings are inferred yet.
     /// `idle` is `None` when the silence began before the capture.
+    /// `unheard`: the previous probe was answered on the wire, but this
+    /// probe's TS ecr shows the prober never got the answer.
     Probe {
         number: u32,
         idle: Option<f64>,
         since_prev: Option<f64>,
         next_due: Option<Timestamp>,
+        unheard: bool,
     },
     /// The peer answered probe `number` (frame `reply_to`) after `rtt`
     /// seconds; `next_due`: when the next probe is due.
@@ -65,12 +68,17 @@ pub enum Note {
     /// The peer answered probe `number` (frame `reply_to`) with RST.
     PeerReset { reply_to: u64, number: u32 },
     /// The prober reset the connection after `count` unanswered probes,
-    /// `after` seconds after the last one.
-    GaveUp { count: u32, after: f64 },
+    /// `after` seconds after the last one. `unheard`: the probes were
+    /// answered on the wire, but the prober never heard the answers.
+    GaveUp {
+        count: u32,
+        after: f64,
+        unheard: bool,
+    },
 }
 
 /// Bounded list of samples with a median.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Samples {
     v: [f64; MAX_SAMPLES],
     n: usize,
@@ -109,6 +117,37 @@ struct Episode {
     waiting: bool,
 }
 
+/// The latest run of probes of one side with nothing else from it in
+/// between (its data or FIN, or the peer's RST, end a run): what tells a
+/// prober that does not hear the answers its peer sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Run {
+    pub probes: u32,
+    /// Probes the peer answered on the wire.
+    pub answered: u32,
+    /// Probes whose TS ecr did not move to the answer the previous probe got.
+    pub unheard: u32,
+    /// Gaps between consecutive probes of the run.
+    pub gaps: Samples,
+    /// Silence before the run's first probe (`None`: since before the capture).
+    pub first_idle: Option<f64>,
+    /// The prober's RST about one gap after its last, answered, probe:
+    /// seconds after that probe.
+    pub gave_up: Option<f64>,
+    last_ts: Option<Timestamp>,
+    last_number: u32,
+    last_ecr: Option<u32>,
+    last_answered: bool,
+    answer_tsval: Option<u32>,
+}
+
+impl Run {
+    /// The prober behaved as if it heard none of the answers on the wire.
+    pub fn deaf(&self) -> bool {
+        self.answered > 0 && (self.unheard > 0 || self.gave_up.is_some())
+    }
+}
+
 /// Keepalive state and statistics of one probing side.
 #[derive(Clone, Debug, Default)]
 pub struct ProbeStats {
@@ -125,6 +164,7 @@ pub struct ProbeStats {
     episode: Option<Episode>,
     /// Outcome and end time of the latest finished episode.
     pub last: Option<(Outcome, Timestamp)>,
+    pub run: Run,
 }
 
 impl ProbeStats {
@@ -145,10 +185,13 @@ impl ProbeStats {
 
     /// When this side's next probe is due, given the connection's last
     /// segment: one interval after an unanswered probe (when the interval is
-    /// known), else one idle time after the last segment.
+    /// known) — or after an answered one the prober did not hear —, else one
+    /// idle time after the last segment.
     pub fn next_probe_due(&self, last_ts: Timestamp) -> Option<Timestamp> {
-        match self.episode {
-            Some(ep) if ep.waiting => self.interval().map(|i| ep.last_probe_ts.plus(i)),
+        let deaf = self.run.unheard > 0 && self.run.last_answered;
+        match (self.episode, self.run.last_ts) {
+            (Some(ep), _) if ep.waiting => self.interval().map(|i| ep.last_probe_ts.plus(i)),
+            (_, Some(last)) if deaf => self.interval().map(|i| last.plus(i)),
             _ => self.idle().map(|i| last_ts.plus(i)),
         }
     }
@@ -166,11 +209,55 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A keepalive probe from side `s`. `idle` is the silence before it.
-    pub fn probe(&mut self, s: usize, n: u64, ts: Timestamp, idle: Option<f64>) -> Note {
+    /// A keepalive probe from side `s`. `idle` is the silence before it;
+    /// `tsopt` its TCP timestamps (val, ecr).
+    pub fn probe(
+        &mut self,
+        s: usize,
+        n: u64,
+        ts: Timestamp,
+        idle: Option<f64>,
+        tsopt: Option<(u32, u32)>,
+    ) -> Note {
         let p = &mut self.sides[s];
         p.probes += 1;
-        match &mut p.episode {
+        let run = &mut p.run;
+        let ecr = tsopt.map(|(_, e)| e);
+        let unheard = run.last_answered
+            && ecr.is_some()
+            && ecr == run.last_ecr
+            && run.answer_tsval.is_some_and(|v| Some(v) != ecr);
+        let gap = run.last_ts.map(|prev| ts.since(prev));
+        match gap {
+            Some(g) => run.gaps.push(g),
+            None => run.first_idle = idle,
+        }
+        run.probes += 1;
+        run.unheard += u32::from(unheard);
+        run.last_ts = Some(ts);
+        run.last_ecr = ecr;
+        run.last_answered = false;
+        run.answer_tsval = None;
+        if let (true, Some(gap)) = (unheard, gap) {
+            // Answered on the wire, not heard: the same episode goes on.
+            let number = run.last_number + 1;
+            run.last_number = number;
+            p.intervals.push(gap);
+            p.episode = Some(Episode {
+                probes: number,
+                last_probe_ts: ts,
+                last_probe_n: n,
+                waiting: true,
+            });
+            return Note::Probe {
+                number,
+                idle,
+                since_prev: Some(gap),
+                next_due: None,
+                unheard: true,
+            };
+        }
+        let note = match &mut p.episode {
             Some(ep) if ep.waiting => {
                 // The previous probe went unanswered: same episode.
                 let gap = ts.since(ep.last_probe_ts);
@@ -185,6 +272,7 @@ impl Tracker {
                     idle,
                     since_prev: Some(gap),
                     next_due: None,
+                    unheard: false,
                 }
             }
             _ => {
@@ -202,18 +290,26 @@ impl Tracker {
                     idle,
                     since_prev: None,
                     next_due: None,
+                    unheard: false,
                 }
             }
+        };
+        if let Note::Probe { number, .. } = note {
+            p.run.last_number = number;
         }
+        note
     }
 
     /// A non-RST segment from side `s` that acknowledges the other side's
-    /// outstanding probe.
-    pub fn answered(&mut self, s: usize, ts: Timestamp) -> Note {
+    /// outstanding probe; `tsval` its TCP timestamp.
+    pub fn answered(&mut self, s: usize, ts: Timestamp, tsval: Option<u32>) -> Note {
         let p = &mut self.sides[1 - s];
         match p.episode {
             Some(ep) if ep.waiting => {
                 p.answered += 1;
+                p.run.answered += 1;
+                p.run.last_answered = true;
+                p.run.answer_tsval = tsval;
                 p.end_episode(Outcome::Answered, ts);
                 Note::ProbeAnswered {
                     reply_to: ep.last_probe_n,
@@ -230,6 +326,7 @@ impl Tracker {
     /// side `s` giving up on its own unanswered probes.
     pub fn rst(&mut self, s: usize, ts: Timestamp) -> Note {
         let other = &mut self.sides[1 - s];
+        other.run = Run::default();
         if let Some(ep) = other.episode
             && ep.waiting
         {
@@ -252,7 +349,28 @@ impl Tracker {
             return Note::GaveUp {
                 count: ep.probes,
                 after,
+                unheard: false,
             };
+        }
+        // Its last probe was answered on the wire; a RST about one probe gap
+        // later is the kernel giving up on answers it never got.
+        let run = &mut me.run;
+        if run.last_answered
+            && run.probes >= 2
+            && let (Some(last), Some(gap)) = (run.last_ts, run.gaps.median())
+        {
+            let after = ts.since(last);
+            if (after - gap).abs() <= gap * 0.25 + 0.05 {
+                run.gave_up = Some(after);
+                me.count = Some(run.probes);
+                me.rst_gaps.push(after);
+                me.last = Some((Outcome::GaveUp, ts));
+                return Note::GaveUp {
+                    count: run.probes,
+                    after,
+                    unheard: true,
+                };
+            }
         }
         Note::None
     }
@@ -261,6 +379,7 @@ impl Tracker {
     /// sequence space (data, FIN): an open episode of its own is over.
     pub fn resumed(&mut self, s: usize, ts: Timestamp) {
         let p = &mut self.sides[s];
+        p.run = Run::default();
         if let Some(ep) = p.episode
             && ep.waiting
         {
@@ -345,6 +464,9 @@ pub struct KeepaliveSummary {
     pub count: Option<u32>,
     /// How the latest episode of either side ended.
     pub outcome: Option<Outcome>,
+    /// The prober's latest run of probes was answered on the wire but not
+    /// heard (see [`Run::deaf`]).
+    pub acks_dropped: Option<Run>,
     /// For a connection still open: when its next probe is due.
     pub next_probe: Option<Timestamp>,
 }
@@ -361,16 +483,20 @@ impl Analysis for Keepalive {
     fn segment(&mut self, cx: &Ctx) -> Note {
         let s = cx.from.idx();
         let mut note = match (cx.kind, &mut self.0) {
-            (Kind::Keepalive, k) => k
-                .get_or_insert_with(Box::default)
-                .probe(s, cx.n, cx.ts, cx.silence),
+            (Kind::Keepalive, k) => k.get_or_insert_with(Box::default).probe(
+                s,
+                cx.n,
+                cx.ts,
+                cx.silence,
+                cx.seg.timestamps(),
+            ),
             (_, None) => return Note::None,
             // A middlebox's RST is not the peer answering, nor the prober giving up.
             (Kind::Rst, Some(_)) if cx.injected => Note::None,
             (Kind::Rst, Some(k)) => k.rst(s, cx.ts),
             (_, Some(k)) => {
                 let note = if cx.answers_probe {
-                    k.answered(s, cx.ts)
+                    k.answered(s, cx.ts, cx.seg.timestamps().map(|(val, _)| val))
                 } else {
                     Note::None
                 };
@@ -388,7 +514,7 @@ impl Analysis for Keepalive {
         note
     }
 
-    fn finish(&mut self, flow: &Flow) -> KeepaliveSummary {
+    fn finish(&mut self, flow: &Flow, _now: Timestamp) -> KeepaliveSummary {
         let Some(k) = self.0.as_deref_mut() else {
             return KeepaliveSummary::default();
         };
@@ -401,6 +527,23 @@ impl Analysis for Keepalive {
             (false, false) => None,
         };
         let p = &k.sides[prober.map_or(Side::Client, Prober::side).idx()];
+        let deaf = Some(p.run).filter(Run::deaf);
+        if let Some(run) = deaf {
+            // Inferred from the prober's behaviour, not from the answers.
+            return KeepaliveSummary {
+                prober,
+                probes: c.probes + s.probes,
+                answered: c.answered + s.answered,
+                unanswered: c.unanswered + s.unanswered,
+                rst: c.rst + s.rst,
+                idle: run.first_idle,
+                interval: run.gaps.median(),
+                count: run.gave_up.map(|_| run.probes),
+                outcome: k.last_outcome(),
+                acks_dropped: deaf,
+                next_probe: None,
+            };
+        }
         KeepaliveSummary {
             prober,
             probes: c.probes + s.probes,
@@ -411,6 +554,7 @@ impl Analysis for Keepalive {
             interval: p.interval(),
             count: p.count(),
             outcome: k.last_outcome(),
+            acks_dropped: None,
             next_probe: if flow.finished {
                 None
             } else {
@@ -453,10 +597,20 @@ impl SystemDefaults {
         })
     }
 
-    /// Whether inferred settings differ from these defaults (10% timer slack).
-    pub fn differs(&self, idle: Option<f64>, interval: Option<f64>, count: Option<u32>) -> bool {
+    /// Which inferred settings differ from these defaults (10% timer
+    /// slack; unknown values are not compared): `idle`, `interval`, `count`.
+    pub fn differing(
+        &self,
+        idle: Option<f64>,
+        interval: Option<f64>,
+        count: Option<u32>,
+    ) -> [bool; 3] {
         let off = |v: Option<f64>, d: f64| v.is_some_and(|v| (v - d).abs() > d * 0.1 + 0.05);
-        off(idle, self.time) || off(interval, self.intvl) || count.is_some_and(|c| c != self.probes)
+        [
+            off(idle, self.time),
+            off(interval, self.intvl),
+            count.is_some_and(|c| c != self.probes),
+        ]
     }
 }
 
@@ -472,11 +626,11 @@ mod tests {
     fn dead_peer_episode_infers_interval_and_count() {
         let mut k = Tracker::default();
         assert!(matches!(
-            k.probe(0, 4, t(12.0), Some(2.0)),
+            k.probe(0, 4, t(12.0), Some(2.0), None),
             Note::Probe { number: 1, .. }
         ));
         assert!(matches!(
-            k.probe(0, 5, t(13.0), Some(1.0)),
+            k.probe(0, 5, t(13.0), Some(1.0), None),
             Note::Probe {
                 number: 2,
                 since_prev: Some(_),
@@ -496,9 +650,9 @@ mod tests {
     #[test]
     fn answered_probes_are_separate_episodes() {
         let mut k = Tracker::default();
-        k.probe(0, 4, t(12.0), Some(2.0));
+        k.probe(0, 4, t(12.0), Some(2.0), None);
         assert!(matches!(
-            k.answered(1, t(12.001)),
+            k.answered(1, t(12.001), None),
             Note::ProbeAnswered {
                 reply_to: 4,
                 number: 1,
@@ -506,10 +660,10 @@ mod tests {
             }
         ));
         assert!(matches!(
-            k.probe(0, 6, t(14.001), Some(2.0)),
+            k.probe(0, 6, t(14.001), Some(2.0), None),
             Note::Probe { number: 1, .. }
         ));
-        k.answered(1, t(14.002));
+        k.answered(1, t(14.002), None);
         k.finish(t(20.0));
         assert_eq!(k.sides[0].interval(), None);
         assert_eq!(k.sides[0].count(), None);
@@ -519,7 +673,7 @@ mod tests {
     #[test]
     fn rst_reply_is_peer_reset() {
         let mut k = Tracker::default();
-        k.probe(0, 9, t(5.0), Some(2.0));
+        k.probe(0, 9, t(5.0), Some(2.0), None);
         assert!(matches!(
             k.rst(1, t(5.001)),
             Note::PeerReset {
@@ -529,5 +683,110 @@ mod tests {
         ));
         assert_eq!(k.last_outcome(), Some(Outcome::PeerReset));
         assert_eq!(k.sides[0].rst, 1);
+    }
+}
+
+#[cfg(test)]
+mod deaf {
+    use super::*;
+
+    fn t(s: f64) -> Timestamp {
+        Timestamp::new(1_700_000_000, 0).plus(s)
+    }
+
+    #[test]
+    fn answered_probes_the_prober_did_not_hear_are_one_episode() {
+        // Probes 75 s apart, each answered on the wire (TS val 500, 600),
+        // but every probe echoes TS ecr 100: the answers never arrived.
+        let mut k = Tracker::default();
+        k.probe(0, 1, t(0.0), Some(7200.0), Some((10, 100)));
+        k.answered(1, t(0.001), Some(500));
+        let note = k.probe(0, 3, t(75.0), Some(75.0), Some((85, 100)));
+        assert!(matches!(
+            note,
+            Note::Probe {
+                number: 2,
+                unheard: true,
+                ..
+            }
+        ));
+        k.answered(1, t(75.001), Some(600));
+        assert!(matches!(
+            k.rst(0, t(150.0)),
+            Note::GaveUp {
+                count: 2,
+                unheard: true,
+                ..
+            }
+        ));
+        let run = k.sides[0].run;
+        assert!(run.deaf());
+        assert_eq!((run.probes, run.answered, run.unheard), (2, 2, 1));
+        assert_eq!(run.first_idle, Some(7200.0));
+        assert!((run.gaps.median().unwrap() - 75.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_heard_answer_moves_ts_ecr_and_is_no_evidence() {
+        let mut k = Tracker::default();
+        k.probe(0, 1, t(0.0), Some(2.0), Some((10, 100)));
+        k.answered(1, t(0.001), Some(500));
+        let note = k.probe(0, 3, t(2.0), Some(2.0), Some((12, 500)));
+        assert!(matches!(
+            note,
+            Note::Probe {
+                number: 1,
+                unheard: false,
+                ..
+            }
+        ));
+        k.answered(1, t(2.001), Some(700));
+        assert!(!k.sides[0].run.deaf());
+    }
+
+    #[test]
+    fn without_timestamps_the_probers_rst_after_answered_probes_is_the_evidence() {
+        let mut k = Tracker::default();
+        for i in 0..3 {
+            let at = 75.0 * f64::from(i);
+            k.probe(0, 1, t(at), Some(75.0), None);
+            k.answered(1, t(at + 0.001), None);
+        }
+        assert!(matches!(
+            k.rst(0, t(225.0)),
+            Note::GaveUp {
+                count: 3,
+                unheard: true,
+                ..
+            }
+        ));
+        assert!(k.sides[0].run.deaf());
+        // An application's abort long after an answered probe is not.
+        let mut k = Tracker::default();
+        k.probe(0, 1, t(0.0), Some(2.0), None);
+        k.answered(1, t(0.001), None);
+        k.probe(0, 3, t(2.0), Some(2.0), None);
+        k.answered(1, t(2.001), None);
+        assert!(matches!(k.rst(0, t(30.0)), Note::None));
+        assert!(!k.sides[0].run.deaf());
+    }
+}
+
+#[cfg(test)]
+mod defaults {
+    use super::*;
+
+    #[test]
+    fn only_settings_that_differ_are_named_and_unknown_ones_never() {
+        let d = LINUX_DEFAULTS;
+        assert_eq!(
+            d.differing(Some(20.48), Some(1.02), Some(9)),
+            [true, true, false]
+        );
+        assert_eq!(
+            d.differing(Some(7210.0), Some(75.3), None),
+            [false, false, false]
+        );
+        assert_eq!(d.differing(None, None, None), [false, false, false]);
     }
 }

@@ -20,6 +20,12 @@ use std::time::Duration;
 /// The lab's server port, as in the walkthrough.
 pub const PORT: u16 = 2333;
 
+/// The scenario starts this long after its thread (for the capture to open).
+const START_DELAY_SECS: f64 = 0.2;
+/// By this long after its thread starts, a scenario's connection is set up
+/// and idle (`--capture-after` counts from there).
+pub const SETTLE_SECS: f64 = START_DELAY_SECS + 0.3;
+
 /// Says what the scenario does and what to expect, in a few lines.
 pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
     let setup = format!(
@@ -50,11 +56,32 @@ pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
              {} s and the client to answer ({answered} of them).",
             t.idle
         ),
+        Scenario::AcksDropped => format!(
+            "After the handshake the client's own socket is silenced (SO_ATTACH_FILTER drop-all on the \
+             prober, as an INPUT firewall rule or conntrack would drop them): the server answers every \
+             probe, the answers never reach the client, so it keeps probing {} s apart and resets after \
+             {} probes, {} s in.",
+            t.interval,
+            t.count,
+            t.idle + t.count * t.interval
+        ),
+        Scenario::RetransmitTimeout => format!(
+            "The server's socket is silenced; the client (no keepalive, TCP_USER_TIMEOUT {} s) pauses {} s, \
+             sends data, retransmits it with exponential backoff, and gives up without a RST.",
+            t.interval * t.count,
+            t.idle
+        ),
     };
-    let setup = if matches!(scenario, Scenario::ServerSide { .. }) {
-        setup.replace("a client with SO_KEEPALIVE", "a client")
-    } else {
-        setup
+    let setup = match scenario {
+        Scenario::ServerSide { .. } => setup.replace("a client with SO_KEEPALIVE", "a client"),
+        Scenario::RetransmitTimeout => setup.replace(
+            &format!(
+                "a client with SO_KEEPALIVE, TCP_KEEPIDLE {}, TCP_KEEPINTVL {}, TCP_KEEPCNT {}",
+                t.idle, t.interval, t.count
+            ),
+            "a client",
+        ),
+        _ => setup,
     };
     format!("{setup}\n{what}")
 }
@@ -76,8 +103,7 @@ pub fn check_root() -> Result<(), Error> {
 /// Moves this process (before it starts any thread) into a new network
 /// namespace and brings its loopback interface up.
 pub fn enter_private_network() -> Result<(), Error> {
-    let fail =
-        |what: &str| Error::Usage(format!("kacap lab: {what}: {}", io::Error::last_os_error()));
+    let fail = |what: &str| Error::Lab(format!("{what}: {}", io::Error::last_os_error()));
     // SAFETY: plain syscalls on values we own.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNET) != 0 {
@@ -110,10 +136,10 @@ pub fn start_traffic(
     t: Timers,
 ) -> Result<JoinHandle<io::Result<Option<io::Error>>>, Error> {
     let listener = TcpListener::bind(("127.0.0.1", PORT))
-        .map_err(|e| Error::Usage(format!("kacap lab: cannot listen on 127.0.0.1:{PORT}: {e}")))?;
+        .map_err(|e| Error::Lab(format!("cannot listen on 127.0.0.1:{PORT}: {e}")))?;
     Ok(std::thread::spawn(move || {
         // Let the capture start first.
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_secs_f64(START_DELAY_SECS));
         let result = traffic::run(listener, t, scenario);
         std::thread::sleep(Duration::from_millis(400));
         signal::STOP.store(true, Ordering::Relaxed);

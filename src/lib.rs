@@ -36,6 +36,7 @@ pub mod middlebox;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod retransmit;
 pub mod run;
 pub mod seq;
 pub mod signal;

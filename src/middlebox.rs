@@ -165,8 +165,12 @@ impl Analysis for IdleWatch {
     }
 
     /// End of the flow: data after a gap, retransmitted and never answered,
-    /// was dropped by the middlebox.
-    fn finish(&mut self, _flow: &Flow) -> IdleSummary {
+    /// was dropped — by a middlebox only when the evidence says so: never
+    /// between two ends on one host, and a silent drop only when the same
+    /// connection survived a shorter silence before (otherwise a dead host,
+    /// or a local firewall, would look the same: that is a
+    /// retransmit-timeout, see `retransmit`).
+    fn finish(&mut self, flow: &Flow, _now: Timestamp) -> IdleSummary {
         let Some(w) = self.watch.as_deref_mut() else {
             return IdleSummary::default();
         };
@@ -177,9 +181,15 @@ impl Analysis for IdleWatch {
         {
             w.killed = Some((p.gap, Cause::SilentDrop));
         }
+        let evidence = match w.killed {
+            _ if flow.same_host() => false,
+            Some((gap, Cause::SilentDrop)) => w.survived.is_some_and(|s| s < gap),
+            Some((_, Cause::InjectedRst)) => true,
+            None => false,
+        };
         IdleSummary {
             survived: w.survived,
-            killed: w.killed,
+            killed: w.killed.filter(|_| evidence),
             bridged: w.bridged,
         }
     }
@@ -234,12 +244,30 @@ mod tests {
         ..SEGMENT
     };
 
+    /// Five bytes before `SEGMENT`, and their ACK.
+    const EARLIER: Segment<'static> = Segment {
+        seq: SeqNumber(995),
+        ..SEGMENT
+    };
+    const EARLIER_ACKED: Segment<'static> = Segment {
+        ack: SeqNumber(1000),
+        ..ACKED
+    };
+
     /// Feeds `(seconds, segment, kind, injected)` in order; returns the summary.
     fn watch(steps: &[(f64, Segment, Kind, bool)]) -> IdleSummary {
+        watch_between(CLIENT, SERVER, steps)
+    }
+
+    fn watch_between(
+        client: IpAddr,
+        server: IpAddr,
+        steps: &[(f64, Segment, Kind, bool)],
+    ) -> IdleSummary {
         let flow = Flow::new(
             1,
-            SocketAddr::new(CLIENT, 40000),
-            SocketAddr::new(SERVER, 5432),
+            SocketAddr::new(client, 40000),
+            SocketAddr::new(server, 5432),
             Timestamp::new(0, 0),
         );
         let mut w = IdleWatch::default();
@@ -255,11 +283,12 @@ mod tests {
                 silence: last.map(|l| t - l),
                 injected: *injected,
                 answers_probe: false,
+                late: false,
             };
             w.segment(&cx);
             last = Some(*t);
         }
-        w.finish(&flow)
+        w.finish(&flow, Timestamp::new(0, 0))
     }
 
     #[test]
@@ -294,20 +323,38 @@ mod tests {
         };
         let s = watch(&[
             (0.0, ACKED, Kind::Ack, false),
+            (3.0, EARLIER, Kind::Data, false),
+            (3.001, EARLIER_ACKED, Kind::Ack, false),
+            (10.001, SEGMENT, Kind::Data, false),
+            (10.2, SEGMENT, Kind::Retransmission, false),
+            (10.6, SEGMENT, Kind::Retransmission, false),
+            (12.0, rst, Kind::Rst, false),
+        ]);
+        assert_eq!(s.survived, Some(3.0));
+        assert_eq!(s.killed, Some((7.0, Cause::SilentDrop)));
+    }
+
+    #[test]
+    fn one_silent_drop_without_a_shorter_gap_survived_is_no_middlebox_evidence() {
+        // A dead host or a local firewall would look the same: that is a
+        // retransmit-timeout, not an idle-timeout.
+        let s = watch(&[
+            (0.0, ACKED, Kind::Ack, false),
             (7.0, SEGMENT, Kind::Data, false),
             (7.2, SEGMENT, Kind::Retransmission, false),
             (7.6, SEGMENT, Kind::Retransmission, false),
-            (9.0, rst, Kind::Rst, false),
         ]);
-        assert_eq!(s.killed, Some((7.0, Cause::SilentDrop)));
+        assert_eq!(s.killed, None);
     }
 
     #[test]
     fn data_retransmitted_until_the_capture_ends_is_a_silent_drop() {
         let s = watch(&[
             (0.0, ACKED, Kind::Ack, false),
-            (7.0, SEGMENT, Kind::Data, false),
-            (7.2, SEGMENT, Kind::Retransmission, false),
+            (3.0, EARLIER, Kind::Data, false),
+            (3.001, EARLIER_ACKED, Kind::Ack, false),
+            (10.001, SEGMENT, Kind::Data, false),
+            (10.2, SEGMENT, Kind::Retransmission, false),
         ]);
         assert_eq!(s.killed, Some((7.0, Cause::SilentDrop)));
     }
@@ -325,6 +372,31 @@ mod tests {
             (6.001, rst, Kind::Rst, true),
         ]);
         assert_eq!(s.killed, Some((6.0, Cause::InjectedRst)));
+    }
+
+    #[test]
+    fn no_middlebox_between_two_ends_on_one_host() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let here = |seg: Segment<'static>| Segment {
+            src: lo,
+            dst: lo,
+            ..seg
+        };
+        let rst = Segment {
+            flags: flags::RST,
+            ttl: 63,
+            ..ACKED
+        };
+        let s = watch_between(
+            lo,
+            lo,
+            &[
+                (0.0, here(ACKED), Kind::Ack, false),
+                (6.0, here(SEGMENT), Kind::Data, false),
+                (6.001, here(rst), Kind::Rst, true),
+            ],
+        );
+        assert_eq!(s.killed, None);
     }
 
     #[test]

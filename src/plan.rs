@@ -65,6 +65,8 @@ pub struct LabPlan {
     pub name: &'static str,
     pub scenario: Scenario,
     pub timers: Timers,
+    /// Seconds into the idle period to start capturing (`--capture-after`).
+    pub capture_after: Option<u32>,
 }
 
 /// Whether to color: `--color`, NO_COLOR (any non-empty value), a terminal.
@@ -92,6 +94,10 @@ impl Plan {
                 LabScenario::DeadPeer => ("dead-peer", Scenario::DeadPeer),
                 LabScenario::PeerReboot => ("peer-reboot", Scenario::PeerReboot),
                 LabScenario::ServerSide => ("server-side", Scenario::ServerSide { answered: 2 }),
+                LabScenario::AcksDropped => ("acks-dropped", Scenario::AcksDropped),
+                LabScenario::RetransmitTimeout => {
+                    ("retransmit-timeout", Scenario::RetransmitTimeout)
+                }
             };
             let timers = Timers {
                 idle: lab.idle,
@@ -112,6 +118,7 @@ impl Plan {
                     name,
                     scenario,
                     timers,
+                    capture_after: lab.capture_after,
                 },
                 capture,
             ));

@@ -9,6 +9,8 @@ crate::analysis::analyses! {
     idle: crate::middlebox::IdleWatch,
     /// HTTP/1.x requests, responses and keep-alive.
     http: crate::http::HttpAnalysis,
+    /// Unanswered data retransmitted until the sender gave up.
+    retransmit: crate::retransmit::Retransmit,
 }
 
 #[cfg(test)]

@@ -81,8 +81,20 @@ fn run_lab(
     lab::check_root()?;
     lab::enter_private_network()?;
     let _ = writeln!(err, "{}", lab::describe(lab.name, lab.scenario, lab.timers));
-    let src = Source::live("lo", capture.filter.as_deref())?;
-    let traffic = lab::start_traffic(lab.scenario, lab.timers)?;
+    let (src, traffic) = match lab.capture_after {
+        None => {
+            let src = Source::live("lo", capture.filter.as_deref())?;
+            (src, lab::start_traffic(lab.scenario, lab.timers)?)
+        }
+        Some(secs) => {
+            // The connection starts (and goes idle) before the capture does.
+            let traffic = lab::start_traffic(lab.scenario, lab.timers)?;
+            std::thread::sleep(std::time::Duration::from_secs_f64(
+                lab::SETTLE_SECS + f64::from(secs),
+            ));
+            (Source::live("lo", capture.filter.as_deref())?, traffic)
+        }
+    };
     let result = run_capture(capture, src, None, out, err, false);
     if !traffic.is_finished() {
         // Interrupted (Ctrl-C): the sockets and the namespace go with the process.

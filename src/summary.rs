@@ -5,6 +5,7 @@
 use crate::flows::{Flow, Handshake};
 use crate::keepalive::Outcome;
 use crate::registry::Findings;
+use crate::retransmit::GaveUp;
 use crate::tcp::{CloseKind, Side};
 use crate::time::Timestamp;
 use std::net::SocketAddr;
@@ -18,6 +19,13 @@ pub enum Verdict {
     NoKeepalive,
     /// A middlebox forgot the connection after an idle gap (see `middlebox`).
     IdleTimeout,
+    /// Data went unanswered, retransmitted until the sender gave up (see
+    /// `retransmit`).
+    RetransmitTimeout,
+    /// The peer answered the probes on the wire, but the prober behaved as
+    /// if it heard nothing: the answers were lost between the capture point
+    /// and the prober's socket.
+    AcksDropped,
 }
 
 impl Verdict {
@@ -28,13 +36,21 @@ impl Verdict {
             Verdict::PeerReset => "peer-reset",
             Verdict::NoKeepalive => "no-keepalive",
             Verdict::IdleTimeout => "idle-timeout",
+            Verdict::RetransmitTimeout => "retransmit-timeout",
+            Verdict::AcksDropped => "acks-dropped",
         }
     }
 }
 
 /// The one place a verdict is decided, from what the analyses found:
 /// - a middlebox killed the connection after an idle gap → `idle-timeout`;
+/// - data went unanswered and was retransmitted until the sender gave up
+///   (its RST, or silence), or at least twice before the capture ended →
+///   `retransmit-timeout`;
 /// - no keepalive probe → `no-keepalive`;
+/// - the prober's latest probes were answered on the wire but it behaved as
+///   if it heard nothing (TS ecr stuck, or its RST one interval after an
+///   answered probe) → `acks-dropped`;
 /// - otherwise the latest keepalive episode of either side: answered →
 ///   `alive`, answered by RST → `peer-reset`, unanswered (with or without
 ///   the prober's RST) → `dead-peer`.
@@ -42,8 +58,16 @@ pub fn verdict(f: &Findings) -> Verdict {
     if f.idle.killed.is_some() {
         return Verdict::IdleTimeout;
     }
+    if let Some(r) = f.retransmit
+        && (r.how != GaveUp::CaptureEnded || r.count >= 2)
+    {
+        return Verdict::RetransmitTimeout;
+    }
     if f.keepalive.probes == 0 {
         return Verdict::NoKeepalive;
+    }
+    if f.keepalive.acks_dropped.is_some() {
+        return Verdict::AcksDropped;
     }
     match f.keepalive.outcome {
         Some(Outcome::PeerReset) => Verdict::PeerReset,
@@ -99,6 +123,11 @@ pub struct FlowSummary {
 }
 
 impl FlowSummary {
+    /// Both ends are on one host (see `Flow::same_host`).
+    pub fn same_host(&self) -> bool {
+        crate::tcp::same_host(self.client.ip(), self.server.ip())
+    }
+
     /// Summarizes `flow` with its analyses' findings.
     pub fn new(flow: &Flow, findings: Findings) -> FlowSummary {
         FlowSummary {

@@ -3,6 +3,7 @@
 //! state. Nothing here imports another kacap module except `seq`.
 
 use crate::seq::SeqNumber;
+use std::net::IpAddr;
 
 /// Which end of the connection sent a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,4 +130,10 @@ pub struct DirState {
     /// IP TTL (hop limit) of this side's segments (0: none seen yet; RSTs
     /// do not set it: a middlebox may forge them).
     pub ttl: u8,
+}
+
+/// Two addresses of one host: the same address, or both loopback
+/// (127.0.0.0/8, ::1). No middlebox can sit between them.
+pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a == b || (a.is_loopback() && b.is_loopback())
 }

@@ -16,6 +16,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 const TCP_REPAIR: libc::c_int = 19;
+const TCP_USER_TIMEOUT: libc::c_int = 18;
 
 /// Keepalive timers, in seconds (TCP_KEEPIDLE, TCP_KEEPINTVL) and probes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,13 @@ pub enum Scenario {
     PeerReboot,
     /// Keepalive on the server's accepted socket instead; the client answers.
     ServerSide { answered: u32 },
+    /// The client's own socket is silenced: the server answers every probe,
+    /// the answers never reach the client, which gives up (ETIMEDOUT).
+    AcksDropped,
+    /// No keepalive; TCP_USER_TIMEOUT on the client. The server is silenced,
+    /// the client pauses, sends data, retransmits it with backoff and gives
+    /// up without a RST (ETIMEDOUT).
+    RetransmitTimeout,
 }
 
 /// setsockopt(2) with `value` as the option (a `c_int` for flags and
@@ -129,10 +137,13 @@ pub fn run(
 ) -> io::Result<Option<io::Error>> {
     let mut client = TcpStream::connect(listener.local_addr()?)?;
     let (mut server, _) = listener.accept()?;
-    if matches!(scenario, Scenario::ServerSide { .. }) {
-        enable_keepalive(&server, timers)?;
-    } else {
-        enable_keepalive(&client, timers)?;
+    match scenario {
+        Scenario::ServerSide { .. } => enable_keepalive(&server, timers)?,
+        Scenario::RetransmitTimeout => {
+            let ms = (timers.interval * timers.count * 1000) as libc::c_int;
+            setsockopt(&client, libc::IPPROTO_TCP, TCP_USER_TIMEOUT, &ms)?;
+        }
+        _ => enable_keepalive(&client, timers)?,
     }
     client.write_all(b"hello\n")?;
     let mut buf = [0u8; 64];
@@ -166,6 +177,34 @@ pub fn run(
             wait_acked(&server);
             vanish(server)?;
             Ok(client.read(&mut buf).err())
+        }
+        Scenario::AcksDropped => {
+            wait_acked(&client);
+            silence(&client)?;
+            let outcome = client.read(&mut buf).err();
+            drop(server);
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(outcome)
+        }
+        Scenario::RetransmitTimeout => {
+            wait_acked(&server);
+            silence(&server)?;
+            std::thread::sleep(Duration::from_secs(u64::from(timers.idle)));
+            client.write_all(b"ping\n")?;
+            let outcome = client.read(&mut buf).err();
+            // Gone without a FIN, which the dead client would answer with a
+            // RST that looks like giving up; then silence long enough to
+            // show that the retransmissions stopped.
+            vanish(server)?;
+            let user_timeout = f64::from(timers.interval * timers.count);
+            std::thread::sleep(Duration::from_secs_f64(user_timeout * 1.5));
+            // A later connection: the capture (and its file) goes on past
+            // the silence.
+            let later = TcpStream::connect(listener.local_addr()?)?;
+            let (accepted, _) = listener.accept()?;
+            drop(later);
+            drop(accepted);
+            Ok(outcome)
         }
     }
 }

@@ -105,6 +105,21 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
         (
             Kind::Keepalive,
             Note::Probe {
+                number,
+                since_prev,
+                unheard: true,
+                ..
+            },
+        ) => write!(
+            out,
+            "keepalive probe #{number} from {who}, {} after #{}, although #{} was answered: its TS ecr did not move, the answer never reached the {who}",
+            Secs(since_prev.unwrap_or(0.0)),
+            number - 1,
+            number - 1
+        ),
+        (
+            Kind::Keepalive,
+            Note::Probe {
                 number, since_prev, ..
             },
         ) => write!(
@@ -133,7 +148,19 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
             out,
             "RST in reply to keepalive probe #{number}: {who} no longer knows this connection (rebooted, or its socket is gone)"
         ),
-        (_, Note::GaveUp { count, after }) => write!(
+        (
+            _,
+            Note::GaveUp {
+                count,
+                after,
+                unheard: true,
+            },
+        ) => write!(
+            out,
+            "RST from {who} {} after probe #{count}: {count} probes whose answers never reached the {who}, {peer} declared dead (ETIMEDOUT) although it answered",
+            Secs(after)
+        ),
+        (_, Note::GaveUp { count, after, .. }) => write!(
             out,
             "RST from {who} {} after probe #{count}: {count} unanswered probes, {peer} declared dead (ETIMEDOUT)",
             Secs(after)

@@ -20,6 +20,9 @@ struct Evidence {
     killed: Option<(f64, u32, Cause)>,
     /// Longest data pause keepalive bridged, and that flow.
     bridged: Option<(f64, u32)>,
+    /// Connections that bear on the bound: killed, and survived a silence.
+    killed_flows: u32,
+    survived_flows: u32,
 }
 
 /// Gathers evidence per server (ip:port) as flows are reported.
@@ -44,6 +47,8 @@ impl Estimator {
             self.order.push(f.server);
         }
         let e = self.servers.entry(f.server).or_default();
+        e.killed_flows += u32::from(f.findings.idle.killed.is_some());
+        e.survived_flows += u32::from(f.findings.idle.survived.is_some());
         if let Some(s) = f.findings.idle.survived
             && f.findings.idle.killed.is_none_or(|(k, _)| s < k)
             && e.survived.is_none_or(|(best, _)| s > best)
@@ -97,6 +102,7 @@ impl Estimator {
                 "  evidence: flow {kflow} died after {} of silence: {how}.",
                 Secs(killed)
             );
+            let _ = writeln!(o, "  {}", support(&e));
             if let Some((b, bflow)) = e.bridged.filter(|(b, _)| *b >= killed) {
                 let _ = writeln!(
                     o,
@@ -116,6 +122,25 @@ impl Estimator {
         }
         o
     }
+}
+
+/// How many connections the bound rests on, and what else would look the same.
+fn support(e: &Evidence) -> String {
+    let plural = |n: u32| if n == 1 { "" } else { "s" };
+    let mut s = format!(
+        "support: {} connection{} killed, {} survived a silence",
+        e.killed_flows,
+        plural(e.killed_flows),
+        e.survived_flows
+    );
+    if e.killed_flows == 1 {
+        s.push_str(
+            "; with one killed connection, a dead host or a firewall that started dropping would look the \
+             same — more connections to this server would tell",
+        );
+    }
+    s.push('.');
+    s
 }
 
 /// The account of a flow a middlebox killed, for `--explain`.

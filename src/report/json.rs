@@ -200,6 +200,14 @@ impl<W: Write> Sink for JsonSink<W> {
             Num(killed_after),
             Str(cause)
         )?;
+        if let Some(r) = f.findings.retransmit {
+            write!(
+                self.out,
+                ",\"retransmit\":{{\"count\":{},\"gave_up_after\":{}}}",
+                r.count,
+                Num(r.gave_up_after)
+            )?;
+        }
         if let Some(h) = f.findings.http {
             write!(
                 self.out,

@@ -112,16 +112,26 @@ pub fn write_live_notes(
         )?;
         for f in flows {
             let k = &f.findings.keepalive;
-            if !d.differs(k.idle, k.interval, k.count) {
+            let [idle, interval, count] = d.differing(k.idle, k.interval, k.count);
+            let mut parts = Vec::new();
+            if idle {
+                parts.push(format!("idle {}", opt_secs(k.idle)));
+            }
+            if interval {
+                parts.push(format!("interval {}", opt_secs(k.interval)));
+            }
+            if count {
+                parts.push(format!("count {}", opt_count(k.count)));
+            }
+            if parts.is_empty() {
                 continue;
             }
             writeln!(
                 out,
-                "flow {}: idle {}, interval {}, count {} differ from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
+                "flow {}: {} differ{} from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
                 f.id,
-                opt_secs(k.idle),
-                opt_secs(k.interval),
-                opt_count(k.count),
+                parts.join(", "),
+                if parts.len() == 1 { "s" } else { "" },
                 k.prober.map_or("socket", |p| p.as_str()),
             )?;
         }

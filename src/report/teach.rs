@@ -8,6 +8,7 @@ use crate::event::PacketEvent;
 use crate::http::HttpSummary;
 use crate::keepalive::Note;
 use crate::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults};
+use crate::retransmit::GaveUp;
 use crate::summary::Verdict;
 use crate::summary::{Close, FlowSummary};
 use crate::tcp::Kind;
@@ -16,8 +17,63 @@ use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-/// Linux defaults, for comparison in the explanations.
-const LINUX: SystemDefaults = LINUX_DEFAULTS;
+/// Whose defaults a prober is compared with, and what sets its timers.
+struct Stack {
+    name: &'static str,
+    possessive: &'static str,
+    defaults: SystemDefaults,
+    /// The name of the idle-time default (sysctl or registry value).
+    time_name: &'static str,
+    /// Where the timings come from when they are not the defaults.
+    set_by: &'static str,
+}
+
+/// Linux: zero-byte probes.
+const LINUX: Stack = Stack {
+    name: "Linux",
+    possessive: "Linux's",
+    defaults: LINUX_DEFAULTS,
+    time_name: "tcp_keepalive_time",
+    set_by: "the {prober}'s socket sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself (setsockopt), or \
+             the host changed net.ipv4.tcp_keepalive_*",
+};
+
+/// Windows (and RFC 1122-style stacks): one-byte probes, 1 s apart, 10 of them.
+const WINDOWS: Stack = Stack {
+    name: "Windows",
+    possessive: "Windows'",
+    defaults: SystemDefaults {
+        time: 7200.0,
+        intvl: 1.0,
+        probes: 10,
+    },
+    time_name: "KeepAliveTime",
+    set_by: "the {prober}'s application sets them (SIO_KEEPALIVE_VALS, or SO_KEEPALIVE with TCP_KEEPIDLE / \
+             TCP_KEEPINTVL / TCP_KEEPCNT), or the host's registry does \
+             (HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters: KeepAliveTime, KeepAliveInterval) — \
+             net.ipv4.tcp_keepalive_* are Linux's",
+};
+
+/// The stack a flow's probes look like: one garbage byte is Windows-style.
+fn stack(steps: &[Step]) -> &'static Stack {
+    if steps
+        .iter()
+        .any(|s| s.kind == Kind::Keepalive && s.len == 1)
+    {
+        &WINDOWS
+    } else {
+        &LINUX
+    }
+}
+
+/// A value as `num` prints it, so that sums of printed values add up.
+fn shown(v: f64) -> f64 {
+    if v >= 100.0 {
+        v.round()
+    } else {
+        (v * 100.0).round() / 100.0
+    }
+}
 
 /// Most steps kept per flow; the middle of longer flows is elided.
 const MAX_STEPS: usize = 400;
@@ -137,6 +193,10 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         o.push_str(&account);
         return o;
     }
+    if f.verdict == Verdict::RetransmitTimeout {
+        retransmit_timeout(&mut o, f);
+        return o;
+    }
     if f.verdict == Verdict::NoKeepalive {
         no_keepalive(&mut o, f);
         return o;
@@ -147,17 +207,22 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         Verdict::Alive => alive(&mut o, f, who, steps),
         Verdict::DeadPeer => dead_peer(&mut o, f, who, steps),
         Verdict::PeerReset => peer_reset(&mut o, who, steps),
-        Verdict::NoKeepalive | Verdict::IdleTimeout => {}
+        Verdict::AcksDropped => acks_dropped(&mut o, f, who),
+        Verdict::NoKeepalive | Verdict::IdleTimeout | Verdict::RetransmitTimeout => {}
     }
-    if let Some(idle) = f.findings.keepalive.idle
-        && (idle - LINUX.time).abs() > LINUX.time * 0.1
-    {
+    let stack = stack(steps);
+    let k = &f.findings.keepalive;
+    let [idle, interval, _] = stack.defaults.differing(k.idle, k.interval, None);
+    if idle || interval {
+        let d = stack.defaults;
         let _ = writeln!(
             o,
-            "  These timings are not Linux's defaults ({:.0} s / {:.0} s / {}): the {}'s socket sets \
-             TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself (setsockopt), or the host changed \
-             net.ipv4.tcp_keepalive_*.",
-            LINUX.time, LINUX.intvl, LINUX.probes, who.prober
+            "  These timings are not {} defaults ({:.0} s / {:.0} s / {}): {}.",
+            stack.possessive,
+            d.time,
+            d.intvl,
+            d.probes,
+            stack.set_by.replace("{prober}", who.prober)
         );
     }
     ending(&mut o, f, who);
@@ -185,6 +250,71 @@ impl Roles {
     }
 }
 
+/// Verdict `retransmit-timeout`: data never acknowledged, retransmitted
+/// until the sender gave up; what else would look the same.
+fn retransmit_timeout(o: &mut String, f: &FlowSummary) {
+    let Some(r) = f.findings.retransmit else {
+        return;
+    };
+    let (who, peer) = (r.sender.name(), r.sender.other().name());
+    let times = if r.count == 1 { "once" } else { "times" };
+    let count = if r.count == 1 {
+        String::new()
+    } else {
+        format!("{} ", r.count)
+    };
+    let backoff = if r.backoff {
+        ", each time waiting twice as long (exponential backoff)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        o,
+        "  Data from the {who} was never acknowledged: it was retransmitted {count}{times}{backoff}."
+    );
+    let after = r.gave_up_after.map(num).unwrap_or_default();
+    let _ = match r.how {
+        GaveUp::Rst => writeln!(
+            o,
+            "  {after} after the first transmission the {who} gave up and reset the connection."
+        ),
+        GaveUp::Silent => writeln!(
+            o,
+            "  {after} after the first transmission the retransmissions stopped and the {who} fell silent: \
+             Linux gives up without a RST when TCP_USER_TIMEOUT or net.ipv4.tcp_retries2 runs out, and \
+             the application sees ETIMEDOUT (\"Connection timed out\")."
+        ),
+        GaveUp::CaptureEnded => writeln!(
+            o,
+            "  The capture ends before the {who}'s next retransmission was due: whether it gave up, and \
+             when, is not in it."
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "  Keepalive cannot help while data is in flight: the kernel does not probe then. What bounds \
+         the wait is TCP_USER_TIMEOUT (per socket: how long data may stay unacknowledged) or, without \
+         it, net.ipv4.tcp_retries2 (default 15: about 924 s with a 200 ms RTO)."
+    );
+    if f.same_host() {
+        let _ = writeln!(
+            o,
+            "  Both ends are on this host ({}), so no middlebox is involved: segments for the {peer}'s \
+             socket were dropped on this host (a socket filter, a firewall rule), or the {peer} stopped \
+             taking them.",
+            f.server.ip()
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  One connection cannot tell why the {peer} went silent: a host that vanished (power, cable), \
+             a firewall that started dropping, or a middlebox that forgot the connection would all look \
+             the same. Other connections to {} would tell them apart.",
+            f.server
+        );
+    }
+}
+
 /// No probe: what that means for an idle connection.
 fn no_keepalive(o: &mut String, f: &FlowSummary) {
     if f.findings.http.is_some() {
@@ -197,12 +327,24 @@ fn no_keepalive(o: &mut String, f: &FlowSummary) {
     }
     let _ = writeln!(
         o,
-        "  No keepalive probe was seen: neither side had SO_KEEPALIVE on, or the connection was never idle \
-         for TCP_KEEPIDLE (the Linux default tcp_keepalive_time is {:.0} s, two hours). If this \
+        "  No keepalive probe was seen: {}. If this \
          connection sits idle and the peer disappears (power loss, a cable, a NAT or firewall forgetting \
          it), nothing notices: the half-open connection lives forever unless the application sends \
          something. Turn SO_KEEPALIVE on and set TCP_KEEPIDLE below any middlebox idle timeout.",
-        LINUX.time
+        if f.close == Close::Open {
+            format!(
+                "the capture ended with the connection still open, before it was idle for TCP_KEEPIDLE \
+                 (the Linux default tcp_keepalive_time is {:.0} s, two hours), or neither side had \
+                 SO_KEEPALIVE on — this capture cannot tell which",
+                LINUX.defaults.time
+            )
+        } else {
+            format!(
+                "neither side had SO_KEEPALIVE on, or the connection was never idle for TCP_KEEPIDLE \
+                 (the Linux default tcp_keepalive_time is {:.0} s, two hours)",
+                LINUX.defaults.time
+            )
+        }
     );
 }
 
@@ -223,11 +365,14 @@ fn probing(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
             ""
         }
     );
+    let stack = stack(steps);
     let idle_src = match f.findings.keepalive.idle {
         Some(idle) => format!(
-            "After {} of silence (its TCP_KEEPIDLE; the Linux default tcp_keepalive_time is {:.0} s) it",
+            "After {} of silence (its TCP_KEEPIDLE; the {} default {} is {:.0} s) it",
             num(idle),
-            LINUX.time
+            stack.name,
+            stack.time_name,
+            stack.defaults.time
         ),
         None => format!(
             "The capture starts during the idle period, so the silence before the first probe \
@@ -273,6 +418,7 @@ fn alive(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
 
 /// Verdict `dead-peer`: probes went unanswered, and what the kernel did.
 fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
+    let stack = stack(steps);
     let k = &f.findings.keepalive;
     let interval = k.interval.unwrap_or(0.0);
     let nums: Vec<String> = steps
@@ -293,16 +439,17 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
         join_and(&nums),
         if nums.len() > 1 {
             format!(
-                ", {} apart (TCP_KEEPINTVL; Linux default {:.0} s),",
+                ", {} apart (TCP_KEEPINTVL; {} default {:.0} s),",
                 num(interval),
-                LINUX.intvl
+                stack.name,
+                stack.defaults.intvl
             )
         } else {
             String::new()
         }
     );
     let gave_up = steps.iter().find_map(|s| match s.note {
-        Note::GaveUp { count, after } => Some((count, after)),
+        Note::GaveUp { count, after, .. } => Some((count, after)),
         _ => None,
     });
     let Some((count, after)) = gave_up else {
@@ -317,7 +464,7 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
     let one_interval = (after - interval).abs() <= interval * 0.25 + 0.05;
     let _ = writeln!(
         o,
-        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; Linux default \
+        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; {} default \
          {}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
          timed out\") on its next read or write.",
         if one_interval {
@@ -325,10 +472,11 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
         } else {
             Secs(after).to_string()
         },
-        LINUX.probes
+        stack.name,
+        stack.defaults.probes
     );
     if let Some(idle) = k.idle {
-        let total = idle + f64::from(count) * interval;
+        let total = shown(idle) + f64::from(count) * shown(interval);
         let _ = writeln!(
             o,
             "  Time to detect the dead peer: {} = idle + count × interval ({} + {count} × {}).",
@@ -337,7 +485,7 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
             num(interval)
         );
     }
-    if interval > 0.0 && !one_interval {
+    if interval > 0.0 && !one_interval && stack.name == "Linux" {
         let _ = writeln!(
             o,
             "  Linux resets one interval after the last probe; here the RST came after {}: the \
@@ -345,6 +493,73 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
             Secs(after)
         );
     }
+}
+
+/// Verdict `acks-dropped`: answered on the wire, not heard by the prober.
+fn acks_dropped(o: &mut String, f: &FlowSummary, who: Roles) {
+    let k = &f.findings.keepalive;
+    let Some(run) = k.acks_dropped else {
+        return;
+    };
+    let Roles { prober, peer } = who;
+    let mut evidence = Vec::new();
+    if run.unheard > 0 {
+        evidence.push(format!(
+            "on {} probe{} its TCP timestamp echo (TS ecr) did not move to the TS val of the answer \
+             before it, so that answer never reached its TCP",
+            run.unheard,
+            if run.unheard == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(after) = run.gave_up {
+        evidence.push(format!(
+            "it reset the connection {} after an answered probe, as a kernel does one TCP_KEEPINTVL \
+             after TCP_KEEPCNT unanswered probes",
+            Secs(after)
+        ));
+    }
+    let _ = writeln!(
+        o,
+        "  The {peer} answered {} of the {prober}'s {} probes on the wire, yet the {prober} behaved as if \
+         it heard nothing: {}. The answers were lost between this capture point and the {prober}'s \
+         socket — on the {prober}'s host: an INPUT firewall rule, conntrack dropping them as INVALID \
+         (its entry for this connection expired), an ACL, or a socket filter.",
+        run.answered,
+        run.probes,
+        join_and(&evidence)
+    );
+    let idle = k.idle.map_or_else(
+        || "the silence before the first probe began before the capture".to_string(),
+        |i| {
+            format!(
+                "{} of silence before the first probe (TCP_KEEPIDLE)",
+                num(i)
+            )
+        },
+    );
+    let count = k.count.map_or_else(
+        || "the capture ends before it gave up (TCP_KEEPCNT not known)".to_string(),
+        |c| format!("{c} of them before the reset (TCP_KEEPCNT)"),
+    );
+    let _ = writeln!(
+        o,
+        "  Inferred from the {prober}'s behaviour, not from the answers: {idle}; probes {} apart \
+         (TCP_KEEPINTVL; while answers are heard they come one TCP_KEEPIDLE apart); {count}. The \
+         application sees ETIMEDOUT although the {peer} is alive.",
+        k.interval.map_or_else(|| "-".to_string(), num)
+    );
+    let port = if prober == "client" {
+        f.server.port()
+    } else {
+        f.client.port()
+    };
+    let _ = writeln!(
+        o,
+        "  To check on the {prober}'s host: `iptables -L -v -n` (packet counters of DROP rules matching \
+         port {port}), `conntrack -S` (the invalid and drop counters), `nstat -az TcpExtTCPKeepAlive` \
+         (probes sent), and a capture there: answers on that host's wire that never reach the socket are \
+         dropped on that host."
+    );
 }
 
 /// Verdict `peer-reset`: a probe was answered by RST.
@@ -372,7 +587,10 @@ fn ending(o: &mut String, f: &FlowSummary, who: Roles) {
             "The {} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux).",
             side.name()
         ),
-        Close::Rst(side) if f.verdict == Verdict::DeadPeer && side.name() == who.prober => {
+        Close::Rst(side)
+            if matches!(f.verdict, Verdict::DeadPeer | Verdict::AcksDropped)
+                && side.name() == who.prober =>
+        {
             return;
         }
         Close::Rst(side) if f.verdict == Verdict::PeerReset && side.name() == who.peer => {

@@ -178,7 +178,11 @@ impl<W: Write> Sink for TextSink<W> {
         }
         let summary = summary.clone();
         let rank = |v: Verdict| match v {
-            Verdict::DeadPeer | Verdict::PeerReset | Verdict::IdleTimeout => 0,
+            Verdict::DeadPeer
+            | Verdict::PeerReset
+            | Verdict::IdleTimeout
+            | Verdict::RetransmitTimeout
+            | Verdict::AcksDropped => 0,
             Verdict::Alive => 1,
             Verdict::NoKeepalive => 2,
         };

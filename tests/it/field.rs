@@ -146,3 +146,112 @@ fn a_first_one_byte_segment_that_is_not_repeated_stays_data() {
     let j = json(&path, &[]);
     assert_eq!(j.kinds(), ["data", "ack", "data", "ack"]);
 }
+
+// Real kernel captures of the field cases (fixtures/make-fixtures.py, via
+// `kacap lab … -w`).
+
+use crate::{fixture, text};
+
+#[test]
+fn real_capture_started_after_the_connection_went_idle_dead_peer() {
+    // TCP_KEEPIDLE 20, TCP_KEEPINTVL 15, TCP_KEEPCNT 2; tcpdump-like capture
+    // started 5 s into the silence: no handshake, probes 15 s apart.
+    let j = json(&fixture("idle-start-dead.pcap"), &[]);
+    let kinds = j.kinds();
+    assert_eq!(kinds[..3], ["keepalive", "keepalive", "rst"], "{kinds:?}");
+    assert_eq!(j.packets[0]["probe"], 1);
+    assert_eq!(j.packets[0]["idle"], Value::Null);
+    assert_eq!(j.packets[1]["probe"], 2);
+    let f = j.flow();
+    assert_eq!(f["handshake"], "missing");
+    assert_eq!(f["verdict"], "dead-peer");
+    approx(&f["keepalive"]["interval"], 15.0, 0.2);
+    assert_eq!(f["keepalive"]["count"], 2);
+    let t = text(&["-r", fixture("idle-start-dead.pcap").to_str().unwrap()]);
+    assert!(
+        t.contains("keepalive probe #1 from client (idle since before the capture)"),
+        "{t}"
+    );
+}
+
+#[test]
+fn real_capture_started_after_the_connection_went_idle_healthy() {
+    let j = json(&fixture("idle-start-alive.pcap"), &[]);
+    let kinds = j.kinds();
+    assert_eq!(
+        kinds[..4],
+        ["keepalive", "keepalive-ack", "keepalive", "keepalive-ack"],
+        "{kinds:?}"
+    );
+    let f = j.flow();
+    assert_eq!(f["verdict"], "alive");
+    approx(&f["keepalive"]["idle"], 5.0, 0.25);
+}
+
+#[test]
+fn real_capture_probe_acks_dropped_before_the_probers_socket() {
+    // SO_ATTACH_FILTER drop-all on the client (the prober): the server
+    // answers every probe, the client never hears, probes one interval
+    // apart and resets after TCP_KEEPCNT (2) of them.
+    let j = json(&fixture("acks-dropped.pcap"), &[]);
+    let f = j.flow();
+    assert_eq!(f["verdict"], "acks-dropped");
+    assert_eq!(f["probes"], 2);
+    assert_eq!(f["probes_answered"], 2);
+    approx(&f["keepalive"]["idle"], 2.0, 0.1);
+    approx(&f["keepalive"]["interval"], 1.0, 0.1);
+    assert_eq!(f["keepalive"]["count"], 2);
+    let probes: Vec<&Value> = j
+        .packets
+        .iter()
+        .filter(|p| p["kind"] == "keepalive")
+        .collect();
+    assert_eq!(probes.len(), 2);
+    assert_eq!(
+        probes[1]["probe"], 2,
+        "the unheard answer continues the episode"
+    );
+    let t = text(&[
+        "-r",
+        fixture("acks-dropped.pcap").to_str().unwrap(),
+        "--explain",
+    ]);
+    for needle in [
+        "although #1 was answered: its TS ecr did not move",
+        "2 probes whose answers never reached the client",
+        "acks-dropped",
+        "iptables -L -v -n",
+        "conntrack -S",
+        "nstat -az TcpExtTCPKeepAlive",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn real_capture_death_by_retransmission_on_loopback_is_not_a_middlebox() {
+    // TCP_USER_TIMEOUT 2 s, server silenced, the client pauses 2 s and sends:
+    // retransmissions with backoff, then silence (Linux sends no RST).
+    let j = json(&fixture("retransmit-timeout.pcap"), &[]);
+    let f = &j.flows[0];
+    assert_eq!(f["verdict"], "retransmit-timeout");
+    assert_eq!(f["idle_timeout"]["killed_after"], Value::Null);
+    let r = &f["retransmit"];
+    assert!(r["count"].as_u64().unwrap() >= 3, "{r}");
+    assert!(r["gave_up_after"].as_f64().unwrap() > 1.0, "{r}");
+    let t = text(&[
+        "-r",
+        fixture("retransmit-timeout.pcap").to_str().unwrap(),
+        "--explain",
+    ]);
+    assert!(!t.contains("A middlebox toward"), "{t}");
+    for needle in [
+        "retransmit-timeout",
+        "exponential backoff",
+        "TCP_USER_TIMEOUT",
+        "net.ipv4.tcp_retries2",
+        "no middlebox is involved",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+}

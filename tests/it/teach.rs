@@ -92,7 +92,7 @@ fn dead_peer_explanation_ties_the_timing_to_the_three_knobs() {
         "Probes #1 and #2, 1.02 s apart (TCP_KEEPINTVL",
         "One interval after probe #2 its kernel gave up (TCP_KEEPCNT = 2",
         "ETIMEDOUT",
-        "Time to detect the dead peer: 4.07 s = idle + count × interval (2.02 s + 2 × 1.02 s)",
+        "Time to detect the dead peer: 4.06 s = idle + count × interval (2.02 s + 2 × 1.02 s)",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
