@@ -53,6 +53,15 @@ pub trait Analysis: Default {
     /// One segment of this connection, in capture order.
     fn segment(&mut self, cx: &Ctx) -> Self::Note;
 
+    /// An earlier segment, shown with a provisional kind, turned out to be
+    /// of kind `cx.kind` (live captures and pipes: a keepalive probe first
+    /// taken for an ACK). Only segments of the same side, with nothing else
+    /// of the flow after them, are revised, in order. An analysis that
+    /// cares updates its state and says what it says now.
+    fn revise(&mut self, _cx: &Ctx) -> Self::Note {
+        Self::Note::default()
+    }
+
     /// The connection is reported (ended, expired, or the input ended);
     /// `flow` is its final core state, `now` the capture time it is
     /// reported at (the last frame's at the end of the input).
@@ -89,6 +98,12 @@ macro_rules! analyses {
             pub fn segment(&mut self, cx: &$crate::analysis::Ctx) -> Notes {
                 use $crate::analysis::Analysis as _;
                 Notes { $($name: self.$name.segment(cx),)+ }
+            }
+
+            /// Every analysis's account of a revised segment.
+            pub fn revise(&mut self, cx: &$crate::analysis::Ctx) -> Notes {
+                use $crate::analysis::Analysis as _;
+                Notes { $($name: self.$name.revise(cx),)+ }
             }
 
             /// Every analysis's summary of the connection that ended.

@@ -24,13 +24,16 @@
 
 use crate::classify::classify;
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
-use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
+use crate::event::{
+    Frame, FrameSource, Next, PacketEvent, ReadEnd, Revision, Revisions, Sink, Stats, Why,
+};
 use crate::flows::{Entry, Flow, FlowTable, Options};
 use crate::lookahead::{Ambiguity, Hints, Recorder};
 use crate::registry::PerFlow;
 use crate::summary::FlowSummary;
-use crate::tcp::{CloseKind, Kind, Side};
+use crate::tcp::{CloseKind, Kind, Outstanding, Side};
 use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -38,8 +41,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most frames held back while learning a side's next sequence number.
 pub const HOLD_FRAMES: usize = 4096;
-/// Most capture time a frame is held back.
-pub const HOLD_SECONDS: f64 = 10.0;
+/// Most capture time (live: wall time) a frame is held back; then it is
+/// shown with what is known, and revised when later evidence tells.
+pub const HOLD_SECONDS: f64 = 1.0;
+/// Most provisional frames of one flow side kept for a revision.
+const MAX_PROVISIONAL: usize = 64;
 
 pub struct Analyzer<S: Sink> {
     link: LinkType,
@@ -48,7 +54,9 @@ pub struct Analyzer<S: Sink> {
     sink: S,
     /// Frames held back, in capture order (see the module docs).
     held: VecDeque<OwnedFrame>,
-    hold: Option<Hold>,
+    hold: Option<Ambiguity>,
+    /// A held segment released without an answer: shown provisionally.
+    unsettled: Option<Ambiguity>,
     learn: Learn,
     /// The latest capture time seen (the end of the input, at the end).
     clock: Timestamp,
@@ -59,8 +67,9 @@ pub type LookaheadPass = Box<dyn FnOnce() -> Option<Hints>>;
 
 /// How ambiguous segments of a capture started mid-connection are settled.
 enum Learn {
-    /// Live captures and pipes: hold frames back (bounded).
-    Hold,
+    /// Live captures and pipes: hold frames back (bounded), then show them
+    /// provisionally, by flow id, and revise them when later evidence tells.
+    Hold(FxHashMap<u32, Provisional>),
     /// A file: a lookahead pass, run at the first ambiguous segment.
     Lookahead {
         pass: Option<LookaheadPass>,
@@ -99,13 +108,14 @@ impl OwnedFrame {
     }
 }
 
-/// The segment a hold waits to understand.
-#[derive(Clone, Copy)]
-struct Hold {
-    sender: SocketAddr,
-    receiver: SocketAddr,
-    seq: crate::seq::SeqNumber,
-    since: Timestamp,
+/// Segments of one flow side shown provisionally (as ACKs) while its next
+/// sequence number was unknown; revised when a later segment shows they
+/// were keepalive probes.
+struct Provisional {
+    side: Side,
+    first: Ambiguity,
+    /// The frames, with the silence before each.
+    frames: Vec<(OwnedFrame, Option<f64>)>,
 }
 
 impl<S: Sink> Analyzer<S> {
@@ -117,7 +127,8 @@ impl<S: Sink> Analyzer<S> {
             sink,
             held: VecDeque::new(),
             hold: None,
-            learn: Learn::Hold,
+            unsettled: None,
+            learn: Learn::Hold(FxHashMap::default()),
             clock: Timestamp::default(),
         }
     }
@@ -150,10 +161,15 @@ impl<S: Sink> Analyzer<S> {
                 self.process(&f.frame())?;
                 continue;
             };
-            let revealed = self.reveals(&hold, &f.frame());
-            let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.since) > HOLD_SECONDS;
+            let revealed = decode(self.link, &f.data)
+                .ok()
+                .and_then(|seg| hold.revealed_by(&seg, f.ts));
+            let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.ts) > HOLD_SECONDS;
             self.held.push_back(f);
             if revealed.is_some() || expired {
+                if revealed.is_none() {
+                    self.unsettled = Some(hold);
+                }
                 self.teach(revealed.flatten());
                 let mut first = std::mem::take(&mut self.held);
                 first.append(&mut pending);
@@ -165,34 +181,12 @@ impl<S: Sink> Analyzer<S> {
 
     /// Ends the hold without having learned anything (end of input, timeout).
     fn release(&mut self) -> io::Result<()> {
-        if self.hold.take().is_none() {
+        let Some(hold) = self.hold.take() else {
             return Ok(());
-        }
+        };
+        self.unsettled = Some(hold);
         let held = std::mem::take(&mut self.held);
         self.drain(held)
-    }
-
-    /// What `frame` says about the held sender's next sequence number.
-    /// `None`: keep holding; `Some(None)`: stop holding, nothing learned;
-    /// `Some(Some(next))`: the sender's next sequence number.
-    fn reveals(&self, hold: &Hold, frame: &Frame) -> Option<Option<crate::seq::SeqNumber>> {
-        let seg = decode(self.link, frame.data).ok()?;
-        let from = SocketAddr::new(seg.src, seg.sport);
-        let to = SocketAddr::new(seg.dst, seg.dport);
-        if from == hold.receiver && to == hold.sender && seg.has(flags::ACK) {
-            return Some(Some(seg.ack));
-        }
-        if from != hold.sender || to != hold.receiver {
-            return None;
-        }
-        if seg.has(flags::RST) {
-            // Linux resets at its next sequence number (one above a probe);
-            // any other RST sequence number says nothing to trust.
-            let plausible = seg.seq == hold.seq || seg.seq == hold.seq + 1;
-            return Some(plausible.then_some(seg.seq));
-        }
-        let informative = seg.seq != hold.seq || seg.len > 0 || seg.has(flags::SYN | flags::FIN);
-        informative.then_some(Some(seg.seq))
     }
 
     /// Ends the hold, teaching the held sender's flow its next sequence
@@ -230,22 +224,47 @@ impl<S: Sink> Analyzer<S> {
         let from = flow.side_of(&seg);
         let unknown = flow.dir[from.idx()].next.is_none() && !flow.held[from.idx()];
         match &mut self.learn {
-            Learn::Hold => {
+            Learn::Hold(provisional) => {
+                if !provisional.is_empty()
+                    && let Some(p) = provisional.get_mut(&flow.id)
+                {
+                    match p.first.revealed_by(&seg, frame.ts) {
+                        None => {
+                            // The same bare segment again, too soon to tell.
+                            if from == p.side && p.frames.len() < MAX_PROVISIONAL {
+                                let silence = frame.ts.since(flow.last_ts);
+                                p.frames.push((OwnedFrame::of(frame), Some(silence)));
+                            }
+                        }
+                        Some(next) => {
+                            let p = provisional.remove(&flow.id).expect("present");
+                            if next == Some(p.first.seq + 1) {
+                                revise(self.link, entry, p, &seg, &mut self.sink)?;
+                            }
+                        }
+                    }
+                }
+                let flow = &mut entry.flow;
                 if unknown && seg.len == 0 && !seg.has(flags::SYN | flags::FIN | flags::RST) {
                     // Probe or plain ACK? Wait for a segment that tells.
                     flow.held[from.idx()] = true;
-                    self.hold = Some(Hold {
-                        sender: SocketAddr::new(seg.src, seg.sport),
-                        receiver: SocketAddr::new(seg.dst, seg.dport),
-                        seq: seg.seq,
-                        since: frame.ts,
-                    });
+                    self.hold = Ambiguity::of(frame.n, frame.ts, &seg);
                     self.held.push_back(OwnedFrame::of(frame));
                     return Ok(());
                 }
+                if let Some(a) = self.unsettled.take_if(|a| a.n == frame.n) {
+                    // Released unanswered: shown as it looks now, revised later.
+                    let silence = (flow.packets > 0).then(|| frame.ts.since(flow.last_ts));
+                    let first = Provisional {
+                        side: from,
+                        first: a,
+                        frames: vec![(OwnedFrame::of(frame), silence)],
+                    };
+                    provisional.insert(flow.id, first);
+                }
             }
             Learn::Lookahead { pass, hints } => {
-                if unknown && Ambiguity::of(frame.n, &seg).is_some() {
+                if unknown && Ambiguity::of(frame.n, frame.ts, &seg).is_some() {
                     flow.held[from.idx()] = true;
                     if let Some(pass) = pass.take() {
                         *hints = pass().unwrap_or_default();
@@ -256,8 +275,8 @@ impl<S: Sink> Analyzer<S> {
                 }
             }
             Learn::Record(recorder) => {
-                recorder.segment(&seg);
-                if unknown && let Some(a) = Ambiguity::of(frame.n, &seg) {
+                recorder.segment(&seg, frame.ts);
+                if unknown && let Some(a) = Ambiguity::of(frame.n, frame.ts, &seg) {
                     flow.held[from.idx()] = true;
                     recorder.ambiguous(a);
                 }
@@ -290,7 +309,7 @@ impl<S: Sink> Analyzer<S> {
         // A live capture goes on without packets: silence counts too.
         self.clock = self.clock.max(now);
         if let Some(hold) = self.hold
-            && now.since(hold.since) > HOLD_SECONDS
+            && now.since(hold.ts) > HOLD_SECONDS
         {
             self.release()?;
         }
@@ -387,6 +406,62 @@ fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> 
         injected: injected.then_some(flow.dir[from.idx()].ttl),
         notes,
     }
+}
+
+/// Provisional segments of `entry` were keepalive probes, as `seg` (the
+/// segment that showed it, not yet processed) tells: the flow learns its
+/// next sequence number, the analyses count the probes, and the sink hears
+/// of the revision before `seg` itself.
+fn revise(
+    link: LinkType,
+    entry: &mut Entry<PerFlow>,
+    p: Provisional,
+    seg: &Segment,
+    sink: &mut impl Sink,
+) -> io::Result<()> {
+    let side = p.side;
+    let flow = &mut entry.flow;
+    flow.learn_next(side, p.first.seq + 1);
+    let mut items = Vec::with_capacity(p.frames.len());
+    for (f, silence) in &p.frames {
+        let Ok(probe) = decode(link, &f.data) else {
+            continue;
+        };
+        let cx = crate::analysis::Ctx {
+            n: f.n,
+            ts: f.ts,
+            seg: &probe,
+            from: side,
+            kind: Kind::Keepalive,
+            silence: *silence,
+            injected: false,
+            answers_probe: false,
+            late: false,
+        };
+        let notes = entry.state.revise(&cx);
+        items.push(Revision {
+            n: f.n,
+            kind: Kind::Keepalive,
+            notes,
+        });
+    }
+    flow.dir[side.idx()].probe = Some(Outstanding {
+        seq: p.first.seq,
+        zero_window: false,
+    });
+    let from_sender = SocketAddr::new(seg.src, seg.sport) == p.first.sender;
+    let why = match (from_sender, seg.has(flags::RST)) {
+        (false, _) => Why::PeerAck,
+        (true, true) => Why::OwnRst,
+        (true, false) if seg.seq == p.first.seq => Why::Repeated,
+        (true, false) => Why::OwnSegment,
+    };
+    sink.revise(&Revisions {
+        flow_id: flow.id,
+        from: side,
+        why,
+        items: &items,
+    })
 }
 
 /// Whether `seg` (not a RST, not a probe) acknowledges the other side's
@@ -568,5 +643,89 @@ mod tests {
         assert_eq!(out.len(), HOLD_FRAMES + 2);
         assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "capture order");
         assert_eq!(out[0], (1, Kind::Ack));
+    }
+}
+
+/// Live captures and pipes: held at most HOLD_SECONDS, then shown
+/// provisionally and revised.
+#[cfg(test)]
+mod revise_tests {
+    use super::*;
+    use crate::craft::{ACK, RST, tcp_packet};
+    use crate::keepalive::Note;
+
+    /// What a live text user would see: packets (n, kind) and revisions.
+    #[derive(Default)]
+    struct Seen {
+        packets: Vec<(u64, Kind)>,
+        revised: Vec<(u64, Kind, u32, Why)>,
+    }
+
+    impl Sink for Seen {
+        fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+            self.packets.push((ev.n, ev.kind));
+            Ok(())
+        }
+        fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+            for i in r.items {
+                let number = match i.notes.keepalive {
+                    Note::Probe { number, .. } => number,
+                    _ => 0,
+                };
+                self.revised.push((i.n, i.kind, number, r.why));
+            }
+            Ok(())
+        }
+        fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+            assert_eq!(f.verdict, crate::summary::Verdict::DeadPeer);
+            assert_eq!(f.findings.keepalive.count, Some(2));
+            Ok(())
+        }
+        fn finish(&mut self, _: &Stats) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn at(t: f64) -> Timestamp {
+        Timestamp::new(1_700_000_000, 0).plus(t)
+    }
+
+    fn probe(n: u64, t: f64, flags: u8, seq: u32) -> (u64, Timestamp, Vec<u8>) {
+        let (c, s) = (
+            "10.0.0.2:40000".parse().unwrap(),
+            "10.0.0.1:5432".parse().unwrap(),
+        );
+        (n, at(t), tcp_packet(c, s, flags, seq, 5000, 512, &[]))
+    }
+
+    #[test]
+    fn a_probe_held_a_second_is_shown_then_revised_when_the_next_one_comes() {
+        let mut seen = Seen::default();
+        let mut a = Analyzer::new(LinkType::Raw, Options::default(), &mut seen);
+        let frames = [
+            probe(1, 0.0, ACK, 999),
+            probe(2, 15.0, ACK, 999),
+            probe(3, 30.0, RST | ACK, 1000),
+        ];
+        for (i, (n, ts, data)) in frames.iter().enumerate() {
+            let f = Frame {
+                n: *n,
+                ts: *ts,
+                len: data.len() as u32,
+                data,
+            };
+            a.frame(&f).unwrap();
+            if i == 0 {
+                // Live: the capture wakes up 1.5 s later with nothing new.
+                a.tick(at(1.5)).unwrap();
+                assert_eq!(a.sink.packets, [(1, Kind::Ack)], "shown within the second");
+            }
+        }
+        a.finish().unwrap();
+        assert_eq!(seen.revised, [(1, Kind::Keepalive, 1, Why::Repeated)]);
+        assert_eq!(
+            seen.packets,
+            [(1, Kind::Ack), (2, Kind::Keepalive), (3, Kind::Rst)]
+        );
     }
 }

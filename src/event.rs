@@ -58,10 +58,47 @@ pub struct PacketEvent<'a> {
     pub notes: Notes,
 }
 
+/// Why earlier segments are revised (see `lookahead`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The peer's ACK number showed the sender's next sequence number.
+    PeerAck,
+    /// The sender's RST showed its next sequence number.
+    OwnRst,
+    /// The sender's next segment showed its next sequence number.
+    OwnSegment,
+    /// The same bare segment came again, with nothing from the peer between.
+    Repeated,
+}
+
+/// Earlier segments of one flow that later evidence showed to be of
+/// another kind (live captures and pipes only: a file is read ahead).
+#[derive(Clone, Copy, Debug)]
+pub struct Revisions<'a> {
+    pub flow_id: u32,
+    /// The side that sent them.
+    pub from: Side,
+    pub why: Why,
+    pub items: &'a [Revision],
+}
+
+/// One revised segment: its frame number, its kind now, and what the
+/// analyses say about it now.
+#[derive(Clone, Copy, Debug)]
+pub struct Revision {
+    pub n: u64,
+    pub kind: Kind,
+    pub notes: Notes,
+}
+
 /// A consumer of the event stream: a report.
 pub trait Sink {
     /// One TCP segment, in capture order.
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()>;
+    /// Earlier segments turned out to be of another kind.
+    fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
+        Ok(())
+    }
     /// One connection, when it is reported (ended, expired, end of input).
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
     /// The end of the input.
@@ -71,6 +108,9 @@ pub trait Sink {
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
         (**self).packet(event)
+    }
+    fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
+        (**self).revise(revisions)
     }
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
         (**self).flow(flow)

@@ -514,6 +514,12 @@ impl Analysis for Keepalive {
         note
     }
 
+    /// A probe first taken for an ACK: the tracker counts it now, as it
+    /// would have then (nothing else of the flow came after it).
+    fn revise(&mut self, cx: &Ctx) -> Note {
+        self.segment(cx)
+    }
+
     fn finish(&mut self, flow: &Flow, _now: Timestamp) -> KeepaliveSummary {
         let Some(k) = self.0.as_deref_mut() else {
             return KeepaliveSummary::default();

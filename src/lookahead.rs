@@ -8,7 +8,10 @@
 //!
 //! - zero bytes: the peer's next ACK (its ACK number is the side's next), the
 //!   side's own RST (Linux resets at next: the probe's seq + 1, or the same
-//!   seq), or the side's next segment at another seq, with data, or a FIN;
+//!   seq), the side's next segment at another seq, with data, or a FIN — or
+//!   the same bare segment again (same seq and ack) a second or more later
+//!   with nothing from the peer in between: a host sends a bare ACK when it
+//!   receives something, and it received nothing; a keepalive repeats;
 //! - one byte: the same one-byte segment again from the same side (data is
 //!   never sent twice once acknowledged, and a retransmission backs off; a
 //!   keepalive repeats) means a probe; anything else the side sends first
@@ -28,6 +31,7 @@
 
 use crate::decode::{Segment, flags};
 use crate::seq::SeqNumber;
+use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,29 +44,38 @@ pub struct Ambiguity {
     pub sender: SocketAddr,
     pub receiver: SocketAddr,
     pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub ts: Timestamp,
     /// One byte (a possible Windows-style probe) rather than zero.
     pub one_byte: bool,
 }
+
+/// Shortest gap between two identical bare segments for the second to show
+/// that both were probes (duplicate ACKs come within milliseconds; keepalive
+/// intervals are whole seconds).
+const REPEAT_MIN_GAP: f64 = 1.0;
 
 impl Ambiguity {
     /// Whether `seg` is an ambiguous segment: zero or one byte, no SYN, FIN
     /// or RST, from a side whose next sequence number is unknown (the caller
     /// checks that).
-    pub fn of(n: u64, seg: &Segment) -> Option<Ambiguity> {
+    pub fn of(n: u64, ts: Timestamp, seg: &Segment) -> Option<Ambiguity> {
         (seg.len <= 1 && !seg.has(flags::SYN | flags::FIN | flags::RST)).then(|| Ambiguity {
             n,
             sender: SocketAddr::new(seg.src, seg.sport),
             receiver: SocketAddr::new(seg.dst, seg.dport),
             seq: seg.seq,
+            ack: seg.ack,
+            ts,
             one_byte: seg.len == 1,
         })
     }
 
-    /// What a later segment `seg` of the same flow says about the sender's
-    /// next sequence number. `None`: nothing yet; `Some(None)`: settled,
-    /// nothing learned (not a probe); `Some(Some(next))`: the sender's next
-    /// sequence number.
-    pub fn revealed_by(&self, seg: &Segment) -> Option<Option<SeqNumber>> {
+    /// What a later segment `seg` of the same flow, captured at `ts`, says
+    /// about the sender's next sequence number. `None`: nothing yet;
+    /// `Some(None)`: settled, nothing learned (not a probe);
+    /// `Some(Some(next))`: the sender's next sequence number.
+    pub fn revealed_by(&self, seg: &Segment, ts: Timestamp) -> Option<Option<SeqNumber>> {
         let from = SocketAddr::new(seg.src, seg.sport);
         let to = SocketAddr::new(seg.dst, seg.dport);
         let from_sender = from == self.sender && to == self.receiver;
@@ -91,7 +104,11 @@ impl Ambiguity {
             return Some(plausible.then_some(seg.seq));
         }
         let informative = seg.seq != self.seq || seg.len > 0 || seg.has(flags::FIN);
-        informative.then_some(Some(seg.seq))
+        if informative {
+            return Some(Some(seg.seq));
+        }
+        let repeated = seg.ack == self.ack && ts.since(self.ts) >= REPEAT_MIN_GAP;
+        repeated.then_some(Some(self.seq + 1))
     }
 }
 
@@ -142,7 +159,7 @@ impl Recorder {
     }
 
     /// Every decoded segment after the ambiguous ones: settles what it can.
-    pub fn segment(&mut self, seg: &Segment) {
+    pub fn segment(&mut self, seg: &Segment, ts: Timestamp) {
         if self.pending.is_empty() {
             return;
         }
@@ -150,7 +167,7 @@ impl Recorder {
         let to = SocketAddr::new(seg.dst, seg.dport);
         for key in [(from, to), (to, from)] {
             if let Some(a) = self.pending.get(&key)
-                && let Some(next) = a.revealed_by(seg)
+                && let Some(next) = a.revealed_by(seg, ts)
             {
                 self.found.push((a.n, next));
                 self.pending.remove(&key);

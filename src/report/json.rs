@@ -1,7 +1,7 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
 use super::emit::Emit;
-use crate::event::{PacketEvent, Sink, Stats};
+use crate::event::{PacketEvent, Revisions, Sink, Stats};
 use crate::keepalive::Note;
 use crate::summary::FlowSummary;
 use crate::time::Timestamp;
@@ -157,6 +157,30 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         l.s("}\n");
         self.out.write_all(&self.line)?;
+        self.end_record()
+    }
+
+    /// `{"type":"revise","n":…,"kind":…}` per revised packet, with the
+    /// fields that change (a probe's number and idle).
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        if !self.opts.packets {
+            return Ok(());
+        }
+        for item in r.items {
+            let l = &mut self.line;
+            l.clear();
+            l.s("{\"type\":\"revise\",\"n\":")
+                .n(item.n)
+                .s(",\"kind\":\"")
+                .s(item.kind.as_str())
+                .s("\"");
+            if let Note::Probe { number, idle, .. } = item.notes.keepalive {
+                l.s(",\"probe\":").n(number).s(",\"idle\":");
+                let _ = write!(l, "{}", Num(idle));
+            }
+            l.s("}\n");
+            self.out.write_all(&self.line)?;
+        }
         self.end_record()
     }
 

@@ -143,6 +143,21 @@ impl Recorder {
         });
     }
 
+    /// Earlier steps of a flow turned out to be of another kind.
+    pub fn revise(&mut self, r: &crate::event::Revisions) {
+        let Some(fs) = self.flows.get_mut(&r.flow_id) else {
+            return;
+        };
+        for item in r.items {
+            for s in fs.head.iter_mut().chain(fs.tail.iter_mut()) {
+                if s.n == item.n {
+                    s.kind = item.kind;
+                    s.note = item.notes.keepalive;
+                }
+            }
+        }
+    }
+
     pub fn take(&mut self, flow: u32) -> FlowSteps {
         self.flows.remove(&flow).unwrap_or_default()
     }

@@ -4,7 +4,7 @@ use super::emit::Emit;
 use super::tcpdump::{Tcpdump, TsFormat};
 use super::teach::{self, FlowSteps, Recorder};
 use super::{annotate, table};
-use crate::event::{PacketEvent, Sink, Stats};
+use crate::event::{PacketEvent, Revisions, Sink, Stats, Why};
 use crate::keepalive::{Note, SystemDefaults};
 use crate::summary::{FlowSummary, Verdict};
 use crate::tcp::Kind;
@@ -66,6 +66,8 @@ pub struct TextSink<W: Write> {
     line: Vec<u8>,
     /// Middlebox idle-timeout evidence per server.
     idle: super::idle::Estimator,
+    /// The latest packet's capture time (live hints after a revision).
+    latest: Option<Timestamp>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -80,6 +82,7 @@ impl<W: Write> TextSink<W> {
             taught: Vec::new(),
             line: Vec::with_capacity(512),
             idle: Default::default(),
+            latest: None,
         }
     }
 
@@ -131,6 +134,7 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        self.latest = Some(ev.ts);
         if self.opts.teaching() {
             self.recorder.record(ev);
         }
@@ -155,6 +159,42 @@ impl<W: Write> Sink for TextSink<W> {
         annotate::write(&mut line, ev)?;
         if self.opts.live.is_some() {
             expectation(&mut line, ev)?;
+        }
+        if self.opts.color {
+            line.s("\x1b[0m");
+        }
+        line.s("\n");
+        let written = self.out.write_all(&line);
+        self.line = line;
+        written?;
+        if self.opts.live.is_some() {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        if self.opts.teaching() {
+            self.recorder.revise(r);
+        }
+        if !self.opts.timeline || r.items.is_empty() {
+            return Ok(());
+        }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        revision_line(&mut line, r, self.opts.color);
+        if let (Some(_), Some(last)) = (self.opts.live, r.items.last())
+            && let Note::Probe {
+                next_due: Some(due),
+                ..
+            } = last.notes.keepalive
+            && let Some(now) = self.latest
+        {
+            let _ = write!(
+                line,
+                "; next probe (or the RST) expected in ~{}",
+                annotate::Secs(due.since(now).max(0.0))
+            );
         }
         if self.opts.color {
             line.s("\x1b[0m");
@@ -236,6 +276,54 @@ impl<W: Write> Sink for TextSink<W> {
         }
         self.write_teaching()?;
         self.out.flush()
+    }
+}
+
+/// `  ↳ flow 1: frames 1 and 2 were keepalive probes #1 and #2 (why)`.
+fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
+    let frames: Vec<String> = r.items.iter().map(|i| i.n.to_string()).collect();
+    let probes: Vec<String> = r
+        .items
+        .iter()
+        .filter_map(|i| match i.notes.keepalive {
+            Note::Probe { number, .. } => Some(format!("#{number}")),
+            _ => None,
+        })
+        .collect();
+    let (who, peer) = (r.from.name(), r.from.other().name());
+    let why = match r.why {
+        Why::PeerAck => {
+            format!("the {peer}'s ACK number shows the {who}'s next byte, one above them")
+        }
+        Why::OwnRst => "the RST's sequence number shows the next byte, one above them".to_string(),
+        Why::OwnSegment => format!("the {who}'s next segment shows its next byte, one above them"),
+        Why::Repeated => format!(
+            "the same segment came again, with nothing from the {peer} in between: a keepalive repeats"
+        ),
+    };
+    let one = r.items.len() == 1;
+    if color {
+        out.s("  \x1b[2m");
+    } else {
+        out.s("  ");
+    }
+    let _ = write!(
+        out,
+        "↳ flow {}: frame{} {} {} keepalive probe{} {} ({why})",
+        r.flow_id,
+        if one { "" } else { "s" },
+        join_and(&frames),
+        if one { "was a" } else { "were" },
+        if one { "" } else { "s" },
+        join_and(&probes),
+    );
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 

@@ -124,3 +124,116 @@ fn lab_without_root_points_to_the_fixtures() {
         "{err}"
     );
 }
+
+#[test]
+fn lab_acks_dropped_and_retransmit_timeout() {
+    if !live_allowed("lab_acks_dropped") {
+        return;
+    }
+    let (_, f) = lab("acks-dropped", 2);
+    assert_eq!(f["verdict"], "acks-dropped");
+    assert_eq!(f["probes_answered"], 2);
+    approx(&f["keepalive"]["interval"], 1.0, 0.25);
+    assert_eq!(f["keepalive"]["count"], 2);
+    // Retransmit-timeout adds a later connection (the capture goes on).
+    let out = kacap()
+        .args([
+            "lab",
+            "retransmit-timeout",
+            "--json",
+            "--idle",
+            "1",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+        ])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "flow")
+        .collect();
+    assert_eq!(flows[0]["verdict"], "retransmit-timeout", "{flows:?}");
+    assert!(flows[0]["retransmit"]["count"].as_u64().unwrap() >= 2);
+    assert_eq!(flows[0]["idle_timeout"]["killed_after"], Value::Null);
+}
+
+/// The live field case: kacap starts on a connection that is already idle
+/// (no handshake, probes 11 s apart, the peer silenced). Every packet record
+/// comes out within 2 s of its capture; the first probe, shown before
+/// anything could tell what it was, is revised into a probe.
+#[test]
+fn live_on_an_already_idle_connection_shows_each_packet_in_time_and_revises_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    if !live_allowed("live_on_an_already_idle_connection") {
+        return;
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kacap"))
+        .args([
+            "lab",
+            "dead-peer",
+            "--json",
+            "--idle",
+            "12",
+            "--interval",
+            "11",
+            "--count",
+            "2",
+            "--capture-after",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut records = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let r: Value = serde_json::from_str(&line).unwrap();
+        if r["type"] == "packet" {
+            let late = now - r["ts"].as_f64().unwrap();
+            assert!(
+                late < 2.0,
+                "packet {} came out {late:.2} s after its capture",
+                r["n"]
+            );
+        }
+        records.push(r);
+        assert!(started.elapsed().as_secs() < 80, "kacap lab did not end");
+    }
+    assert!(child.wait().unwrap().success());
+    let of = |t: &str| -> Vec<&Value> { records.iter().filter(|r| r["type"] == t).collect() };
+    let packets = of("packet");
+    // First packet: the first probe, 10 s into the capture, shown at once as
+    // what it looked like then; then revised.
+    assert_eq!(packets[0]["kind"], "ack", "{packets:?}");
+    let revised = of("revise");
+    assert_eq!(revised.len(), 1, "{records:?}");
+    assert_eq!(revised[0]["n"], packets[0]["n"]);
+    assert_eq!(revised[0]["kind"], "keepalive");
+    assert_eq!(revised[0]["probe"], 1);
+    assert_eq!(revised[0]["idle"], Value::Null);
+    assert_eq!(packets[1]["kind"], "keepalive");
+    assert_eq!(packets[1]["probe"], 2);
+    assert_eq!(packets[2]["kind"], "rst");
+    let flow = of("flow")[0];
+    assert_eq!(flow["verdict"], "dead-peer");
+    approx(&flow["keepalive"]["interval"], 11.0, 0.3);
+    assert_eq!(flow["keepalive"]["count"], 2);
+}
