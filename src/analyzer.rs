@@ -116,6 +116,9 @@ struct Provisional {
     first: Ambiguity,
     /// The frames, with the silence before each.
     frames: Vec<(OwnedFrame, Option<f64>)>,
+    /// The same segment came again a second or more later (the last resort,
+    /// used when the flow is reported with nothing better).
+    repeated: bool,
 }
 
 impl<S: Sink> Analyzer<S> {
@@ -163,7 +166,7 @@ impl<S: Sink> Analyzer<S> {
             };
             let revealed = decode(self.link, &f.data)
                 .ok()
-                .and_then(|seg| hold.revealed_by(&seg, f.ts));
+                .and_then(|seg| hold.revealed_by(&seg));
             let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.ts) > HOLD_SECONDS;
             self.held.push_back(f);
             if revealed.is_some() || expired {
@@ -217,7 +220,7 @@ impl<S: Sink> Analyzer<S> {
         let entry = self.flows.lookup(&seg, frame.ts, |e| replaced = Some(e));
         if let Some(old) = replaced {
             // A new connection on the same 4-tuple: report the old one first.
-            self.sink.flow(&summarize(old, frame.ts))?;
+            report(self.link, &mut self.learn, old, frame.ts, &mut self.sink)?;
         }
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
@@ -228,9 +231,10 @@ impl<S: Sink> Analyzer<S> {
                 if !provisional.is_empty()
                     && let Some(p) = provisional.get_mut(&flow.id)
                 {
-                    match p.first.revealed_by(&seg, frame.ts) {
+                    match p.first.revealed_by(&seg) {
                         None => {
-                            // The same bare segment again, too soon to tell.
+                            // The same bare segment again: still unsettled.
+                            p.repeated |= p.first.repeated_by(&seg, frame.ts);
                             if from == p.side && p.frames.len() < MAX_PROVISIONAL {
                                 let silence = frame.ts.since(flow.last_ts);
                                 p.frames.push((OwnedFrame::of(frame), Some(silence)));
@@ -239,7 +243,8 @@ impl<S: Sink> Analyzer<S> {
                         Some(next) => {
                             let p = provisional.remove(&flow.id).expect("present");
                             if next == Some(p.first.seq + 1) {
-                                revise(self.link, entry, p, &seg, &mut self.sink)?;
+                                let why = why(&p, &seg);
+                                revise(self.link, entry, p, why, &mut self.sink)?;
                             }
                         }
                     }
@@ -259,6 +264,7 @@ impl<S: Sink> Analyzer<S> {
                         side: from,
                         first: a,
                         frames: vec![(OwnedFrame::of(frame), silence)],
+                        repeated: false,
                     };
                     provisional.insert(flow.id, first);
                 }
@@ -332,10 +338,10 @@ impl<S: Sink> Analyzer<S> {
 
     fn expire(&mut self, now: Timestamp) -> io::Result<()> {
         let mut result = Ok(());
-        let sink = &mut self.sink;
+        let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
         self.flows.expire(now, |e| {
             if result.is_ok() {
-                result = sink.flow(&summarize(e, now));
+                result = report(link, learn, e, now, sink);
             }
         });
         result
@@ -347,17 +353,35 @@ impl<S: Sink> Analyzer<S> {
             self.release()?;
         }
         let mut result = Ok(());
-        let sink = &mut self.sink;
+        let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
         let now = self.clock;
         self.flows.drain(|e| {
             if result.is_ok() {
-                result = sink.flow(&summarize(e, now));
+                result = report(link, learn, e, now, sink);
             }
         });
         result?;
         self.sink.finish(&self.stats)?;
         Ok(self.sink)
     }
+}
+
+/// Reports a connection: provisional segments still waiting are settled
+/// with the last resort (they came again: probes), then its summary.
+fn report(
+    link: LinkType,
+    learn: &mut Learn,
+    mut e: Entry<PerFlow>,
+    now: Timestamp,
+    sink: &mut impl Sink,
+) -> io::Result<()> {
+    if let Learn::Hold(provisional) = learn
+        && let Some(p) = provisional.remove(&e.flow.id)
+        && p.repeated
+    {
+        revise(link, &mut e, p, Why::Repeated, sink)?;
+    }
+    sink.flow(&summarize(e, now))
 }
 
 /// The summary of a connection that is reported: its analyses finish.
@@ -408,15 +432,15 @@ fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> 
     }
 }
 
-/// Provisional segments of `entry` were keepalive probes, as `seg` (the
-/// segment that showed it, not yet processed) tells: the flow learns its
+/// Provisional segments of `entry` were keepalive probes, as `why` tells
+/// (a segment not yet processed, or the flow's end): the flow learns its
 /// next sequence number, the analyses count the probes, and the sink hears
-/// of the revision before `seg` itself.
+/// of the revision before anything else of the flow.
 fn revise(
     link: LinkType,
     entry: &mut Entry<PerFlow>,
     p: Provisional,
-    seg: &Segment,
+    why: Why,
     sink: &mut impl Sink,
 ) -> io::Result<()> {
     let side = p.side;
@@ -449,19 +473,22 @@ fn revise(
         seq: p.first.seq,
         zero_window: false,
     });
-    let from_sender = SocketAddr::new(seg.src, seg.sport) == p.first.sender;
-    let why = match (from_sender, seg.has(flags::RST)) {
-        (false, _) => Why::PeerAck,
-        (true, true) => Why::OwnRst,
-        (true, false) if seg.seq == p.first.seq => Why::Repeated,
-        (true, false) => Why::OwnSegment,
-    };
     sink.revise(&Revisions {
         flow_id: flow.id,
         from: side,
         why,
         items: &items,
     })
+}
+
+/// What showed that provisional segments were probes.
+fn why(p: &Provisional, seg: &Segment) -> Why {
+    let from_sender = SocketAddr::new(seg.src, seg.sport) == p.first.sender;
+    match (from_sender, seg.has(flags::RST)) {
+        (false, _) => Why::PeerAck,
+        (true, true) => Why::OwnRst,
+        (true, false) => Why::OwnSegment,
+    }
 }
 
 /// Whether `seg` (not a RST, not a probe) acknowledges the other side's
@@ -699,7 +726,7 @@ mod revise_tests {
     }
 
     #[test]
-    fn a_probe_held_a_second_is_shown_then_revised_when_the_next_one_comes() {
+    fn probes_held_a_second_are_shown_then_revised_when_the_rst_tells() {
         let mut seen = Seen::default();
         let mut a = Analyzer::new(LinkType::Raw, Options::default(), &mut seen);
         let frames = [
@@ -722,10 +749,54 @@ mod revise_tests {
             }
         }
         a.finish().unwrap();
-        assert_eq!(seen.revised, [(1, Kind::Keepalive, 1, Why::Repeated)]);
+        assert_eq!(
+            seen.revised,
+            [
+                (1, Kind::Keepalive, 1, Why::OwnRst),
+                (2, Kind::Keepalive, 2, Why::OwnRst)
+            ]
+        );
         assert_eq!(
             seen.packets,
-            [(1, Kind::Ack), (2, Kind::Keepalive), (3, Kind::Rst)]
+            [(1, Kind::Ack), (2, Kind::Ack), (3, Kind::Rst)]
         );
+    }
+
+    #[test]
+    fn repeated_probes_with_nothing_else_are_revised_as_a_last_resort_at_the_end() {
+        // The capture ends before the RST: the same bare segment twice,
+        // 75 s apart, nothing from the peer.
+        #[derive(Default)]
+        struct Revised(Vec<(u64, Why)>);
+        impl Sink for Revised {
+            fn packet(&mut self, _: &PacketEvent) -> io::Result<()> {
+                Ok(())
+            }
+            fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+                self.0.extend(r.items.iter().map(|i| (i.n, r.why)));
+                Ok(())
+            }
+            fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+                assert_eq!(f.findings.keepalive.probes, 2);
+                assert_eq!(f.verdict, crate::summary::Verdict::DeadPeer);
+                Ok(())
+            }
+            fn finish(&mut self, _: &Stats) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut seen = Revised::default();
+        let mut a = Analyzer::new(LinkType::Raw, Options::default(), &mut seen);
+        for (n, ts, data) in [probe(1, 0.0, ACK, 999), probe(2, 75.0, ACK, 999)] {
+            let f = Frame {
+                n,
+                ts,
+                len: data.len() as u32,
+                data: &data,
+            };
+            a.frame(&f).unwrap();
+        }
+        a.finish().unwrap();
+        assert_eq!(seen.0, [(1, Why::Repeated), (2, Why::Repeated)]);
     }
 }

@@ -8,10 +8,13 @@
 //!
 //! - zero bytes: the peer's next ACK (its ACK number is the side's next), the
 //!   side's own RST (Linux resets at next: the probe's seq + 1, or the same
-//!   seq), the side's next segment at another seq, with data, or a FIN — or
-//!   the same bare segment again (same seq and ack) a second or more later
-//!   with nothing from the peer in between: a host sends a bare ACK when it
-//!   receives something, and it received nothing; a keepalive repeats;
+//!   seq), the side's next segment at another seq, with data, or a FIN; and,
+//!   only when none of these came before the flow or the input ended, the
+//!   same bare segment again (same seq, ack, flags and window) a second or
+//!   more later with nothing from the peer in between: a keepalive repeats,
+//!   while a host sends a bare ACK when it receives something, and it
+//!   received nothing (weaker evidence — a window update or an ACK of
+//!   something the capture missed can look alike — so it is the last resort);
 //! - one byte: the same one-byte segment again from the same side (data is
 //!   never sent twice once acknowledged, and a retransmission backs off; a
 //!   keepalive repeats) means a probe; anything else the side sends first
@@ -45,6 +48,8 @@ pub struct Ambiguity {
     pub receiver: SocketAddr,
     pub seq: SeqNumber,
     pub ack: SeqNumber,
+    pub flags: u8,
+    pub win: u16,
     pub ts: Timestamp,
     /// One byte (a possible Windows-style probe) rather than zero.
     pub one_byte: bool,
@@ -66,16 +71,18 @@ impl Ambiguity {
             receiver: SocketAddr::new(seg.dst, seg.dport),
             seq: seg.seq,
             ack: seg.ack,
+            flags: seg.flags,
+            win: seg.win,
             ts,
             one_byte: seg.len == 1,
         })
     }
 
-    /// What a later segment `seg` of the same flow, captured at `ts`, says
-    /// about the sender's next sequence number. `None`: nothing yet;
-    /// `Some(None)`: settled, nothing learned (not a probe);
-    /// `Some(Some(next))`: the sender's next sequence number.
-    pub fn revealed_by(&self, seg: &Segment, ts: Timestamp) -> Option<Option<SeqNumber>> {
+    /// What a later segment `seg` of the same flow says about the sender's
+    /// next sequence number. `None`: nothing yet; `Some(None)`: settled,
+    /// nothing learned (not a probe); `Some(Some(next))`: the sender's next
+    /// sequence number.
+    pub fn revealed_by(&self, seg: &Segment) -> Option<Option<SeqNumber>> {
         let from = SocketAddr::new(seg.src, seg.sport);
         let to = SocketAddr::new(seg.dst, seg.dport);
         let from_sender = from == self.sender && to == self.receiver;
@@ -104,11 +111,19 @@ impl Ambiguity {
             return Some(plausible.then_some(seg.seq));
         }
         let informative = seg.seq != self.seq || seg.len > 0 || seg.has(flags::FIN);
-        if informative {
-            return Some(Some(seg.seq));
-        }
-        let repeated = seg.ack == self.ack && ts.since(self.ts) >= REPEAT_MIN_GAP;
-        repeated.then_some(Some(self.seq + 1))
+        informative.then_some(Some(seg.seq))
+    }
+
+    /// `seg`, captured at `ts`, is this zero-byte segment again: same
+    /// sender, seq, ack, flags and window, a second or more later (the last
+    /// resort, see the module docs).
+    pub fn repeated_by(&self, seg: &Segment, ts: Timestamp) -> bool {
+        !self.one_byte
+            && SocketAddr::new(seg.src, seg.sport) == self.sender
+            && SocketAddr::new(seg.dst, seg.dport) == self.receiver
+            && seg.len == 0
+            && (seg.seq, seg.ack, seg.flags, seg.win) == (self.seq, self.ack, self.flags, self.win)
+            && ts.since(self.ts) >= REPEAT_MIN_GAP
     }
 }
 
@@ -142,20 +157,26 @@ impl Hints {
     }
 }
 
-/// The lookahead pass's bookkeeping: ambiguities waiting for their answer.
+/// The lookahead pass's bookkeeping: ambiguities waiting for their answer
+/// (and whether the same segment came again).
 #[derive(Debug, Default)]
 pub struct Recorder {
     /// By (sender, receiver): at most one per flow side.
-    pending: FxHashMap<(SocketAddr, SocketAddr), Ambiguity>,
+    pending: FxHashMap<(SocketAddr, SocketAddr), (Ambiguity, bool)>,
     found: Vec<(u64, Option<SeqNumber>)>,
 }
 
 impl Recorder {
     /// An ambiguous segment was met.
     pub fn ambiguous(&mut self, a: Ambiguity) {
-        if let Some(old) = self.pending.insert((a.sender, a.receiver), a) {
-            self.found.push((old.n, None));
+        if let Some(old) = self.pending.insert((a.sender, a.receiver), (a, false)) {
+            self.found.push(Self::last_resort(old));
         }
+    }
+
+    /// An ambiguity nothing settled: a probe if it came again, else unknown.
+    fn last_resort((a, repeated): (Ambiguity, bool)) -> (u64, Option<SeqNumber>) {
+        (a.n, repeated.then_some(a.seq + 1))
     }
 
     /// Every decoded segment after the ambiguous ones: settles what it can.
@@ -166,19 +187,28 @@ impl Recorder {
         let from = SocketAddr::new(seg.src, seg.sport);
         let to = SocketAddr::new(seg.dst, seg.dport);
         for key in [(from, to), (to, from)] {
-            if let Some(a) = self.pending.get(&key)
-                && let Some(next) = a.revealed_by(seg, ts)
-            {
-                self.found.push((a.n, next));
-                self.pending.remove(&key);
+            let Some((a, repeated)) = self.pending.get_mut(&key) else {
+                continue;
+            };
+            match a.revealed_by(seg) {
+                // A new connection on the 4-tuple ends the old one's story.
+                Some(None) if seg.has(flags::SYN) => {
+                    let old = self.pending.remove(&key).expect("present");
+                    self.found.push(Self::last_resort(old));
+                }
+                Some(next) => {
+                    self.found.push((a.n, next));
+                    self.pending.remove(&key);
+                }
+                None => *repeated |= a.repeated_by(seg, ts),
             }
         }
     }
 
-    /// The end of the input: what is still pending learned nothing.
+    /// The end of the input: what is still pending gets the last resort.
     pub fn finish(mut self) -> Hints {
         self.found
-            .extend(self.pending.values().map(|a| (a.n, None)));
+            .extend(self.pending.drain().map(|(_, p)| Self::last_resort(p)));
         self.found.sort_unstable_by_key(|(n, _)| *n);
         Hints(self.found.into())
     }

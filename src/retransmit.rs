@@ -71,9 +71,29 @@ pub struct RetransmitSummary {
     pub backoff: bool,
 }
 
-/// The retransmission analysis: state from a flow's first data segment on.
+/// The retransmission analysis. Until a side retransmits data, it keeps
+/// only when each side last sent new data (nanoseconds of capture time):
+/// most connections never retransmit, and pay 16 bytes and a store per data
+/// segment. The first retransmission starts the watch, counted from that
+/// side's latest new data (the transmission it repeats, or a later one).
 #[derive(Debug, Default)]
-pub struct Retransmit(Option<Box<[Option<Pending>; 2]>>);
+pub struct Retransmit {
+    last_data: [i64; 2],
+    watch: Option<Box<[Option<Pending>; 2]>>,
+}
+
+fn nanos(ts: Timestamp) -> i64 {
+    ts.sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ts.nsec))
+}
+
+fn from_nanos(ns: i64) -> Timestamp {
+    Timestamp::new(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+}
 
 impl Analysis for Retransmit {
     type Note = ();
@@ -84,12 +104,35 @@ impl Analysis for Retransmit {
             return;
         }
         let seg = cx.seg;
-        let data = seg.len > 0 && matches!(cx.kind, Kind::Data | Kind::Retransmission);
-        if self.0.is_none() && !data {
-            return;
-        }
-        let sides = self.0.get_or_insert_with(Box::default);
         let (me, peer) = (cx.from.idx(), cx.from.other().idx());
+        let data = seg.len > 0 && matches!(cx.kind, Kind::Data | Kind::Retransmission);
+        if self.watch.is_none() {
+            if !data {
+                return;
+            }
+            if cx.kind == Kind::Data {
+                self.last_data[me] = nanos(cx.ts);
+                return;
+            }
+        }
+        let last_data = self.last_data[me];
+        let sides = self.watch.get_or_insert_with(|| {
+            // The first retransmission: the watch starts at the data it repeats.
+            let mut sides: Box<[Option<Pending>; 2]> = Box::default();
+            if last_data != 0 {
+                let first = from_nanos(last_data);
+                sides[me] = Some(Pending {
+                    first,
+                    end: seg.seq + seg.len,
+                    retransmissions: 0,
+                    last: first,
+                    first_gap: 0.0,
+                    last_gap: 0.0,
+                    reset_at: None,
+                });
+            }
+            sides
+        });
         if seg.has(flags::ACK)
             && !seg.has(flags::RST)
             && let Some(p) = sides[peer]
@@ -136,7 +179,7 @@ impl Analysis for Retransmit {
     }
 
     fn finish(&mut self, _flow: &Flow, now: Timestamp) -> Option<RetransmitSummary> {
-        let sides = self.0.as_deref()?;
+        let sides = self.watch.as_deref()?;
         let (side, p) = [Side::Client, Side::Server]
             .into_iter()
             .filter_map(|s| sides[s.idx()].map(|p| (s, p)))

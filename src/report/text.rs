@@ -133,6 +133,7 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> Sink for TextSink<W> {
+    #[inline]
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         self.latest = Some(ev.ts);
         if self.opts.teaching() {
@@ -141,6 +142,25 @@ impl<W: Write> Sink for TextSink<W> {
         if !self.opts.timeline {
             return Ok(());
         }
+        self.timeline_line(ev)
+    }
+
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        self.revision(r)
+    }
+
+    fn flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
+        self.add_flow(summary)
+    }
+
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.finish_all(stats)
+    }
+}
+
+impl<W: Write> TextSink<W> {
+    /// One timeline line: the tcpdump line, then what the segment is.
+    fn timeline_line(&mut self, ev: &PacketEvent) -> io::Result<()> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         self.tcpdump.write_line(&mut line, ev);
@@ -173,7 +193,7 @@ impl<W: Write> Sink for TextSink<W> {
         Ok(())
     }
 
-    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+    fn revision(&mut self, r: &Revisions) -> io::Result<()> {
         if self.opts.teaching() {
             self.recorder.revise(r);
         }
@@ -209,7 +229,7 @@ impl<W: Write> Sink for TextSink<W> {
         Ok(())
     }
 
-    fn flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
+    fn add_flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
         self.tcpdump.forget(summary.id);
         self.idle.add(summary);
         if self.opts.teaching() {
@@ -247,7 +267,7 @@ impl<W: Write> Sink for TextSink<W> {
         Ok(())
     }
 
-    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+    fn finish_all(&mut self, stats: &Stats) -> io::Result<()> {
         let mut flows: Vec<FlowSummary> = self.rows.iter_mut().flat_map(std::mem::take).collect();
         flows.sort_by_key(|f| f.id);
         if self.opts.timeline {

@@ -220,18 +220,23 @@ fn live_on_an_already_idle_connection_shows_each_packet_in_time_and_revises_it()
     assert!(child.wait().unwrap().success());
     let of = |t: &str| -> Vec<&Value> { records.iter().filter(|r| r["type"] == t).collect() };
     let packets = of("packet");
-    // First packet: the first probe, 10 s into the capture, shown at once as
-    // what it looked like then; then revised.
+    // The two probes, shown at once as what they looked like then (ACKs);
+    // the RST's sequence number shows they were probes: both revised.
     assert_eq!(packets[0]["kind"], "ack", "{packets:?}");
-    let revised = of("revise");
-    assert_eq!(revised.len(), 1, "{records:?}");
-    assert_eq!(revised[0]["n"], packets[0]["n"]);
-    assert_eq!(revised[0]["kind"], "keepalive");
-    assert_eq!(revised[0]["probe"], 1);
-    assert_eq!(revised[0]["idle"], Value::Null);
-    assert_eq!(packets[1]["kind"], "keepalive");
-    assert_eq!(packets[1]["probe"], 2);
+    assert_eq!(packets[1]["kind"], "ack", "{packets:?}");
     assert_eq!(packets[2]["kind"], "rst");
+    let revised = of("revise");
+    assert_eq!(revised.len(), 2, "{records:?}");
+    for (i, r) in revised.iter().enumerate() {
+        assert_eq!(r["n"], packets[i]["n"]);
+        assert_eq!(r["kind"], "keepalive");
+        assert_eq!(r["probe"], i as u64 + 1);
+    }
+    assert_eq!(revised[0]["idle"], Value::Null);
+    approx(&revised[1]["idle"], 11.0, 0.3);
+    // The revisions come before the RST that showed them.
+    let at = |t: &Value| records.iter().position(|r| r == t).unwrap();
+    assert!(at(revised[1]) < at(packets[2]));
     let flow = of("flow")[0];
     assert_eq!(flow["verdict"], "dead-peer");
     approx(&flow["keepalive"]["interval"], 11.0, 0.3);
