@@ -127,8 +127,10 @@ pub struct Run {
     pub answered: u32,
     /// Probes whose TS ecr did not move to the answer the previous probe got.
     pub unheard: u32,
-    /// Gaps between consecutive probes of the run.
-    pub gaps: Samples,
+    /// Gaps between consecutive probes of the run: their sum and number
+    /// (a run's gaps are one TCP_KEEPINTVL each; a mean is enough).
+    gap_sum: f64,
+    gaps: u32,
     /// Silence before the run's first probe (`None`: since before the capture).
     pub first_idle: Option<f64>,
     /// The prober's RST about one gap after its last, answered, probe:
@@ -145,6 +147,11 @@ impl Run {
     /// The prober behaved as if it heard none of the answers on the wire.
     pub fn deaf(&self) -> bool {
         self.answered > 0 && (self.unheard > 0 || self.gave_up.is_some())
+    }
+
+    /// The mean gap between consecutive probes of the run.
+    pub fn gap(&self) -> Option<f64> {
+        (self.gaps > 0).then(|| self.gap_sum / f64::from(self.gaps))
     }
 }
 
@@ -229,7 +236,10 @@ impl Tracker {
             && run.answer_tsval.is_some_and(|v| Some(v) != ecr);
         let gap = run.last_ts.map(|prev| ts.since(prev));
         match gap {
-            Some(g) => run.gaps.push(g),
+            Some(g) => {
+                run.gap_sum += g;
+                run.gaps += 1;
+            }
             None => run.first_idle = idle,
         }
         run.probes += 1;
@@ -357,7 +367,7 @@ impl Tracker {
         let run = &mut me.run;
         if run.last_answered
             && run.probes >= 2
-            && let (Some(last), Some(gap)) = (run.last_ts, run.gaps.median())
+            && let (Some(last), Some(gap)) = (run.last_ts, run.gap())
         {
             let after = ts.since(last);
             if (after - gap).abs() <= gap * 0.25 + 0.05 {
@@ -543,7 +553,7 @@ impl Analysis for Keepalive {
                 unanswered: c.unanswered + s.unanswered,
                 rst: c.rst + s.rst,
                 idle: run.first_idle,
-                interval: run.gaps.median(),
+                interval: run.gap(),
                 count: run.gave_up.map(|_| run.probes),
                 outcome: k.last_outcome(),
                 acks_dropped: deaf,
@@ -729,7 +739,7 @@ mod deaf {
         assert!(run.deaf());
         assert_eq!((run.probes, run.answered, run.unheard), (2, 2, 1));
         assert_eq!(run.first_idle, Some(7200.0));
-        assert!((run.gaps.median().unwrap() - 75.0).abs() < 1e-6);
+        assert!((run.gap().unwrap() - 75.0).abs() < 1e-6);
     }
 
     #[test]
