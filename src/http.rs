@@ -515,6 +515,7 @@ impl Analysis for HttpAnalysis {
     type Note = HttpPacket;
     type Summary = Option<HttpSummary>;
 
+    #[inline]
     fn segment(&mut self, cx: &Ctx) -> HttpPacket {
         let seg = cx.seg;
         let payload =

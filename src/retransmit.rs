@@ -99,6 +99,7 @@ impl Analysis for Retransmit {
     type Note = ();
     type Summary = Option<RetransmitSummary>;
 
+    #[inline]
     fn segment(&mut self, cx: &Ctx) {
         if cx.late {
             return;
