@@ -66,8 +66,6 @@ pub struct TextSink<W: Write> {
     line: Vec<u8>,
     /// Middlebox idle-timeout evidence per server.
     idle: super::idle::Estimator,
-    /// The latest packet's capture time (live hints after a revision).
-    latest: Option<Timestamp>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -82,7 +80,6 @@ impl<W: Write> TextSink<W> {
             taught: Vec::new(),
             line: Vec::with_capacity(512),
             idle: Default::default(),
-            latest: None,
         }
     }
 
@@ -135,7 +132,6 @@ impl<W: Write> TextSink<W> {
 impl<W: Write> Sink for TextSink<W> {
     #[inline]
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
-        self.latest = Some(ev.ts);
         if self.opts.teaching() {
             self.recorder.record(ev);
         }
@@ -203,19 +199,6 @@ impl<W: Write> TextSink<W> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         revision_line(&mut line, r, self.opts.color);
-        if let (Some(_), Some(last)) = (self.opts.live, r.items.last())
-            && let Note::Probe {
-                next_due: Some(due),
-                ..
-            } = last.notes.keepalive
-            && let Some(now) = self.latest
-        {
-            let _ = write!(
-                line,
-                "; next probe (or the RST) expected in ~{}",
-                annotate::Secs(due.since(now).max(0.0))
-            );
-        }
         if self.opts.color {
             line.s("\x1b[0m");
         }
