@@ -545,34 +545,24 @@ impl Analysis for Keepalive {
         };
         let p = &k.sides[prober.map_or(Side::Client, Prober::side).idx()];
         let deaf = Some(p.run).filter(Run::deaf);
-        if let Some(run) = deaf {
-            // Inferred from the prober's behaviour, not from the answers.
-            return KeepaliveSummary {
-                prober,
-                probes: c.probes + s.probes,
-                answered: c.answered + s.answered,
-                unanswered: c.unanswered + s.unanswered,
-                rst: c.rst + s.rst,
-                idle: run.first_idle,
-                interval: run.gap(),
-                count: run.gave_up.map(|_| run.probes),
-                outcome: k.last_outcome(),
-                acks_dropped: deaf,
-                next_probe: None,
-            };
-        }
+        // With acks dropped, the settings come from the prober's behaviour,
+        // not from the answers.
+        let (idle, interval, count) = match deaf {
+            Some(run) => (run.first_idle, run.gap(), run.gave_up.map(|_| run.probes)),
+            None => (p.idle(), p.interval(), p.count()),
+        };
         KeepaliveSummary {
             prober,
             probes: c.probes + s.probes,
             answered: c.answered + s.answered,
             unanswered: c.unanswered + s.unanswered,
             rst: c.rst + s.rst,
-            idle: p.idle(),
-            interval: p.interval(),
-            count: p.count(),
+            idle,
+            interval,
+            count,
             outcome: k.last_outcome(),
-            acks_dropped: None,
-            next_probe: if flow.finished {
+            acks_dropped: deaf,
+            next_probe: if flow.finished || deaf.is_some() {
                 None
             } else {
                 k.next_probe_due(flow.last_ts)

@@ -176,6 +176,12 @@ impl<W: Write> TextSink<W> {
         if self.opts.live.is_some() {
             expectation(&mut line, ev)?;
         }
+        self.end_line(line)
+    }
+
+    /// Ends a timeline line (color reset, newline), writes it (flushed when
+    /// live) and keeps its buffer for the next one.
+    fn end_line(&mut self, mut line: Vec<u8>) -> io::Result<()> {
         if self.opts.color {
             line.s("\x1b[0m");
         }
@@ -199,17 +205,7 @@ impl<W: Write> TextSink<W> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         revision_line(&mut line, r, self.opts.color);
-        if self.opts.color {
-            line.s("\x1b[0m");
-        }
-        line.s("\n");
-        let written = self.out.write_all(&line);
-        self.line = line;
-        written?;
-        if self.opts.live.is_some() {
-            self.out.flush()?;
-        }
-        Ok(())
+        self.end_line(line)
     }
 
     fn add_flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
