@@ -375,11 +375,16 @@ fn report(
     now: Timestamp,
     sink: &mut impl Sink,
 ) -> io::Result<()> {
-    if let Learn::Hold(provisional) = learn
-        && let Some(p) = provisional.remove(&e.flow.id)
-        && p.repeated
-    {
-        revise(link, &mut e, p, Why::Repeated, sink)?;
+    match learn {
+        Learn::Hold(provisional) => {
+            if let Some(p) = provisional.remove(&e.flow.id)
+                && p.repeated
+            {
+                revise(link, &mut e, p, Why::Repeated, sink)?;
+            }
+        }
+        Learn::Record(recorder) => recorder.flow_ended(e.flow.client, e.flow.server),
+        Learn::Lookahead { .. } => {}
     }
     sink.flow(&summarize(e, now))
 }

@@ -205,6 +205,17 @@ impl Recorder {
         }
     }
 
+    /// A connection was reported (ended, expired): what of it is still
+    /// pending gets the last resort, and memory stays bounded by the open
+    /// connections.
+    pub fn flow_ended(&mut self, a: SocketAddr, b: SocketAddr) {
+        for key in [(a, b), (b, a)] {
+            if let Some(p) = self.pending.remove(&key) {
+                self.found.push(Self::last_resort(p));
+            }
+        }
+    }
+
     /// The end of the input: what is still pending gets the last resort.
     pub fn finish(mut self) -> Hints {
         self.found
