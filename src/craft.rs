@@ -435,6 +435,16 @@ pub fn pcap_header(linktype: u32, opts: PcapOpts) -> Vec<u8> {
 
 /// Writes a classic pcap file of `frames` (capture time in seconds, bytes).
 pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: PcapOpts) {
+    let mut out = pcap_header(linktype, opts);
+    for (t, data) in frames {
+        out.extend(pcap_record(*t, data, opts));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// One record of a classic pcap file (captured at `t` seconds), cut to the
+/// snaplen.
+pub fn pcap_record(t: f64, data: &[u8], opts: PcapOpts) -> Vec<u8> {
     let u32b = |v: u32| {
         if opts.big_endian {
             v.to_be_bytes()
@@ -442,18 +452,16 @@ pub fn write_pcap(path: &Path, linktype: u32, frames: &[(f64, Vec<u8>)], opts: P
             v.to_le_bytes()
         }
     };
-    let snaplen = opts.snaplen.unwrap_or(262_144) as u32;
-    let mut out = pcap_header(linktype, opts);
-    for (t, data) in frames {
-        let (sec, sub) = split_ts(*t, opts.nano);
-        let cap = data.len().min(snaplen as usize);
-        out.extend_from_slice(&u32b(sec));
-        out.extend_from_slice(&u32b(sub));
-        out.extend_from_slice(&u32b(cap as u32));
-        out.extend_from_slice(&u32b(data.len() as u32));
-        out.extend_from_slice(&data[..cap]);
-    }
-    std::fs::write(path, out).unwrap();
+    let snaplen = opts.snaplen.unwrap_or(262_144);
+    let (sec, sub) = split_ts(t, opts.nano);
+    let cap = data.len().min(snaplen);
+    let mut out = Vec::with_capacity(16 + cap);
+    out.extend_from_slice(&u32b(sec));
+    out.extend_from_slice(&u32b(sub));
+    out.extend_from_slice(&u32b(cap as u32));
+    out.extend_from_slice(&u32b(data.len() as u32));
+    out.extend_from_slice(&data[..cap]);
+    out
 }
 
 /// Writes a pcapng file: a section header, one interface (nanosecond

@@ -111,7 +111,7 @@ impl Plan {
                 count: None,
                 options: options(args),
                 // The lab explains what it shows.
-                output: output(args, true, true),
+                output: output(args, true, true, true),
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -138,6 +138,7 @@ impl Plan {
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
+        let stream = live || matches!(&input, Input::Files(f) if f[..] == [PathBuf::from("-")]);
         if let Input::Files(files) = &input
             && files.len() > 1
             && (args.write.is_some() || args.diagram_svg.is_some())
@@ -152,7 +153,7 @@ impl Plan {
             write: args.write.clone(),
             count: args.count,
             options: options(args),
-            output: output(args, live, false),
+            output: output(args, live, stream, false),
         }))
     }
 }
@@ -166,12 +167,13 @@ fn options(args: &Args) -> Options {
 
 /// The output the arguments ask for (`--json` and the teaching options
 /// exclude each other in `cli`).
-fn output(args: &Args, live: bool, lab: bool) -> Output {
+/// `stream`: live, or a pipe — every record is flushed as it is written.
+fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
     if args.json {
         return Output::Json(JsonOptions {
             packets: !args.summary,
             nano: args.nano,
-            flush_each: live,
+            flush_each: stream,
         });
     }
     Output::Text(TextOptions {
@@ -186,5 +188,6 @@ fn output(args: &Args, live: bool, lab: bool) -> Output {
         ts_format: TsFormat::from_count(args.t),
         nano: args.nano,
         absolute: args.absolute,
+        flush_each: stream,
     })
 }

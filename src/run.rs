@@ -9,7 +9,7 @@ use crate::plan::{CapturePlan, Input, LabPlan, Output, Plan};
 use crate::report::json::{JsonSink, escape};
 use crate::report::text::TextSink;
 use crate::signal;
-use crate::source::{Source, list_interfaces};
+use crate::source::{PipeSource, Source, list_interfaces};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
@@ -137,12 +137,32 @@ fn run_capture(
     if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
     }
-    let pass = path
-        .filter(|p| *p != Path::new("-"))
-        .map(|p| lookahead_pass(plan, p));
-    let result = match &plan.output {
-        Output::Json(opts) => analyze_into(&mut src, plan, pass, JsonSink::new(out, *opts)),
-        Output::Text(opts) => analyze_into(&mut src, plan, pass, TextSink::new(out, opts.clone())),
+    let stdin = path == Some(Path::new("-"));
+    let (result, mut src) = if stdin {
+        // A pipe: read in a thread of its own, so the analysis keeps a clock.
+        let mut pipe = PipeSource::start(src);
+        let result = analyze_output(&mut pipe, plan, None, out);
+        match pipe.finish() {
+            Some((read, src)) => (result.and(read), *src),
+            // Stopped (Ctrl-C, a closed output) while the reader waits on a
+            // quiet pipe: it is left behind; only an output error is left.
+            None => {
+                return match result {
+                    Err(ReadEnd::Output(e)) => quiet_pipe(Err(Error::Output(e))),
+                    _ => Ok(()),
+                };
+            }
+        }
+    } else {
+        let pass = path.map(|p| lookahead_pass(plan, p));
+        (analyze_output(&mut src, plan, pass, out), src)
+    };
+    // Stopped by a signal while reading a pipe: libpcap's read was
+    // interrupted, which is not a damaged file.
+    let interrupted = signal::STOP.load(std::sync::atomic::Ordering::Relaxed);
+    let result = match result {
+        Err(ReadEnd::Truncated(_)) if stdin && interrupted => Ok(()),
+        other => other,
     };
     let result = result.and(src.close());
     if let Some(s) = src.stats() {
@@ -181,6 +201,19 @@ fn run_capture(
             iface: src.name.clone(),
             msg,
         }),
+    }
+}
+
+/// Analyzes `src` into the planned output.
+fn analyze_output(
+    src: &mut impl FrameSource,
+    plan: &CapturePlan,
+    pass: Option<LookaheadPass>,
+    out: impl Write,
+) -> Result<(), ReadEnd> {
+    match &plan.output {
+        Output::Json(opts) => analyze_into(src, plan, pass, JsonSink::new(out, *opts)),
+        Output::Text(opts) => analyze_into(src, plan, pass, TextSink::new(out, opts.clone())),
     }
 }
 

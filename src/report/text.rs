@@ -43,6 +43,8 @@ pub struct TextOptions {
     pub ts_format: TsFormat,
     pub nano: bool,
     pub absolute: bool,
+    /// Flush every line (live captures and pipes).
+    pub flush_each: bool,
 }
 
 impl TextOptions {
@@ -180,7 +182,7 @@ impl<W: Write> TextSink<W> {
     }
 
     /// Ends a timeline line (color reset, newline), writes it (flushed when
-    /// live) and keeps its buffer for the next one.
+    /// streaming) and keeps its buffer for the next one.
     fn end_line(&mut self, mut line: Vec<u8>) -> io::Result<()> {
         if self.opts.color {
             line.s("\x1b[0m");
@@ -189,7 +191,7 @@ impl<W: Write> TextSink<W> {
         let written = self.out.write_all(&line);
         self.line = line;
         written?;
-        if self.opts.live.is_some() {
+        if self.opts.flush_each {
             self.out.flush()?;
         }
         Ok(())

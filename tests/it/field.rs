@@ -255,3 +255,71 @@ fn real_capture_death_by_retransmission_on_loopback_is_not_a_middlebox() {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
 }
+
+/// `tcpdump -U -w - | kacap -r -` on an idle connection: each packet comes
+/// out within about a second of reaching kacap (a pipe has a clock of its
+/// own: the last frame's time plus the wall time since), and the probes
+/// shown as ACKs are revised when the RST tells.
+#[test]
+fn a_pipe_streams_each_packet_in_time_and_revises_it_later() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut c = mid_connection();
+    c.probe(Client, 0)
+        .wait(75.0)
+        .probe(Client, 0)
+        .wait(75.0)
+        .give_up(Client);
+    let opts = PcapOpts::default();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kacap"))
+        .args(["-r", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    stdin.write_all(&pcap_header(1, opts)).unwrap();
+    let mut records = Vec::new();
+    for (i, (t, frame)) in c.frames.iter().enumerate() {
+        stdin.write_all(&pcap_record(*t, frame, opts)).unwrap();
+        stdin.flush().unwrap();
+        if i == 0 {
+            // The first probe: shown within a second or so, as an ACK.
+            let sent = Instant::now();
+            let line = lines.next().unwrap().unwrap();
+            assert!(
+                sent.elapsed() < Duration::from_millis(2500),
+                "{:?}",
+                sent.elapsed()
+            );
+            let r: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                (r["type"].as_str(), r["kind"].as_str()),
+                (Some("packet"), Some("ack"))
+            );
+            records.push(r);
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    drop(stdin);
+    for line in lines {
+        records.push(serde_json::from_str(&line.unwrap()).unwrap());
+    }
+    assert!(child.wait().unwrap().success());
+    let revised: Vec<&Value> = records.iter().filter(|r| r["type"] == "revise").collect();
+    assert_eq!(revised.len(), 2, "{records:?}");
+    assert_eq!(
+        (revised[0]["n"].as_u64(), revised[0]["probe"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (revised[1]["n"].as_u64(), revised[1]["probe"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let flow = records.iter().find(|r| r["type"] == "flow").unwrap();
+    assert_eq!(flow["verdict"], "dead-peer");
+    approx(&flow["keepalive"]["interval"], 75.0, 0.01);
+}
