@@ -4,8 +4,22 @@ use crate::live::live_allowed;
 use crate::{approx, kacap};
 use serde_json::Value;
 
-/// Runs `kacap lab SCENARIO --json` with 1 s timers and `count` probes.
+/// Runs `kacap lab SCENARIO --json` with 1 s timers and `count` probes;
+/// returns its records and its one connection's flow record.
 fn lab(scenario: &str, count: u32) -> (Vec<Value>, Value) {
+    let records = lab_records(scenario, count);
+    let flows: Vec<&Value> = records.iter().filter(|r| r["type"] == "flow").collect();
+    assert_eq!(
+        flows.len(),
+        1,
+        "one connection in a private namespace: {flows:?}"
+    );
+    let flow = flows[0].clone();
+    (records, flow)
+}
+
+/// The records of `kacap lab SCENARIO --json` with 1 s timers.
+fn lab_records(scenario: &str, count: u32) -> Vec<Value> {
     let out = kacap()
         .args([
             "lab",
@@ -24,19 +38,11 @@ fn lab(scenario: &str, count: u32) -> (Vec<Value>, Value) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kacap lab {scenario} failed: {err}");
     assert!(err.starts_with(&format!("kacap lab {scenario}: ")), "{err}");
-    let records: Vec<Value> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let flows: Vec<&Value> = records.iter().filter(|r| r["type"] == "flow").collect();
-    assert_eq!(
-        flows.len(),
-        1,
-        "one connection in a private namespace: {flows:?}"
-    );
-    let flow = flows[0].clone();
-    (records, flow)
+        .collect()
 }
 
 #[test]
@@ -136,30 +142,8 @@ fn lab_acks_dropped_and_retransmit_timeout() {
     approx(&f["keepalive"]["interval"], 1.0, 0.25);
     assert_eq!(f["keepalive"]["count"], 2);
     // Retransmit-timeout adds a later connection (the capture goes on).
-    let out = kacap()
-        .args([
-            "lab",
-            "retransmit-timeout",
-            "--json",
-            "--idle",
-            "1",
-            "--interval",
-            "1",
-            "--count",
-            "2",
-        ])
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let flows: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let flows: Vec<Value> = lab_records("retransmit-timeout", 2)
+        .into_iter()
         .filter(|r| r["type"] == "flow")
         .collect();
     assert_eq!(flows[0]["verdict"], "retransmit-timeout", "{flows:?}");
