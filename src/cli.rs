@@ -107,13 +107,14 @@ pub struct Args {
     pub color: ColorChoice,
 
     /// Seconds a finished connection keeps absorbing late segments
-    /// (retransmitted FINs, RSTs) before it is reported.
-    #[arg(long, default_value_t = Options::LINGER, value_name = "SECS")]
+    /// (retransmitted FINs, RSTs) before it is reported (0 to 86400).
+    #[arg(long, default_value_t = Options::LINGER, value_name = "SECS", value_parser = linger_secs)]
     pub linger: f64,
 
     /// Seconds of silence after which an open connection is reported as
-    /// still open and forgotten (default 3 h: longer than Linux's 2 h keepalive time).
-    #[arg(long, default_value_t = Options::IDLE_TIMEOUT, value_name = "SECS")]
+    /// still open and forgotten (default 3 h: longer than Linux's 2 h
+    /// keepalive time; 1 to 2592000).
+    #[arg(long, default_value_t = Options::IDLE_TIMEOUT, value_name = "SECS", value_parser = idle_timeout_secs)]
     pub idle_timeout: f64,
 
     /// BPF filter expression (pcap-filter syntax), e.g. `tcp port 2333`.
@@ -192,4 +193,25 @@ impl Args {
     pub fn filter_expr(&self) -> Option<String> {
         (!self.filter.is_empty()).then(|| self.filter.join(" "))
     }
+}
+
+/// A number of seconds within `lo..=hi` (finite: `nan` and `inf` are not).
+fn secs_within(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is out of range: give {lo} to {hi} seconds"))
+    }
+}
+
+fn linger_secs(s: &str) -> Result<f64, String> {
+    secs_within(s, 0.0, 86_400.0)
+}
+
+fn idle_timeout_secs(s: &str) -> Result<f64, String> {
+    secs_within(s, 1.0, 30.0 * 86_400.0)
 }

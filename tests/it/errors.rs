@@ -243,3 +243,28 @@ fn a_usage_error_is_printed_once_with_several_inputs() {
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// Option values are checked when parsed: `--linger nan` used to loop
+/// forever, negative or zero timeouts split one connection into several.
+#[test]
+fn timeouts_must_be_finite_and_in_range() {
+    for (opt, value) in [
+        ("--linger", "nan"),
+        ("--linger", "-1"),
+        ("--linger", "inf"),
+        ("--idle-timeout", "0"),
+        ("--idle-timeout", "-5"),
+        ("--idle-timeout", "soon"),
+    ] {
+        let out = kacap()
+            .arg("-r")
+            .arg(fixture("healthy.pcap"))
+            .arg(format!("{opt}={value}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{opt} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(opt) && err.contains("seconds"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
