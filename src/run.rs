@@ -67,8 +67,26 @@ fn file_header(path: &Path, json: bool) -> String {
         let name = escape(&path.to_string_lossy());
         format!("{{\"type\":\"file\",\"path\":\"{name}\"}}\n")
     } else {
-        format!("==> {} <==\n", path.display())
+        format!("==> {} <==\n", shown(&path.to_string_lossy()))
     }
+}
+
+/// A file name as a terminal may show it: control characters as `\e`,
+/// `\n`, `\t` or `\xNN` (like `ls -b`), so a name cannot move the cursor or
+/// change colors.
+fn shown(name: &str) -> String {
+    let mut o = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\x1b' => o.push_str("\\e"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\\' => o.push_str("\\\\"),
+            c if c.is_control() => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// `kacap lab`: a private network, real sockets, the live analysis explained.

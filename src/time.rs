@@ -27,9 +27,11 @@ impl Timestamp {
         Timestamp::new(sec as i64, ((total - sec) * 1e9).min(999_999_999.0) as u32)
     }
 
-    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
+    /// Seconds from `earlier` to `self` (negative if `earlier` is later);
+    /// no overflow, whatever the timestamps (a pcapng file can hold any i64).
     pub fn since(self, earlier: Timestamp) -> f64 {
-        (self.sec - earlier.sec) as f64 + (f64::from(self.nsec) - f64::from(earlier.nsec)) * 1e-9
+        (i128::from(self.sec) - i128::from(earlier.sec)) as f64
+            + (f64::from(self.nsec) - f64::from(earlier.nsec)) * 1e-9
     }
 
     /// Nanoseconds from `earlier` to `self`, saturating at zero.
@@ -37,5 +39,25 @@ impl Timestamp {
         let a = self.sec as i128 * 1_000_000_000 + i128::from(self.nsec);
         let b = earlier.sec as i128 * 1_000_000_000 + i128::from(earlier.nsec);
         (a - b).clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn extreme_timestamps_neither_overflow_nor_wrap() {
+        let (lo, hi) = (
+            Timestamp::new(i64::MIN, 0),
+            Timestamp::new(i64::MAX, 999_999_999),
+        );
+        assert!(hi.since(lo) > 1e18);
+        assert!(lo.since(hi) < -1e18);
+        assert_eq!(hi.nanos_since(lo), u64::MAX);
+        assert_eq!(lo.nanos_since(hi), 0);
+        // plus saturates instead of wrapping.
+        assert_eq!(hi.plus(1e9).sec, i64::MAX);
+        assert_eq!(lo.plus(-1e9).sec, i64::MIN);
     }
 }

@@ -90,3 +90,29 @@ fn an_unquoted_glob_gets_a_hint_not_a_filter_error() {
         "{err}"
     );
 }
+
+/// A file name with a newline or an escape sequence cannot break JSON
+/// Lines nor drive the terminal: escaped in JSON, shown like `ls -b` in text.
+#[test]
+fn hostile_file_names_are_escaped() {
+    let dir = tempfile::TempDir::new().unwrap();
+    for name in ["a\nb.pcap", "c\u{1b}[31m.pcap"] {
+        std::fs::copy(fixture("healthy.pcap"), dir.path().join(name)).unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let json = text(&["-r", d, "--json", "--summary"]);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert!(v.is_object());
+    }
+    assert!(
+        json.contains("a\\nb.pcap") && json.contains("c\\u001b[31m.pcap"),
+        "{json}"
+    );
+    let shown = text(&["-r", d, "--summary"]);
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    assert!(
+        shown.contains("==> ") && shown.contains("a\\nb.pcap") && shown.contains("c\\e[31m.pcap"),
+        "{shown}"
+    );
+}
