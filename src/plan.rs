@@ -147,6 +147,14 @@ impl Plan {
                 "-w and --diagram-svg take a single input file".into(),
             ));
         }
+        if let (Input::Files(files), Some(w)) = (&input, &args.write)
+            && files.iter().any(|f| same_file(f, w))
+        {
+            return Err(Error::Usage(format!(
+                "-w {} is the file being read: it would be overwritten; write to another file",
+                w.display()
+            )));
+        }
         Ok(Plan::Capture(CapturePlan {
             input,
             filter: args.filter_expr(),
@@ -155,6 +163,15 @@ impl Plan {
             options: options(args),
             output: output(args, live, stream, false),
         }))
+    }
+}
+
+/// Whether two paths name one existing file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
 }
 

@@ -268,3 +268,27 @@ fn timeouts_must_be_finite_and_in_range() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `-r X -w X` (or a link to X) would overwrite the input while reading it.
+#[test]
+fn writing_over_the_input_is_refused_before_anything_is_written() {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("in.pcap");
+    std::fs::copy(fixture("healthy.pcap"), &input).unwrap();
+    let link = dir.path().join("link.pcap");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    for w in [&input, &link] {
+        let out = kacap()
+            .arg("-r")
+            .arg(&input)
+            .arg("-w")
+            .arg(w)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is the file being read"), "{err}");
+        assert_eq!(std::fs::read(&input).unwrap(), before);
+    }
+}
