@@ -147,14 +147,6 @@ impl Hints {
         }
         None
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// The lookahead pass's bookkeeping: ambiguities waiting for their answer
