@@ -2,6 +2,7 @@
 
 use crate::flows::Options;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -118,11 +119,7 @@ pub struct Args {
     pub idle_timeout: f64,
 
     /// BPF filter expression (pcap-filter syntax), e.g. `tcp port 2333`.
-    #[arg(
-        value_name = "FILTER EXPRESSION",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "FILTER EXPRESSION", trailing_var_arg = true)]
     pub filter: Vec<String>,
 }
 
@@ -214,4 +211,152 @@ fn linger_secs(s: &str) -> Result<f64, String> {
 
 fn idle_timeout_secs(s: &str) -> Result<f64, String> {
     secs_within(s, 1.0, 30.0 * 86_400.0)
+}
+
+/// tcpdump's command line: options may come before or after the filter
+/// words, and `--` ends the options. Reorders `argv` so that clap sees the
+/// options first and the filter words after `--`; an option kacap does not
+/// know stays an option (clap names it in its error), never filter text.
+/// `kacap lab …` is left as it is.
+pub fn tcpdump_order(argv: Vec<OsString>) -> Vec<OsString> {
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let short = |c: char| cmd.get_arguments().find(|a| a.get_short() == Some(c));
+    let long = |s: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(s))
+            .map(takes_value)
+    };
+    let mut args = argv.into_iter();
+    let Some(program) = args.next() else {
+        return Vec::new();
+    };
+    let (mut options, mut words) = (vec![program], Vec::new());
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str().map(str::to_string) else {
+            words.push(arg);
+            continue;
+        };
+        if text == "--" {
+            words.extend(args.by_ref());
+            break;
+        }
+        if let Some(name) = text.strip_prefix("--") {
+            let wants = !name.contains('=') && long(name).unwrap_or(false);
+            options.push(arg);
+            if wants {
+                options.extend(args.next());
+            }
+            continue;
+        }
+        if let Some(cluster) = text.strip_prefix('-')
+            && !cluster.is_empty()
+        {
+            // -nnS, -tt, -r FILE, -rFILE: a short option taking a value
+            // takes the rest of the cluster, or the next word.
+            let mut wants = false;
+            for (i, c) in cluster.char_indices() {
+                if short(c).is_some_and(takes_value) {
+                    wants = i + c.len_utf8() == cluster.len();
+                    break;
+                }
+            }
+            options.push(arg);
+            if wants {
+                options.extend(args.next());
+            }
+            continue;
+        }
+        if words.is_empty() && text == "lab" {
+            // The subcommand: its own arguments follow.
+            options.push(arg);
+            options.extend(args.by_ref());
+            return options;
+        }
+        words.push(arg);
+    }
+    if !words.is_empty() {
+        options.push("--".into());
+        options.extend(words);
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcpdump_order;
+
+    fn order(args: &[&str]) -> Vec<String> {
+        let argv = std::iter::once("kacap").chain(args.iter().copied());
+        tcpdump_order(argv.map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn options_come_before_or_after_the_filter_words() {
+        let want = ["kacap", "-r", "x.pcap", "--summary", "--", "port", "2333"];
+        assert_eq!(order(&["-r", "x.pcap", "port", "2333", "--summary"]), want);
+        assert_eq!(order(&["port", "2333", "-r", "x.pcap", "--summary"]), want);
+        assert_eq!(
+            order(&["--summary", "port", "-r", "x.pcap", "2333"]),
+            ["kacap", "--summary", "-r", "x.pcap", "--", "port", "2333"]
+        );
+    }
+
+    #[test]
+    fn values_stay_with_their_options() {
+        assert_eq!(
+            order(&[
+                "tcp",
+                "-c",
+                "3",
+                "-rx.pcap",
+                "--color",
+                "never",
+                "--linger=5",
+                "-tt"
+            ]),
+            [
+                "kacap",
+                "-c",
+                "3",
+                "-rx.pcap",
+                "--color",
+                "never",
+                "--linger=5",
+                "-tt",
+                "--",
+                "tcp"
+            ]
+        );
+        // A value that looks like a filter word is still the option's.
+        assert_eq!(
+            order(&["-w", "port", "-r", "-"]),
+            ["kacap", "-w", "port", "-r", "-"]
+        );
+    }
+
+    #[test]
+    fn double_dash_ends_the_options_and_lab_keeps_its_own() {
+        assert_eq!(
+            order(&["-r", "x", "--", "tcp", "--summary"]),
+            ["kacap", "-r", "x", "--", "tcp", "--summary"]
+        );
+        assert_eq!(
+            order(&["lab", "dead-peer", "--idle", "3", "--json"]),
+            ["kacap", "lab", "dead-peer", "--idle", "3", "--json"]
+        );
+    }
+
+    #[test]
+    fn unknown_options_stay_options() {
+        // clap then names them ("unexpected argument '-v'"): never filter text.
+        assert_eq!(
+            order(&["-v", "-r", "x", "port", "1"]),
+            ["kacap", "-v", "-r", "x", "--", "port", "1"]
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from(kacap::cli::tcpdump_order(std::env::args_os().collect()));
     let mut stderr = io::stderr();
     let result = Plan::from_args(&args).and_then(|plan| {
         let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());

@@ -292,3 +292,30 @@ fn writing_over_the_input_is_refused_before_anything_is_written() {
         assert_eq!(std::fs::read(&input).unwrap(), before);
     }
 }
+
+/// tcpdump habits: options after the filter, unknown options named.
+#[test]
+fn options_may_follow_the_filter_and_unknown_ones_are_named() {
+    let f = fixture("dead-peer.pcap");
+    let f = f.to_str().unwrap();
+    for args in [
+        vec!["-r", f, "port", "2333", "--summary"],
+        vec!["port", "2333", "-r", f, "--summary"],
+    ] {
+        let out = kacap().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("dead-peer") && !text.contains("probe #1"),
+            "{text}"
+        );
+    }
+    let out = kacap().args(["-v", "-r", f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'-v'") && !err.contains("bad filter"), "{err}");
+}
