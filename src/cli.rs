@@ -133,6 +133,19 @@ pub enum Command {
         after_help = "Examples:\n  sudo kacap lab dead-peer\n  sudo kacap lab peer-reboot --idle 1 -w reboot.pcap\n  sudo kacap lab healthy --json"
     )]
     Lab(LabArgs),
+    /// Print shell completions for SHELL on stdout.
+    #[command(
+        after_help = "Install, for example:\n  kacap completions bash | sudo tee /usr/share/bash-completion/completions/kacap\n  kacap completions zsh > ~/.zfunc/_kacap\n  kacap completions fish > ~/.config/fish/completions/kacap.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print kacap's man page (roff) on stdout.
+    #[command(
+        after_help = "Install, for example:\n  kacap man | sudo tee /usr/local/share/man/man1/kacap.1 && man kacap"
+    )]
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,7 +230,7 @@ fn idle_timeout_secs(s: &str) -> Result<f64, String> {
 /// words, and `--` ends the options. Reorders `argv` so that clap sees the
 /// options first and the filter words after `--`; an option kacap does not
 /// know stays an option (clap names it in its error), never filter text.
-/// `kacap lab …` is left as it is.
+/// A subcommand (`kacap lab …`) is left as it is.
 pub fn tcpdump_order(argv: Vec<OsString>) -> Vec<OsString> {
     use clap::CommandFactory;
     let cmd = Args::command();
@@ -268,8 +281,8 @@ pub fn tcpdump_order(argv: Vec<OsString>) -> Vec<OsString> {
             }
             continue;
         }
-        if words.is_empty() && text == "lab" {
-            // The subcommand: its own arguments follow.
+        if words.is_empty() && cmd.find_subcommand(&text).is_some() {
+            // A subcommand: its own arguments follow.
             options.push(arg);
             options.extend(args.by_ref());
             return options;

@@ -5,8 +5,20 @@ use kacap::plan::Plan;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
+/// What bare `kacap` says.
+const USAGE: &str = "\
+usage: kacap -r FILE [FILTER...]   analyze a capture (pcap or pcapng; - for stdin)
+       kacap -i IFACE [FILTER...]  capture live (needs root or: setcap cap_net_raw,cap_net_admin=eip)
+       kacap lab SCENARIO          the keepalive walkthrough, live, in a private network namespace
+       kacap --help                every option, with examples";
+
 fn main() -> ExitCode {
-    let args = Args::parse_from(kacap::cli::tcpdump_order(std::env::args_os().collect()));
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let args = Args::parse_from(kacap::cli::tcpdump_order(argv));
     let mut stderr = io::stderr();
     let result = Plan::from_args(&args).and_then(|plan| {
         let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());

@@ -23,6 +23,10 @@ pub enum Plan {
     Capture(CapturePlan),
     /// `kacap lab`: a scenario in a private network, captured live on its `lo`.
     Lab(LabPlan, CapturePlan),
+    /// `kacap completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `kacap man`.
+    Man,
 }
 
 /// Where packets come from.
@@ -87,6 +91,11 @@ impl Plan {
     pub fn from_args(args: &Args) -> Result<Plan, Error> {
         if args.list_interfaces {
             return Ok(Plan::ListInterfaces);
+        }
+        match &args.command {
+            Some(Command::Completions { shell }) => return Ok(Plan::Completions(*shell)),
+            Some(Command::Man) => return Ok(Plan::Man),
+            _ => {}
         }
         if let Some(Command::Lab(lab)) = &args.command {
             let (name, scenario) = match lab.scenario {

@@ -23,6 +23,21 @@ pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(),
             quiet_pipe(list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)))
         }
         Plan::Lab(lab, capture) => run_lab(lab, capture, out, err),
+        Plan::Completions(shell) => {
+            use clap::CommandFactory;
+            let mut cmd = crate::cli::Args::command();
+            clap_complete::generate(*shell, &mut cmd, "kacap", &mut out);
+            quiet_pipe(out.flush().map_err(Error::Output))
+        }
+        Plan::Man => {
+            use clap::CommandFactory;
+            let man = clap_mangen::Man::new(crate::cli::Args::command());
+            quiet_pipe(
+                man.render(&mut out)
+                    .and_then(|()| out.flush())
+                    .map_err(Error::Output),
+            )
+        }
         Plan::Capture(capture) => match &capture.input {
             Input::Live(iface) => {
                 let src = Source::live(iface, capture.filter.as_deref())?;

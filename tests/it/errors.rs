@@ -319,3 +319,42 @@ fn options_may_follow_the_filter_and_unknown_ones_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("'-v'") && !err.contains("bad filter"), "{err}");
 }
+
+/// Bare `kacap`: a short usage naming -r, -i and lab, exit 2.
+#[test]
+fn bare_kacap_names_the_three_ways_in() {
+    let out = kacap().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["kacap -r FILE", "kacap -i IFACE", "kacap lab"] {
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+/// Completions and the man page come from the clap definition.
+#[test]
+fn completions_and_man_page_are_generated() {
+    for (shell, needle) in [
+        ("bash", "_kacap()"),
+        ("zsh", "#compdef kacap"),
+        ("fish", "complete -c kacap"),
+        ("elvish", "kacap"),
+        ("powershell", "kacap"),
+    ] {
+        let out = kacap().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(needle), "{shell}: {text}");
+        assert!(
+            text.contains("idle-timeout"),
+            "{shell} completes the options"
+        );
+    }
+    let out = kacap().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let man = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        man.contains(".TH kacap 1") && man.contains("keepalive"),
+        "{man}"
+    );
+}
