@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use kacap::cli::Args;
 use kacap::error::Error;
 use kacap::plan::Plan;
@@ -18,7 +18,19 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
-    let args = Args::parse_from(kacap::cli::tcpdump_order(argv));
+    // `--version` also says which libpcap.
+    let version = format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        kacap::source::libpcap_version()
+    );
+    let matches = Args::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .get_matches_from(kacap::cli::tcpdump_order(argv));
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     let mut stderr = io::stderr();
     let result = Plan::from_args(&args).and_then(|plan| {
         let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());

@@ -16,6 +16,20 @@ use std::sync::atomic::Ordering;
 unsafe extern "C" {
     /// libpcap: the FILE an offline capture reads from.
     fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+    /// libpcap: "libpcap version 1.10.3 (with TPACKET_V3)".
+    fn pcap_lib_version() -> *const libc::c_char;
+}
+
+/// The libpcap kacap runs with, as libpcap names itself.
+pub fn libpcap_version() -> String {
+    // SAFETY: pcap_lib_version returns a static NUL-terminated string.
+    unsafe {
+        let p = pcap_lib_version();
+        if p.is_null() {
+            return "libpcap (version unknown)".into();
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
 }
 
 /// Snapshot length for live captures: every header, and then some.

@@ -358,3 +358,14 @@ fn completions_and_man_page_are_generated() {
         "{man}"
     );
 }
+
+#[test]
+fn version_names_the_libpcap() {
+    let out = kacap().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        v.starts_with("kacap ") && v.contains("libpcap version"),
+        "{v}"
+    );
+}
