@@ -91,8 +91,11 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
     }
     writeln!(
         out,
-        "{} frames, {} TCP segments, {} skipped, {} flows",
-        stats.frames, stats.tcp_segments, stats.skipped, stats.flows
+        "{}, {}, {} skipped, {}",
+        super::plural(stats.frames, "frame"),
+        super::plural(stats.tcp_segments, "TCP segment"),
+        stats.skipped,
+        super::plural(stats.flows, "flow")
     )
 }
 
