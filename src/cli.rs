@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(short = 'c', value_name = "COUNT")]
     pub count: Option<u64>,
 
+    /// Read the filter expression from FILE (as tcpdump -F; `#` starts a
+    /// comment to the end of the line).
+    #[arg(short = 'F', value_name = "FILE")]
+    pub filter_file: Option<PathBuf>,
+
     /// Output JSON Lines (one record per packet, per flow, and a summary).
     #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "diagram_svg"])]
     pub json: bool,

@@ -164,15 +164,40 @@ impl Plan {
                 w.display()
             )));
         }
+        let filter = match &args.filter_file {
+            Some(_) if !args.filter.is_empty() => {
+                return Err(Error::Usage(
+                    "give the filter either with -F FILE or as words after the options, not both"
+                        .into(),
+                ));
+            }
+            Some(file) => filter_from(file)?,
+            None => args.filter_expr(),
+        };
         Ok(Plan::Capture(CapturePlan {
             input,
-            filter: args.filter_expr(),
+            filter,
             write: args.write.clone(),
             count: args.count,
             options: options(args),
             output: output(args, live, stream, false),
         }))
     }
+}
+
+/// `-F FILE`: the filter expression in a file, `#` comments removed, lines
+/// joined; `None` when nothing is left.
+fn filter_from(file: &Path) -> Result<Option<String>, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::Input {
+        file: file.display().to_string(),
+        msg: format!("cannot read the filter file: {e}"),
+    })?;
+    let words: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .collect();
+    Ok((!words.is_empty()).then(|| words.join(" ")))
 }
 
 /// Whether two paths name one existing file (same device and inode).

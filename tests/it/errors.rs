@@ -369,3 +369,35 @@ fn version_names_the_libpcap() {
         "{v}"
     );
 }
+
+/// `-F FILE`: the filter from a file, comments removed, as tcpdump -F.
+#[test]
+fn filter_from_a_file() {
+    let dir = TempDir::new().unwrap();
+    let keep = dir.path().join("keep.bpf");
+    std::fs::write(&keep, "# the lab's port\ntcp port 2333   # keepalive\n").unwrap();
+    let other = dir.path().join("other.bpf");
+    std::fs::write(&other, "tcp port 9\n").unwrap();
+    let f = fixture("dead-peer.pcap");
+    let run = |filter: &std::path::Path, extra: &[&str]| {
+        kacap()
+            .arg("-r")
+            .arg(&f)
+            .arg("-F")
+            .arg(filter)
+            .arg("--summary")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&keep, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 flow"));
+    let out = run(&other, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 flows"));
+    let out = run(&dir.path().join("missing.bpf"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the filter file"));
+    let out = run(&keep, &["tcp"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+}
