@@ -30,11 +30,17 @@
 //!                             side's `next` (the probe's seq + 1). The window
 //!                             may have changed (scaling): it is not compared.
 //! 8.  `zero-window-probe-ack` no payload, answering an outstanding zero-window probe.
-//! 9.  `handshake-ack`         no payload, the client's first ACK after the
+//! 9.  `zero-window`           no payload, window 0: the sender's receive
+//!                             buffer is full, its application is not reading
+//!                             (tshark: ZeroWindow). After 7 and 8: an answer
+//!                             to a probe stays an answer.
+//! 10. `window-update`         no payload, a window above 0 after the sender
+//!                             advertised 0: the stall is over.
+//! 11. `handshake-ack`         no payload, the client's first ACK after the
 //!                             SYN-ACK, acknowledging the server's ISN + 1.
-//! 10. `retransmission`        payload starting before `next`.
-//! 11. `data`                  payload.
-//! 12. `ack`                   anything else (pure ACKs, window updates).
+//! 12. `retransmission`        payload starting before `next`.
+//! 13. `data`                  payload.
+//! 14. `ack`                   anything else (pure ACKs, other window changes).
 //! ```
 
 use crate::decode::{Segment, flags};
@@ -82,7 +88,7 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
         }
     }
 
-    // 7-9: replies without payload.
+    // 7-11: replies without payload.
     if seg.len == 0 && bare {
         if let Some(p) = peer.probe
             && seg.has(flags::ACK)
@@ -94,6 +100,12 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
                 Kind::KeepaliveAck
             };
         }
+        if seg.win == 0 {
+            return Kind::ZeroWindow;
+        }
+        if me.win == Some(0) {
+            return Kind::WindowUpdate;
+        }
         if from == Side::Client
             && flow.syn_ack
             && !flow.established
@@ -104,7 +116,7 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
         return Kind::Ack;
     }
 
-    // 10-12: payload.
+    // 12-14: payload.
     if seg.len > 0 {
         if me.next.is_some_and(|next| seg.seq < next) {
             return Kind::Retransmission;
@@ -278,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_4_before_11_fin_with_data_is_fin() {
+    fn rule_4_before_13_fin_with_data_is_fin() {
         let seg = Segment {
             flags: flags::FIN | flags::PSH | flags::ACK,
             len: DATA.len() as u32,
@@ -345,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_6_before_10_one_byte_not_yet_acknowledged_is_a_retransmission() {
+    fn rule_6_before_12_one_byte_not_yet_acknowledged_is_a_retransmission() {
         let mut f = established();
         f.dir[1].acked = Some(SeqNumber(C_NEXT - 1));
         let seg = Segment {
@@ -411,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_7_before_11_data_that_answers_a_probe_is_data() {
+    fn rule_7_before_13_data_that_answers_a_probe_is_data() {
         let seg = Segment {
             len: DATA.len() as u32,
             payload: DATA,
@@ -435,9 +447,43 @@ mod tests {
         assert_eq!(kind(&f, seg), Kind::ZeroWindowProbeAck);
     }
 
-    // Rule 9: handshake-ack.
+    // Rule 9: zero-window.
     #[test]
-    fn rule_9_handshake_ack_acknowledges_the_servers_isn() {
+    fn rule_9_a_pure_ack_with_window_0_is_a_zero_window() {
+        let seg = Segment {
+            win: 0,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&established(), seg), Kind::ZeroWindow);
+    }
+
+    #[test]
+    fn rule_7_before_9_an_answer_to_a_probe_with_window_0_stays_an_answer() {
+        let seg = Segment {
+            win: 0,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&probing(), seg), Kind::KeepaliveAck);
+    }
+
+    // Rule 10: window-update.
+    #[test]
+    fn rule_10_the_ack_that_reopens_a_zero_window_is_a_window_update() {
+        let mut f = established();
+        f.dir[1].win = Some(0);
+        assert_eq!(kind(&f, FROM_SERVER), Kind::WindowUpdate);
+        // Data that reopens it is data.
+        let seg = Segment {
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&f, seg), Kind::Data);
+    }
+
+    // Rule 11: handshake-ack.
+    #[test]
+    fn rule_11_handshake_ack_acknowledges_the_servers_isn() {
         let mut f = established();
         f.established = false;
         f.dir[1].base = Some(SeqNumber(S_NEXT - 1));
@@ -447,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_9_an_ack_of_something_else_is_a_plain_ack() {
+    fn rule_11_an_ack_of_something_else_is_a_plain_ack() {
         let mut f = established();
         f.established = false;
         f.dir[1].base = Some(SeqNumber(S_NEXT - 1));
@@ -458,9 +504,9 @@ mod tests {
         assert_eq!(kind(&f, seg), Kind::Ack);
     }
 
-    // Rule 10: retransmission.
+    // Rule 12: retransmission.
     #[test]
-    fn rule_10_payload_before_next_is_a_retransmission() {
+    fn rule_12_payload_before_next_is_a_retransmission() {
         let seg = Segment {
             seq: SeqNumber(C_NEXT - DATA.len() as u32),
             len: DATA.len() as u32,
@@ -470,9 +516,9 @@ mod tests {
         assert_eq!(kind(&established(), seg), Kind::Retransmission);
     }
 
-    // Rule 11: data.
+    // Rule 13: data.
     #[test]
-    fn rule_11_payload_at_next_is_data() {
+    fn rule_13_payload_at_next_is_data() {
         let seg = Segment {
             flags: flags::PSH | flags::ACK,
             len: DATA.len() as u32,
@@ -483,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_11_payload_with_next_unknown_is_data() {
+    fn rule_13_payload_with_next_unknown_is_data() {
         let mut f = established();
         f.dir[0].next = None;
         let seg = Segment {
@@ -494,15 +540,15 @@ mod tests {
         assert_eq!(kind(&f, seg), Kind::Data);
     }
 
-    // Rule 12: ack.
+    // Rule 14: ack.
     #[test]
-    fn rule_12_bare_ack_at_next_is_an_ack() {
+    fn rule_14_bare_ack_at_next_is_an_ack() {
         assert_eq!(kind(&established(), SEGMENT), Kind::Ack);
         assert_eq!(kind(&established(), FROM_SERVER), Kind::Ack);
     }
 
     #[test]
-    fn rule_12_window_update_is_an_ack() {
+    fn rule_14_another_window_change_is_an_ack() {
         let seg = Segment {
             win: 4096,
             ..FROM_SERVER

@@ -42,6 +42,8 @@ pub enum Kind {
     KeepaliveAck,
     ZeroWindowProbe,
     ZeroWindowProbeAck,
+    ZeroWindow,
+    WindowUpdate,
     Retransmission,
     Fin,
     Rst,
@@ -59,13 +61,15 @@ impl Kind {
             Kind::KeepaliveAck => "keepalive-ack",
             Kind::ZeroWindowProbe => "zero-window-probe",
             Kind::ZeroWindowProbeAck => "zero-window-probe-ack",
+            Kind::ZeroWindow => "zero-window",
+            Kind::WindowUpdate => "window-update",
             Kind::Retransmission => "retransmission",
             Kind::Fin => "fin",
             Kind::Rst => "rst",
         }
     }
 
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Syn,
         Kind::SynAck,
         Kind::HandshakeAck,
@@ -75,6 +79,8 @@ impl Kind {
         Kind::KeepaliveAck,
         Kind::ZeroWindowProbe,
         Kind::ZeroWindowProbeAck,
+        Kind::ZeroWindow,
+        Kind::WindowUpdate,
         Kind::Retransmission,
         Kind::Fin,
         Kind::Rst,

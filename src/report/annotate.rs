@@ -187,6 +187,15 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
             out,
             "zero-window probe from {who}: {peer} advertises window 0, {who} asks whether it opened"
         ),
+        (Kind::ZeroWindow, _) => write!(
+            out,
+            "zero window from {who}: its receive buffer is full (its application is not reading); the {peer} must wait"
+        ),
+        (Kind::WindowUpdate, _) => write!(
+            out,
+            "window update from {who}: window {}, the {peer} may send again",
+            seg.win
+        ),
         (Kind::ZeroWindowProbeAck, _) => {
             write!(out, "zero-window probe ACK from {who}, window {}", seg.win)
         }

@@ -204,6 +204,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
     if let Some(h) = f.findings.http {
         let _ = writeln!(o, "  {}", http_account(f, h));
     }
+    zero_window_stall(&mut o, steps);
     if let Some(account) = super::idle::explain(f) {
         o.push_str(&account);
         return o;
@@ -328,6 +329,42 @@ fn retransmit_timeout(o: &mut String, f: &FlowSummary) {
             f.server
         );
     }
+}
+
+/// A receiver that stopped reading: flow control, not keepalive.
+fn zero_window_stall(o: &mut String, steps: &[Step]) {
+    let mut zero = steps.iter().filter(|s| s.kind == Kind::ZeroWindow);
+    let Some(first) = zero.next() else {
+        return;
+    };
+    let times = 1 + zero.count();
+    let (who, peer) = (first.from.name(), first.from.other().name());
+    let probed = steps
+        .iter()
+        .any(|s| s.kind == Kind::ZeroWindowProbe && s.from == first.from.other());
+    let reopened = steps
+        .iter()
+        .find(|s| s.kind == Kind::WindowUpdate && s.from == first.from && s.ts >= first.ts)
+        .map_or_else(
+            || "; no window update was seen after it".to_string(),
+            |u| format!("; the window reopened {} later", Secs(u.ts.since(first.ts))),
+        );
+    let _ = writeln!(
+        o,
+        "  The {who} advertised a zero window{}: its receive buffer was full because its application \
+         was not reading, so the {peer} had to wait{}{reopened}. This is flow control, not keepalive: a \
+         stalled receiver is alive, and keepalive does not probe while data waits to be sent.",
+        if times == 1 {
+            String::new()
+        } else {
+            format!(" {times} times")
+        },
+        if probed {
+            " and asked with zero-window probes"
+        } else {
+            ""
+        }
+    );
 }
 
 /// No probe: what that means for an idle connection.
@@ -700,6 +737,8 @@ fn label(s: &Step) -> String {
         (Kind::Rst, _) => "RST".to_string(),
         (Kind::ZeroWindowProbe, _) => "zero-window probe".to_string(),
         (Kind::ZeroWindowProbeAck, _) => "zero-window ACK".to_string(),
+        (Kind::ZeroWindow, _) => "ACK, window 0".to_string(),
+        (Kind::WindowUpdate, _) => "window update".to_string(),
         (Kind::Keepalive, _) => "keepalive probe".to_string(),
     }
 }

@@ -120,7 +120,10 @@ impl<W: Write> TextSink<W> {
             (Kind::Rst, _) => "31",
             (Kind::Keepalive, _) => "1;33",
             (_, Note::ProbeAnswered { .. }) => "1;32",
-            (Kind::ZeroWindowProbe, _) | (Kind::ZeroWindowProbeAck, _) => "33",
+            (Kind::ZeroWindowProbe, _)
+            | (Kind::ZeroWindowProbeAck, _)
+            | (Kind::ZeroWindow, _)
+            | (Kind::WindowUpdate, _) => "33",
             (Kind::Retransmission, _) => "35",
             _ => "2",
         }

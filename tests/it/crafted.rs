@@ -187,7 +187,7 @@ fn zero_window_probes_are_not_keepalives() {
     assert_eq!(
         j.kinds()[5..],
         [
-            "ack",
+            "zero-window",
             "zero-window-probe",
             "zero-window-probe-ack",
             "zero-window-probe",
@@ -198,6 +198,17 @@ fn zero_window_probes_are_not_keepalives() {
     let f = j.flow();
     assert_eq!(f["probes"], 0);
     assert_eq!(f["verdict"], "no-keepalive");
+    // The stall in words: flow control, not keepalive.
+    let out = crate::text(&[
+        "-r",
+        dir.path().join("zwp.pcap").to_str().unwrap(),
+        "--explain",
+    ]);
+    assert!(
+        out.contains("zero window from server: its receive buffer is full"),
+        "{out}"
+    );
+    assert!(out.contains("This is flow control, not keepalive"), "{out}");
 }
 
 #[test]
@@ -358,6 +369,9 @@ fn every_kind_appears_in_the_fixtures() {
     let [n, ack] = conn.next;
     conn.raw(Client, ACK, n, ack, 512, b"x", &[])
         .seg(Server, ACK, &[]);
+    // The server's application reads again: the window reopens.
+    conn.win[1] = 512;
+    conn.seg(Server, ACK, &[]);
     for k in json(&write(&dir, "zwp.pcap", &conn, PcapOpts::default()), &[]).kinds() {
         seen.insert(k.to_string());
     }
@@ -371,6 +385,8 @@ fn every_kind_appears_in_the_fixtures() {
         "keepalive-ack",
         "zero-window-probe",
         "zero-window-probe-ack",
+        "zero-window",
+        "window-update",
         "retransmission",
         "fin",
         "rst",
