@@ -96,6 +96,11 @@ pub struct Args {
     #[arg(short = 't', action = ArgAction::Count, global = true)]
     pub t: u8,
 
+    /// Quick output, as tcpdump -q: time, endpoints and `tcp LENGTH`, then
+    /// what the segment is.
+    #[arg(short = 'q', global = true)]
+    pub quiet: bool,
+
     /// Print absolute TCP sequence numbers (as tcpdump -S).
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers", global = true)]
     pub absolute: bool,

@@ -240,5 +240,6 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
         nano: args.nano,
         absolute: args.absolute,
         flush_each: stream,
+        quiet: args.quiet,
     })
 }

@@ -48,6 +48,8 @@ pub struct Tcpdump {
     pub nano: bool,
     /// `-S`: absolute sequence numbers.
     pub absolute: bool,
+    /// `-q`: `tcp LENGTH` instead of flags, numbers and options.
+    pub quiet: bool,
     first: Option<Timestamp>,
     prev: Option<Timestamp>,
     /// Cached local date and time of day for one second: `YYYY-MM-DD HH:MM:SS`.
@@ -177,8 +179,12 @@ impl Tcpdump {
             .s(" > ")
             .ip(seg.dst)
             .s(".")
-            .n(seg.dport)
-            .s(": Flags [");
+            .n(seg.dport);
+        if self.quiet {
+            out.s(": tcp ").n(seg.len);
+            return;
+        }
+        out.s(": Flags [");
         write_flags(out, seg.flags);
         out.s("]");
         let (seq, ack, other_base) = self.relative(ev);

@@ -45,6 +45,8 @@ pub struct TextOptions {
     pub absolute: bool,
     /// Flush every line (live captures and pipes).
     pub flush_each: bool,
+    /// `-q`: tcpdump's quick lines.
+    pub quiet: bool,
 }
 
 impl TextOptions {
@@ -74,7 +76,11 @@ impl<W: Write> TextSink<W> {
     pub fn new(out: W, opts: TextOptions) -> Self {
         TextSink {
             out,
-            tcpdump: Tcpdump::new(opts.ts_format, opts.nano, opts.absolute),
+            tcpdump: {
+                let mut t = Tcpdump::new(opts.ts_format, opts.nano, opts.absolute);
+                t.quiet = opts.quiet;
+                t
+            },
             opts,
             rows: Default::default(),
             omitted: Vec::new(),

@@ -14,9 +14,10 @@ fn tcpdump_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn tcpdump_lines(path: &Path) -> Vec<String> {
+fn tcpdump_lines(path: &Path, flags: &[&str]) -> Vec<String> {
     let out = Command::new("tcpdump")
         .env("TZ", "UTC")
+        .args(flags)
         .args(["-n", "-r"])
         .arg(path)
         .output()
@@ -29,11 +30,12 @@ fn tcpdump_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn assert_parity(path: &Path) {
-    let theirs = tcpdump_lines(path);
+fn assert_parity(path: &Path, flags: &[&str]) {
+    let theirs = tcpdump_lines(path, flags);
     let out = kacap()
         .arg("-r")
         .arg(path)
+        .args(flags)
         .arg("--color=never")
         .output()
         .unwrap();
@@ -153,6 +155,7 @@ fn timeline_lines_start_with_tcpdump_output() {
     }
     let dir = TempDir::new().unwrap();
     for path in ethernet_fixtures(&dir) {
-        assert_parity(&path);
+        assert_parity(&path, &[]);
+        assert_parity(&path, &["-q"]);
     }
 }
