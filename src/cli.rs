@@ -66,6 +66,29 @@ pub struct Args {
     #[arg(short = 'c', value_name = "COUNT")]
     pub count: Option<u64>,
 
+    /// Live: capture at most SNAPLEN bytes of each packet (0: 262144, the
+    /// default; headers are what kacap needs).
+    #[arg(short = 's', value_name = "SNAPLEN", value_parser = clap::value_parser!(u32).range(0..=262_144))]
+    pub snaplen: Option<u32>,
+
+    /// Live: the kernel buffer, in KiB (libpcap's default is 2 MiB).
+    #[arg(short = 'B', value_name = "BUFFER_KIB", value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
+    pub buffer_kib: Option<u32>,
+
+    /// Live: only packets received (in), sent (out), or both (inout).
+    #[arg(short = 'Q', value_enum, value_name = "DIRECTION")]
+    pub direction: Option<Direction>,
+
+    /// Flush every output line (as tcpdump -l; live captures and pipes
+    /// always do).
+    #[arg(short = 'l', global = true)]
+    pub line_buffered: bool,
+
+    /// Don't put the interface into promiscuous mode (accepted for tcpdump
+    /// habits: kacap never does).
+    #[arg(short = 'p')]
+    pub no_promiscuous: bool,
+
     /// Read the filter expression from FILE (as tcpdump -F; `#` starts a
     /// comment to the end of the line).
     #[arg(short = 'F', value_name = "FILE")]
@@ -201,6 +224,14 @@ pub enum LabScenario {
     RetransmitTimeout,
 }
 
+/// `-Q`: which direction of a live capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    In,
+    Out,
+    Inout,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -234,6 +265,50 @@ fn linger_secs(s: &str) -> Result<f64, String> {
 
 fn idle_timeout_secs(s: &str) -> Result<f64, String> {
     secs_within(s, 1.0, 30.0 * 86_400.0)
+}
+
+/// tcpdump flags kacap does not take, and what they do in tcpdump.
+const NOT_SUPPORTED: [(char, &str); 10] = [
+    ('v', "tcpdump's verbose IP and TCP detail"),
+    ('e', "tcpdump's link-level header"),
+    ('x', "tcpdump's hex dump"),
+    ('X', "tcpdump's hex and ASCII dump"),
+    ('A', "tcpdump's ASCII dump"),
+    ('y', "choosing the data link type"),
+    ('Z', "dropping privileges to another user"),
+    ('C', "rotating -w files by size"),
+    ('G', "rotating -w files by time"),
+    ('W', "limiting the number of rotated files"),
+];
+
+/// A tcpdump flag kacap does not take, in `argv` (as `tcpdump_order` left
+/// it), as one line that says so.
+pub fn unsupported(argv: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    for arg in argv.iter().skip(1) {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" || cmd.find_subcommand(text).is_some() {
+            return None;
+        }
+        let Some(cluster) = text.strip_prefix('-').filter(|c| !c.starts_with('-')) else {
+            continue;
+        };
+        for c in cluster.chars() {
+            match cmd.get_arguments().find(|a| a.get_short() == Some(c)) {
+                Some(a) if a.get_action().takes_values() => break,
+                Some(_) => {}
+                None => {
+                    let (_, what) = NOT_SUPPORTED.iter().find(|(f, _)| *f == c)?;
+                    return Some(format!(
+                        "-{c} ({what}) is not supported by kacap: it prints what each segment means \
+                         instead; see docs/usage.md for the tcpdump flags it takes"
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// tcpdump's command line: options may come before or after the filter

@@ -24,9 +24,14 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         kacap::source::libpcap_version()
     );
+    let argv = kacap::cli::tcpdump_order(argv);
+    if let Some(msg) = kacap::cli::unsupported(&argv) {
+        eprintln!("kacap: {msg}");
+        return ExitCode::from(2);
+    }
     let matches = Args::command()
         .version(&*Box::leak(version.into_boxed_str()))
-        .get_matches_from(kacap::cli::tcpdump_order(argv));
+        .get_matches_from(argv);
     let args = match Args::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(e) => e.exit(),

@@ -2,7 +2,7 @@
 //! happens — no file is created, no capture opened, no signal handler
 //! installed until every option is known to fit. `run` carries it out.
 
-use crate::cli::{Args, ColorChoice, Command, LabScenario};
+use crate::cli::{Args, ColorChoice, Command, Direction, LabScenario};
 use crate::error::Error;
 use crate::flows::Options;
 use crate::inputs;
@@ -10,6 +10,7 @@ use crate::keepalive::SystemDefaults;
 use crate::report::json::JsonOptions;
 use crate::report::tcpdump::TsFormat;
 use crate::report::text::{LiveInfo, TextOptions};
+use crate::source::LiveOptions;
 use crate::traffic::{Scenario, Timers};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub struct CapturePlan {
     pub write: Option<PathBuf>,
     /// `-c`: stop after this many packets.
     pub count: Option<u64>,
+    /// `-s`, `-B`, `-Q` for a live capture.
+    pub live: LiveOptions,
     pub options: Options,
     pub output: Output,
 }
@@ -118,6 +121,7 @@ impl Plan {
                 filter: Some(format!("tcp port {}", crate::lab::PORT)),
                 write: args.write.clone(),
                 count: None,
+                live: LiveOptions::default(),
                 options: options(args),
                 // The lab explains what it shows.
                 output: output(args, true, true, true),
@@ -147,7 +151,9 @@ impl Plan {
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
-        let stream = live || matches!(&input, Input::Files(f) if f[..] == [PathBuf::from("-")]);
+        let stream = live
+            || args.line_buffered
+            || matches!(&input, Input::Files(f) if f[..] == [PathBuf::from("-")]);
         if let Input::Files(files) = &input
             && files.len() > 1
             && (args.write.is_some() || args.diagram_svg.is_some())
@@ -179,6 +185,15 @@ impl Plan {
             filter,
             write: args.write.clone(),
             count: args.count,
+            live: LiveOptions {
+                snaplen: args.snaplen,
+                buffer_kib: args.buffer_kib,
+                direction: args.direction.map(|d| match d {
+                    Direction::In => pcap::Direction::In,
+                    Direction::Out => pcap::Direction::Out,
+                    Direction::Inout => pcap::Direction::InOut,
+                }),
+            },
             options: options(args),
             output: output(args, live, stream, false),
         }))

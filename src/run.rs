@@ -40,7 +40,7 @@ pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(),
         }
         Plan::Capture(capture) => match &capture.input {
             Input::Live(iface) => {
-                let src = Source::live(iface, capture.filter.as_deref())?;
+                let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
                 run_capture(capture, src, None, out, err, true)
             }
             Input::Files(files) => match &files[..] {
@@ -116,7 +116,7 @@ fn run_lab(
     let _ = writeln!(err, "{}", lab::describe(lab.name, lab.scenario, lab.timers));
     let (src, traffic) = match lab.capture_after {
         None => {
-            let src = Source::live("lo", capture.filter.as_deref())?;
+            let src = Source::live("lo", capture.filter.as_deref(), &capture.live)?;
             (src, lab::start_traffic(lab.scenario, lab.timers)?)
         }
         Some(secs) => {
@@ -125,7 +125,10 @@ fn run_lab(
             std::thread::sleep(std::time::Duration::from_secs_f64(
                 lab::SETTLE_SECS + f64::from(secs),
             ));
-            (Source::live("lo", capture.filter.as_deref())?, traffic)
+            (
+                Source::live("lo", capture.filter.as_deref(), &capture.live)?,
+                traffic,
+            )
         }
     };
     let result = run_capture(capture, src, None, out, err, false);

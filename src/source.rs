@@ -34,6 +34,25 @@ pub fn libpcap_version() -> String {
 
 /// Snapshot length for live captures: every header, and then some.
 pub const LIVE_SNAPLEN: i32 = 262_144;
+
+/// How a live capture is opened (`-s`, `-B`, `-Q`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Bytes kept of each packet (0 or none: [`LIVE_SNAPLEN`]).
+    pub snaplen: Option<u32>,
+    /// The kernel buffer in KiB (none: libpcap's default).
+    pub buffer_kib: Option<u32>,
+    pub direction: Option<pcap::Direction>,
+}
+
+impl LiveOptions {
+    fn snaplen(&self) -> i32 {
+        match self.snaplen {
+            Some(n) if n > 0 => n.min(LIVE_SNAPLEN as u32) as i32,
+            _ => LIVE_SNAPLEN,
+        }
+    }
+}
 /// How often a live capture wakes up without packets (ticks, Ctrl-C).
 const LIVE_TIMEOUT_MS: i32 = 100;
 
@@ -59,6 +78,8 @@ pub struct Source {
     file: Option<(std::os::fd::RawFd, u64)>,
     /// A progress bar on stderr for big files (see `run::capture`).
     pub progress: Option<indicatif::ProgressBar>,
+    /// The live snapshot length (the banner says it).
+    snaplen: i32,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -170,23 +191,31 @@ impl Source {
             captured: 0,
             file: (fd >= 0).then_some((fd, size)),
             progress: None,
+            snaplen: LIVE_SNAPLEN,
         })
     }
 
     /// Opens interface `iface` for live capture, in immediate mode.
-    pub fn live(iface: &str, filter: Option<&str>) -> Result<Source, Error> {
+    pub fn live(iface: &str, filter: Option<&str>, opts: &LiveOptions) -> Result<Source, Error> {
         let live = |msg: String| Error::Live {
             iface: iface.to_string(),
             msg,
         };
         let inactive = Capture::from_device(iface).map_err(|e| live(pcap_msg(&e)))?;
-        let mut cap = inactive
+        let mut inactive = inactive
             .immediate_mode(true)
-            .snaplen(LIVE_SNAPLEN)
+            .snaplen(opts.snaplen())
             .timeout(LIVE_TIMEOUT_MS)
-            .promisc(false)
+            .promisc(false);
+        if let Some(kib) = opts.buffer_kib {
+            inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
+        }
+        let mut cap = inactive
             .open()
             .map_err(|e| classify_open_error(iface, &pcap_msg(&e)))?;
+        if let Some(d) = opts.direction {
+            cap.direction(d).map_err(|e| live(pcap_msg(&e)))?;
+        }
         // Like tcpdump, prefer Linux cooked v2 where offered (`-i any`): it
         // names the interface and direction of each packet.
         if cap.get_datalink().0 == 113
@@ -213,6 +242,7 @@ impl Source {
             captured: 0,
             file: None,
             progress: None,
+            snaplen: opts.snaplen(),
         })
     }
 
@@ -246,7 +276,7 @@ impl Source {
             "listening on {}, link-type {}, snapshot length {} bytes",
             self.name,
             banner_dlt(self.dlt),
-            LIVE_SNAPLEN
+            self.snaplen
         )
     }
 

@@ -314,10 +314,15 @@ fn options_may_follow_the_filter_and_unknown_ones_are_named() {
             "{text}"
         );
     }
-    let out = kacap().args(["-v", "-r", f]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("'-v'") && !err.contains("bad filter"), "{err}");
+    for unknown in ["-v", "-k", "--frobnicate"] {
+        let out = kacap().args([unknown, "-r", f]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(unknown) && !err.contains("bad filter"),
+            "{err}"
+        );
+    }
 }
 
 /// Bare `kacap`: a short usage naming -r, -i and lab, exit 2.
@@ -400,4 +405,49 @@ fn filter_from_a_file() {
     let out = run(&keep, &["tcp"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+}
+
+/// tcpdump's flags: the ones kacap takes are accepted, the others get one
+/// line that says what they are and that kacap does not take them.
+#[test]
+fn tcpdump_flags_are_taken_or_refused_by_name() {
+    let f = fixture("healthy.pcap");
+    let f = f.to_str().unwrap();
+    for flags in [
+        vec!["-p"],
+        vec!["-l"],
+        vec!["-q"],
+        vec!["-s", "96"],
+        vec!["-B", "4096"],
+        vec!["-Q", "in"],
+        vec!["-nn"],
+        vec!["-tttt"],
+        vec!["-S"],
+    ] {
+        let out = kacap().args(["-r", f]).args(&flags).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (flag, what) in [
+        ("-v", "verbose"),
+        ("-vv", "verbose"),
+        ("-e", "link-level header"),
+        ("-x", "hex dump"),
+        ("-X", "hex and ASCII"),
+        ("-A", "ASCII dump"),
+        ("-nnvvS", "verbose"),
+        ("-C", "rotating"),
+    ] {
+        let out = kacap().args(["-r", f, flag]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("not supported by kacap") && err.contains(what),
+            "{flag}: {err}"
+        );
+    }
 }
