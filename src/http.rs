@@ -515,7 +515,7 @@ impl Analysis for HttpAnalysis {
     type Note = HttpPacket;
     type Summary = Option<HttpSummary>;
 
-    #[inline]
+    #[inline(always)]
     fn segment(&mut self, cx: &Ctx) -> HttpPacket {
         let seg = cx.seg;
         let payload =

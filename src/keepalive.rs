@@ -490,7 +490,7 @@ impl Analysis for Keepalive {
     type Note = Note;
     type Summary = KeepaliveSummary;
 
-    #[inline]
+    #[inline(always)]
     fn segment(&mut self, cx: &Ctx) -> Note {
         let s = cx.from.idx();
         let mut note = match (cx.kind, &mut self.0) {

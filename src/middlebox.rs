@@ -96,7 +96,7 @@ impl Analysis for IdleWatch {
     type Note = ();
     type Summary = IdleSummary;
 
-    #[inline]
+    #[inline(always)]
     fn segment(&mut self, cx: &Ctx) {
         let (seg, kind, from, ts) = (cx.seg, cx.kind, cx.from, cx.ts);
         let rst = seg.has(flags::RST);

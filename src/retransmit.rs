@@ -99,7 +99,7 @@ impl Analysis for Retransmit {
     type Note = ();
     type Summary = Option<RetransmitSummary>;
 
-    #[inline]
+    #[inline(always)]
     fn segment(&mut self, cx: &Ctx) {
         if cx.late {
             return;

@@ -28,9 +28,11 @@ impl Timestamp {
     }
 
     /// Seconds from `earlier` to `self` (negative if `earlier` is later);
-    /// no overflow, whatever the timestamps (a pcapng file can hold any i64).
+    /// no overflow, whatever the timestamps (a pcapng file can hold any
+    /// i64): the seconds are subtracted as f64, exact below 2^53 s.
+    #[inline]
     pub fn since(self, earlier: Timestamp) -> f64 {
-        (i128::from(self.sec) - i128::from(earlier.sec)) as f64
+        (self.sec as f64 - earlier.sec as f64)
             + (f64::from(self.nsec) - f64::from(earlier.nsec)) * 1e-9
     }
 
