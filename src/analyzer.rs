@@ -397,7 +397,11 @@ fn summarize(mut e: Entry<PerFlow>, now: Timestamp) -> FlowSummary {
 
 /// Classifies one segment, runs the analyses on it, updates the flow, and
 /// describes it.
-fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> PacketEvent<'a> {
+fn step<'a>(
+    entry: &mut Entry<PerFlow>,
+    frame: &Frame<'a>,
+    seg: &'a Segment<'a>,
+) -> PacketEvent<'a> {
     let flow = &mut entry.flow;
     let from = flow.side_of(seg);
     let kind = classify(flow, from, seg);
@@ -423,6 +427,8 @@ fn step<'a>(entry: &mut Entry<PerFlow>, frame: &Frame, seg: &'a Segment<'a>) -> 
         n: frame.n,
         ts: frame.ts,
         seg,
+        frame: frame.data,
+        wire_len: frame.len,
         flow_id: flow.id,
         from,
         kind,

@@ -132,7 +132,7 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::LinkInfo;
+    use crate::decode::{LinkInfo, LinkType};
     use crate::seq::SeqNumber;
     use crate::tcp::{CloseKind, DirState, Outstanding};
     use crate::time::Timestamp;
@@ -162,6 +162,7 @@ mod tests {
         payload: &[],
         ttl: 64,
         link: LinkInfo {
+            kind: LinkType::Raw,
             ifindex: 0,
             pkttype: None,
         },

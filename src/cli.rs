@@ -95,7 +95,7 @@ pub struct Args {
     pub filter_file: Option<PathBuf>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
-    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "diagram_svg"])]
+    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "diagram_svg", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
     pub json: bool,
 
     /// Print only the flow table (with --json: only flow and summary records).
@@ -123,6 +123,32 @@ pub struct Args {
     /// what the segment is.
     #[arg(short = 'q', global = true)]
     pub quiet: bool,
+
+    /// Verbose, as tcpdump -v: the IP header's fields (ttl, id, flags,
+    /// length) and the TCP checksum; -vv also the sequence number of every
+    /// segment.
+    #[arg(short = 'v', action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Print the link-level header (MAC addresses, ethertype, VLAN tags,
+    /// cooked header), as tcpdump -e.
+    #[arg(short = 'e', global = true)]
+    pub link_header: bool,
+
+    /// After each line, the packet in hex from the IP header on, as tcpdump
+    /// -x (-xx: from the link-level header).
+    #[arg(short = 'x', action = ArgAction::Count, global = true)]
+    pub hex: u8,
+
+    /// After each line, the packet in hex and ASCII, as tcpdump -X (-XX:
+    /// from the link-level header).
+    #[arg(short = 'X', action = ArgAction::Count, global = true)]
+    pub hex_ascii: u8,
+
+    /// After each line, the packet in ASCII, as tcpdump -A (-AA: from the
+    /// link-level header).
+    #[arg(short = 'A', action = ArgAction::Count, global = true)]
+    pub ascii: u8,
 
     /// Print absolute TCP sequence numbers (as tcpdump -S).
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers", global = true)]
@@ -268,12 +294,7 @@ fn idle_timeout_secs(s: &str) -> Result<f64, String> {
 }
 
 /// tcpdump flags kacap does not take, and what they do in tcpdump.
-const NOT_SUPPORTED: [(char, &str); 10] = [
-    ('v', "tcpdump's verbose IP and TCP detail"),
-    ('e', "tcpdump's link-level header"),
-    ('x', "tcpdump's hex dump"),
-    ('X', "tcpdump's hex and ASCII dump"),
-    ('A', "tcpdump's ASCII dump"),
+const NOT_SUPPORTED: [(char, &str); 5] = [
     ('y', "choosing the data link type"),
     ('Z', "dropping privileges to another user"),
     ('C', "rotating -w files by size"),

@@ -12,13 +12,14 @@ use etherparse::{IpNumber, LaxIpSlice};
 use std::net::IpAddr;
 
 /// Link-layer header types we understand (libpcap DLT_* values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LinkType {
     /// DLT_NULL: 4-byte address family in the capturing host's byte order.
     Null,
     /// DLT_EN10MB: Ethernet, with any number of 802.1Q / 802.1ad tags.
     Ethernet,
     /// DLT_RAW (12 on Linux, 14 on OpenBSD; LINKTYPE_RAW 101), IPV4, IPV6.
+    #[default]
     Raw,
     /// DLT_LOOP: 4-byte address family in network byte order.
     Loop,
@@ -73,6 +74,8 @@ pub mod flags {
 /// Extra link-layer facts tcpdump prints (Linux cooked v2: `lo    In  `).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// The frame's link-layer type (tcpdump -e prints its header).
+    pub kind: LinkType,
     /// Interface index from a LINUX_SLL2 header (0 when absent).
     pub ifindex: u32,
     /// Packet type from a LINUX_SLL / LINUX_SLL2 header (0 = to us, 4 = outgoing).
@@ -145,7 +148,18 @@ impl Segment<'_> {
 
 /// Decodes one captured frame of the given link type.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, Skip> {
-    let mut info = LinkInfo::default();
+    let (ip, info) = network(link, frame)?;
+    decode_ip(ip, info)
+}
+
+/// The frame's IP packet (from its header on, as captured) and the link
+/// facts tcpdump prints.
+#[inline(always)]
+pub fn network(link: LinkType, frame: &[u8]) -> Result<(&[u8], LinkInfo), Skip> {
+    let mut info = LinkInfo {
+        kind: link,
+        ..LinkInfo::default()
+    };
     let ip = match link {
         LinkType::Raw => frame,
         LinkType::Null | LinkType::Loop => frame.get(4..).ok_or(Skip::Truncated)?,
@@ -162,7 +176,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Segment<'_>, Skip> {
             ip_by_ethertype(be16(hdr, 0), &frame[20..])?
         }
     };
-    decode_ip(ip, info)
+    Ok((ip, info))
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -170,6 +184,7 @@ fn be16(b: &[u8], at: usize) -> u16 {
 }
 
 /// Skips the Ethernet header and any VLAN tags.
+#[inline(always)]
 fn ethernet_payload(frame: &[u8]) -> Result<&[u8], Skip> {
     let mut at = 12;
     // A frame with more than a few stacked tags is not a frame we can use.
@@ -293,14 +308,14 @@ fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
     )
 }
 
-fn decode_tcp(
-    tcp: &[u8],
+fn decode_tcp<'a>(
+    tcp: &'a [u8],
     declared: usize,
     src: IpAddr,
     dst: IpAddr,
     ttl: u8,
     link: LinkInfo,
-) -> Result<Segment<'_>, Skip> {
+) -> Result<Segment<'a>, Skip> {
     if tcp.len() < 16 {
         return Err(Skip::Truncated);
     }

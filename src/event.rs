@@ -40,6 +40,9 @@ pub struct PacketEvent<'a> {
     pub n: u64,
     pub ts: Timestamp,
     pub seg: &'a Segment<'a>,
+    /// The captured frame (tcpdump -e, -xx) and its length on the wire.
+    pub frame: &'a [u8],
+    pub wire_len: u32,
     pub flow_id: u32,
     pub from: Side,
     pub kind: Kind,

@@ -200,7 +200,7 @@ impl Analysis for IdleWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{LinkInfo, Segment};
+    use crate::decode::{LinkInfo, LinkType, Segment};
     use crate::flows::Flow;
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -226,6 +226,7 @@ mod tests {
         payload: DATA,
         ttl: 64,
         link: LinkInfo {
+            kind: LinkType::Raw,
             ifindex: 0,
             pkttype: None,
         },

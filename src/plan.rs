@@ -8,7 +8,7 @@ use crate::flows::Options;
 use crate::inputs;
 use crate::keepalive::SystemDefaults;
 use crate::report::json::JsonOptions;
-use crate::report::tcpdump::TsFormat;
+use crate::report::tcpdump::{Dump, Style, TsFormat};
 use crate::report::text::{LiveInfo, TextOptions};
 use crate::source::LiveOptions;
 use crate::traffic::{Scenario, Timers};
@@ -251,10 +251,15 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
         explain: args.explain || lab,
         diagram: args.diagram,
         svg: args.diagram_svg.clone(),
-        ts_format: TsFormat::from_count(args.t),
-        nano: args.nano,
-        absolute: args.absolute,
+        style: Style {
+            ts_format: TsFormat::from_count(args.t),
+            nano: args.nano,
+            absolute: args.absolute,
+            quiet: args.quiet,
+            verbose: args.verbose,
+            link_header: args.link_header,
+            dump: Dump::from_counts(args.hex, args.hex_ascii, args.ascii),
+        },
         flush_each: stream,
-        quiet: args.quiet,
     })
 }

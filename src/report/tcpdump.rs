@@ -2,10 +2,14 @@
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
 use super::emit::Emit;
-use crate::decode::{Segment, flags};
+use crate::decode::{self, LinkType, Segment, flags};
 use crate::event::PacketEvent;
 use crate::time::Timestamp;
 use chrono::{Local, TimeZone};
+
+mod dump;
+mod link;
+mod verbose;
 use rustc_hash::FxHashMap;
 
 /// tcpdump's `-t` family.
@@ -40,9 +44,38 @@ impl TsFormat {
     }
 }
 
-/// Formats tcpdump lines; keeps what the formats need across packets.
-#[derive(Debug, Default)]
-pub struct Tcpdump {
+/// tcpdump's `-x` family: the packet's bytes after its line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dump {
+    #[default]
+    None,
+    /// `-x` (`-xx`: with the link-level header).
+    Hex { link: bool },
+    /// `-X` (`-XX`): hex and ASCII.
+    HexAscii { link: bool },
+    /// `-A` (`-AA`): ASCII.
+    Ascii { link: bool },
+}
+
+impl Dump {
+    /// From the number of `-x`, `-X` and `-A` flags, as tcpdump ranks
+    /// them: `-X` wins over `-x`, which wins over `-A`.
+    pub fn from_counts(x: u8, big_x: u8, a: u8) -> Dump {
+        if big_x > 0 {
+            Dump::HexAscii { link: big_x > 1 }
+        } else if x > 0 {
+            Dump::Hex { link: x > 1 }
+        } else if a > 0 {
+            Dump::Ascii { link: a > 1 }
+        } else {
+            Dump::None
+        }
+    }
+}
+
+/// How tcpdump was asked to print: the flags that shape a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
     pub ts_format: TsFormat,
     /// `--nano`: nine fractional digits.
     pub nano: bool,
@@ -50,6 +83,19 @@ pub struct Tcpdump {
     pub absolute: bool,
     /// `-q`: `tcp LENGTH` instead of flags, numbers and options.
     pub quiet: bool,
+    /// `-v`, `-vv`: the IP header's fields and the TCP checksum (`-vv`:
+    /// the sequence number of every segment).
+    pub verbose: u8,
+    /// `-e`: the link-level header.
+    pub link_header: bool,
+    /// `-x`, `-X`, `-A` and their doubles.
+    pub dump: Dump,
+}
+
+/// Formats tcpdump lines; keeps what the formats need across packets.
+#[derive(Debug, Default)]
+pub struct Tcpdump {
+    pub style: Style,
     first: Option<Timestamp>,
     prev: Option<Timestamp>,
     /// Cached local date and time of day for one second: `YYYY-MM-DD HH:MM:SS`.
@@ -57,17 +103,18 @@ pub struct Tcpdump {
     cached: String,
     /// Cached interface name for the last SLL2 interface index.
     ifname: Option<(u32, String)>,
+    /// The last line ended in ` [|tcp]`: tcpdump's dump then starts at the
+    /// link-level header.
+    truncated: bool,
     /// Relative-sequence bases per open flow, indexed by side (print-tcp.c's
     /// tcp_seq_hash): printing state, kept by the printer.
     bases: FxHashMap<u32, [u32; 2]>,
 }
 
 impl Tcpdump {
-    pub fn new(ts_format: TsFormat, nano: bool, absolute: bool) -> Tcpdump {
+    pub fn new(style: Style) -> Tcpdump {
         Tcpdump {
-            ts_format,
-            nano,
-            absolute,
+            style,
             ..Default::default()
         }
     }
@@ -84,7 +131,7 @@ impl Tcpdump {
     }
 
     fn frac(&self, out: &mut Vec<u8>, nsec: u32) {
-        out.frac(nsec, self.nano);
+        out.frac(nsec, self.style.nano);
     }
 
     /// The flow was reported: its relative-sequence bases are not needed any more.
@@ -135,7 +182,7 @@ impl Tcpdump {
 
     /// Writes the timestamp (with its trailing space) as tcpdump would.
     pub fn write_ts(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
-        match self.ts_format {
+        match self.style.ts_format {
             TsFormat::None => {}
             TsFormat::Time => {
                 out.extend_from_slice(&self.local(ts.sec).as_bytes()[11..]);
@@ -167,33 +214,48 @@ impl Tcpdump {
     /// Appends the whole tcpdump line for a TCP segment, without newline.
     pub fn write_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
         self.first.get_or_insert(ev.ts);
+        self.truncated = false;
         self.write_ts(out, ev.ts);
         let seg = ev.seg;
-        if seg.link.ifindex != 0 {
+        if seg.link.kind == LinkType::LinuxSll2 {
             self.write_link_prefix(out, seg);
         }
-        out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " })
-            .ip(seg.src)
+        if self.style.link_header {
+            link::write_header(out, ev, self.style.quiet);
+        } else {
+            out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " });
+        }
+        let ip = match self.style.verbose {
+            0 => &[][..],
+            _ => decode::network(seg.link.kind, ev.frame).map_or(&[][..], |(ip, _)| ip),
+        };
+        if self.style.verbose > 0 {
+            verbose::write_ip(out, ip, seg);
+        }
+        out.ip(seg.src)
             .s(".")
             .n(seg.sport)
             .s(" > ")
             .ip(seg.dst)
             .s(".")
             .n(seg.dport);
-        if self.quiet {
+        if self.style.quiet {
             out.s(": tcp ").n(seg.len);
             return;
         }
         out.s(": Flags [");
         write_flags(out, seg.flags);
         out.s("]");
+        if self.style.verbose > 0 {
+            verbose::write_tcp_checksum(out, ip, seg);
+        }
         let (seq, ack, other_base) = self.relative(ev);
-        let (seq, ack) = if self.absolute {
+        let (seq, ack) = if self.style.absolute {
             (seg.seq.0, seg.ack.0)
         } else {
             (seq, ack)
         };
-        if seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST) {
+        if self.style.verbose > 1 || seg.len > 0 || seg.has(flags::SYN | flags::FIN | flags::RST) {
             out.s(", seq ").n(seq);
             if seg.len > 0 {
                 out.s(":").n(seq.wrapping_add(seg.len));
@@ -206,12 +268,13 @@ impl Tcpdump {
         if seg.has(flags::URG) {
             out.s(", urg ").n(seg.urp);
         }
-        let sack_base = if self.absolute { 0 } else { other_base };
+        let sack_base = if self.style.absolute { 0 } else { other_base };
         if seg.header_len > 20 {
             out.s(", options [");
             if !write_options(out, seg, sack_base) {
                 // Cut off by the snaplen: tcpdump stops the line here.
                 out.s(" [|tcp]");
+                self.truncated = true;
                 return;
             }
             out.s("]");
@@ -235,14 +298,7 @@ impl Tcpdump {
             self.ifname = Some((index, shown));
         }
         let name = self.ifname.as_ref().map_or("", |(_, n)| n.as_str());
-        let dir = match seg.link.pkttype {
-            Some(0) => "In",
-            Some(1) => "B",
-            Some(2) => "M",
-            Some(3) => "P",
-            Some(4) => "Out",
-            _ => "?",
-        };
+        let dir = seg.link.pkttype.map_or("?", link::pkttype_name);
         out.s(name);
         for _ in name.len()..5 {
             out.push(b' ');
@@ -252,6 +308,29 @@ impl Tcpdump {
             out.push(b' ');
         }
         out.s(" ");
+    }
+
+    /// After the line and its annotation: the packet's bytes, as `-x`,
+    /// `-X` or `-A` ask (each dump line starts with a newline; the caller
+    /// ends the last).
+    pub fn write_dump(&self, out: &mut Vec<u8>, ev: &PacketEvent) {
+        let link_len = match decode::network(ev.seg.link.kind, ev.frame) {
+            Ok((ip, _)) if !self.truncated => ev.frame.len() - ip.len(),
+            _ => 0,
+        };
+        let bytes = |with_link: bool| {
+            if with_link {
+                ev.frame
+            } else {
+                &ev.frame[link_len..]
+            }
+        };
+        match self.style.dump {
+            Dump::None => {}
+            Dump::Hex { link } => dump::hex(out, bytes(link), false),
+            Dump::HexAscii { link } => dump::hex(out, bytes(link), true),
+            Dump::Ascii { link } => dump::ascii(out, bytes(link)),
+        }
     }
 }
 

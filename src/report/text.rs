@@ -1,7 +1,7 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
 use super::emit::Emit;
-use super::tcpdump::{Tcpdump, TsFormat};
+use super::tcpdump::{Dump, Style, Tcpdump};
 use super::teach::{self, FlowSteps, Recorder};
 use super::{annotate, table};
 use crate::event::{PacketEvent, Revisions, Sink, Stats, Why};
@@ -39,14 +39,10 @@ pub struct TextOptions {
     pub diagram: bool,
     /// `--diagram-svg FILE`: all diagrams as one SVG.
     pub svg: Option<std::path::PathBuf>,
-    /// tcpdump's `-t` family, `--nano`, `-S`.
-    pub ts_format: TsFormat,
-    pub nano: bool,
-    pub absolute: bool,
+    /// tcpdump's line: `-t` family, `--nano`, `-S`, `-q`, `-v`, `-e`, `-x`…
+    pub style: Style,
     /// Flush every line (live captures and pipes).
     pub flush_each: bool,
-    /// `-q`: tcpdump's quick lines.
-    pub quiet: bool,
 }
 
 impl TextOptions {
@@ -76,11 +72,7 @@ impl<W: Write> TextSink<W> {
     pub fn new(out: W, opts: TextOptions) -> Self {
         TextSink {
             out,
-            tcpdump: {
-                let mut t = Tcpdump::new(opts.ts_format, opts.nano, opts.absolute);
-                t.quiet = opts.quiet;
-                t
-            },
+            tcpdump: Tcpdump::new(opts.style),
             opts,
             rows: Default::default(),
             omitted: Vec::new(),
@@ -186,6 +178,12 @@ impl<W: Write> TextSink<W> {
         annotate::write(&mut line, ev)?;
         if self.opts.live.is_some() {
             expectation(&mut line, ev)?;
+        }
+        if self.opts.style.dump != Dump::None {
+            if self.opts.color {
+                line.s("\x1b[0m");
+            }
+            self.tcpdump.write_dump(&mut line, ev);
         }
         self.end_line(line)
     }
