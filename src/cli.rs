@@ -162,6 +162,12 @@ pub struct Args {
     #[arg(long, global = true)]
     pub nano: bool,
 
+    /// Lines and table at their full width even on a terminal (by default,
+    /// on a terminal, the table fits its width and a packet's words go on
+    /// their own line when the line would wrap; pipes always get full width).
+    #[arg(long, global = true)]
+    pub wide: bool,
+
     /// When to color the output (auto: only on a terminal, and not when NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,

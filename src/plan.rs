@@ -215,6 +215,25 @@ fn filter_from(file: &Path) -> Result<Option<String>, Error> {
     Ok((!words.is_empty()).then(|| words.join(" ")))
 }
 
+/// The width of the terminal stdout is, from `COLUMNS` or the terminal
+/// itself; `None` with `--wide` or when stdout is not a terminal.
+fn terminal_width(wide: bool) -> Option<u16> {
+    if wide || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let from_env = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok());
+    let width = from_env.or_else(|| {
+        // SAFETY: TIOCGWINSZ fills a `winsize`; the result is checked.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+        (ok && ws.ws_col > 0).then_some(ws.ws_col)
+    })?;
+    // Narrower than this, nothing fits anyway: keep the natural layout.
+    (width >= 40).then_some(width)
+}
+
 /// Whether two paths name one existing file (same device and inode).
 fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -261,5 +280,6 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
             dump: Dump::from_counts(args.hex, args.hex_ascii, args.ascii),
         },
         flush_each: stream,
+        width: terminal_width(args.wide),
     })
 }

@@ -6,7 +6,7 @@ use crate::keepalive::SystemDefaults;
 use crate::summary::FlowSummary;
 use crate::time::Timestamp;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, ContentArrangement, Table};
+use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use std::io::{self, Write};
 
 fn opt_secs(v: Option<f64>) -> String {
@@ -39,55 +39,25 @@ fn http_cell(f: &FlowSummary) -> String {
     }
 }
 
-pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+/// The table at its natural width (`width` `None`: a pipe, a file,
+/// `--wide`), or to fit a terminal's `width`: the full layout when it fits,
+/// else the compact one — the endpoints on two lines, the prober, its probe
+/// counts and the inferred settings in one cell, the verdict over how the
+/// connection ended — whose cells wrap, never inside an address.
+pub fn write(
+    out: &mut impl Write,
+    flows: &[FlowSummary],
+    stats: &Stats,
+    width: Option<u16>,
+) -> io::Result<()> {
     if !flows.is_empty() {
-        let with_http = flows.iter().any(|f| f.findings.http.is_some());
-        let mut header = vec![
-            "flow",
-            "client",
-            "server",
-            "handshake",
-            "prober",
-            "probes sent/ans/unans/rst",
-            "idle",
-            "intvl",
-            "count",
-            "ended",
-            "verdict",
-        ];
-        if with_http {
-            header.push("http");
+        let wide = full(flows).to_string();
+        let fits =
+            |w: u16| wide.lines().map(|l| l.chars().count()).max().unwrap_or(0) <= usize::from(w);
+        match width {
+            Some(w) if !fits(w) => writeln!(out, "{}", compact(flows, w))?,
+            _ => writeln!(out, "{wide}")?,
         }
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(header);
-        for f in flows {
-            let k = &f.findings.keepalive;
-            let mut row = vec![
-                f.id.to_string(),
-                f.client.to_string(),
-                f.server.to_string(),
-                f.handshake.as_str().to_string(),
-                k.prober.map_or("-", |p| p.as_str()).to_string(),
-                format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst),
-                opt_secs(k.idle),
-                opt_secs(k.interval),
-                opt_count(k.count),
-                ending(f),
-                f.verdict.as_str().to_string(),
-            ];
-            if with_http {
-                row.push(http_cell(f));
-            }
-            t.add_row(row);
-        }
-        for col in [0, 5, 6, 7, 8] {
-            if let Some(c) = t.column_mut(col) {
-                c.set_cell_alignment(CellAlignment::Right);
-            }
-        }
-        writeln!(out, "{t}")?;
     }
     writeln!(
         out,
@@ -97,6 +67,117 @@ pub fn write(out: &mut impl Write, flows: &[FlowSummary], stats: &Stats) -> io::
         stats.skipped,
         super::plural(stats.flows, "flow")
     )
+}
+
+fn full(flows: &[FlowSummary]) -> Table {
+    let with_http = flows.iter().any(|f| f.findings.http.is_some());
+    let mut header = vec![
+        "flow",
+        "client",
+        "server",
+        "handshake",
+        "prober",
+        "probes sent/ans/unans/rst",
+        "idle",
+        "intvl",
+        "count",
+        "ended",
+        "verdict",
+    ];
+    if with_http {
+        header.push("http");
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    for f in flows {
+        let k = &f.findings.keepalive;
+        let mut row = vec![
+            f.id.to_string(),
+            f.client.to_string(),
+            f.server.to_string(),
+            f.handshake.as_str().to_string(),
+            k.prober.map_or("-", |p| p.as_str()).to_string(),
+            format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst),
+            opt_secs(k.idle),
+            opt_secs(k.interval),
+            opt_count(k.count),
+            ending(f),
+            f.verdict.as_str().to_string(),
+        ];
+        if with_http {
+            row.push(http_cell(f));
+        }
+        t.add_row(row);
+    }
+    align_right(&mut t, &[0, 5, 6, 7, 8]);
+    t
+}
+
+fn compact(flows: &[FlowSummary], width: u16) -> Table {
+    let with_http = flows.iter().any(|f| f.findings.http.is_some());
+    let mut header = vec![
+        "flow",
+        "client\n→ server",
+        "prober s/a/u/r\nidle/intvl ×count",
+        "verdict\nended",
+    ];
+    if with_http {
+        header.push("http");
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(header);
+    // Each cell's widest line, headers included (padding: one each side).
+    let mut widest = [16u16, 17, 7];
+    for f in flows {
+        let k = &f.findings.keepalive;
+        let counts = format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst);
+        let keepalive = match (k.prober, k.idle, k.interval, k.count) {
+            (None, None, None, None) => counts,
+            (prober, idle, interval, count) => format!(
+                "{} {counts}\n{}/{} ×{}",
+                prober.map_or("-", |p| p.as_str()),
+                opt_secs(idle),
+                opt_secs(interval),
+                opt_count(count)
+            ),
+        };
+        let cells = [
+            format!("{}\n→ {}", f.client, f.server),
+            keepalive,
+            format!("{}\n{}", f.verdict.as_str(), ending(f)),
+        ];
+        for (w, cell) in widest.iter_mut().zip(&cells) {
+            let longest = cell.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            *w = (*w).max(longest as u16);
+        }
+        let mut row = vec![f.id.to_string()];
+        row.extend(cells);
+        if with_http {
+            row.push(http_cell(f));
+        }
+        t.add_row(row);
+    }
+    // Addresses, counts and verdicts are never split; the http cell wraps.
+    for (i, w) in widest.into_iter().enumerate() {
+        if let Some(c) = t.column_mut(i + 1) {
+            c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(w + 2)));
+        }
+    }
+    align_right(&mut t, &[0]);
+    t
+}
+
+fn align_right(t: &mut Table, cols: &[usize]) {
+    for &col in cols {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
 }
 
 /// After a live capture: this host's keepalive defaults next to what the

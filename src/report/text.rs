@@ -43,6 +43,10 @@ pub struct TextOptions {
     pub style: Style,
     /// Flush every line (live captures and pipes).
     pub flush_each: bool,
+    /// A terminal's width: the table fits it, and a packet's words go on
+    /// their own lines when the line would wrap. `None` (a pipe, a file,
+    /// `--wide`): one line per packet, the table at its natural width.
+    pub width: Option<u16>,
 }
 
 impl TextOptions {
@@ -92,7 +96,8 @@ impl<W: Write> TextSink<W> {
                 if self.opts.explain {
                     let (head, tail) = steps.ordered();
                     let all: Vec<_> = head.into_iter().chain(tail).collect();
-                    self.out.write_all(teach::explain(f, &all).as_bytes())?;
+                    let text = super::wrap_prose(&teach::explain(f, &all), self.opts.width);
+                    self.out.write_all(text.as_bytes())?;
                     self.out.write_all(b"\n")?;
                 }
                 self.out.write_all(teach::diagram(f, steps).as_bytes())?;
@@ -163,6 +168,7 @@ impl<W: Write> TextSink<W> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         self.tcpdump.write_line(&mut line, ev);
+        let words_at = line.len();
         if self.opts.color {
             let c = FLOW_COLORS[(ev.flow_id as usize - 1) % FLOW_COLORS.len()];
             line.s("  \x1b[")
@@ -178,6 +184,9 @@ impl<W: Write> TextSink<W> {
         annotate::write(&mut line, ev)?;
         if self.opts.live.is_some() {
             expectation(&mut line, ev)?;
+        }
+        if let Some(width) = self.opts.width {
+            fold(&mut line, words_at, usize::from(width));
         }
         if self.opts.style.dump != Dump::None {
             if self.opts.color {
@@ -261,7 +270,7 @@ impl<W: Write> TextSink<W> {
         if self.opts.timeline {
             self.out.write_all(b"\n")?;
         }
-        table::write(&mut self.out, &flows, stats)?;
+        table::write(&mut self.out, &flows, stats, self.opts.width)?;
         if !self.omitted.is_empty() {
             let parts: Vec<String> = self
                 .omitted
@@ -280,7 +289,11 @@ impl<W: Write> TextSink<W> {
         }
         let advice = self.idle.advice();
         if !advice.is_empty() {
-            write!(self.out, "\n{advice}")?;
+            write!(
+                self.out,
+                "\n{}",
+                super::wrap_prose(&advice, self.opts.width)
+            )?;
         }
         self.write_teaching()?;
         self.out.flush()
@@ -325,6 +338,55 @@ fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
         if one { "" } else { "s" },
         join_and(&probes),
     );
+}
+
+/// Columns `text` takes on a terminal: characters, less color escapes.
+fn visible_width(text: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in text.chars() {
+        match (escape, c) {
+            (false, '\x1b') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, '\n') => n = 0,
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
+/// A line wider than the terminal: the words after the tcpdump part (at
+/// `at`, after two spaces) go on their own lines, indented by four, folded
+/// at spaces with a six-space hanging indent; the tcpdump part stays whole,
+/// as tcpdump prints it.
+fn fold(line: &mut Vec<u8>, at: usize, width: usize) {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    if visible_width(text) <= width || !text[at..].starts_with("  ") {
+        return;
+    }
+    let words = &text[at + 2..];
+    let mut folded = String::with_capacity(words.len() + 16);
+    folded.push_str("\n    ");
+    let mut column = 4;
+    for (i, word) in words.split(' ').enumerate() {
+        let w = visible_width(word);
+        if i > 0 {
+            if column + 1 + w > width && column > 6 {
+                folded.push_str("\n      ");
+                column = 6;
+            } else {
+                folded.push(' ');
+                column += 1;
+            }
+        }
+        folded.push_str(word);
+        column += w;
+    }
+    line.truncate(at);
+    line.extend_from_slice(folded.as_bytes());
 }
 
 fn join_and(items: &[String]) -> String {

@@ -17,6 +17,7 @@ mod props;
 mod regressions;
 mod structure;
 mod teach;
+mod terminal;
 
 use assert_cmd::Command;
 use serde_json::Value;
