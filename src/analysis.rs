@@ -44,7 +44,7 @@ pub struct Ctx<'a> {
 }
 
 /// One analysis: per-flow state, a note per segment, a summary per flow.
-pub trait Analysis: Default {
+pub trait Analysis: Default + Clone {
     /// What it says about one segment (`PacketEvent::notes`).
     type Note: Copy + Default + std::fmt::Debug;
     /// What it says about the whole connection (`FlowSummary::findings`).
@@ -75,7 +75,7 @@ pub trait Analysis: Default {
 macro_rules! analyses {
     ($($(#[$doc:meta])* $name:ident: $ty:ty,)+) => {
         /// Every analysis's state for one connection.
-        #[derive(Debug, Default)]
+        #[derive(Clone, Debug, Default)]
         pub struct PerFlow {
             $($(#[$doc])* pub $name: $ty,)+
         }

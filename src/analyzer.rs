@@ -347,6 +347,19 @@ impl<S: Sink> Analyzer<S> {
         result
     }
 
+    /// Tells the sink how the run stands (SIGUSR1, `--stats-every`): the
+    /// open connections are summarized from copies of their state.
+    pub fn snapshot(&mut self) -> io::Result<()> {
+        let now = self.clock;
+        let mut open: Vec<FlowSummary> = self
+            .flows
+            .iter()
+            .map(|e| summarize(e.clone(), now))
+            .collect();
+        open.sort_by_key(|f| f.id);
+        self.sink.snapshot(&open, &self.stats)
+    }
+
     /// Ends the input: every remaining flow is reported, then the summary.
     pub fn finish(mut self) -> io::Result<S> {
         while self.hold.is_some() {
@@ -522,23 +535,71 @@ pub fn analyze<S: Sink>(
     stop: &AtomicBool,
 ) -> Result<(), ReadEnd> {
     let analyzer = Analyzer::new(src.link(), options, sink);
-    drive(src, analyzer, stop)
+    drive(src, analyzer, Controls::stop(stop))
+}
+
+/// What may ask a running analysis to stop or to show how it stands.
+#[derive(Clone, Copy, Debug)]
+pub struct Controls<'a> {
+    /// Set by SIGINT / SIGTERM: stop reading, report what was read.
+    pub stop: &'a AtomicBool,
+    /// Set by SIGUSR1: show a snapshot (then cleared).
+    pub show: Option<&'a AtomicBool>,
+    /// `--stats-every`: a snapshot this often (wall-clock time).
+    pub every: Option<std::time::Duration>,
+}
+
+impl<'a> Controls<'a> {
+    /// Only a stop flag.
+    pub fn stop(stop: &'a AtomicBool) -> Controls<'a> {
+        Controls {
+            stop,
+            show: None,
+            every: None,
+        }
+    }
 }
 
 /// [`analyze`] with an analyzer already built (e.g. with a lookahead pass).
 pub fn drive<S: Sink>(
     src: &mut impl FrameSource,
     mut analyzer: Analyzer<S>,
-    stop: &AtomicBool,
+    controls: Controls,
 ) -> Result<(), ReadEnd> {
+    let mut next_show = controls.every.map(|d| std::time::Instant::now() + d);
+    let mut since_look = 0u32;
+    let watch = controls.show.is_some() || controls.every.is_some();
     let read = loop {
-        if stop.load(Ordering::Relaxed) {
+        if controls.stop.load(Ordering::Relaxed) {
             break Ok(());
+        }
+        // A snapshot asked for? Looked at every 256 frames, and when idle.
+        since_look += 1;
+        if watch && since_look >= 256 {
+            since_look = 0;
+            let asked = controls
+                .show
+                .is_some_and(|s| s.swap(false, Ordering::Relaxed));
+            let due = next_show.is_some_and(|t| std::time::Instant::now() >= t);
+            if asked || due {
+                if let (Some(t), Some(every)) = (next_show.as_mut(), controls.every) {
+                    *t = std::time::Instant::now() + every;
+                }
+                if let Err(e) = analyzer.snapshot() {
+                    return Err(ReadEnd::Output(e));
+                }
+            }
         }
         let result = match src.next_frame() {
             Ok(Next::Frame(frame)) => analyzer.frame(&frame),
-            Ok(Next::Idle(Some(now))) => analyzer.tick(now),
-            Ok(Next::Idle(None)) => Ok(()),
+            Ok(Next::Idle(Some(now))) => {
+                since_look = 256;
+                analyzer.tick(now)
+            }
+            Ok(Next::Idle(None)) => {
+                since_look = 256;
+                Ok(())
+            }
             Ok(Next::End) => break Ok(()),
             Err(e) => break Err(e),
         };

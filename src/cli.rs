@@ -18,6 +18,7 @@ Examples:
   kacap -r 'caps/*.pcap' --summary               many files in parallel
   kacap -r capture.pcap --json | jq 'select(.kind==\"keepalive\")'
   tcpdump -i any -w - port 6379 | kacap -r -     analyze while tcpdump captures
+  kill -USR1 $(pidof kacap)                      the table so far, on stderr
 
 Live capture needs privileges: sudo, or once
   sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v kacap)\"
@@ -172,6 +173,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
 
+    /// Every SECS seconds, print the flow table so far (open connections
+    /// included) to stderr without stopping, as SIGUSR1 does (like dd).
+    #[arg(long, value_name = "SECS", value_parser = stats_every_secs)]
+    pub stats_every: Option<f64>,
+
     /// Seconds a finished connection keeps absorbing late segments
     /// (retransmitted FINs, RSTs) before it is reported (0 to 86400).
     #[arg(long, default_value_t = Options::LINGER, value_name = "SECS", value_parser = linger_secs)]
@@ -293,6 +299,10 @@ fn secs_within(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
 
 fn linger_secs(s: &str) -> Result<f64, String> {
     secs_within(s, 0.0, 86_400.0)
+}
+
+fn stats_every_secs(s: &str) -> Result<f64, String> {
+    secs_within(s, 0.1, 86_400.0)
 }
 
 fn idle_timeout_secs(s: &str) -> Result<f64, String> {

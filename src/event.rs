@@ -106,6 +106,12 @@ pub trait Sink {
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
     /// The end of the input.
     fn finish(&mut self, stats: &Stats) -> io::Result<()>;
+    /// A look at the run while it goes on (SIGUSR1, `--stats-every`): the
+    /// connections still open, as they would be summarized now, and the
+    /// counters so far. Nothing is reported twice because of it.
+    fn snapshot(&mut self, _open: &[FlowSummary], _stats: &Stats) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {
@@ -120,6 +126,9 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
         (**self).finish(stats)
+    }
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        (**self).snapshot(open, stats)
     }
 }
 

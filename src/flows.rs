@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 /// One TCP connection: core TCP state only. What an analysis learns about
 /// a connection lives in that analysis (see `analysis`); tcpdump's
 /// relative-sequence bases live in its printer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Flow {
     /// 1-based, in order of first packet.
     pub id: u32,
@@ -274,7 +274,7 @@ impl Default for Options {
 
 /// A flow with the per-flow state of the stages above (the analyzer's
 /// analyses): the table keeps them together and frees them together.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Entry<A> {
     pub flow: Flow,
     pub state: A,
@@ -477,6 +477,11 @@ impl<A: Default> FlowTable<A> {
         }
         out.sort_by_key(|e| e.flow.id);
         out.into_iter().for_each(&mut ended);
+    }
+
+    /// The flows in the table (open or lingering), in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<A>> {
+        self.flows.slots.iter().flatten()
     }
 
     /// Empties the table at the end of input, in flow order.

@@ -505,7 +505,7 @@ pub struct HttpPacket {
 
 /// The HTTP analysis: decides on the client's first payload whether the
 /// connection is HTTP, then follows it.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct HttpAnalysis {
     decided: bool,
     http: Option<Box<Http>>,

@@ -483,7 +483,7 @@ pub struct KeepaliveSummary {
 
 /// The keepalive analysis: a [`Tracker`] from a connection's first probe on
 /// (most connections never probe, and pay one pointer).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Keepalive(Option<Box<Tracker>>);
 
 impl Analysis for Keepalive {

@@ -80,7 +80,7 @@ pub struct IdleSummary {
 
 /// The middlebox analysis: the watch starts with the first long silence
 /// (or an injected RST), so most connections pay one pointer and a time.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct IdleWatch {
     /// When the last data segment was seen.
     last_data: Option<Timestamp>,

@@ -64,6 +64,8 @@ pub struct CapturePlan {
     pub live: LiveOptions,
     pub options: Options,
     pub output: Output,
+    /// `--stats-every`: show how the run stands this often (SIGUSR1 always can).
+    pub stats_every: Option<std::time::Duration>,
 }
 
 /// A lab scenario with its timers.
@@ -125,6 +127,7 @@ impl Plan {
                 options: options(args),
                 // The lab explains what it shows.
                 output: output(args, true, true, true),
+                stats_every: None,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -181,6 +184,7 @@ impl Plan {
             None => args.filter_expr(),
         };
         Ok(Plan::Capture(CapturePlan {
+            stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             input,
             filter,
             write: args.write.clone(),

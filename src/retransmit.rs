@@ -76,7 +76,7 @@ pub struct RetransmitSummary {
 /// most connections never retransmit, and pay 16 bytes and a store per data
 /// segment. The first retransmission starts the watch, counted from that
 /// side's latest new data (the transmission it repeats, or a later one).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Retransmit {
     last_data: [i64; 2],
     watch: Option<Box<[Option<Pending>; 2]>>,

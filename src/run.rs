@@ -263,7 +263,12 @@ fn analyze_into(
     if let Some(pass) = pass {
         analyzer = analyzer.with_lookahead(pass);
     }
-    analyzer::drive(src, analyzer, &signal::STOP)
+    let controls = analyzer::Controls {
+        stop: &signal::STOP,
+        show: Some(&signal::SHOW),
+        every: plan.stats_every,
+    };
+    analyzer::drive(src, analyzer, controls)
 }
 
 /// A second read of the file at `path`, with the same filter and `-c`.

@@ -254,6 +254,20 @@ impl<W: Write> Sink for JsonSink<W> {
         )?;
         self.out.flush()
     }
+
+    /// On stderr, so that the JSON Lines stay as they are.
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.out.flush()?;
+        let mut err = io::stderr().lock();
+        writeln!(
+            err,
+            "kacap: so far {}, {}, {} ({} open)",
+            super::plural(stats.frames, "frame"),
+            super::plural(stats.tcp_segments, "TCP segment"),
+            super::plural(stats.flows, "flow"),
+            open.len()
+        )
+    }
 }
 
 #[cfg(test)]

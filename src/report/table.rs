@@ -18,7 +18,7 @@ fn opt_count(v: Option<u32>) -> String {
 }
 
 /// How the connection ended, e.g. `FIN by client`, `RST by server`, `open`.
-fn ending(f: &FlowSummary) -> String {
+pub fn ending(f: &FlowSummary) -> String {
     match f.close.by() {
         Some(side) => format!("{} by {}", f.close.as_str().to_uppercase(), side.name()),
         None => "open".to_string(),

@@ -160,6 +160,56 @@ impl<W: Write> Sink for TextSink<W> {
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
         self.finish_all(stats)
     }
+
+    /// The table so far (reported connections and open ones) on stderr.
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.out.flush()?;
+        let mut flows: Vec<FlowSummary> = self.rows.iter().flatten().cloned().collect();
+        flows.extend(open.iter().cloned());
+        flows.sort_by_key(|f| f.id);
+        let still_open = open
+            .iter()
+            .filter(|f| f.close == crate::summary::Close::Open)
+            .count();
+        let mut err = io::stderr().lock();
+        writeln!(
+            err,
+            "\nkacap: so far ({still_open} open, {} closed and not yet reported):",
+            open.len() - still_open
+        )?;
+        table::write(&mut err, &flows, stats, self.opts.width)?;
+        err.flush()
+    }
+}
+
+/// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`.
+fn ended_line(f: &FlowSummary) -> String {
+    let k = &f.findings.keepalive;
+    let what = match f.verdict {
+        Verdict::DeadPeer => format!(
+            "after {}",
+            super::plural(u64::from(k.unanswered), "unanswered probe")
+        ),
+        Verdict::PeerReset => "a keepalive probe was answered by RST".to_string(),
+        Verdict::Alive => format!("{} of {} probes answered", k.answered, k.probes),
+        Verdict::NoKeepalive => "no keepalive probe was seen".to_string(),
+        Verdict::IdleTimeout => "a middlebox forgot it while it was idle".to_string(),
+        Verdict::RetransmitTimeout => "data retransmitted until the sender gave up".to_string(),
+        Verdict::AcksDropped => {
+            "the peer answered, the answers never reached the prober".to_string()
+        }
+    };
+    let sep = if f.verdict == Verdict::DeadPeer {
+        " "
+    } else {
+        ": "
+    };
+    format!(
+        "flow {} ended: {}{sep}{what} ({})",
+        f.id,
+        f.verdict.as_str(),
+        table::ending(f)
+    )
 }
 
 impl<W: Write> TextSink<W> {
@@ -228,6 +278,17 @@ impl<W: Write> TextSink<W> {
 
     fn add_flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
         self.tcpdump.forget(summary.id);
+        let closed = summary.close != crate::summary::Close::Open;
+        if closed && self.opts.timeline && (self.opts.live.is_some() || self.opts.flush_each) {
+            // Streaming: say so as each connection that closed is reported.
+            let mut line = std::mem::take(&mut self.line);
+            line.clear();
+            if self.opts.color {
+                line.s("\x1b[1m");
+            }
+            line.s(&ended_line(summary));
+            self.end_line(line)?;
+        }
         self.idle.add(summary);
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);

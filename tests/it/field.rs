@@ -323,3 +323,34 @@ fn a_pipe_streams_each_packet_in_time_and_revises_it_later() {
     assert_eq!(flow["verdict"], "dead-peer");
     approx(&flow["keepalive"]["interval"], 75.0, 0.01);
 }
+
+/// `--stats-every`: while a pipe is read, the table so far goes to stderr
+/// at that rhythm; stdout keeps its one table.
+#[test]
+fn stats_every_shows_the_table_so_far_on_stderr() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::Duration;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kacap"))
+        .args(["-r", "-", "--stats-every", "0.3", "--color=never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&std::fs::read(crate::fixture("dead-peer.pcap")).unwrap())
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let shown = err.matches("kacap: so far (").count();
+    assert!((2..=8).contains(&shown), "{shown}: {err}");
+    assert!(err.contains("┆ dead-peer"), "{err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches('┌').count(), 1, "{text}");
+}

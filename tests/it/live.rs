@@ -382,3 +382,36 @@ fn any_interface_uses_cooked_v2_with_interface_and_direction() {
         "{first}"
     );
 }
+
+#[test]
+fn live_text_says_when_a_flow_ends_and_sigusr1_shows_the_table() {
+    if !live_allowed("live_flow_end") {
+        return;
+    }
+    let (listener, port) = server();
+    let mut live = Live::start(port, &["--linger", "0.5"]);
+    let traffic = std::thread::spawn(move || traffic::run(listener, TIMERS, Scenario::DeadPeer));
+    live.wait_for("keepalive probe #1", Duration::from_secs(5));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(live.child.id() as i32, libc::SIGUSR1) };
+    let ended = live.wait_for("flow 1 ended:", Duration::from_secs(10));
+    assert!(
+        ended.contains("flow 1 ended: dead-peer after 2 unanswered probes (RST by client)"),
+        "{ended}"
+    );
+    traffic.join().unwrap().unwrap();
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    // The snapshot went to stderr, with the open connection in the table;
+    // stdout still has one table, at the end.
+    assert!(
+        err.contains("kacap: so far (1 open, 0 closed and not yet reported):"),
+        "{err}"
+    );
+    assert!(err.contains("┆ open"), "{err}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with('┌')).count(),
+        1,
+        "{lines:#?}"
+    );
+}
