@@ -574,7 +574,6 @@ pub fn drive<S: Sink>(
             break Ok(());
         }
         // A snapshot asked for? Looked at every 256 frames, and when idle.
-        since_look += 1;
         if watch && since_look >= 256 {
             since_look = 0;
             let asked = controls
@@ -591,7 +590,12 @@ pub fn drive<S: Sink>(
             }
         }
         let result = match src.next_frame() {
-            Ok(Next::Frame(frame)) => analyzer.frame(&frame),
+            Ok(Next::Frame(frame)) => {
+                if watch {
+                    since_look += 1;
+                }
+                analyzer.frame(&frame)
+            }
             Ok(Next::Idle(Some(now))) => {
                 since_look = 256;
                 analyzer.tick(now)
