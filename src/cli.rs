@@ -51,6 +51,12 @@ pub struct Args {
           action = ArgAction::Append)]
     pub read: Vec<PathBuf>,
 
+    /// Read the -r files as one capture, packets in time order (as
+    /// mergecap): the pieces of a rotated capture (tcpdump -C, -G, -W), so
+    /// that a connection spanning files is one connection.
+    #[arg(long, requires = "read")]
+    pub merge: bool,
+
     /// Capture live on IFACE (lo, any, eth0, …).
     #[arg(short = 'i', value_name = "IFACE")]
     pub interface: Option<String>,

@@ -21,7 +21,7 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 arg,
                 arg,
                 looks_like_capture,
-                "directory holds no .pcap, .pcapng or .cap files",
+                "directory holds no .pcap, .pcapng or .cap files (plain or .gz, .zst, .xz, .bz2)",
             )?);
         } else if !arg.exists() && is_glob(arg) {
             let dir = arg
@@ -72,14 +72,32 @@ fn listing(
     Ok(files)
 }
 
-/// Capture file names: `.pcap`, `.pcapng`, `.cap`, `.dmp`, and tcpdump -C
-/// rotations (`.pcap1`, `.pcap2`, …).
+/// Capture file names: `.pcap`, `.pcapng`, `.cap`, `.dmp`, tcpdump -C
+/// rotations (`.pcap1`, `.pcap2`, …), and these compressed (`.pcap.gz`,
+/// `.pcapng.zst`, `.xz`, `.bz2`).
 fn looks_like_capture(p: &Path) -> bool {
-    let ext = p
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
+    let name = [".gz", ".zst", ".xz", ".bz2"]
+        .iter()
+        .find_map(|z| name.strip_suffix(z))
+        .unwrap_or(&name);
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
     ext.starts_with("pcap") || ext == "cap" || ext == "dmp"
+}
+
+/// Whether `files` look like the pieces of one rotated capture (tcpdump
+/// `-C` / `-G` / `-W`): names that differ only in their digits.
+pub fn looks_like_rotation(files: &[PathBuf]) -> bool {
+    let stem = |p: &PathBuf| -> String {
+        p.to_string_lossy()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect()
+    };
+    files.len() > 1 && files.iter().all(|f| stem(f) == stem(&files[0]))
 }
 
 fn is_glob(p: &Path) -> bool {
@@ -87,17 +105,33 @@ fn is_glob(p: &Path) -> bool {
         .is_some_and(|n| n.as_encoded_bytes().iter().any(|&b| b == b'*' || b == b'?'))
 }
 
-/// Shell-style matching of `*` and `?` (no character classes).
+/// Shell-style matching of `*` and `?` (no character classes), in
+/// O(pattern × name) at worst: on a mismatch only the latest `*` is
+/// retried, one character further.
 fn glob_match(pat: &[u8], name: &[u8]) -> bool {
-    match (pat.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob_match(&pat[1..], name) || (!name.is_empty() && glob_match(pat, &name[1..]))
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
         }
-        (Some(b'?'), Some(_)) => glob_match(&pat[1..], &name[1..]),
-        (Some(a), Some(b)) if a == b => glob_match(&pat[1..], &name[1..]),
-        _ => false,
     }
+    pat[p..].iter().all(|&c| c == b'*')
 }
 
 /// What one worker produced for one file.
@@ -230,7 +264,8 @@ fn copy(from: &mut std::fs::File, to: &mut impl Write) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, looks_like_capture, looks_like_rotation};
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn globs() {
@@ -238,5 +273,46 @@ mod tests {
         assert!(glob_match(b"cap-??.pcap*", b"cap-01.pcapng"));
         assert!(!glob_match(b"*.pcap", b"a.pcapng"));
         assert!(glob_match(b"*", b""));
+        assert!(glob_match(b"a*b*c", b"aXbYbZc"));
+        assert!(!glob_match(b"a*b*c", b"aXbYbZ"));
+        assert!(!glob_match(b"?", b""));
+    }
+
+    #[test]
+    fn glob_time_is_not_exponential() {
+        // Six stars against 200 dashes and no match: the recursive matcher
+        // took over a minute.
+        let name = format!("{}x", "-".repeat(200));
+        let t = std::time::Instant::now();
+        assert!(!glob_match(b"*-*-*-*-*-*.pcap", name.as_bytes()));
+        assert!(t.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn capture_names_plain_rotated_and_compressed() {
+        for n in [
+            "a.pcap",
+            "a.pcapng",
+            "a.pcap3",
+            "a.cap",
+            "a.pcap.gz",
+            "b.pcapng.zst",
+            "c.pcap2.xz",
+            "d.cap.bz2",
+        ] {
+            assert!(looks_like_capture(Path::new(n)), "{n}");
+        }
+        for n in ["a.txt", "a.gz", "pcap", "notes.pcap.txt"] {
+            assert!(!looks_like_capture(Path::new(n)), "{n}");
+        }
+        let set = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert!(looks_like_rotation(&set(&[
+            "c/ka.pcap",
+            "c/ka.pcap1",
+            "c/ka.pcap2"
+        ])));
+        assert!(looks_like_rotation(&set(&["ka-1200.pcap", "ka-1300.pcap"])));
+        assert!(!looks_like_rotation(&set(&["a.pcap", "b.pcap"])));
+        assert!(!looks_like_rotation(&set(&["a.pcap"])));
     }
 }

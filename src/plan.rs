@@ -38,6 +38,8 @@ pub enum Input {
     Files(Vec<PathBuf>),
     /// A live interface.
     Live(String),
+    /// `--merge`: several files read as one capture, in time order.
+    Merged(Vec<PathBuf>),
 }
 
 /// What the output is: built once, a sink made from it per input.
@@ -150,13 +152,26 @@ impl Plan {
         }
         let input = match (&args.read[..], &args.interface) {
             ([], Some(iface)) => Input::Live(iface.clone()),
-            ([_, ..], None) => Input::Files(inputs::expand(&args.read)?),
+            ([_, ..], None) => {
+                let files = inputs::expand(&args.read)?;
+                if args.merge && files.len() > 1 {
+                    if let Some(f) = files.iter().find(|f| is_stream(f)) {
+                        return Err(Error::Usage(format!(
+                            "--merge reads files, and {} is a pipe: merge files, or give the stream alone",
+                            f.display()
+                        )));
+                    }
+                    Input::Merged(files)
+                } else {
+                    Input::Files(files)
+                }
+            }
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
         let stream = live
             || args.line_buffered
-            || matches!(&input, Input::Files(f) if f[..] == [PathBuf::from("-")]);
+            || matches!(&input, Input::Files(f) if f.len() == 1 && is_stream(&f[0]));
         if let Input::Files(files) = &input
             && files.len() > 1
             && (args.write.is_some() || args.diagram_svg.is_some())
@@ -165,7 +180,7 @@ impl Plan {
                 "-w and --diagram-svg take a single input file".into(),
             ));
         }
-        if let (Input::Files(files), Some(w)) = (&input, &args.write)
+        if let (Input::Files(files) | Input::Merged(files), Some(w)) = (&input, &args.write)
             && files.iter().any(|f| same_file(f, w))
         {
             return Err(Error::Usage(format!(
@@ -236,6 +251,17 @@ fn terminal_width(wide: bool) -> Option<u16> {
     })?;
     // Narrower than this, nothing fits anyway: keep the natural layout.
     (width >= 40).then_some(width)
+}
+
+/// Stdin, a FIFO, process substitution, a character device: read as it
+/// comes (each record flushed), not as a file.
+fn is_stream(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    path == Path::new("-")
+        || std::fs::metadata(path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_char_device() || t.is_socket()
+        })
 }
 
 /// Whether two paths name one existing file (same device and inode).

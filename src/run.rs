@@ -11,7 +11,7 @@ use crate::report::text::TextSink;
 use crate::signal;
 use crate::source::{PipeSource, Source, list_interfaces};
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
@@ -43,12 +43,31 @@ pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(),
                 let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
                 run_capture(capture, src, None, out, err, true)
             }
+            Input::Merged(files) => {
+                let src = Source::merged(files, capture.filter.as_deref())?;
+                run_capture(capture, src, Some(files), out, err, true)
+            }
             Input::Files(files) => match &files[..] {
                 [file] => {
                     let src = Source::file(file, capture.filter.as_deref())?;
-                    run_capture(capture, src, Some(file), out, err, true)
+                    run_capture(
+                        capture,
+                        src,
+                        Some(std::slice::from_ref(file)),
+                        out,
+                        err,
+                        true,
+                    )
                 }
-                _ => run_many(capture, files, out, err),
+                _ => {
+                    if inputs::looks_like_rotation(files) {
+                        let _ = writeln!(
+                            err,
+                            "kacap: note: these files look like pieces of one rotated capture (tcpdump -C/-G/-W); each is analyzed alone — --merge reads them as one, so that a connection spanning files is one connection"
+                        );
+                    }
+                    run_many(capture, files, out, err)
+                }
             },
         },
     }
@@ -68,7 +87,8 @@ fn run_many(
         threads,
         |path, w, messages| {
             let src = Source::file(path, plan.filter.as_deref())?;
-            run_capture(plan, src, Some(path), w, messages, false)
+            let path = [path.to_path_buf()];
+            run_capture(plan, src, Some(&path), w, messages, false)
         },
         |path| file_header(path, json),
         out,
@@ -151,7 +171,7 @@ fn run_lab(
 fn run_capture(
     plan: &CapturePlan,
     mut src: Source,
-    path: Option<&Path>,
+    paths: Option<&[PathBuf]>,
     out: impl Write,
     err: &mut impl Write,
     alone: bool,
@@ -173,7 +193,8 @@ fn run_capture(
     if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
     }
-    let stdin = path == Some(Path::new("-"));
+    // Stdin, a FIFO, process substitution: read as a stream.
+    let stdin = src.stream;
     let (result, mut src) = if stdin {
         // A pipe: read in a thread of its own, so the analysis keeps a clock.
         let mut pipe = PipeSource::start(src);
@@ -190,7 +211,7 @@ fn run_capture(
             }
         }
     } else {
-        let pass = path.map(|p| lookahead_pass(plan, p));
+        let pass = paths.map(|p| lookahead_pass(plan, p));
         (analyze_output(&mut src, plan, pass, out), src)
     };
     // Stopped by a signal while reading a pipe: libpcap's read was
@@ -211,7 +232,9 @@ fn run_capture(
     match result {
         Ok(()) => Ok(()),
         Err(ReadEnd::Truncated(msg)) => {
-            let what = if msg.contains("truncated") {
+            let what = if msg.contains("data is damaged") {
+                "the compressed file is damaged"
+            } else if msg.contains("truncated") {
                 "the capture ends in the middle of a packet (cut short, or still being written)"
             } else {
                 "damaged packet record"
@@ -272,11 +295,15 @@ fn analyze_into(
 }
 
 /// A second read of the file at `path`, with the same filter and `-c`.
-fn lookahead_pass(plan: &CapturePlan, path: &Path) -> LookaheadPass {
-    let (path, filter) = (path.to_path_buf(), plan.filter.clone());
+fn lookahead_pass(plan: &CapturePlan, paths: &[PathBuf]) -> LookaheadPass {
+    let (paths, filter) = (paths.to_vec(), plan.filter.clone());
     let (options, limit) = (plan.options, plan.count);
     Box::new(move || {
-        let mut src = Source::file(&path, filter.as_deref()).ok()?;
+        let mut src = match &paths[..] {
+            [one] => Source::file(one, filter.as_deref()),
+            several => Source::merged(several, filter.as_deref()),
+        }
+        .ok()?;
         src.limit = limit;
         Some(analyzer::lookahead(&mut src, options))
     })

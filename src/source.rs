@@ -5,11 +5,14 @@
 use crate::decode::LinkType;
 use crate::error::Error;
 use crate::event::{CaptureStats, Frame, FrameSource, Next, ReadEnd};
+use crate::merge::{self, Merge};
 use crate::time::Timestamp;
+use crate::unpack::{Format, Unpacking};
 use pcap::{Active, Capture, Offline, Precision, Savefile};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -59,6 +62,8 @@ const LIVE_TIMEOUT_MS: i32 = 100;
 enum Handle {
     File(Capture<Offline>),
     Live(Capture<Active>),
+    /// `--merge`: files read as one capture.
+    Merge(Box<Merge<Source>>),
 }
 
 /// An opened capture: a file or an interface.
@@ -80,6 +85,11 @@ pub struct Source {
     pub progress: Option<indicatif::ProgressBar>,
     /// The live snapshot length (the banner says it).
     snaplen: i32,
+    /// Read as it comes, not as a file: stdin, a FIFO, process
+    /// substitution (`-r <(zcat f.pcap.gz)`), a character device.
+    pub stream: bool,
+    /// A compressed file being decompressed into libpcap.
+    unpacking: Option<Unpacking>,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -136,24 +146,82 @@ impl Source {
             msg,
         };
         let not_capture = |e: pcap::Error| {
-            input(format!(
-                "not a readable pcap or pcapng capture ({})",
-                pcap_msg(&e)
-            ))
+            let msg = pcap_msg(&e);
+            input(if msg.contains("unknown file format") {
+                "not a readable pcap or pcapng capture: it starts with no pcap, pcapng, gzip, \
+                 zstd, xz or bzip2 magic number"
+                    .to_string()
+            } else {
+                format!("not a readable pcap or pcapng capture ({msg})")
+            })
         };
         let mut size = 0;
-        let mut cap = if path == Path::new("-") {
+        let mut stream = path == Path::new("-");
+        let mut unpacking = None;
+        let mut cap = if stream {
             // libpcap reads stdin itself for "-".
             Capture::from_file_with_precision("-", Precision::Nano).map_err(not_capture)?
         } else {
             // Opened here first, for clear messages and the size.
             let file = File::open(path).map_err(|e| input(open_error(&e)))?;
             let meta = file.metadata().map_err(|e| input(open_error(&e)))?;
+            let kind = meta.file_type();
+            stream = kind.is_fifo() || kind.is_char_device() || kind.is_socket();
             if meta.is_dir() {
                 return Err(input("is a directory, not a capture file".into()));
             }
-            if meta.len() == 0 {
+            if !stream && meta.len() == 0 {
                 return Err(input("empty file, not a pcap or pcapng capture".into()));
+            }
+            let mut head = [0u8; 6];
+            let format = if stream {
+                None
+            } else {
+                let n = file
+                    .read_at(&mut head, 0)
+                    .map_err(|e| input(open_error(&e)))?;
+                Format::sniff(&head[..n])
+            };
+            if stream || format.is_some() {
+                let fd = match format {
+                    Some(format) => {
+                        let (fd, u) = Unpacking::start(file, format)
+                            .map_err(|e| input(format!("cannot decompress: {e}")))?;
+                        unpacking = Some(u);
+                        fd.into_raw_fd()
+                    }
+                    None => file.into_raw_fd(),
+                };
+                let inside = |e: pcap::Error| match format {
+                    Some(f) => input(format!(
+                        "{}-compressed, but what it holds is not a pcap or pcapng capture ({})",
+                        f.name(),
+                        pcap_msg(&e)
+                    )),
+                    None => not_capture(e),
+                };
+                // SAFETY: a descriptor we own; libpcap takes it over.
+                let cap = unsafe { Capture::from_raw_fd_with_precision(fd, Precision::Nano) }
+                    .map_err(inside)?;
+                let dlt = cap.get_datalink().0;
+                let link = supported(dlt, input)?;
+                let mut cap = cap;
+                apply_filter(&mut cap, filter)?;
+                return Ok(Source {
+                    handle: Handle::File(cap),
+                    link,
+                    dlt,
+                    name,
+                    nano: true,
+                    save: None,
+                    limit: None,
+                    captured: 0,
+                    file: None,
+                    progress: None,
+                    snaplen: LIVE_SNAPLEN,
+                    stream,
+                    unpacking,
+                });
             }
             size = meta.len();
             // libpcap opens it again by a name that is always UTF-8 (and
@@ -192,6 +260,8 @@ impl Source {
             file: (fd >= 0).then_some((fd, size)),
             progress: None,
             snaplen: LIVE_SNAPLEN,
+            stream,
+            unpacking,
         })
     }
 
@@ -243,6 +313,60 @@ impl Source {
             file: None,
             progress: None,
             snaplen: opts.snaplen(),
+            stream: false,
+            unpacking: None,
+        })
+    }
+
+    /// `--merge`: `paths` read as one capture, packets in time order.
+    pub fn merged(paths: &[std::path::PathBuf], filter: Option<&str>) -> Result<Source, Error> {
+        let sources = paths
+            .iter()
+            .map(|p| Source::file(p, filter))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = &sources[0];
+        for s in &sources {
+            let msg = if s.stream {
+                "--merge reads files, not pipes or FIFOs".to_string()
+            } else if s.dlt != first.dlt {
+                format!(
+                    "link type {} differs from {}'s ({}): --merge reads captures of one link type",
+                    describe_dlt(s.dlt),
+                    first.name,
+                    describe_dlt(first.dlt)
+                )
+            } else {
+                continue;
+            };
+            return Err(Error::Input {
+                file: s.name.clone(),
+                msg,
+            });
+        }
+        let (link, dlt) = (first.link, first.dlt);
+        let name = format!("{} (and {} more, merged)", first.name, sources.len() - 1);
+        Ok(Source {
+            handle: Handle::Merge(Box::new(Merge::new(
+                sources
+                    .into_iter()
+                    .map(|s| {
+                        let name = s.name.clone();
+                        (s, name)
+                    })
+                    .collect(),
+            ))),
+            link,
+            dlt,
+            name,
+            nano: true,
+            save: None,
+            limit: None,
+            captured: 0,
+            file: None,
+            progress: None,
+            snaplen: LIVE_SNAPLEN,
+            stream: false,
+            unpacking: None,
         })
     }
 
@@ -294,6 +418,11 @@ impl Source {
             match &self.handle {
                 Handle::File(c) => c.savefile_raw_fd(fd),
                 Handle::Live(c) => c.savefile_raw_fd(fd),
+                Handle::Merge(_) => {
+                    Capture::dead_with_precision(pcap::Linktype(self.dlt), Precision::Nano)
+                        .map_err(|e| fail(pcap_msg(&e)))?
+                        .savefile_raw_fd(fd)
+                }
             }
         }
         .map_err(|e| fail(pcap_msg(&e)))?;
@@ -344,11 +473,31 @@ impl FrameSource for Source {
         let live = self.is_live();
         let live_fd = match &self.handle {
             Handle::Live(c) => Some(c.as_raw_fd()),
-            Handle::File(_) => None,
+            Handle::File(_) | Handle::Merge(_) => None,
         };
         let next = match &mut self.handle {
             Handle::File(c) => c.next_packet(),
             Handle::Live(c) => c.next_packet(),
+            Handle::Merge(m) => {
+                return match m.next_head()? {
+                    Some(next) => {
+                        self.captured += 1;
+                        if let Some((save, _)) = &mut self.save {
+                            let header = pcap::PacketHeader {
+                                ts: libc::timeval {
+                                    tv_sec: next.0.sec as libc::time_t,
+                                    tv_usec: next.0.nsec as libc::suseconds_t,
+                                },
+                                caplen: next.2.len() as u32,
+                                len: next.1,
+                            };
+                            save.write(&pcap::Packet::new(&header, next.2));
+                        }
+                        Ok(Next::Frame(merge::frame(self.captured, next)))
+                    }
+                    None => Ok(Next::End),
+                };
+            }
         };
         match next {
             Ok(p) => {
@@ -378,7 +527,12 @@ impl FrameSource for Source {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+            Err(pcap::Error::NoMorePackets) => {
+                match self.unpacking.as_ref().and_then(Unpacking::failure) {
+                    Some(msg) => Err(ReadEnd::Truncated(msg)),
+                    None => Ok(Next::End),
+                }
+            }
             // Nothing to read (live, non-blocking): wait for more.
             Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle(
                 (Self::wait_readable(live_fd) == 0).then(Timestamp::now),
@@ -390,7 +544,12 @@ impl FrameSource for Source {
                 }
                 Err(ReadEnd::Capture(pcap_msg(&e)))
             }
-            Err(e) => Err(ReadEnd::Truncated(pcap_msg(&e))),
+            Err(e) => Err(ReadEnd::Truncated(
+                self.unpacking
+                    .as_ref()
+                    .and_then(Unpacking::failure)
+                    .unwrap_or_else(|| pcap_msg(&e)),
+            )),
         }
     }
 
@@ -402,7 +561,7 @@ impl FrameSource for Source {
                 received: s.received,
                 dropped: s.dropped,
             }),
-            Handle::File(_) => None,
+            Handle::File(_) | Handle::Merge(_) => None,
         }
     }
 }

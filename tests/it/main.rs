@@ -15,6 +15,7 @@ mod middlebox;
 mod parity;
 mod props;
 mod regressions;
+mod rotation;
 mod structure;
 mod teach;
 mod terminal;
