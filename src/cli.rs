@@ -86,6 +86,12 @@ pub struct Args {
     #[arg(short = 'Q', value_enum, value_name = "DIRECTION")]
     pub direction: Option<Direction>,
 
+    /// Live: after opening the capture (and the -w and SVG files), become
+    /// USER and drop every capability, as tcpdump -Z (default: nobody; -Z
+    /// root keeps root).
+    #[arg(short = 'Z', value_name = "USER")]
+    pub run_as: Option<String>,
+
     /// Flush every output line (as tcpdump -l; live captures and pipes
     /// always do).
     #[arg(short = 'l', global = true)]
@@ -102,7 +108,7 @@ pub struct Args {
     pub filter_file: Option<PathBuf>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
-    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "diagram_svg", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
+    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
     pub json: bool,
 
     /// Print only the flow table (with --json: only flow and summary records).
@@ -316,9 +322,8 @@ fn idle_timeout_secs(s: &str) -> Result<f64, String> {
 }
 
 /// tcpdump flags kacap does not take, and what they do in tcpdump.
-const NOT_SUPPORTED: [(char, &str); 5] = [
+const NOT_SUPPORTED: [(char, &str); 4] = [
     ('y', "choosing the data link type"),
-    ('Z', "dropping privileges to another user"),
     ('C', "rotating -w files by size"),
     ('G', "rotating -w files by time"),
     ('W', "limiting the number of rotated files"),

@@ -18,6 +18,8 @@ pub enum Error {
     Live { iface: String, msg: String },
     /// The `-w` file cannot be written.
     Save { file: String, msg: String },
+    /// Another output file (`--diagram-svg`) cannot be written.
+    Write { file: String, msg: String },
     /// Bad combination of arguments.
     Usage(String),
     /// A `kacap lab` scenario failed while it ran (its sockets, not the user).
@@ -32,7 +34,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Filter { .. } | Error::Live { .. } | Error::Usage(_) => 2,
-            Error::Output(_) | Error::Save { .. } | Error::Lab(_) => 1,
+            Error::Output(_) | Error::Save { .. } | Error::Write { .. } | Error::Lab(_) => 1,
             Error::Reported(code) => *code,
         }
     }
@@ -51,6 +53,7 @@ impl fmt::Display for Error {
                 f,
                 "cannot write capture file {file}: {msg} (check the directory, its permissions and free space)"
             ),
+            Error::Write { file, msg } => write!(f, "cannot write {file}: {msg}"),
             Error::Usage(msg) => write!(f, "{msg} (see 'kacap --help')"),
             Error::Lab(msg) => write!(f, "kacap lab: {msg}"),
             Error::Reported(_) => Ok(()),

@@ -114,6 +114,30 @@ pub trait Sink {
     }
 }
 
+/// Two sinks fed the same stream (`--json` with `--diagram-svg`).
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
+        self.0.packet(event)?;
+        self.1.packet(event)
+    }
+    fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
+        self.0.revise(revisions)?;
+        self.1.revise(revisions)
+    }
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        self.0.flow(flow)?;
+        self.1.flow(flow)
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.0.finish(stats)?;
+        self.1.finish(stats)
+    }
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.0.snapshot(open, stats)?;
+        self.1.snapshot(open, stats)
+    }
+}
+
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
         (**self).packet(event)

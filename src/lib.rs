@@ -35,6 +35,7 @@ pub mod lookahead;
 pub mod merge;
 pub mod middlebox;
 pub mod plan;
+pub mod privileges;
 pub mod registry;
 pub mod report;
 pub mod retransmit;

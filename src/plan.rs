@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::flows::Options;
 use crate::inputs;
 use crate::keepalive::SystemDefaults;
+use crate::privileges::RunAs;
 use crate::report::json::JsonOptions;
 use crate::report::tcpdump::{Dump, Style, TsFormat};
 use crate::report::text::{LiveInfo, TextOptions};
@@ -68,6 +69,10 @@ pub struct CapturePlan {
     pub output: Output,
     /// `--stats-every`: show how the run stands this often (SIGUSR1 always can).
     pub stats_every: Option<std::time::Duration>,
+    /// `--diagram-svg FILE` (with text or JSON output).
+    pub svg: Option<PathBuf>,
+    /// Live: who to become once the capture is open (`-Z`).
+    pub privileges: Option<RunAs>,
 }
 
 /// A lab scenario with its timers.
@@ -130,6 +135,9 @@ impl Plan {
                 // The lab explains what it shows.
                 output: output(args, true, true, true),
                 stats_every: None,
+                svg: args.diagram_svg.clone(),
+                // The lab's traffic runs beside the capture: it keeps root.
+                privileges: None,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -198,8 +206,39 @@ impl Plan {
             Some(file) => filter_from(file)?,
             None => args.filter_expr(),
         };
+        if let Some(svg) = &args.diagram_svg {
+            let dir = svg
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--diagram-svg {}: no directory {} to write it in",
+                    svg.display(),
+                    dir.display()
+                )));
+            }
+            if svg.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--diagram-svg {} is a directory: give a file name",
+                    svg.display()
+                )));
+            }
+        }
+        let privileges = match &input {
+            Input::Live(_) => Some(crate::privileges::resolve(args.run_as.as_deref())?),
+            _ if args.run_as.is_some() => {
+                return Err(Error::Usage(
+                    "-Z applies to live captures (-i): reading files needs no privileges to drop"
+                        .into(),
+                ));
+            }
+            _ => None,
+        };
         Ok(Plan::Capture(CapturePlan {
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
+            svg: args.diagram_svg.clone(),
+            privileges,
             input,
             filter,
             write: args.write.clone(),

@@ -7,6 +7,7 @@ use crate::inputs;
 use crate::lab;
 use crate::plan::{CapturePlan, Input, LabPlan, Output, Plan};
 use crate::report::json::{JsonSink, escape};
+use crate::report::svg::SvgSink;
 use crate::report::text::TextSink;
 use crate::signal;
 use crate::source::{PipeSource, Source, list_interfaces};
@@ -179,6 +180,24 @@ fn run_capture(
     if let Some(path) = &plan.write {
         src.save_to(path)?;
     }
+    // Opened now: before the analysis (a bad path fails at once) and before
+    // privileges are dropped.
+    let svg = match &plan.svg {
+        Some(p) => Some((
+            std::fs::File::create(p).map_err(|e| Error::Write {
+                file: p.display().to_string(),
+                msg: e.to_string(),
+            })?,
+            p.display().to_string(),
+        )),
+        None => None,
+    };
+    if let Some(run_as) = &plan.privileges {
+        for file in plan.write.iter().chain(&plan.svg) {
+            crate::privileges::give(file, run_as);
+        }
+        crate::privileges::drop(run_as)?;
+    }
     src.limit = plan.count;
     if alone && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(src.size());
@@ -198,7 +217,7 @@ fn run_capture(
     let (result, mut src) = if stdin {
         // A pipe: read in a thread of its own, so the analysis keeps a clock.
         let mut pipe = PipeSource::start(src);
-        let result = analyze_output(&mut pipe, plan, None, out);
+        let result = analyze_output(&mut pipe, plan, None, out, svg);
         match pipe.finish() {
             Some((read, src)) => (result.and(read), *src),
             // Stopped (Ctrl-C, a closed output) while the reader waits on a
@@ -212,7 +231,7 @@ fn run_capture(
         }
     } else {
         let pass = paths.map(|p| lookahead_pass(plan, p));
-        (analyze_output(&mut src, plan, pass, out), src)
+        (analyze_output(&mut src, plan, pass, out, svg), src)
     };
     // Stopped by a signal while reading a pipe: libpcap's read was
     // interrupted, which is not a damaged file.
@@ -269,10 +288,22 @@ fn analyze_output(
     plan: &CapturePlan,
     pass: Option<LookaheadPass>,
     out: impl Write,
+    svg: Option<(std::fs::File, String)>,
 ) -> Result<(), ReadEnd> {
-    match &plan.output {
-        Output::Json(opts) => analyze_into(src, plan, pass, JsonSink::new(out, *opts)),
-        Output::Text(opts) => analyze_into(src, plan, pass, TextSink::new(out, opts.clone())),
+    match (&plan.output, svg) {
+        (Output::Json(opts), None) => analyze_into(src, plan, pass, JsonSink::new(out, *opts)),
+        (Output::Json(opts), Some((file, name))) => analyze_into(
+            src,
+            plan,
+            pass,
+            (JsonSink::new(out, *opts), SvgSink::new(file, name)),
+        ),
+        (Output::Text(opts), svg) => analyze_into(
+            src,
+            plan,
+            pass,
+            TextSink::new(out, opts.clone()).with_svg(svg),
+        ),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod annotate;
 pub mod emit;
 pub mod idle;
 pub mod json;
+pub mod svg;
 pub mod table;
 pub mod tcpdump;
 pub mod teach;

@@ -70,6 +70,8 @@ pub struct TextSink<W: Write> {
     line: Vec<u8>,
     /// Middlebox idle-timeout evidence per server.
     idle: super::idle::Estimator,
+    /// The `--diagram-svg` file, opened before the capture started.
+    svg_file: Option<(std::fs::File, String)>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -84,7 +86,14 @@ impl<W: Write> TextSink<W> {
             taught: Vec::new(),
             line: Vec::with_capacity(512),
             idle: Default::default(),
+            svg_file: None,
         }
+    }
+
+    /// Writes the SVG into `file` (already open) instead of creating it.
+    pub fn with_svg(mut self, file: Option<(std::fs::File, String)>) -> Self {
+        self.svg_file = file;
+        self
     }
 
     /// After the table: explanations and diagrams, and the SVG file.
@@ -110,7 +119,11 @@ impl<W: Write> TextSink<W> {
                 }
             }
         }
-        if let Some(path) = &self.opts.svg {
+        if let Some((mut file, name)) = self.svg_file.take() {
+            file.write_all(teach::svg(&self.taught).as_bytes())
+                .and_then(|()| file.flush())
+                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+        } else if let Some(path) = &self.opts.svg {
             std::fs::write(path, teach::svg(&self.taught))
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         }

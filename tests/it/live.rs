@@ -415,3 +415,58 @@ fn live_text_says_when_a_flow_ends_and_sigusr1_shows_the_table() {
         "{lines:#?}"
     );
 }
+
+/// `/proc/PID/status` of a running capture: its Uid and CapEff.
+fn identity(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("Uid:"), field("CapEff:"))
+}
+
+#[test]
+fn a_live_capture_drops_root_once_the_capture_is_open() {
+    if !live_allowed("live_privileges") {
+        return;
+    }
+    let (listener, port) = server();
+    let dir = tempfile::TempDir::new().unwrap();
+    let saved = dir.path().join("ka.pcap");
+    let mut live = Live::start(port, &["-w", saved.to_str().unwrap()]);
+    let traffic = std::thread::spawn(move || {
+        traffic::run(listener, TIMERS, Scenario::Healthy { answered: 1 })
+    });
+    live.wait_for("keepalive probe #1", Duration::from_secs(5));
+    let (uid, caps) = identity(live.child.id());
+    assert_ne!(uid, "0", "still root");
+    assert_eq!(caps, "0000000000000000", "capabilities kept");
+    traffic.join().unwrap().unwrap();
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    assert!(lines.iter().any(|l| l.contains("┆ alive")), "{lines:#?}");
+    // The -w file was written to the end, and belongs to that user.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&saved).unwrap();
+    assert_eq!(meta.uid().to_string(), uid);
+    assert_eq!(crate::json(&saved, &[]).flow()["verdict"], "alive");
+
+    // -Z root keeps root.
+    let (listener, port) = server();
+    let mut live = Live::start(port, &["-Z", "root"]);
+    let traffic = std::thread::spawn(move || {
+        traffic::run(listener, TIMERS, Scenario::Healthy { answered: 1 })
+    });
+    live.wait_for("keepalive probe #1", Duration::from_secs(5));
+    assert_eq!(identity(live.child.id()).0, "0");
+    traffic.join().unwrap().unwrap();
+    let (_, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+}

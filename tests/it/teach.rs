@@ -151,3 +151,94 @@ fn explain_is_for_text_output() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn svg_remarks_fit_and_an_injected_rst_starts_at_the_middlebox() {
+    let dir = TempDir::new().unwrap();
+    let svg_path = dir.path().join("rst.svg");
+    text(&[
+        "-r",
+        fixture("idle-rst.pcap").to_str().unwrap(),
+        "--summary",
+        "--diagram-svg",
+        svg_path.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let width: f64 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for remark in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("remark"))
+    {
+        let x: f64 = remark.attribute("x").unwrap().parse().unwrap();
+        let chars = remark.text().unwrap_or("").chars().count() as f64;
+        assert!(
+            x + chars * 8.0 <= width,
+            "clipped at {width}: {:?}",
+            remark.text()
+        );
+    }
+    let injected = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("packet rst injected"))
+        .expect("the injected RST is marked");
+    let line = injected
+        .children()
+        .find(|n| n.has_tag_name("line"))
+        .unwrap();
+    let x1: f64 = line.attribute("x1").unwrap().parse().unwrap();
+    assert!(x1 > 190.0 && x1 < 610.0, "drawn from a lifeline: {x1}");
+    assert!(
+        injected
+            .descendants()
+            .any(|n| n.text() == Some("⚡ middlebox"))
+    );
+}
+
+#[test]
+fn svg_beside_json_and_a_bad_svg_path_refused_before_anything() {
+    let dir = TempDir::new().unwrap();
+    let from_json = dir.path().join("json.svg");
+    let from_text = dir.path().join("text.svg");
+    let input = fixture("dead-peer.pcap");
+    let out = crate::kacap()
+        .arg("-r")
+        .arg(&input)
+        .arg("--json")
+        .arg("--diagram-svg")
+        .arg(&from_json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\":\"summary\""));
+    text(&[
+        "-r",
+        input.to_str().unwrap(),
+        "--diagram-svg",
+        from_text.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&from_json).unwrap(),
+        std::fs::read_to_string(&from_text).unwrap()
+    );
+    let out = crate::kacap()
+        .arg("-r")
+        .arg(&input)
+        .args(["--diagram-svg", "/nonexistent/x.svg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "analysis ran before the error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no directory /nonexistent"), "{err}");
+}

@@ -1,0 +1,55 @@
+//! `--diagram-svg FILE` beside `--json`: records each connection's steps and
+//! writes every sequence diagram into one SVG at the end (the text output
+//! draws it itself, with its `--explain`).
+
+use super::teach::{self, FlowSteps, Recorder};
+use crate::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::summary::FlowSummary;
+use std::fs::File;
+use std::io::{self, Write};
+
+pub struct SvgSink {
+    file: File,
+    name: String,
+    recorder: Recorder,
+    taught: Vec<(FlowSummary, FlowSteps)>,
+}
+
+impl SvgSink {
+    /// `file`: opened before the capture started (and before privileges
+    /// were dropped); `name`: its path, for messages.
+    pub fn new(file: File, name: String) -> SvgSink {
+        SvgSink {
+            file,
+            name,
+            recorder: Recorder::default(),
+            taught: Vec::new(),
+        }
+    }
+}
+
+impl Sink for SvgSink {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        self.recorder.record(ev);
+        Ok(())
+    }
+
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        self.recorder.revise(r);
+        Ok(())
+    }
+
+    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+        let steps = self.recorder.take(f.id);
+        self.taught.push((f.clone(), steps));
+        Ok(())
+    }
+
+    fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
+        self.taught.sort_by_key(|(f, _)| f.id);
+        self.file
+            .write_all(teach::svg(&self.taught).as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.name)))
+    }
+}
