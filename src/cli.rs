@@ -187,18 +187,18 @@ pub struct Args {
 
     /// Every SECS seconds, print the flow table so far (open connections
     /// included) to stderr without stopping, as SIGUSR1 does (like dd).
-    #[arg(long, value_name = "SECS", value_parser = stats_every_secs)]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = stats_every_secs)]
     pub stats_every: Option<f64>,
 
     /// Seconds a finished connection keeps absorbing late segments
     /// (retransmitted FINs, RSTs) before it is reported (0 to 86400).
-    #[arg(long, default_value_t = Options::LINGER, value_name = "SECS", value_parser = linger_secs)]
+    #[arg(long, default_value_t = Options::LINGER, value_name = "SECS", allow_negative_numbers = true, value_parser = linger_secs)]
     pub linger: f64,
 
     /// Seconds of silence after which an open connection is reported as
     /// still open and forgotten (default 3 h: longer than Linux's 2 h
     /// keepalive time; 1 to 2592000).
-    #[arg(long, default_value_t = Options::IDLE_TIMEOUT, value_name = "SECS", value_parser = idle_timeout_secs)]
+    #[arg(long, default_value_t = Options::IDLE_TIMEOUT, value_name = "SECS", allow_negative_numbers = true, value_parser = idle_timeout_secs)]
     pub idle_timeout: f64,
 
     /// BPF filter expression (pcap-filter syntax), e.g. `tcp port 2333`.
@@ -213,7 +213,7 @@ pub enum Command {
     /// client, captured and explained as it happens. The host's firewall and
     /// network are not touched.
     #[command(
-        after_help = "Examples:\n  sudo kacap lab dead-peer\n  sudo kacap lab peer-reboot --idle 1 -w reboot.pcap\n  sudo kacap lab healthy --json"
+        after_help = "Examples:\n  sudo kacap lab dead-peer\n  sudo kacap lab peer-reboot --idle 1 -w reboot.pcap\n  sudo kacap lab healthy --json\n  kacap lab dead-peer --replay          without root: the capture shipped inside kacap"
     )]
     Lab(LabArgs),
     /// Print shell completions for SHELL on stdout.
@@ -237,22 +237,32 @@ pub struct LabArgs {
     #[arg(value_enum)]
     pub scenario: LabScenario,
 
-    /// TCP_KEEPIDLE: seconds of silence before the first probe.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=300))]
+    /// TCP_KEEPIDLE: seconds of silence before the first probe (1 to 300).
+    #[arg(long, value_name = "SECS", default_value_t = 2, allow_negative_numbers = true,
+          value_parser = |s: &str| whole_within(s, 1, 300, "seconds"))]
     pub idle: u32,
 
-    /// TCP_KEEPINTVL: seconds between unanswered probes.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=60))]
+    /// TCP_KEEPINTVL: seconds between unanswered probes (1 to 60).
+    #[arg(long, value_name = "SECS", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = |s: &str| whole_within(s, 1, 60, "seconds"))]
     pub interval: u32,
 
-    /// TCP_KEEPCNT: unanswered probes before the kernel gives up.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    /// TCP_KEEPCNT: unanswered probes before the kernel gives up (1 to 20).
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true,
+          value_parser = |s: &str| whole_within(s, 1, 20, "probes"))]
     pub count: u32,
+
+    /// Without root: replay the capture of this scenario shipped inside
+    /// kacap (recorded by kacap lab with --idle 2 --interval 1 --count 2),
+    /// explained as the live lab would.
+    #[arg(long, conflicts_with_all = ["idle", "interval", "count", "capture_after"])]
+    pub replay: bool,
 
     /// Start capturing SECS seconds after the connection went idle, as when
     /// tcpdump is started on a connection that is already idle (no
-    /// handshake in the capture, the silence began before it).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=300))]
+    /// handshake in the capture, the silence began before it; 0 to 300).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true,
+          value_parser = |s: &str| whole_within(s, 0, 300, "seconds"))]
     pub capture_after: Option<u32>,
 }
 
@@ -306,6 +316,15 @@ fn secs_within(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{s} is out of range: give {lo} to {hi} seconds"))
+    }
+}
+
+/// A whole number within `lo..=hi` (the lab's timers), said plainly.
+fn whole_within(s: &str, lo: u32, hi: u32, unit: &str) -> Result<u32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(v) if (i64::from(lo)..=i64::from(hi)).contains(&v) => Ok(v as u32),
+        Ok(_) => Err(format!("{s} is out of range: give {lo} to {hi} {unit}")),
+        Err(_) => Err(format!("'{s}' is not a whole number of {unit}")),
     }
 }
 

@@ -50,8 +50,11 @@ pub enum Note {
     /// `idle` is `None` when the silence began before the capture.
     /// `unheard`: the previous probe was answered on the wire, but this
     /// probe's TS ecr shows the prober never got the answer.
+    /// `ordinal`: the probe's number on the connection (this side's 1st,
+    /// 2nd, … probe), as the text timeline numbers them.
     Probe {
         number: u32,
+        ordinal: u32,
         idle: Option<f64>,
         since_prev: Option<f64>,
         next_due: Option<Timestamp>,
@@ -62,16 +65,23 @@ pub enum Note {
     ProbeAnswered {
         reply_to: u64,
         number: u32,
+        ordinal: u32,
         rtt: f64,
         next_due: Option<Timestamp>,
     },
     /// The peer answered probe `number` (frame `reply_to`) with RST.
-    PeerReset { reply_to: u64, number: u32 },
+    PeerReset {
+        reply_to: u64,
+        number: u32,
+        ordinal: u32,
+    },
     /// The prober reset the connection after `count` unanswered probes,
     /// `after` seconds after the last one. `unheard`: the probes were
     /// answered on the wire, but the prober never heard the answers.
     GaveUp {
         count: u32,
+        /// The last probe's number on the connection.
+        ordinal: u32,
         after: f64,
         unheard: bool,
     },
@@ -228,6 +238,7 @@ impl Tracker {
     ) -> Note {
         let p = &mut self.sides[s];
         p.probes += 1;
+        let ordinal = p.probes;
         let run = &mut p.run;
         let ecr = tsopt.map(|(_, e)| e);
         let unheard = run.last_answered
@@ -261,6 +272,7 @@ impl Tracker {
             });
             return Note::Probe {
                 number,
+                ordinal,
                 idle,
                 since_prev: Some(gap),
                 next_due: None,
@@ -279,6 +291,7 @@ impl Tracker {
                 p.intervals.push(gap);
                 Note::Probe {
                     number,
+                    ordinal,
                     idle,
                     since_prev: Some(gap),
                     next_due: None,
@@ -297,6 +310,7 @@ impl Tracker {
                 });
                 Note::Probe {
                     number: 1,
+                    ordinal,
                     idle,
                     since_prev: None,
                     next_due: None,
@@ -324,6 +338,7 @@ impl Tracker {
                 Note::ProbeAnswered {
                     reply_to: ep.last_probe_n,
                     number: ep.probes,
+                    ordinal: p.probes,
                     rtt: ts.since(ep.last_probe_ts),
                     next_due: None,
                 }
@@ -345,6 +360,7 @@ impl Tracker {
             return Note::PeerReset {
                 reply_to: ep.last_probe_n,
                 number: ep.probes,
+                ordinal: other.probes,
             };
         }
         let me = &mut self.sides[s];
@@ -358,6 +374,7 @@ impl Tracker {
             me.end_episode(Outcome::GaveUp, ts);
             return Note::GaveUp {
                 count: ep.probes,
+                ordinal: me.probes,
                 after,
                 unheard: false,
             };
@@ -377,6 +394,7 @@ impl Tracker {
                 me.last = Some((Outcome::GaveUp, ts));
                 return Note::GaveUp {
                     count: run.probes,
+                    ordinal: me.probes,
                     after,
                     unheard: true,
                 };
@@ -685,7 +703,8 @@ mod tests {
             k.rst(1, t(5.001)),
             Note::PeerReset {
                 reply_to: 9,
-                number: 1
+                number: 1,
+                ordinal: 1
             }
         ));
         assert_eq!(k.last_outcome(), Some(Outcome::PeerReset));

@@ -86,14 +86,29 @@ pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
     format!("{setup}\n{what}")
 }
 
+/// The capture of each scenario shipped inside kacap (fixtures/, made by
+/// `kacap lab NAME --idle 2 --interval 1 --count 2 -w FILE`), for
+/// `kacap lab NAME --replay`: the walkthrough without root, from anywhere.
+pub fn bundled(name: &str) -> Option<&'static [u8]> {
+    Some(match name {
+        "healthy" => include_bytes!("../fixtures/healthy.pcap"),
+        "dead-peer" => include_bytes!("../fixtures/dead-peer.pcap"),
+        "peer-reboot" => include_bytes!("../fixtures/peer-reboot.pcap"),
+        "server-side" => include_bytes!("../fixtures/server-side.pcap"),
+        "acks-dropped" => include_bytes!("../fixtures/acks-dropped.pcap"),
+        "retransmit-timeout" => include_bytes!("../fixtures/retransmit-timeout.pcap"),
+        _ => return None,
+    })
+}
+
 /// Needs root: say so, and what to do instead.
 pub fn check_root() -> Result<(), Error> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::Usage(
             "kacap lab needs root: it creates a private network namespace and closes a socket in \
-             TCP_REPAIR mode (run: sudo kacap lab dead-peer); without root, replay the bundled captures: \
-             kacap -r fixtures/dead-peer.pcap --explain"
+             TCP_REPAIR mode (run: sudo kacap lab dead-peer); without root, replay the capture of a \
+             scenario shipped inside kacap: kacap lab dead-peer --replay"
                 .into(),
         ));
     }

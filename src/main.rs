@@ -12,6 +12,35 @@ usage: kacap -r FILE [FILTER...]   analyze a capture (pcap or pcapng; - for stdi
        kacap lab SCENARIO          the keepalive walkthrough, live, in a private network namespace
        kacap --help                every option, with examples";
 
+/// A command-line error as one line (help and version pass through).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ");
+    // clap's own hint, when it helps (not "use '-- -1'": negative values
+    // are refused by range, not taken for options).
+    let tip: String = lines
+        .filter(|l| {
+            (l.starts_with("tip:") && !l.contains("'-- ")) || l.starts_with("[possible values")
+        })
+        .map(|t| format!("; {t}"))
+        .collect();
+    eprintln!("kacap: {first}{tip} (see 'kacap --help')");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.len() == 1 {
@@ -29,12 +58,13 @@ fn main() -> ExitCode {
         eprintln!("kacap: {msg}");
         return ExitCode::from(2);
     }
-    let matches = Args::command()
+    let parsed = Args::command()
         .version(&*Box::leak(version.into_boxed_str()))
-        .get_matches_from(argv);
-    let args = match Args::from_arg_matches(&matches) {
+        .try_get_matches_from(argv)
+        .and_then(|m| Args::from_arg_matches(&m));
+    let args = match parsed {
         Ok(args) => args,
-        Err(e) => e.exit(),
+        Err(e) => return usage_error(e),
     };
     let mut stderr = io::stderr();
     let result = Plan::from_args(&args).and_then(|plan| {

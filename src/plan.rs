@@ -41,6 +41,9 @@ pub enum Input {
     Live(String),
     /// `--merge`: several files read as one capture, in time order.
     Merged(Vec<PathBuf>),
+    /// `kacap lab NAME --replay`: the capture of a scenario shipped inside
+    /// kacap.
+    Bundled(&'static str),
 }
 
 /// What the output is: built once, a sink made from it per input.
@@ -120,6 +123,25 @@ impl Plan {
                     ("retransmit-timeout", Scenario::RetransmitTimeout)
                 }
             };
+            if lab.replay {
+                if crate::lab::bundled(name).is_none() {
+                    return Err(Error::Usage(format!(
+                        "no capture of {name} ships with kacap: run it live (sudo kacap lab {name})"
+                    )));
+                }
+                return Ok(Plan::Capture(CapturePlan {
+                    input: Input::Bundled(name),
+                    filter: None,
+                    write: args.write.clone(),
+                    count: None,
+                    live: LiveOptions::default(),
+                    options: options(args),
+                    output: output(args, false, false, true),
+                    stats_every: None,
+                    svg: args.diagram_svg.clone(),
+                    privileges: None,
+                }));
+            }
             let timers = Timers {
                 idle: lab.idle,
                 interval: lab.interval,

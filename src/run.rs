@@ -44,6 +44,36 @@ pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(),
                 let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
                 run_capture(capture, src, None, out, err, true)
             }
+            Input::Bundled(name) => {
+                // An unlinked temporary file libpcap can open by name.
+                let data = lab::bundled(name).unwrap_or_default();
+                let mut tmp = tempfile::tempfile().map_err(|e| Error::Write {
+                    file: "a temporary file".into(),
+                    msg: e.to_string(),
+                })?;
+                tmp.write_all(data).map_err(|e| Error::Write {
+                    file: "a temporary file".into(),
+                    msg: e.to_string(),
+                })?;
+                use std::os::fd::AsRawFd;
+                let path = PathBuf::from(format!("/proc/self/fd/{}", tmp.as_raw_fd()));
+                let mut src = Source::file(&path, None)?;
+                src.name = format!("{name} (the capture shipped inside kacap)");
+                let _ = writeln!(
+                    err,
+                    "replaying {name}, recorded by `sudo kacap lab {name} --idle 2 --interval 1 --count 2 -w FILE`"
+                );
+                let result = run_capture(
+                    capture,
+                    src,
+                    Some(std::slice::from_ref(&path)),
+                    out,
+                    err,
+                    true,
+                );
+                drop(tmp);
+                result
+            }
             Input::Merged(files) => {
                 let src = Source::merged(files, capture.filter.as_deref())?;
                 run_capture(capture, src, Some(files), out, err, true)

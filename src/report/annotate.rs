@@ -14,7 +14,21 @@ pub struct Secs(pub f64);
 impl std::fmt::Display for Secs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.0;
-        if s >= 1.0 || s == 0.0 {
+        let whole = |unit: f64| {
+            let n = (s / unit).round();
+            (n >= 1.0 && (s - n * unit).abs() < 1.0).then_some(n)
+        };
+        if s >= 3600.0
+            && let Some(h) = whole(3600.0)
+        {
+            write!(f, "{h:.0} h")
+        } else if s >= 600.0
+            && let Some(m) = whole(60.0)
+        {
+            write!(f, "{m:.0} min")
+        } else if s >= 100.0 {
+            write!(f, "{s:.0}s")
+        } else if s >= 1.0 || s == 0.0 {
             write!(f, "{s:.2}s")
         } else if s >= 0.001 {
             write!(f, "{:.0}ms", s * 1e3)
@@ -83,18 +97,26 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
         (
             Kind::Keepalive,
             Note::Probe {
-                number: 1, idle, ..
+                number: 1,
+                ordinal,
+                idle,
+                ..
             },
         ) => {
             match idle {
                 Some(idle) => write!(
                     out,
-                    "keepalive probe #1 from {who} after {} idle",
-                    Secs(idle)
+                    "keepalive probe #{ordinal} from {who} after {} idle{}",
+                    Secs(idle),
+                    if (idle - 7200.0).abs() < 1.0 {
+                        " (the Linux, Windows and macOS default)"
+                    } else {
+                        ""
+                    }
                 )?,
                 None => write!(
                     out,
-                    "keepalive probe #1 from {who} (idle since before the capture)"
+                    "keepalive probe #{ordinal} from {who} (idle since before the capture)"
                 )?,
             }
             if seg.len == 1 {
@@ -105,64 +127,80 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
         (
             Kind::Keepalive,
             Note::Probe {
-                number,
+                ordinal,
                 since_prev,
                 unheard: true,
                 ..
             },
         ) => write!(
             out,
-            "keepalive probe #{number} from {who}, {} after #{}, although #{} was answered: its TS ecr did not move, the answer never reached the {who}",
+            "keepalive probe #{ordinal} from {who}, {} after #{}, although #{} was answered: its TS ecr did not move, the answer never reached the {who}",
             Secs(since_prev.unwrap_or(0.0)),
-            number - 1,
-            number - 1
+            ordinal - 1,
+            ordinal - 1
         ),
         (
             Kind::Keepalive,
             Note::Probe {
-                number, since_prev, ..
+                ordinal,
+                since_prev,
+                ..
             },
         ) => write!(
             out,
-            "keepalive probe #{number} from {who}, {} after #{} (unanswered)",
+            "keepalive probe #{ordinal} from {who}: #{} went unanswered, retried {} later{}",
+            ordinal - 1,
             Secs(since_prev.unwrap_or(0.0)),
-            number - 1
+            if since_prev.is_some_and(|g| (g - 75.0).abs() < 0.5) {
+                " (Linux's default interval)"
+            } else {
+                ""
+            }
         ),
         (Kind::Keepalive, _) => write!(out, "keepalive probe from {who}"),
-        (_, Note::ProbeAnswered { number, rtt, .. }) => {
+        (_, Note::ProbeAnswered { ordinal, rtt, .. }) => {
             if ev.kind == Kind::KeepaliveAck {
                 write!(
                     out,
-                    "keepalive ACK to probe #{number} in {}: {who} alive",
+                    "keepalive ACK to probe #{ordinal} in {}: {who} alive",
                     Secs(rtt)
                 )
             } else {
                 write!(
                     out,
-                    "{} from {who}, answers keepalive probe #{number}: {who} alive",
+                    "{} from {who}, answers keepalive probe #{ordinal}: {who} alive",
                     ev.kind.as_str()
                 )
             }
         }
-        (_, Note::PeerReset { number, .. }) => write!(
+        (_, Note::PeerReset { ordinal, .. }) => write!(
             out,
-            "RST in reply to keepalive probe #{number}: {who} no longer knows this connection (rebooted, or its socket is gone)"
+            "RST in reply to keepalive probe #{ordinal}: {who} no longer knows this connection (rebooted, or its socket is gone)"
         ),
         (
             _,
             Note::GaveUp {
                 count,
+                ordinal,
                 after,
                 unheard: true,
             },
         ) => write!(
             out,
-            "RST from {who} {} after probe #{count}: {count} probes whose answers never reached the {who}, {peer} declared dead (ETIMEDOUT) although it answered",
+            "RST from {who} {} after probe #{ordinal}: {count} probes in a row whose answers never reached the {who}, {peer} declared dead (ETIMEDOUT) although it answered",
             Secs(after)
         ),
-        (_, Note::GaveUp { count, after, .. }) => write!(
+        (
+            _,
+            Note::GaveUp {
+                count,
+                ordinal,
+                after,
+                ..
+            },
+        ) => write!(
             out,
-            "RST from {who} {} after probe #{count}: {count} unanswered probes, {peer} declared dead (ETIMEDOUT)",
+            "RST from {who} {} after probe #{ordinal}: {count} unanswered probes in a row, {peer} declared dead (ETIMEDOUT)",
             Secs(after)
         ),
         (Kind::Syn, _) => write!(out, "handshake 1/3: {who} opens the connection (SYN)"),
@@ -216,8 +254,6 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
                     out,
                     "FIN from {who} after the connection ended: {who}'s socket lingers (orphaned), {peer} will answer RST"
                 )
-            } else if ev.first_close && ev.notes.http.on {
-                write!(out, "FIN: {who} closes first → {who} side holds TIME_WAIT")
             } else if ev.first_close {
                 write!(out, "FIN: {who} closes first (it will hold TIME_WAIT)")
             } else {
@@ -241,5 +277,25 @@ fn write_tcp(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
                 write!(out, "RST from {who}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secs;
+
+    #[test]
+    fn seconds_read_as_people_say_them() {
+        let shown = |s: f64| Secs(s).to_string();
+        assert_eq!(shown(7200.0), "2 h");
+        assert_eq!(shown(7200.4), "2 h");
+        assert_eq!(shown(7230.0), "7230s");
+        assert_eq!(shown(900.0), "15 min");
+        assert_eq!(shown(350.0), "350s");
+        assert_eq!(shown(75.0), "75.00s");
+        assert_eq!(shown(1.02), "1.02s");
+        assert_eq!(shown(0.028), "28ms");
+        assert_eq!(shown(0.000_028), "28µs");
+        assert_eq!(shown(0.0), "0.00s");
     }
 }

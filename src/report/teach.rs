@@ -202,7 +202,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         f.verdict.as_str()
     );
     if let Some(h) = f.findings.http {
-        let _ = writeln!(o, "  {}", http_account(f, h));
+        let _ = writeln!(o, "  {}", http_account(f, h, steps));
     }
     zero_window_stall(&mut o, steps);
     if let Some(account) = super::idle::explain(f) {
@@ -241,7 +241,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
             stack.set_by.replace("{prober}", who.prober)
         );
     }
-    ending(&mut o, f, who);
+    ending(&mut o, f, who, steps);
     o
 }
 
@@ -476,10 +476,10 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
     let nums: Vec<String> = steps
         .iter()
         .filter_map(|s| match s.note {
-            Note::Probe { number, .. }
+            Note::Probe { ordinal, .. }
                 if s.kind == Kind::Keepalive && fate(steps, s.n) == Fate::Unanswered =>
             {
-                Some(format!("#{number}"))
+                Some(format!("#{ordinal}"))
             }
             _ => None,
         })
@@ -617,7 +617,7 @@ fn acks_dropped(o: &mut String, f: &FlowSummary, who: Roles) {
 /// Verdict `peer-reset`: a probe was answered by RST.
 fn peer_reset(o: &mut String, who: Roles, steps: &[Step]) {
     let n = steps.iter().find_map(|s| match s.note {
-        Note::PeerReset { number, .. } => Some(number),
+        Note::PeerReset { ordinal, .. } => Some(ordinal),
         _ => None,
     });
     let _ = writeln!(
@@ -633,12 +633,11 @@ fn peer_reset(o: &mut String, who: Roles, steps: &[Step]) {
 }
 
 /// How the connection ended, unless the verdict already said it.
-fn ending(o: &mut String, f: &FlowSummary, who: Roles) {
+fn ending(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
     let ended = match f.close {
-        Close::Fin(side) => format!(
-            "The {} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux).",
-            side.name()
-        ),
+        // The HTTP account said it already.
+        Close::Fin(_) if f.findings.http.is_some() => return,
+        Close::Fin(side) => time_wait(side, steps),
         Close::Rst(side)
             if matches!(f.verdict, Verdict::DeadPeer | Verdict::AcksDropped)
                 && side.name() == who.prober =>
@@ -654,8 +653,28 @@ fn ending(o: &mut String, f: &FlowSummary, who: Roles) {
     let _ = writeln!(o, "  {ended}");
 }
 
+/// Who keeps TIME_WAIT after `side` closed first with FIN — nobody when a
+/// RST followed (it aborts both sockets).
+fn time_wait(side: Side, steps: &[Step]) -> String {
+    let reset = steps
+        .iter()
+        .skip_while(|s| s.kind != Kind::Fin)
+        .find(|s| s.kind == Kind::Rst && !s.injected);
+    match reset {
+        Some(r) => format!(
+            "The {} closed first with FIN, then the {} reset the connection: neither side keeps TIME_WAIT.",
+            side.name(),
+            r.from.name()
+        ),
+        None => format!(
+            "The {} closed first with FIN; it holds TIME_WAIT for 2×MSL (60 s on Linux).",
+            side.name()
+        ),
+    }
+}
+
 /// HTTP keep-alive in words, distinct from TCP keepalive.
-fn http_account(f: &FlowSummary, h: HttpSummary) -> String {
+fn http_account(f: &FlowSummary, h: HttpSummary, steps: &[Step]) -> String {
     let version = h.version.unwrap_or("1.x");
     let mut s = format!(
         "HTTP/{version}: {} request{} and {} response{} on this connection. ",
@@ -682,15 +701,10 @@ fn http_account(f: &FlowSummary, h: HttpSummary) -> String {
         s.push_str("`Connection: close` ended HTTP keep-alive: one request per connection. ");
     }
     if let Close::Fin(side) = f.close {
-        let side = side.name();
-        let _ = write!(
-            s,
-            "The {side} closed first, so the {side} side holds TIME_WAIT (2×MSL, 60 s on Linux)"
-        );
-        if side == "server" {
-            s.push_str(": a server that closes every connection collects TIME_WAIT sockets");
+        s.push_str(&time_wait(side, steps));
+        if side == Side::Server {
+            s.push_str(" A server that closes every connection collects TIME_WAIT sockets.");
         }
-        s.push('.');
     }
     s.push_str(
         " HTTP keep-alive is about reusing a connection; TCP keepalive is the kernel probing an idle one.",
@@ -724,7 +738,7 @@ pub fn http_footnote(flows: &[FlowSummary]) -> Option<String> {
 /// What an arrow is labelled with.
 fn label(s: &Step) -> String {
     match (s.kind, s.note) {
-        (Kind::Keepalive, Note::Probe { number, .. }) => format!("keepalive probe #{number}"),
+        (Kind::Keepalive, Note::Probe { ordinal, .. }) => format!("keepalive probe #{ordinal}"),
         (Kind::KeepaliveAck, _) => "keepalive ACK".to_string(),
         (Kind::Syn, _) => "SYN".to_string(),
         (Kind::SynAck, _) => "SYN-ACK".to_string(),

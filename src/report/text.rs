@@ -381,7 +381,7 @@ fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
         .items
         .iter()
         .filter_map(|i| match i.notes.keepalive {
-            Note::Probe { number, .. } => Some(format!("#{number}")),
+            Note::Probe { ordinal, .. } => Some(format!("#{ordinal}")),
             _ => None,
         })
         .collect();

@@ -218,7 +218,7 @@ fn real_capture_probe_acks_dropped_before_the_probers_socket() {
     ]);
     for needle in [
         "although #1 was answered: its TS ecr did not move",
-        "2 probes whose answers never reached the client",
+        "2 probes in a row whose answers never reached the client",
         "acks-dropped",
         "iptables -L -v -n",
         "conntrack -S",

@@ -39,7 +39,7 @@ fn real_http_fixture_counts_keep_alive_version_and_closing_side() {
     let t = text(&["-r", fixture("http.pcap").to_str().unwrap()]);
     assert!(t.contains("HTTP GET /b — request 2 on this connection (reused: keep-alive, 300ms after the previous response)"), "{t}");
     assert!(
-        t.contains("FIN: server closes first → server side holds TIME_WAIT"),
+        t.contains("FIN: server closes first (it will hold TIME_WAIT)"),
         "{t}"
     );
 }

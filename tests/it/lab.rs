@@ -118,7 +118,7 @@ fn lab_text_output_explains_and_draws() {
 }
 
 #[test]
-fn lab_without_root_points_to_the_fixtures() {
+fn lab_without_root_points_to_the_bundled_replay() {
     let Some(out) = crate::unprivileged(&["lab", "dead-peer"]) else {
         return;
     };
@@ -126,8 +126,56 @@ fn lab_without_root_points_to_the_fixtures() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("needs root") && err.contains("kacap -r fixtures/dead-peer.pcap --explain"),
+        err.contains("needs root") && err.contains("kacap lab dead-peer --replay"),
         "{err}"
+    );
+    // The hint works as given, without root, from any directory.
+    let Some(out) = crate::unprivileged(&["lab", "dead-peer", "--replay", "--summary"]) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("┆ dead-peer"));
+}
+
+#[test]
+fn every_scenario_replays_to_its_verdict_from_anywhere() {
+    for (name, verdict) in [
+        ("healthy", "alive"),
+        ("dead-peer", "dead-peer"),
+        ("peer-reboot", "peer-reset"),
+        ("server-side", "alive"),
+        ("acks-dropped", "acks-dropped"),
+        ("retransmit-timeout", "retransmit-timeout"),
+    ] {
+        let out = crate::kacap()
+            .current_dir("/")
+            .args(["lab", name, "--replay", "--json", "--summary"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains(&format!("\"verdict\":\"{verdict}\"")),
+            "{name}: {text}"
+        );
+    }
+    let out = crate::kacap()
+        .current_dir("/")
+        .args(["lab", "dead-peer", "--replay"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("flow 1 sequence diagram"),
+        "the replay explains: {text}"
     );
 }
 
