@@ -175,6 +175,16 @@ pub struct Args {
     #[arg(long, global = true)]
     pub nano: bool,
 
+    /// Timestamp precision, as tcpdump --time-stamp-precision: micro (the
+    /// default) or nano (as --nano).
+    #[arg(
+        long = "time-stamp-precision",
+        value_enum,
+        value_name = "PRECISION",
+        global = true
+    )]
+    pub precision: Option<Precision>,
+
     /// Lines and table at their full width even on a terminal (by default,
     /// on a terminal, the table fits its width and a packet's words go on
     /// their own line when the line would wrap; pipes always get full width).
@@ -284,6 +294,13 @@ pub enum LabScenario {
     RetransmitTimeout,
 }
 
+/// `--time-stamp-precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    Micro,
+    Nano,
+}
+
 /// `-Q`: which direction of a live capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Direction {
@@ -300,6 +317,11 @@ pub enum ColorChoice {
 }
 
 impl Args {
+    /// Nanosecond timestamps: `--nano` or `--time-stamp-precision nano`.
+    pub fn nano(&self) -> bool {
+        self.nano || self.precision == Some(Precision::Nano)
+    }
+
     /// The filter words joined as tcpdump does, or `None`.
     pub fn filter_expr(&self) -> Option<String> {
         (!self.filter.is_empty()).then(|| self.filter.join(" "))
@@ -341,12 +363,19 @@ fn idle_timeout_secs(s: &str) -> Result<f64, String> {
 }
 
 /// tcpdump flags kacap does not take, and what they do in tcpdump.
-const NOT_SUPPORTED: [(char, &str); 4] = [
-    ('y', "choosing the data link type"),
-    ('C', "rotating -w files by size"),
-    ('G', "rotating -w files by time"),
-    ('W', "limiting the number of rotated files"),
+const NOT_SUPPORTED: [(char, &str, &str); 4] = [
+    (
+        'y',
+        "choosing the data link type",
+        "kacap captures with the link type the interface has",
+    ),
+    ('C', "rotating -w files by size", ROTATE),
+    ('G', "rotating -w files by time", ROTATE),
+    ('W', "limiting the number of rotated files", ROTATE),
 ];
+
+const ROTATE: &str = "kacap writes one -w file; rotate with tcpdump (tcpdump -G 3600 -w 'ka-%H%M.pcap') \
+                      and read the pieces as one capture with kacap --merge -r 'ka-*.pcap'";
 
 /// A tcpdump flag kacap does not take, in `argv` (as `tcpdump_order` left
 /// it), as one line that says so.
@@ -366,10 +395,9 @@ pub fn unsupported(argv: &[OsString]) -> Option<String> {
                 Some(a) if a.get_action().takes_values() => break,
                 Some(_) => {}
                 None => {
-                    let (_, what) = NOT_SUPPORTED.iter().find(|(f, _)| *f == c)?;
+                    let (_, what, instead) = NOT_SUPPORTED.iter().find(|(f, ..)| *f == c)?;
                     return Some(format!(
-                        "-{c} ({what}) is not supported by kacap: it prints what each segment means \
-                         instead; see docs/usage.md for the tcpdump flags it takes"
+                        "-{c} ({what}) is not supported by kacap: {instead}"
                     ));
                 }
             }

@@ -348,7 +348,7 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
     if args.json {
         return Output::Json(JsonOptions {
             packets: !args.summary,
-            nano: args.nano,
+            nano: args.nano(),
             flush_each: stream,
         });
     }
@@ -363,7 +363,7 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
         svg: args.diagram_svg.clone(),
         style: Style {
             ts_format: TsFormat::from_count(args.t),
-            nano: args.nano,
+            nano: args.nano(),
             absolute: args.absolute,
             quiet: args.quiet,
             verbose: args.verbose,

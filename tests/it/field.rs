@@ -354,3 +354,34 @@ fn stats_every_shows_the_table_so_far_on_stderr() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.matches('┌').count(), 1, "{text}");
 }
+
+/// `tcpdump -w - | kacap -r -`, then Ctrl-C: the table of what came, exit
+/// 0, and no warning about an interrupted read.
+#[test]
+fn a_pipe_stopped_by_sigint_prints_the_table_without_a_warning() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::Duration;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kacap"))
+        .args(["-r", "-", "--summary", "--color=never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&std::fs::read(crate::fixture("dead-peer.pcap")).unwrap())
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signalling our own child; the writer keeps the pipe open.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("warning"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("┆ dead-peer"), "{text}");
+}
