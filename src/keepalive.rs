@@ -497,6 +497,29 @@ pub struct KeepaliveSummary {
     pub acks_dropped: Option<Run>,
     /// For a connection still open: when its next probe is due.
     pub next_probe: Option<Timestamp>,
+    /// The capture ended with probes unanswered: how many in a row, and
+    /// how long the capture went on after the last of them.
+    pub pending: Option<Pending>,
+}
+
+/// Probes still unanswered when the capture (or the flow) ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pending {
+    pub probes: u32,
+    /// Seconds from the last probe to the end of the capture.
+    pub waited: f64,
+}
+
+impl Pending {
+    /// Less than this after a lone probe, a missing answer means little: a
+    /// dead peer, an answer on its way and a capture stopped (or rotated)
+    /// right after the probe look the same.
+    pub const TOO_SOON: f64 = 1.0;
+
+    /// One unanswered probe, and the capture ended within [`Self::TOO_SOON`].
+    pub fn too_soon(&self) -> bool {
+        self.probes < 2 && self.waited < Self::TOO_SOON
+    }
 }
 
 /// The keepalive analysis: a [`Tracker`] from a connection's first probe on
@@ -549,10 +572,19 @@ impl Analysis for Keepalive {
         self.segment(cx)
     }
 
-    fn finish(&mut self, flow: &Flow, _now: Timestamp) -> KeepaliveSummary {
+    fn finish(&mut self, flow: &Flow, now: Timestamp) -> KeepaliveSummary {
         let Some(k) = self.0.as_deref_mut() else {
             return KeepaliveSummary::default();
         };
+        let pending = k
+            .sides
+            .iter()
+            .filter_map(|p| p.episode.filter(|e| e.waiting))
+            .max_by_key(|e| e.last_probe_ts)
+            .map(|e| Pending {
+                probes: e.probes,
+                waited: now.since(e.last_probe_ts).max(0.0),
+            });
         k.finish(flow.last_ts);
         let [c, s] = &k.sides;
         let prober = match (c.probes > 0, s.probes > 0) {
@@ -585,6 +617,7 @@ impl Analysis for Keepalive {
             } else {
                 k.next_probe_due(flow.last_ts)
             },
+            pending,
         }
     }
 }

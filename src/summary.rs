@@ -26,6 +26,9 @@ pub enum Verdict {
     /// if it heard nothing: the answers were lost between the capture point
     /// and the prober's socket.
     AcksDropped,
+    /// One probe, unanswered, and the capture ended less than a second
+    /// after it: too soon to tell a dead peer from an answer on its way.
+    Undecided,
 }
 
 impl Verdict {
@@ -38,6 +41,7 @@ impl Verdict {
             Verdict::IdleTimeout => "idle-timeout",
             Verdict::RetransmitTimeout => "retransmit-timeout",
             Verdict::AcksDropped => "acks-dropped",
+            Verdict::Undecided => "undecided",
         }
     }
 }
@@ -53,7 +57,8 @@ impl Verdict {
 ///   answered probe) → `acks-dropped`;
 /// - otherwise the latest keepalive episode of either side: answered →
 ///   `alive`, answered by RST → `peer-reset`, unanswered (with or without
-///   the prober's RST) → `dead-peer`.
+///   the prober's RST) → `dead-peer` — except one lone probe the capture
+///   ended less than a second after → `undecided`.
 pub fn verdict(f: &Findings) -> Verdict {
     if f.idle.killed.is_some() {
         return Verdict::IdleTimeout;
@@ -71,6 +76,9 @@ pub fn verdict(f: &Findings) -> Verdict {
     }
     match f.keepalive.outcome {
         Some(Outcome::PeerReset) => Verdict::PeerReset,
+        Some(Outcome::Unanswered) if f.keepalive.pending.is_some_and(|p| p.too_soon()) => {
+            Verdict::Undecided
+        }
         Some(Outcome::GaveUp) | Some(Outcome::Unanswered) => Verdict::DeadPeer,
         Some(Outcome::Answered) | Some(Outcome::Interrupted) | None => Verdict::Alive,
     }

@@ -224,6 +224,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         Verdict::DeadPeer => dead_peer(&mut o, f, who, steps),
         Verdict::PeerReset => peer_reset(&mut o, who, steps),
         Verdict::AcksDropped => acks_dropped(&mut o, f, who),
+        Verdict::Undecided => undecided(&mut o, f, who, steps),
         Verdict::NoKeepalive | Verdict::IdleTimeout | Verdict::RetransmitTimeout => {}
     }
     let stack = stack(steps);
@@ -501,10 +502,15 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
         }
     );
     let gave_up = steps.iter().find_map(|s| match s.note {
-        Note::GaveUp { count, after, .. } => Some((count, after)),
+        Note::GaveUp {
+            count,
+            ordinal,
+            after,
+            ..
+        } => Some((count, ordinal, after)),
         _ => None,
     });
-    let Some((count, after)) = gave_up else {
+    let Some((count, ordinal, after)) = gave_up else {
         let _ = writeln!(
             o,
             "  The capture ends before the {}'s kernel gave up, so TCP_KEEPCNT is not known; \
@@ -516,7 +522,7 @@ fn dead_peer(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
     let one_interval = (after - interval).abs() <= interval * 0.25 + 0.05;
     let _ = writeln!(
         o,
-        "  {} after probe #{count} its kernel gave up (TCP_KEEPCNT = {count}; {} default \
+        "  {} after probe #{ordinal} its kernel gave up (TCP_KEEPCNT = {count}; {} default \
          {}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
          timed out\") on its next read or write.",
         if one_interval {
@@ -611,6 +617,25 @@ fn acks_dropped(o: &mut String, f: &FlowSummary, who: Roles) {
          port {port}), `conntrack -S` (the invalid and drop counters), `nstat -az TcpExtTCPKeepAlive` \
          (probes sent), and a capture there: answers on that host's wire that never reach the socket are \
          dropped on that host."
+    );
+}
+
+/// Verdict `undecided`: one probe, and the capture ended right after it.
+fn undecided(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
+    let waited = f.findings.keepalive.pending.map_or(0.0, |p| p.waited);
+    let last = steps.iter().rev().find_map(|s| match s.note {
+        Note::Probe { ordinal, .. } if s.kind == Kind::Keepalive => Some(ordinal),
+        _ => None,
+    });
+    let _ = writeln!(
+        o,
+        "  The capture ends {} after probe #{}, with no answer yet: too soon to tell. A dead {}, an \
+         answer still on its way, and a capture stopped (or rotated into the next file) right after \
+         the probe look the same. A capture that goes on for one TCP_KEEPINTVL after a probe tells \
+         (for rotated files: kacap --merge).",
+        Secs(waited),
+        last.unwrap_or(1),
+        who.peer
     );
 }
 

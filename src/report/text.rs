@@ -211,6 +211,9 @@ fn ended_line(f: &FlowSummary) -> String {
         Verdict::AcksDropped => {
             "the peer answered, the answers never reached the prober".to_string()
         }
+        Verdict::Undecided => {
+            "a probe, and the capture ended before its answer could come".to_string()
+        }
     };
     let sep = if f.verdict == Verdict::DeadPeer {
         " "
@@ -314,7 +317,7 @@ impl<W: Write> TextSink<W> {
             | Verdict::IdleTimeout
             | Verdict::RetransmitTimeout
             | Verdict::AcksDropped => 0,
-            Verdict::Alive => 1,
+            Verdict::Alive | Verdict::Undecided => 1,
             Verdict::NoKeepalive => 2,
         };
         let r = rank(summary.verdict);

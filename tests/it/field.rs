@@ -385,3 +385,25 @@ fn a_pipe_stopped_by_sigint_prints_the_table_without_a_warning() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("┆ dead-peer"), "{text}");
 }
+
+/// A capture that stops (or rotates) right after a lone probe cannot tell a
+/// dead peer from an answer on its way: `undecided`, said plainly. The same
+/// probe followed by more capture (other traffic going on) is a dead peer.
+#[test]
+fn a_lone_probe_at_the_very_end_of_the_capture_is_undecided() {
+    let dir = TempDir::new().unwrap();
+    let mut c = mid_connection();
+    c.exchange(Client, b"ping").wait(7200.0).probe(Client, 0);
+    let cut = write(&dir, "cut.pcap", &c.frames);
+    let j = json(&cut, &[]);
+    let (_, flow) = ours(&j);
+    assert_eq!(flow["verdict"], "undecided", "{flow}");
+    let t = crate::text(&["-r", cut.to_str().unwrap(), "--explain", "--summary"]);
+    assert!(t.contains("too soon to tell"), "{t}");
+    // Five more seconds of other traffic after the probe: no answer came.
+    let busy = busy_link(T0, 7200.0 + 5.0, 20.0);
+    let longer = write(&dir, "longer.pcap", &merge(vec![c.frames.clone(), busy]));
+    let j = json(&longer, &[]);
+    let (_, flow) = ours(&j);
+    assert_eq!(flow["verdict"], "dead-peer", "{flow}");
+}
