@@ -10,7 +10,7 @@ use kacap::flows::Options;
 use kacap::decode::LinkType;
 use kacap::event::Frame;
 use kacap::report::json::{JsonOptions, JsonSink};
-use kacap::report::tcpdump::TsFormat;
+use kacap::report::tcpdump::{Dump, Style, TsFormat};
 use kacap::report::text::{TextOptions, TextSink};
 use kacap::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -57,7 +57,15 @@ fuzz_target!(|data: &[u8]| {
             timeline: true,
             explain: true,
             diagram: true,
-            ts_format: TsFormat::Epoch,
+            // The tcpdump printers too: -v/-vv, -e, -x/-X/-A by the pick byte.
+            style: Style {
+                ts_format: TsFormat::Epoch,
+                verbose: (pick >> 3) & 3,
+                link_header: pick & 0x40 != 0,
+                dump: Dump::from_counts((pick >> 5) & 1, (pick >> 2) & 1, pick & 0x02),
+                ..Style::default()
+            },
+            width: (pick & 0x10 != 0).then_some(60),
             ..TextOptions::default()
         },
     );
