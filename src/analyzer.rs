@@ -547,6 +547,9 @@ pub struct Controls<'a> {
     pub show: Option<&'a AtomicBool>,
     /// `--stats-every`: a snapshot this often (wall-clock time).
     pub every: Option<std::time::Duration>,
+    /// A file: stopping before its end leaves a partial analysis (a live
+    /// capture or a pipe ends that way as a matter of course).
+    pub partial_on_stop: bool,
 }
 
 impl<'a> Controls<'a> {
@@ -556,6 +559,7 @@ impl<'a> Controls<'a> {
             stop,
             show: None,
             every: None,
+            partial_on_stop: false,
         }
     }
 }
@@ -571,6 +575,7 @@ pub fn drive<S: Sink>(
     let watch = controls.show.is_some() || controls.every.is_some();
     let read = loop {
         if controls.stop.load(Ordering::Relaxed) {
+            analyzer.stats.interrupted = controls.partial_on_stop;
             break Ok(());
         }
         // A snapshot asked for? Looked at every 256 frames, and when idle.

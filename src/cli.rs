@@ -26,7 +26,8 @@ Ctrl-C stops it: the flow table and the packet counts are printed, -w is closed.
 
 Exit status: 0 success (also when the output pipe closes), 1 output error
 (stdout or the -w file) or a lab scenario that failed, 2 bad usage, an
-unreadable capture, or a live capture that cannot start.";
+unreadable capture, or a live capture that cannot start, 130/143 a file
+whose reading Ctrl-C/SIGTERM cut short (a partial analysis).";
 
 /// Packet-level TCP keepalive analyzer: reads a capture, rebuilds every TCP
 /// connection, labels keepalive probes, their ACKs and RSTs, infers

@@ -31,6 +31,9 @@ pub struct Stats {
     pub fragments: u64,
     pub truncated: u64,
     pub malformed: u64,
+    /// Reading a file was stopped by a signal before its end: a partial
+    /// analysis (JSON `"complete":false`).
+    pub interrupted: bool,
 }
 
 /// Everything the reports need to know about one TCP segment.

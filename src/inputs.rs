@@ -172,6 +172,11 @@ where
             let (next, analyze, emitted) = (&next, &analyze, &emitted);
             scope.spawn(move || {
                 loop {
+                    // Stopped (SIGINT, SIGTERM): no new file is started, and
+                    // files never started produce nothing.
+                    if crate::signal::STOP.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
                     while index >= emitted.load(Ordering::Relaxed) + window {

@@ -18,7 +18,16 @@ use std::path::{Path, PathBuf};
 const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Carries out `plan`, writing to `out`, messages to `err`.
-pub fn run(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(), Error> {
+pub fn run(plan: &Plan, out: impl Write, err: &mut impl Write) -> Result<(), Error> {
+    let result = dispatch(plan, out, err);
+    // A file's analysis cut short by a signal: 128 + the signal's number.
+    if result.is_ok() && signal::PARTIAL.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Reported(signal::exit_status().unwrap_or(130)));
+    }
+    result
+}
+
+fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<(), Error> {
     match plan {
         Plan::ListInterfaces => {
             quiet_pipe(list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)))
@@ -270,6 +279,23 @@ fn run_capture(
         Err(ReadEnd::Truncated(_)) if stdin && interrupted => Ok(()),
         other => other,
     };
+    if interrupted && !stdin && !src.is_live() && !src.ended && result.is_ok() {
+        // A file cut short by SIGINT / SIGTERM: say so; the run's exit
+        // status says it too (130 / 143), and JSON has "complete":false.
+        let read = match (src.position(), src.size()) {
+            (Some(at), size) if size > 0 => {
+                format!(" ({}% of the file read)", (at.min(size) * 100) / size)
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            err,
+            "kacap: {}: interrupted after {}{read}: partial analysis",
+            src.name,
+            crate::report::plural(src.captured, "frame")
+        );
+        signal::PARTIAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let result = result.and(src.close());
     if let Some(s) = src.stats() {
         let _ = writeln!(
@@ -344,6 +370,9 @@ fn analyze_into(
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
     let mut analyzer = Analyzer::new(src.link(), plan.options, sink);
+    // A file read with a lookahead pass (not a stream, not live): stopping
+    // early leaves a partial analysis.
+    let partial_on_stop = pass.is_some();
     if let Some(pass) = pass {
         analyzer = analyzer.with_lookahead(pass);
     }
@@ -351,6 +380,7 @@ fn analyze_into(
         stop: &signal::STOP,
         show: Some(&signal::SHOW),
         every: plan.stats_every,
+        partial_on_stop,
     };
     analyzer::drive(src, analyzer, controls)
 }

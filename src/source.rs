@@ -90,6 +90,8 @@ pub struct Source {
     pub stream: bool,
     /// A compressed file being decompressed into libpcap.
     unpacking: Option<Unpacking>,
+    /// Read to its end (or to `-c`).
+    pub ended: bool,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -221,6 +223,7 @@ impl Source {
                     snaplen: LIVE_SNAPLEN,
                     stream,
                     unpacking,
+                    ended: false,
                 });
             }
             size = meta.len();
@@ -262,6 +265,7 @@ impl Source {
             snaplen: LIVE_SNAPLEN,
             stream,
             unpacking,
+            ended: false,
         })
     }
 
@@ -315,6 +319,7 @@ impl Source {
             snaplen: opts.snaplen(),
             stream: false,
             unpacking: None,
+            ended: false,
         })
     }
 
@@ -367,12 +372,21 @@ impl Source {
             snaplen: LIVE_SNAPLEN,
             stream: false,
             unpacking: None,
+            ended: false,
         })
     }
 
     /// Size of the input file in bytes (0 for stdin and live captures).
     pub fn size(&self) -> u64 {
         self.file.map_or(0, |(_, size)| size)
+    }
+
+    /// How far into the file libpcap has read, in bytes (files only).
+    pub fn position(&self) -> Option<u64> {
+        let (fd, _) = self.file?;
+        // SAFETY: lseek(SEEK_CUR, 0) only reads the offset of an open fd.
+        let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+        (at >= 0).then_some(at as u64)
     }
 
     /// Moves the progress bar to libpcap's position in the file.
@@ -468,6 +482,7 @@ impl FrameSource for Source {
     /// reports the wall clock when nothing came.
     fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
         if self.limit.is_some_and(|l| self.captured >= l) {
+            self.ended = true;
             return Ok(Next::End);
         }
         let live = self.is_live();
@@ -495,7 +510,10 @@ impl FrameSource for Source {
                         }
                         Ok(Next::Frame(merge::frame(self.captured, next)))
                     }
-                    None => Ok(Next::End),
+                    None => {
+                        self.ended = true;
+                        Ok(Next::End)
+                    }
                 };
             }
         };
@@ -528,6 +546,7 @@ impl FrameSource for Source {
                 }))
             }
             Err(pcap::Error::NoMorePackets) => {
+                self.ended = true;
                 match self.unpacking.as_ref().and_then(Unpacking::failure) {
                     Some(msg) => Err(ReadEnd::Truncated(msg)),
                     None => Ok(Next::End),

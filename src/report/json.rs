@@ -249,8 +249,8 @@ impl<W: Write> Sink for JsonSink<W> {
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
         writeln!(
             self.out,
-            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{}}}",
-            stats.frames, stats.tcp_segments, stats.skipped, stats.flows
+            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{},\"complete\":{}}}",
+            stats.frames, stats.tcp_segments, stats.skipped, stats.flows, !stats.interrupted
         )?;
         self.out.flush()
     }

@@ -470,3 +470,73 @@ fn peak_rss_mib(path: &Path, extra: &[&str]) -> f64 {
     let kib: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     kib / 1024.0
 }
+
+/// A capture big enough that reading it takes a while (a busy link:
+/// 400 k frames of short connections).
+fn big(dir: &TempDir, name: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    write_pcap(
+        &p,
+        1,
+        &busy_link(1_700_000_000.0, 2000.0, 200.0),
+        PcapOpts::default(),
+    );
+    p
+}
+
+/// SIGTERM (or SIGINT) while a file is read: the run says it was cut
+/// short, exits 128 + the signal, and the JSON summary says
+/// `"complete":false`; with several files, those never started produce
+/// nothing.
+#[test]
+fn an_interrupted_file_analysis_says_so_and_exits_143() {
+    use std::process::Stdio;
+    let dir = TempDir::new().unwrap();
+    let path = big(&dir, "big.pcap");
+    let bin = assert_cmd::cargo::cargo_bin("kacap");
+    let child = std::process::Command::new(&bin)
+        .arg("-r")
+        .arg(&path)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("big.pcap: interrupted after") && err.contains("partial analysis"),
+        "{err}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["complete"], false, "{last}");
+
+    // Several files, SIGINT at once: no record for a file never started.
+    for i in 0..5 {
+        std::fs::copy(&path, dir.path().join(format!("copy-{i}.pcap"))).unwrap();
+    }
+    std::fs::remove_file(&path).unwrap();
+    let child = std::process::Command::new(&bin)
+        .arg("-r")
+        .arg(dir.path())
+        .args(["--json", "--summary"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let files = text.matches("\"type\":\"file\"").count();
+    assert!(files < 5, "files never started were reported: {text}");
+    assert!(text.contains("\"complete\":false"), "{text}");
+}
