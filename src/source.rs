@@ -56,6 +56,16 @@ impl LiveOptions {
         }
     }
 }
+/// The kernel buffer of a live capture without `-B`: immediate mode hands
+/// over each packet at once, and libpcap's 2 MiB default leaves ~30 ring
+/// slots on `lo` (64 KiB MTU) — a burst drops packets tcpdump (buffered)
+/// keeps.
+pub const LIVE_BUFFER_KIB: u32 = 64 * 1024;
+
+/// How often a live capture's `-w` file is flushed (and at the end): the
+/// file stays usable while the capture runs, without a write per packet.
+const SAVE_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How often a live capture wakes up without packets (ticks, Ctrl-C).
 const LIVE_TIMEOUT_MS: i32 = 100;
 
@@ -92,6 +102,8 @@ pub struct Source {
     unpacking: Option<Unpacking>,
     /// Read to its end (or to `-c`).
     pub ended: bool,
+    /// When the `-w` file of a live capture was last flushed.
+    flushed: Option<std::time::Instant>,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -224,6 +236,7 @@ impl Source {
                     stream,
                     unpacking,
                     ended: false,
+                    flushed: None,
                 });
             }
             size = meta.len();
@@ -266,6 +279,7 @@ impl Source {
             stream,
             unpacking,
             ended: false,
+            flushed: None,
         })
     }
 
@@ -281,9 +295,8 @@ impl Source {
             .snaplen(opts.snaplen())
             .timeout(LIVE_TIMEOUT_MS)
             .promisc(false);
-        if let Some(kib) = opts.buffer_kib {
-            inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
-        }
+        let kib = opts.buffer_kib.unwrap_or(LIVE_BUFFER_KIB);
+        inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
         let mut cap = inactive
             .open()
             .map_err(|e| classify_open_error(iface, &pcap_msg(&e)))?;
@@ -320,6 +333,7 @@ impl Source {
             stream: false,
             unpacking: None,
             ended: false,
+            flushed: None,
         })
     }
 
@@ -373,6 +387,7 @@ impl Source {
             stream: false,
             unpacking: None,
             ended: false,
+            flushed: None,
         })
     }
 
@@ -525,8 +540,11 @@ impl FrameSource for Source {
                 }
                 if let Some((save, name)) = &mut self.save {
                     save.write(&p);
-                    if live && let Err(e) = save.flush() {
-                        return Err(ReadEnd::Save(format!("{name}: {e}")));
+                    if live && self.flushed.is_none_or(|t| t.elapsed() >= SAVE_FLUSH_EVERY) {
+                        self.flushed = Some(std::time::Instant::now());
+                        if let Err(e) = save.flush() {
+                            return Err(ReadEnd::Save(format!("{name}: {e}")));
+                        }
                     }
                 }
                 // time_t is 32 bits on some targets.
@@ -553,9 +571,22 @@ impl FrameSource for Source {
                 }
             }
             // Nothing to read (live, non-blocking): wait for more.
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle(
-                (Self::wait_readable(live_fd) == 0).then(Timestamp::now),
-            )),
+            Err(pcap::Error::TimeoutExpired) => {
+                // A quiet moment: what the -w file holds reaches the disk.
+                if let Some((save, name)) = &mut self.save
+                    && self
+                        .flushed
+                        .is_some_and(|t| t.elapsed() >= SAVE_FLUSH_EVERY)
+                {
+                    self.flushed = Some(std::time::Instant::now());
+                    if let Err(e) = save.flush() {
+                        return Err(ReadEnd::Save(format!("{name}: {e}")));
+                    }
+                }
+                Ok(Next::Idle(
+                    (Self::wait_readable(live_fd) == 0).then(Timestamp::now),
+                ))
+            }
             Err(e) if live => {
                 // A signal may interrupt the read; anything else ends it.
                 if crate::signal::STOP.load(Ordering::Relaxed) {
