@@ -172,9 +172,12 @@ impl Plan {
             ));
         }
         // `kacap -r caps/*.pcap`: the shell expanded the glob, and the files
-        // after the first landed among the filter words.
+        // after the first landed among the filter words — when those words
+        // are no filter libpcap accepts (`tcp port 2333` stays a filter even
+        // beside a file named 2333).
         if !args.read.is_empty()
             && let Some(file) = args.filter.iter().find(|w| Path::new(w).is_file())
+            && !crate::source::filter_compiles(&args.filter.join(" "))
         {
             return Err(Error::Usage(format!(
                 "'{file}' is a file, not a filter word: give each file its own -r, a directory, or a quoted glob (-r 'caps/*.pcap')"

@@ -124,6 +124,11 @@ pub fn banner_dlt(dlt: i32) -> String {
     }
 }
 
+/// Whether libpcap accepts `expr` as a filter (for Ethernet frames).
+pub fn filter_compiles(expr: &str) -> bool {
+    Capture::dead(pcap::Linktype::ETHERNET).is_ok_and(|c| c.compile(expr, true).is_ok())
+}
+
 /// Compiles and installs a BPF filter (tcpdump's trailing words).
 fn apply_filter<T: pcap::Activated + ?Sized>(
     cap: &mut Capture<T>,

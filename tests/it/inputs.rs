@@ -116,3 +116,20 @@ fn hostile_file_names_are_escaped() {
         "{shown}"
     );
 }
+
+/// A filter word that happens to name a file in the current directory is
+/// still a filter word when the words make a filter (`touch 2333`).
+#[test]
+fn a_filter_word_that_names_a_file_is_still_a_filter() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("2333"), b"").unwrap();
+    let out = kacap()
+        .current_dir(dir.path())
+        .arg("-r")
+        .arg(fixture("dead-peer.pcap"))
+        .args(["tcp", "port", "2333", "--summary"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("┆ dead-peer"));
+}
