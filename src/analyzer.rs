@@ -23,6 +23,7 @@
 //! One-byte probes are then recognized from the second on.)
 
 use crate::classify::classify;
+use crate::clock::Clock;
 use crate::decode::{LinkType, Segment, Skip, decode, flags};
 use crate::event::{
     Frame, FrameSource, Next, PacketEvent, ReadEnd, Revision, Revisions, Sink, Stats, Why,
@@ -58,8 +59,9 @@ pub struct Analyzer<S: Sink> {
     /// A held segment released without an answer: shown provisionally.
     unsettled: Option<Ambiguity>,
     learn: Learn,
-    /// The latest capture time seen (the end of the input, at the end).
-    clock: Timestamp,
+    /// The capture clock (the end of the input, at the end): robust to
+    /// stamps far from the rest.
+    clock: Clock,
 }
 
 /// A lookahead pass over the same input, run once when needed.
@@ -132,7 +134,7 @@ impl<S: Sink> Analyzer<S> {
             hold: None,
             unsettled: None,
             learn: Learn::Hold(FxHashMap::default()),
-            clock: Timestamp::default(),
+            clock: Clock::default(),
         }
     }
 
@@ -214,13 +216,14 @@ impl<S: Sink> Analyzer<S> {
                 return Ok(());
             }
         };
-        self.expire(frame.ts)?;
-        self.clock = self.clock.max(frame.ts);
-        let mut replaced = None;
-        let entry = self.flows.lookup(&seg, frame.ts, |e| replaced = Some(e));
-        if let Some(old) = replaced {
-            // A new connection on the same 4-tuple: report the old one first.
-            report(self.link, &mut self.learn, old, frame.ts, &mut self.sink)?;
+        let now = self.clock.frame(frame.ts);
+        self.expire(now)?;
+        // Flows that make room: an old connection on the same 4-tuple, or
+        // the oldest ones when the table is full. (No allocation unless.)
+        let mut ended = Vec::new();
+        let entry = self.flows.lookup(&seg, frame.ts, |e| ended.push(e));
+        for old in ended {
+            report(self.link, &mut self.learn, old, now, &mut self.sink)?;
         }
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
@@ -313,7 +316,7 @@ impl<S: Sink> Analyzer<S> {
     /// hold that has waited too long and reports flows that expired.
     pub fn tick(&mut self, now: Timestamp) -> io::Result<()> {
         // A live capture goes on without packets: silence counts too.
-        self.clock = self.clock.max(now);
+        let now = self.clock.tick(now);
         if let Some(hold) = self.hold
             && now.since(hold.ts) > HOLD_SECONDS
         {
@@ -350,7 +353,7 @@ impl<S: Sink> Analyzer<S> {
     /// Tells the sink how the run stands (SIGUSR1, `--stats-every`): the
     /// open connections are summarized from copies of their state.
     pub fn snapshot(&mut self) -> io::Result<()> {
-        let now = self.clock;
+        let now = self.clock.now();
         let mut open: Vec<FlowSummary> = self
             .flows
             .iter()
@@ -367,7 +370,8 @@ impl<S: Sink> Analyzer<S> {
         }
         let mut result = Ok(());
         let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
-        let now = self.clock;
+        let now = self.clock.now();
+        self.stats.time_outliers = self.clock.outliers;
         self.flows.drain(|e| {
             if result.is_ok() {
                 result = report(link, learn, e, now, sink);

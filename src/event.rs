@@ -34,6 +34,9 @@ pub struct Stats {
     /// Reading a file was stopped by a signal before its end: a partial
     /// analysis (JSON `"complete":false`).
     pub interrupted: bool,
+    /// Frames stamped far from the rest, which the capture clock did not
+    /// follow (see `clock`).
+    pub time_outliers: u64,
 }
 
 /// Everything the reports need to know about one TCP segment.

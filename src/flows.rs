@@ -16,7 +16,7 @@
 use crate::decode::{Segment, flags};
 use crate::seq::SeqNumber;
 use crate::tcp::{CloseKind, DirState, Kind, Outstanding, Side};
-use crate::time::Timestamp;
+use crate::time::{FAR, Timestamp};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -252,6 +252,8 @@ pub struct Options {
     pub linger: f64,
     /// Seconds of silence after which an open flow is reported and freed.
     pub idle_timeout: f64,
+    /// Most connections in the table at once ([`MAX_OPEN`]).
+    pub max_open: usize,
 }
 
 impl Options {
@@ -268,6 +270,7 @@ impl Default for Options {
         Options {
             linger: Options::LINGER,
             idle_timeout: Options::IDLE_TIMEOUT,
+            max_open: MAX_OPEN,
         }
     }
 }
@@ -354,6 +357,12 @@ impl<A> Slab<A> {
     }
 }
 
+/// Most connections in the table at once. Time expires them (`linger`,
+/// `idle_timeout`); when time cannot (all frames stamped alike, a flood of
+/// connections within seconds), the least recently active eighth is
+/// reported and freed, so memory stays bounded (about 700 bytes each).
+pub const MAX_OPEN: usize = 262_144;
+
 /// The connection table. `A` is the per-flow state of the stages above
 /// flows (created with `A::default()` when a flow starts).
 pub struct FlowTable<A> {
@@ -366,6 +375,8 @@ pub struct FlowTable<A> {
     pub linger: f64,
     /// How long an open flow may stay silent before it is reported and freed.
     pub idle_timeout: f64,
+    /// Most flows at once (see [`MAX_OPEN`]).
+    pub max_open: usize,
     last_sweep: Option<Timestamp>,
     last_look: Option<i64>,
 }
@@ -378,6 +389,7 @@ impl<A: Default> FlowTable<A> {
             next_id: 1,
             linger: options.linger,
             idle_timeout: options.idle_timeout,
+            max_open: options.max_open.max(1),
             last_sweep: None,
             last_look: None,
         }
@@ -406,6 +418,9 @@ impl<A: Default> FlowTable<A> {
             let old = self.flows.remove(&key).expect("present");
             ended(old);
         }
+        if self.flows.index.len() >= self.max_open && self.flows.get(&key).is_none() {
+            self.evict_oldest((self.max_open / 8).max(1), &mut ended);
+        }
         let next_id = &mut self.next_id;
         self.flows.get_or_insert_with(key, || {
             let a = SocketAddr::new(seg.src, seg.sport);
@@ -426,6 +441,32 @@ impl<A: Default> FlowTable<A> {
         })
     }
 
+    /// Reports and frees the `n` connections silent longest (finished ones
+    /// first), in flow order.
+    #[cold]
+    fn evict_oldest(&mut self, n: usize, ended: &mut impl FnMut(Entry<A>)) {
+        let mut ages: Vec<(bool, Timestamp, u32, FlowKey)> = self
+            .flows
+            .index
+            .iter()
+            .filter_map(|(k, &i)| {
+                let e = self.flows.slots[i as usize].as_ref()?;
+                Some((!e.flow.finished, e.flow.last_ts, e.flow.id, *k))
+            })
+            .collect();
+        let n = n.min(ages.len());
+        if n == 0 {
+            return;
+        }
+        ages.select_nth_unstable_by_key(n - 1, |&(open, ts, id, _)| (open, ts, id));
+        let mut out: Vec<Entry<A>> = ages[..n]
+            .iter()
+            .filter_map(|(_, _, _, k)| self.flows.remove(k))
+            .collect();
+        out.sort_by_key(|e| e.flow.id);
+        out.into_iter().for_each(ended);
+    }
+
     /// Queues a flow that just finished, for expiry after `linger`.
     pub fn mark_finished(&mut self, seg: &Segment, id: u32, ts: Timestamp) {
         self.finished.push_back((FlowKey::of(seg), id, ts));
@@ -440,15 +481,22 @@ impl<A: Default> FlowTable<A> {
             return;
         }
         self.last_look = Some(now.sec);
+        // The clock stepped back (see `clock`): start the sweeps over.
+        if self.last_sweep.is_some_and(|last| now < last) {
+            self.last_sweep = Some(now);
+        }
+        // Stamped far from now (a wrong stamp, a step of the clock): as good
+        // as expired, rather than never.
+        let over = |waited: f64, limit: f64| waited > limit || waited < -FAR;
         let mut out = Vec::new();
         while let Some(&(key, id, queued)) = self.finished.front() {
-            if now.since(queued) <= self.linger {
+            if !over(now.since(queued), self.linger) {
                 break;
             }
             self.finished.pop_front();
             match self.flows.get(&key) {
                 Some(e) if e.flow.id == id => {
-                    if now.since(e.flow.last_ts) > self.linger {
+                    if over(now.since(e.flow.last_ts), self.linger) {
                         out.extend(self.flows.remove(&key));
                     } else {
                         // Late segments kept it alive: look again later.
@@ -469,7 +517,7 @@ impl<A: Default> FlowTable<A> {
             let idle = self.idle_timeout;
             let gone = self
                 .flows
-                .keys_where(|f| !f.finished && now.since(f.last_ts) > idle);
+                .keys_where(|f| !f.finished && over(now.since(f.last_ts), idle));
             out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
         }
         if out.is_empty() {

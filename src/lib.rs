@@ -22,6 +22,7 @@ pub mod analysis;
 pub mod analyzer;
 pub mod classify;
 pub mod cli;
+pub mod clock;
 pub mod craft;
 pub mod decode;
 pub mod error;

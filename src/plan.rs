@@ -341,6 +341,7 @@ fn options(args: &Args) -> Options {
     Options {
         linger: args.linger,
         idle_timeout: args.idle_timeout,
+        ..Options::default()
     }
 }
 

@@ -1,5 +1,9 @@
 //! Capture timestamps with nanosecond resolution.
 
+/// Farther apart than this (a day), two capture times are not of one
+/// capture's steady flow of time: one of them is an outlier (see `clock`).
+pub const FAR: f64 = 86_400.0;
+
 /// A packet's capture time: seconds since the epoch and nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp {

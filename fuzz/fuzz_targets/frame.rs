@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
     let options = Options {
         linger: 5.0,
         idle_timeout: 60.0,
+        // Small: the eviction path gets fuzzed too.
+        max_open: 64,
     };
     let text = TextSink::new(
         std::io::sink(),

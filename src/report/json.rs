@@ -249,8 +249,13 @@ impl<W: Write> Sink for JsonSink<W> {
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
         writeln!(
             self.out,
-            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{},\"complete\":{}}}",
-            stats.frames, stats.tcp_segments, stats.skipped, stats.flows, !stats.interrupted
+            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{},\"complete\":{},\"time_outliers\":{}}}",
+            stats.frames,
+            stats.tcp_segments,
+            stats.skipped,
+            stats.flows,
+            !stats.interrupted,
+            stats.time_outliers
         )?;
         self.out.flush()
     }

@@ -59,14 +59,22 @@ pub fn write(
             _ => writeln!(out, "{wide}")?,
         }
     }
-    writeln!(
+    write!(
         out,
         "{}, {}, {} skipped, {}",
         super::plural(stats.frames, "frame"),
         super::plural(stats.tcp_segments, "TCP segment"),
         stats.skipped,
         super::plural(stats.flows, "flow")
-    )
+    )?;
+    if stats.time_outliers > 0 {
+        write!(
+            out,
+            "; {} stamped more than a day from the rest (the clock did not follow them)",
+            super::plural(stats.time_outliers, "frame")
+        )?;
+    }
+    writeln!(out)
 }
 
 fn full(flows: &[FlowSummary]) -> Table {

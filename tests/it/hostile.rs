@@ -540,3 +540,114 @@ fn an_interrupted_file_analysis_says_so_and_exits_143() {
     assert!(files < 5, "files never started were reported: {text}");
     assert!(text.contains("\"complete\":false"), "{text}");
 }
+
+/// Frames the test sink saw, in order: `true` for a packet, `false` for a
+/// flow record.
+#[derive(Default)]
+struct Order(Vec<bool>, u64);
+
+impl kacap::event::Sink for Order {
+    fn packet(&mut self, _: &kacap::event::PacketEvent) -> std::io::Result<()> {
+        self.0.push(true);
+        Ok(())
+    }
+    fn flow(&mut self, _: &kacap::summary::FlowSummary) -> std::io::Result<()> {
+        self.0.push(false);
+        Ok(())
+    }
+    fn finish(&mut self, stats: &kacap::event::Stats) -> std::io::Result<()> {
+        self.1 = stats.time_outliers;
+        Ok(())
+    }
+}
+
+impl Order {
+    /// Flow records that came before the last packet: flows were expired
+    /// and freed while reading, not kept to the end.
+    fn reported_early(&self) -> usize {
+        let last_packet = self.0.iter().rposition(|&p| p).unwrap_or(0);
+        self.0[..last_packet].iter().filter(|&&p| !p).count()
+    }
+}
+
+/// `count` connections of one SYN each, `step` seconds apart, after an
+/// optional first frame stamped `first`.
+fn syns(count: u32, step: f64, first: Option<f64>) -> Vec<(kacap::time::Timestamp, Vec<u8>)> {
+    use kacap::time::Timestamp;
+    let t0 = Timestamp::new(1_700_000_000, 0);
+    let syn = |i: u32| {
+        let c: std::net::SocketAddr = format!(
+            "10.1.{}.{}:{}",
+            i >> 16 & 255,
+            i >> 8 & 255,
+            1024 + (i & 255)
+        )
+        .parse()
+        .unwrap();
+        let s: std::net::SocketAddr = "10.2.0.1:5432".parse().unwrap();
+        tcp_packet(c, s, SYN, i, 0, 65535, &[])
+    };
+    let mut frames = Vec::new();
+    if let Some(at) = first {
+        frames.push((t0.plus(at), syn(u32::MAX)));
+    }
+    for i in 0..count {
+        frames.push((t0.plus(step * f64::from(i)), syn(i)));
+    }
+    frames
+}
+
+fn order_of(
+    frames: Vec<(kacap::time::Timestamp, Vec<u8>)>,
+    options: kacap::flows::Options,
+) -> Order {
+    let mut src = kacap::event::MemorySource::new(kacap::decode::LinkType::Raw, frames);
+    let mut order = Order::default();
+    kacap::analyzer::analyze(
+        &mut src,
+        options,
+        &mut order,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap();
+    order
+}
+
+/// One frame stamped ten years ahead no longer stops connections from
+/// expiring (it is counted as an outlier); with every frame stamped alike,
+/// the table's size bound reports and frees the oldest connections.
+#[test]
+fn wrong_timestamps_do_not_stop_flows_from_expiring() {
+    let options = kacap::flows::Options {
+        idle_timeout: 3600.0,
+        ..kacap::flows::Options::default()
+    };
+    // 20 000 connections over ~11 h, idle ones forgotten after an hour.
+    let normal = order_of(syns(20_000, 2.0, None), options);
+    let future = order_of(syns(20_000, 2.0, Some(10.0 * 365.0 * 86_400.0)), options);
+    assert!(
+        normal.reported_early() > 10_000,
+        "{}",
+        normal.reported_early()
+    );
+    assert!(
+        future.reported_early() >= normal.reported_early(),
+        "{} vs {}",
+        future.reported_early(),
+        normal.reported_early()
+    );
+    assert_eq!((normal.1, future.1), (0, 1));
+    // Every frame stamped alike: nothing ages, the size bound reports.
+    let alike = order_of(
+        syns(5_000, 0.0, None),
+        kacap::flows::Options {
+            max_open: 1_000,
+            ..options
+        },
+    );
+    assert!(
+        alike.reported_early() >= 3_000,
+        "{}",
+        alike.reported_early()
+    );
+}

@@ -130,6 +130,10 @@ fn a_filter_word_that_names_a_file_is_still_a_filter() {
         .args(["tcp", "port", "2333", "--summary"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("┆ dead-peer"));
 }

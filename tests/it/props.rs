@@ -160,6 +160,7 @@ fn check(frames: &[(Timestamp, Vec<u8>)]) -> Check {
     let options = Options {
         linger: 2.0,
         idle_timeout: 30.0,
+        ..Options::default()
     };
     run(LinkType::Raw, frames, options, &mut check);
     check
