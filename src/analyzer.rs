@@ -42,6 +42,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most frames held back while learning a side's next sequence number.
 pub const HOLD_FRAMES: usize = 4096;
+/// Most bytes of frames held back at once: a hold on a link of big frames
+/// ends here rather than at HOLD_FRAMES (4096 × 256 KiB would be 1 GiB).
+pub const HOLD_BYTES: usize = 16 << 20;
+/// A provisional frame is a bare segment: its headers are what a revision
+/// decodes again; more of a (padded, or hostile) frame is not kept.
+const PROVISIONAL_BYTES: usize = 256;
 /// Most capture time (live: wall time) a frame is held back; then it is
 /// shown with what is known, and revised when later evidence tells.
 pub const HOLD_SECONDS: f64 = 1.0;
@@ -55,6 +61,8 @@ pub struct Analyzer<S: Sink> {
     sink: S,
     /// Frames held back, in capture order (see the module docs).
     held: VecDeque<OwnedFrame>,
+    /// Bytes of the frames in `held`.
+    held_bytes: usize,
     hold: Option<Ambiguity>,
     /// A held segment released without an answer: shown provisionally.
     unsettled: Option<Ambiguity>,
@@ -100,6 +108,16 @@ impl OwnedFrame {
         }
     }
 
+    /// The first [`PROVISIONAL_BYTES`] of a frame: its headers.
+    fn headers(f: &Frame) -> OwnedFrame {
+        OwnedFrame {
+            n: f.n,
+            ts: f.ts,
+            len: f.len,
+            data: f.data[..f.data.len().min(PROVISIONAL_BYTES)].to_vec(),
+        }
+    }
+
     fn frame(&self) -> Frame<'_> {
         Frame {
             n: self.n,
@@ -131,6 +149,7 @@ impl<S: Sink> Analyzer<S> {
             stats: Stats::default(),
             sink,
             held: VecDeque::new(),
+            held_bytes: 0,
             hold: None,
             unsettled: None,
             learn: Learn::Hold(FxHashMap::default()),
@@ -169,7 +188,10 @@ impl<S: Sink> Analyzer<S> {
             let revealed = decode(self.link, &f.data)
                 .ok()
                 .and_then(|seg| hold.revealed_by(&seg));
-            let expired = self.held.len() >= HOLD_FRAMES || f.ts.since(hold.ts) > HOLD_SECONDS;
+            self.held_bytes += f.data.len();
+            let expired = self.held.len() >= HOLD_FRAMES
+                || self.held_bytes >= HOLD_BYTES
+                || f.ts.since(hold.ts) > HOLD_SECONDS;
             self.held.push_back(f);
             if revealed.is_some() || expired {
                 if revealed.is_none() {
@@ -177,6 +199,7 @@ impl<S: Sink> Analyzer<S> {
                 }
                 self.teach(revealed.flatten());
                 let mut first = std::mem::take(&mut self.held);
+                self.held_bytes = 0;
                 first.append(&mut pending);
                 pending = first;
             }
@@ -191,6 +214,7 @@ impl<S: Sink> Analyzer<S> {
         };
         self.unsettled = Some(hold);
         let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
         self.drain(held)
     }
 
@@ -240,7 +264,7 @@ impl<S: Sink> Analyzer<S> {
                             p.repeated |= p.first.repeated_by(&seg, frame.ts);
                             if from == p.side && p.frames.len() < MAX_PROVISIONAL {
                                 let silence = frame.ts.since(flow.last_ts);
-                                p.frames.push((OwnedFrame::of(frame), Some(silence)));
+                                p.frames.push((OwnedFrame::headers(frame), Some(silence)));
                             }
                         }
                         Some(next) => {
@@ -257,6 +281,7 @@ impl<S: Sink> Analyzer<S> {
                     // Probe or plain ACK? Wait for a segment that tells.
                     flow.held[from.idx()] = true;
                     self.hold = Ambiguity::of(frame.n, frame.ts, &seg);
+                    self.held_bytes += frame.data.len();
                     self.held.push_back(OwnedFrame::of(frame));
                     return Ok(());
                 }
@@ -266,7 +291,7 @@ impl<S: Sink> Analyzer<S> {
                     let first = Provisional {
                         side: from,
                         first: a,
-                        frames: vec![(OwnedFrame::of(frame), silence)],
+                        frames: vec![(OwnedFrame::headers(frame), silence)],
                         repeated: false,
                     };
                     provisional.insert(flow.id, first);
@@ -755,6 +780,77 @@ mod tests {
         assert_eq!(out.len(), HOLD_FRAMES + 2);
         assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "capture order");
         assert_eq!(out[0], (1, Kind::Ack));
+    }
+
+    #[test]
+    fn the_hold_is_bounded_in_bytes() {
+        // Frames of 64 KiB after the held one: it is released after
+        // HOLD_BYTES of them (256 frames), not HOLD_FRAMES.
+        let other: (std::net::SocketAddr, std::net::SocketAddr) =
+            ("10.0.0.3:40001".parse().unwrap(), SERVER.parse().unwrap());
+        let big = vec![b'x'; 65_000];
+        let mut frames = vec![bare(0.0, true, ACK, 999, 5000)];
+        for i in 0..1000u32 {
+            let ts = Timestamp::new(1_700_000_000, 0).plus(0.0001 * f64::from(i + 1));
+            let data = tcp_packet(other.0, other.1, ACK, 7 + 65_000 * i, 7, 512, &big);
+            frames.push((ts, data));
+        }
+        let read = std::cell::Cell::new(0u64);
+        let mut sink = FirstOut {
+            read: &read,
+            at: None,
+        };
+        let mut src = Counting {
+            inner: MemorySource::new(LinkType::Raw, frames),
+            read: &read,
+        };
+        analyze(
+            &mut src,
+            Options::default(),
+            &mut sink,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let released_after = sink.at.unwrap();
+        assert!(
+            released_after <= (HOLD_BYTES / 65_000 + 2) as u64,
+            "released after {released_after} frames"
+        );
+    }
+
+    /// A source that counts the frames read.
+    struct Counting<'a> {
+        inner: MemorySource,
+        read: &'a std::cell::Cell<u64>,
+    }
+
+    impl FrameSource for Counting<'_> {
+        fn link(&self) -> LinkType {
+            self.inner.link()
+        }
+        fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
+            self.read.set(self.read.get() + 1);
+            self.inner.next_frame()
+        }
+    }
+
+    /// How many frames had been read when the first packet came out.
+    struct FirstOut<'a> {
+        read: &'a std::cell::Cell<u64>,
+        at: Option<u64>,
+    }
+
+    impl Sink for FirstOut<'_> {
+        fn packet(&mut self, _: &PacketEvent) -> io::Result<()> {
+            self.at.get_or_insert(self.read.get());
+            Ok(())
+        }
+        fn flow(&mut self, _: &FlowSummary) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &Stats) -> io::Result<()> {
+            Ok(())
+        }
     }
 }
 
