@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(short = 's', value_name = "SNAPLEN", value_parser = clap::value_parser!(u32).range(0..=262_144))]
     pub snaplen: Option<u32>,
 
-    /// Live: the kernel buffer, in KiB (libpcap's default is 2 MiB).
+    /// Live: the kernel buffer, in KiB (default 16384; libpcap's is 2 MiB).
     #[arg(short = 'B', value_name = "BUFFER_KIB", value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub buffer_kib: Option<u32>,
 

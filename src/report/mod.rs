@@ -11,6 +11,90 @@ pub mod tcpdump;
 pub mod teach;
 pub mod text;
 
+use crate::summary::Verdict;
+
+/// How telling a verdict is, for what a bounded report keeps: dead, reset,
+/// killed connections first (0), then alive or undecided (1), then those
+/// without keepalive (2).
+pub fn rank(v: Verdict) -> usize {
+    match v {
+        Verdict::DeadPeer
+        | Verdict::PeerReset
+        | Verdict::IdleTimeout
+        | Verdict::RetransmitTimeout
+        | Verdict::AcksDropped => 0,
+        Verdict::Alive | Verdict::Undecided => 1,
+        Verdict::NoKeepalive => 2,
+    }
+}
+
+/// At most `cap` items, the most telling kept (by [`rank`], then the
+/// earliest): a long capture's report stays bounded; what is left out is
+/// counted by verdict.
+#[derive(Debug)]
+pub struct Kept<T> {
+    cap: usize,
+    by_rank: [Vec<(Verdict, T)>; 3],
+    omitted: Vec<(Verdict, u64)>,
+}
+
+impl<T> Kept<T> {
+    pub fn new(cap: usize) -> Kept<T> {
+        Kept {
+            cap,
+            by_rank: Default::default(),
+            omitted: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, verdict: Verdict, item: T) {
+        let r = rank(verdict);
+        let kept: usize = self.by_rank.iter().map(Vec::len).sum();
+        let left_out = if kept < self.cap {
+            self.by_rank[r].push((verdict, item));
+            None
+        } else if let Some(lower) = (r + 1..3).rev().find(|&q| !self.by_rank[q].is_empty()) {
+            // Full: the new item replaces the latest of a lower rank.
+            let out = self.by_rank[lower].pop().map(|(v, _)| v);
+            self.by_rank[r].push((verdict, item));
+            out
+        } else {
+            Some(verdict)
+        };
+        if let Some(v) = left_out {
+            match self.omitted.iter_mut().find(|(o, _)| *o == v) {
+                Some((_, n)) => *n += 1,
+                None => self.omitted.push((v, 1)),
+            }
+        }
+    }
+
+    /// Everything kept, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.by_rank.iter().flatten().map(|(_, t)| t)
+    }
+
+    /// Everything kept (in no order), leaving the collection empty.
+    pub fn take(&mut self) -> Vec<T> {
+        self.by_rank
+            .iter_mut()
+            .flat_map(std::mem::take)
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// What was left out: `12 no-keepalive, 3 alive`, or `None`.
+    pub fn omitted(&self) -> Option<String> {
+        (!self.omitted.is_empty()).then(|| {
+            self.omitted
+                .iter()
+                .map(|(v, n)| format!("{n} {}", v.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
 /// `1 flow`, `2 flows`: a count and a regular English noun.
 pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 {

@@ -2,6 +2,7 @@
 //! writes every sequence diagram into one SVG at the end (the text output
 //! draws it itself, with its `--explain`).
 
+use super::Kept;
 use super::teach::{self, FlowSteps, Recorder};
 use crate::event::{PacketEvent, Revisions, Sink, Stats};
 use crate::summary::FlowSummary;
@@ -12,7 +13,7 @@ pub struct SvgSink {
     file: File,
     name: String,
     recorder: Recorder,
-    taught: Vec<(FlowSummary, FlowSteps)>,
+    taught: Kept<(FlowSummary, FlowSteps)>,
 }
 
 impl SvgSink {
@@ -23,7 +24,7 @@ impl SvgSink {
             file,
             name,
             recorder: Recorder::default(),
-            taught: Vec::new(),
+            taught: Kept::new(super::text::MAX_TAUGHT),
         }
     }
 }
@@ -41,14 +42,15 @@ impl Sink for SvgSink {
 
     fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
         let steps = self.recorder.take(f.id);
-        self.taught.push((f.clone(), steps));
+        self.taught.push(f.verdict, (f.clone(), steps));
         Ok(())
     }
 
     fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
-        self.taught.sort_by_key(|(f, _)| f.id);
+        let mut taught = self.taught.take();
+        taught.sort_by_key(|(f, _)| f.id);
         self.file
-            .write_all(teach::svg(&self.taught).as_bytes())
+            .write_all(teach::svg(&taught).as_bytes())
             .and_then(|()| self.file.flush())
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.name)))
     }

@@ -3,7 +3,7 @@
 use super::emit::Emit;
 use super::tcpdump::{Dump, Style, Tcpdump};
 use super::teach::{self, FlowSteps, Recorder};
-use super::{annotate, table};
+use super::{Kept, annotate, table};
 use crate::event::{PacketEvent, Revisions, Sink, Stats, Why};
 use crate::keepalive::{Note, SystemDefaults};
 use crate::summary::{FlowSummary, Verdict};
@@ -15,6 +15,10 @@ use std::io::{self, Write};
 /// capture or a capture of a busy host stays small; dead and reset
 /// connections are kept first, then those with keepalive, then the rest.
 const MAX_ROWS: usize = 1_000;
+
+/// Most connections `--explain`, `--diagram` and `--diagram-svg` tell
+/// about, chosen as the table's rows are; the rest are counted.
+pub const MAX_TAUGHT: usize = 200;
 
 /// ANSI colors for flow labels, cycled by flow number.
 const FLOW_COLORS: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
@@ -59,13 +63,11 @@ pub struct TextSink<W: Write> {
     out: W,
     tcpdump: Tcpdump,
     opts: TextOptions,
-    /// Table rows by rank: dead or reset, alive, no keepalive.
-    rows: [Vec<FlowSummary>; 3],
-    /// Flows left out of the table, by verdict.
-    omitted: Vec<(Verdict, u64)>,
+    /// Table rows, the most telling kept.
+    rows: Kept<FlowSummary>,
     /// Steps of open flows, and finished flows to explain, when teaching.
     recorder: Recorder,
-    taught: Vec<(FlowSummary, FlowSteps)>,
+    taught: Kept<(FlowSummary, FlowSteps)>,
     /// The line being built (reused: no allocation per packet).
     line: Vec<u8>,
     /// Middlebox idle-timeout evidence per server.
@@ -80,10 +82,9 @@ impl<W: Write> TextSink<W> {
             out,
             tcpdump: Tcpdump::new(opts.style),
             opts,
-            rows: Default::default(),
-            omitted: Vec::new(),
+            rows: Kept::new(MAX_ROWS),
             recorder: Recorder::default(),
-            taught: Vec::new(),
+            taught: Kept::new(MAX_TAUGHT),
             line: Vec::with_capacity(512),
             idle: Default::default(),
             svg_file: None,
@@ -98,9 +99,11 @@ impl<W: Write> TextSink<W> {
 
     /// After the table: explanations and diagrams, and the SVG file.
     fn write_teaching(&mut self) -> io::Result<()> {
-        self.taught.sort_by_key(|(f, _)| f.id);
+        let omitted = self.taught.omitted();
+        let mut taught = self.taught.take();
+        taught.sort_by_key(|(f, _)| f.id);
         if self.opts.explain || self.opts.diagram {
-            for (f, steps) in &self.taught {
+            for (f, steps) in &taught {
                 self.out.write_all(b"\n")?;
                 if self.opts.explain {
                     let (head, tail) = steps.ordered();
@@ -112,19 +115,27 @@ impl<W: Write> TextSink<W> {
                 self.out.write_all(teach::diagram(f, steps).as_bytes())?;
             }
             if self.opts.explain {
-                let summaries: Vec<FlowSummary> =
-                    self.taught.iter().map(|(f, _)| f.clone()).collect();
+                let summaries: Vec<FlowSummary> = taught.iter().map(|(f, _)| f.clone()).collect();
                 if let Some(note) = teach::http_footnote(&summaries) {
                     writeln!(self.out, "{note}")?;
                 }
             }
         }
+        if let Some(left_out) = &omitted
+            && (self.opts.explain || self.opts.diagram)
+        {
+            writeln!(
+                self.out,
+                "\n(told about the {} most telling connections; left out: {left_out}; --json lists every flow)",
+                taught.len()
+            )?;
+        }
         if let Some((mut file, name)) = self.svg_file.take() {
-            file.write_all(teach::svg(&self.taught).as_bytes())
+            file.write_all(teach::svg(&taught).as_bytes())
                 .and_then(|()| file.flush())
                 .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
         } else if let Some(path) = &self.opts.svg {
-            std::fs::write(path, teach::svg(&self.taught))
+            std::fs::write(path, teach::svg(&taught))
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         }
         Ok(())
@@ -177,7 +188,7 @@ impl<W: Write> Sink for TextSink<W> {
     /// The table so far (reported connections and open ones) on stderr.
     fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
         self.out.flush()?;
-        let mut flows: Vec<FlowSummary> = self.rows.iter().flatten().cloned().collect();
+        let mut flows: Vec<FlowSummary> = self.rows.iter().cloned().collect();
         flows.extend(open.iter().cloned());
         flows.sort_by_key(|f| f.id);
         let still_open = open
@@ -308,57 +319,25 @@ impl<W: Write> TextSink<W> {
         self.idle.add(summary);
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);
-            self.taught.push((summary.clone(), steps));
+            self.taught.push(summary.verdict, (summary.clone(), steps));
         }
-        let summary = summary.clone();
-        let rank = |v: Verdict| match v {
-            Verdict::DeadPeer
-            | Verdict::PeerReset
-            | Verdict::IdleTimeout
-            | Verdict::RetransmitTimeout
-            | Verdict::AcksDropped => 0,
-            Verdict::Alive | Verdict::Undecided => 1,
-            Verdict::NoKeepalive => 2,
-        };
-        let r = rank(summary.verdict);
-        let kept: usize = self.rows.iter().map(Vec::len).sum();
-        let mut left_out = None;
-        if kept < MAX_ROWS {
-            self.rows[r].push(summary);
-        } else if let Some(lower) = (r + 1..3).rev().find(|&q| !self.rows[q].is_empty()) {
-            // Full: the new row replaces the latest row of a lower rank.
-            left_out = self.rows[lower].pop().map(|f| f.verdict);
-            self.rows[r].push(summary);
-        } else {
-            left_out = Some(summary.verdict);
-        }
-        if let Some(v) = left_out {
-            match self.omitted.iter_mut().find(|(o, _)| *o == v) {
-                Some((_, n)) => *n += 1,
-                None => self.omitted.push((v, 1)),
-            }
-        }
+        self.rows.push(summary.verdict, summary.clone());
         Ok(())
     }
 
     fn finish_all(&mut self, stats: &Stats) -> io::Result<()> {
-        let mut flows: Vec<FlowSummary> = self.rows.iter_mut().flat_map(std::mem::take).collect();
+        let omitted = self.rows.omitted();
+        let mut flows: Vec<FlowSummary> = self.rows.take();
         flows.sort_by_key(|f| f.id);
         if self.opts.timeline {
             self.out.write_all(b"\n")?;
         }
         table::write(&mut self.out, &flows, stats, self.opts.width)?;
-        if !self.omitted.is_empty() {
-            let parts: Vec<String> = self
-                .omitted
-                .iter()
-                .map(|(v, n)| format!("{n} {}", v.as_str()))
-                .collect();
+        if let Some(parts) = omitted {
             writeln!(
                 self.out,
-                "(table limited to {} rows; not shown: {}; --json lists every flow)",
+                "(table limited to {} rows; not shown: {parts}; --json lists every flow)",
                 flows.len(),
-                parts.join(", ")
             )?;
         }
         if let Some(live) = self.opts.live {

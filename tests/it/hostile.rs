@@ -651,3 +651,41 @@ fn wrong_timestamps_do_not_stop_flows_from_expiring() {
         alike.reported_early()
     );
 }
+
+/// `--explain`, `--diagram` and `--diagram-svg` tell about at most 200
+/// connections, the most telling first, and count the rest: a capture of a
+/// busy host does not make them grow without bound.
+#[test]
+fn explanations_and_diagrams_are_bounded() {
+    let dir = TempDir::new().unwrap();
+    let mut frames: Vec<(f64, Vec<u8>)> = syns(500, 0.01, None)
+        .into_iter()
+        .map(|(ts, f)| (ts.sec as f64 + f64::from(ts.nsec) / 1e9, f))
+        .collect();
+    // One dead peer among them, late: it is kept.
+    let dead = dead_peer(Link::Raw, "10.9.0.2:40000", "10.9.0.1:5432", 1, 2);
+    frames.extend(dead.frames.iter().map(|(t, f)| (t + 10.0, f.clone())));
+    let path = dir.path().join("many.pcap");
+    write_pcap(&path, 101, &frames, PcapOpts::default());
+    let svg = dir.path().join("many.svg");
+    let text = crate::text(&[
+        "-r",
+        path.to_str().unwrap(),
+        "--summary",
+        "--explain",
+        "--diagram-svg",
+        svg.to_str().unwrap(),
+    ]);
+    let told = text
+        .lines()
+        .filter(|l| l.starts_with("flow ") && l.contains(" → "))
+        .count();
+    assert_eq!(told, 200, "{told}");
+    assert!(text.contains("— dead-peer"), "the telling one is kept");
+    assert!(
+        text.contains("(told about the 200 most telling connections; left out: 301 no-keepalive"),
+        "{text}"
+    );
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(doc.matches("class=\"title\"").count(), 200);
+}
