@@ -536,9 +536,9 @@ fn dropped(child: Child) -> u64 {
 
 /// A burst on a namespace's `lo` (100 k SYNs at 25 k/s, 200 k packets with
 /// the RSTs), kacap and `tcpdump -w /dev/null` capturing side by side (the
-/// same load, the same competition for the CPU): kacap drops no more (its
-/// kernel buffer is sized for immediate mode; `-w` is flushed once a
-/// second, not per packet).
+/// same load, the same competition for the CPU): kacap drops no more
+/// (packets in TPACKET_V3 blocks as tcpdump gets them, not an MTU-sized slot
+/// each as in immediate mode; `-w` flushed once a second, not per packet).
 #[test]
 fn a_flood_on_lo_drops_no_more_than_tcpdump() {
     if !live_allowed("live_flood") {
