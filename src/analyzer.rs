@@ -579,6 +579,8 @@ pub struct Controls<'a> {
     /// A file: stopping before its end leaves a partial analysis (a live
     /// capture or a pipe ends that way as a matter of course).
     pub partial_on_stop: bool,
+    /// Also stop, quietly, when this is set (the output's reader is gone).
+    pub quit: Option<&'a AtomicBool>,
 }
 
 impl<'a> Controls<'a> {
@@ -589,6 +591,7 @@ impl<'a> Controls<'a> {
             show: None,
             every: None,
             partial_on_stop: false,
+            quit: None,
         }
     }
 }
@@ -606,6 +609,10 @@ pub fn drive<S: Sink>(
         if controls.stop.load(Ordering::Relaxed) {
             analyzer.stats.interrupted = controls.partial_on_stop;
             break Ok(());
+        }
+        if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
+            // Nobody reads what comes next: stop here, report nothing more.
+            return Ok(());
         }
         // A snapshot asked for? Looked at every 256 frames, and when idle.
         if watch && since_look >= 256 {

@@ -7,7 +7,11 @@
 use crate::error::Error;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Most bytes of finished outputs waiting for their turn (in unlinked
+/// temporary files, RAM on tmpfs) before workers wait for the reader.
+const WAITING_BYTES: u64 = 256 << 20;
 use std::sync::mpsc;
 
 /// Expands `-r` arguments: directories to the files in them (sorted), and a
@@ -161,15 +165,17 @@ where
     let next = AtomicUsize::new(0);
     // How many files were emitted: workers stay at most `window` files
     // ahead, so finished outputs waiting their turn (each an open temporary
-    // file) stay few.
+    // file) stay few — and, in bytes, at most WAITING_BYTES (beyond the
+    // files being analyzed): a slow reader holds the workers back.
     let emitted = AtomicUsize::new(0);
+    let waiting = AtomicU64::new(0);
     let window = threads.max(1) * 4;
     let (tx, rx) = mpsc::channel::<Done>();
     let mut first_error = None;
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, files.len().max(1)) {
             let tx = tx.clone();
-            let (next, analyze, emitted) = (&next, &analyze, &emitted);
+            let (next, analyze, emitted, waiting) = (&next, &analyze, &emitted, &waiting);
             scope.spawn(move || {
                 loop {
                     // Stopped (SIGINT, SIGTERM): no new file is started, and
@@ -179,8 +185,15 @@ where
                     }
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
-                    while index >= emitted.load(Ordering::Relaxed) + window {
+                    while (index >= emitted.load(Ordering::Relaxed) + window
+                        || waiting.load(Ordering::Relaxed) > WAITING_BYTES)
+                        && index > emitted.load(Ordering::Relaxed)
+                        && !crate::signal::OUTPUT_GONE.load(Ordering::Relaxed)
+                    {
                         std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    if crate::signal::OUTPUT_GONE.load(Ordering::Relaxed) {
+                        break;
                     }
                     let mut messages = Vec::new();
                     let (output, result) = match tempfile::tempfile() {
@@ -192,6 +205,10 @@ where
                                 Err(_) => Err(io::Error::other("no output")),
                                 Ok(()) => w.into_inner().map_err(|e| e.into_error()),
                             };
+                            if let Ok(f) = &output {
+                                let len = f.metadata().map_or(0, |m| m.len());
+                                waiting.fetch_add(len, Ordering::Relaxed);
+                            }
                             (output, result)
                         }
                         Err(e) => (Err(e), Ok(())),
@@ -227,15 +244,22 @@ where
                     first_error.get_or_insert(Error::Reported(e.exit_code()));
                     continue;
                 }
+                let len = done
+                    .output
+                    .as_ref()
+                    .map_or(0, |f| f.metadata().map_or(0, |m| m.len()));
                 let copied =
                     out.write_all(header(path).as_bytes())
                         .and_then(|()| match done.output {
                             Ok(mut f) => f.rewind().and_then(|()| copy(&mut f, &mut out)),
                             Err(e) => Err(e),
                         });
+                waiting.fetch_sub(len.min(waiting.load(Ordering::Relaxed)), Ordering::Relaxed);
                 if let Err(e) = copied {
                     if e.kind() == io::ErrorKind::BrokenPipe {
-                        // The reader is gone: stop the workers, quietly.
+                        // The reader is gone: stop the workers — also those
+                        // in the middle of a file — quietly.
+                        crate::signal::OUTPUT_GONE.store(true, Ordering::Relaxed);
                         next.store(files.len(), Ordering::Relaxed);
                         emitted.store(files.len(), Ordering::Relaxed);
                         return;

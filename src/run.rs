@@ -381,6 +381,7 @@ fn analyze_into(
         show: Some(&signal::SHOW),
         every: plan.stats_every,
         partial_on_stop,
+        quit: Some(&signal::OUTPUT_GONE),
     };
     analyzer::drive(src, analyzer, controls)
 }

@@ -23,6 +23,10 @@ pub fn exit_status() -> Option<i32> {
 /// printed): the run ends with [`exit_status`].
 pub static PARTIAL: AtomicBool = AtomicBool::new(false);
 
+/// The reader of our output went away (several files): analyses stop,
+/// quietly — nothing is left to show.
+pub static OUTPUT_GONE: AtomicBool = AtomicBool::new(false);
+
 /// Set when SIGUSR1 arrives: show how the run stands, like `dd`.
 pub static SHOW: AtomicBool = AtomicBool::new(false);
 
