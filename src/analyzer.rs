@@ -63,6 +63,8 @@ pub struct Analyzer<S: Sink> {
     held: VecDeque<OwnedFrame>,
     /// Bytes of the frames in `held`.
     held_bytes: usize,
+    /// Flows a lookup pushed out, to report (empty between frames).
+    ended: Vec<Entry<PerFlow>>,
     hold: Option<Ambiguity>,
     /// A held segment released without an answer: shown provisionally.
     unsettled: Option<Ambiguity>,
@@ -150,6 +152,7 @@ impl<S: Sink> Analyzer<S> {
             sink,
             held: VecDeque::new(),
             held_bytes: 0,
+            ended: Vec::new(),
             hold: None,
             unsettled: None,
             learn: Learn::Hold(FxHashMap::default()),
@@ -243,11 +246,13 @@ impl<S: Sink> Analyzer<S> {
         let now = self.clock.frame(frame.ts);
         self.expire(now)?;
         // Flows that make room: an old connection on the same 4-tuple, or
-        // the oldest ones when the table is full. (No allocation unless.)
-        let mut ended = Vec::new();
+        // the oldest ones when the table is full (a reused buffer).
+        let ended = &mut self.ended;
         let entry = self.flows.lookup(&seg, frame.ts, |e| ended.push(e));
-        for old in ended {
-            report(self.link, &mut self.learn, old, now, &mut self.sink)?;
+        if !self.ended.is_empty() {
+            for old in std::mem::take(&mut self.ended) {
+                report(self.link, &mut self.learn, old, now, &mut self.sink)?;
+            }
         }
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
@@ -603,20 +608,20 @@ pub fn drive<S: Sink>(
     controls: Controls,
 ) -> Result<(), ReadEnd> {
     let mut next_show = controls.every.map(|d| std::time::Instant::now() + d);
-    let mut since_look = 0u32;
-    let watch = controls.show.is_some() || controls.every.is_some();
+    let mut look = false;
+    let watch = controls.show.is_some() || controls.every.is_some() || controls.quit.is_some();
     let read = loop {
         if controls.stop.load(Ordering::Relaxed) {
             analyzer.stats.interrupted = controls.partial_on_stop;
             break Ok(());
         }
-        if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
-            // Nobody reads what comes next: stop here, report nothing more.
-            return Ok(());
-        }
-        // A snapshot asked for? Looked at every 256 frames, and when idle.
-        if watch && since_look >= 256 {
-            since_look = 0;
+        // A snapshot asked for, or the reader gone? Looked at every 256
+        // frames, and when idle.
+        if watch && look {
+            if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
+                // Nobody reads what comes next: stop, report nothing more.
+                return Ok(());
+            }
             let asked = controls
                 .show
                 .is_some_and(|s| s.swap(false, Ordering::Relaxed));
@@ -632,17 +637,16 @@ pub fn drive<S: Sink>(
         }
         let result = match src.next_frame() {
             Ok(Next::Frame(frame)) => {
-                if watch {
-                    since_look += 1;
-                }
-                analyzer.frame(&frame)
+                let r = analyzer.frame(&frame);
+                look = analyzer.stats.frames % 256 == 0;
+                r
             }
             Ok(Next::Idle(Some(now))) => {
-                since_look = 256;
+                look = true;
                 analyzer.tick(now)
             }
             Ok(Next::Idle(None)) => {
-                since_look = 256;
+                look = true;
                 Ok(())
             }
             Ok(Next::End) => break Ok(()),
