@@ -28,9 +28,10 @@ use crate::decode::{LinkType, Segment, Skip, decode, flags};
 use crate::event::{
     Frame, FrameSource, Next, PacketEvent, ReadEnd, Revision, Revisions, Sink, Stats, Why,
 };
-use crate::flows::{Entry, Flow, FlowTable, Options};
+use crate::flows::{Entry, Flow, FlowKey, FlowTable, Options};
 use crate::lookahead::{Ambiguity, Hints, Recorder};
 use crate::registry::PerFlow;
+use crate::seq::SeqNumber;
 use crate::summary::FlowSummary;
 use crate::tcp::{CloseKind, Kind, Outstanding, Side};
 use crate::time::Timestamp;
@@ -63,6 +64,11 @@ pub struct Analyzer<S: Sink> {
     held: VecDeque<OwnedFrame>,
     /// Bytes of the frames in `held`.
     held_bytes: usize,
+    /// How many frames of each connection `held` has: a new hold looks
+    /// among them for what settles it only when there are some (a scan of
+    /// one bare segment per connection costs O(1) per frame, not a pass
+    /// over the held frames).
+    held_flows: FxHashMap<FlowKey, u32>,
     /// Flows a lookup pushed out, to report (empty between frames).
     ended: Vec<Entry<PerFlow>>,
     hold: Option<Ambiguity>,
@@ -98,6 +104,8 @@ struct OwnedFrame {
     ts: Timestamp,
     len: u32,
     data: Vec<u8>,
+    /// Its connection, while held (counted in `held_flows`).
+    key: Option<FlowKey>,
 }
 
 impl OwnedFrame {
@@ -107,6 +115,7 @@ impl OwnedFrame {
             ts: f.ts,
             len: f.len,
             data: f.data.to_vec(),
+            key: None,
         }
     }
 
@@ -117,6 +126,7 @@ impl OwnedFrame {
             ts: f.ts,
             len: f.len,
             data: f.data[..f.data.len().min(PROVISIONAL_BYTES)].to_vec(),
+            key: None,
         }
     }
 
@@ -152,6 +162,7 @@ impl<S: Sink> Analyzer<S> {
             sink,
             held: VecDeque::new(),
             held_bytes: 0,
+            held_flows: FxHashMap::default(),
             ended: Vec::new(),
             hold: None,
             unsettled: None,
@@ -173,52 +184,116 @@ impl<S: Sink> Analyzer<S> {
     /// Analyzes one frame.
     pub fn frame(&mut self, frame: &Frame) -> io::Result<()> {
         self.stats.frames += 1;
-        if self.hold.is_none() {
-            return self.process(frame);
+        if self.hold.is_none() && self.held.is_empty() {
+            self.process(frame)?;
+            return self.settle_new_hold();
         }
-        self.drain(VecDeque::from([OwnedFrame::of(frame)]))
-    }
-
-    /// Feeds frames in order while a hold may be on: each frame joins the
-    /// held ones and may end the hold; a released hold's frames are
-    /// analyzed before the rest (and may start another hold).
-    fn drain(&mut self, mut pending: VecDeque<OwnedFrame>) -> io::Result<()> {
-        while let Some(f) = pending.pop_front() {
-            let Some(hold) = self.hold else {
-                self.process(&f.frame())?;
-                continue;
-            };
-            let revealed = decode(self.link, &f.data)
-                .ok()
-                .and_then(|seg| hold.revealed_by(&seg));
-            self.held_bytes += f.data.len();
-            let expired = self.held.len() >= HOLD_FRAMES
-                || self.held_bytes >= HOLD_BYTES
-                || f.ts.since(hold.ts) > HOLD_SECONDS;
-            self.held.push_back(f);
-            if revealed.is_some() || expired {
-                if revealed.is_none() {
-                    self.unsettled = Some(hold);
-                }
-                self.teach(revealed.flatten());
-                let mut first = std::mem::take(&mut self.held);
-                self.held_bytes = 0;
-                first.append(&mut pending);
-                pending = first;
+        let seg = decode(self.link, frame.data).ok();
+        self.push_held(OwnedFrame::of(frame), seg.as_ref());
+        if let Some(hold) = self.hold {
+            let revealed = seg.as_ref().and_then(|s| hold.revealed_by(s));
+            if revealed.is_some() || self.window_full(hold) {
+                self.end_hold(hold, revealed)?;
             }
         }
         Ok(())
     }
 
+    /// Held frames: one more, at the back.
+    fn push_held(&mut self, mut f: OwnedFrame, seg: Option<&Segment>) {
+        f.key = seg.map(FlowKey::of);
+        if let Some(key) = f.key {
+            *self.held_flows.entry(key).or_insert(0) += 1;
+        }
+        self.held_bytes += f.data.len();
+        self.held.push_back(f);
+    }
+
+    /// The front held frame, taken out to be analyzed.
+    fn pop_held(&mut self) -> Option<OwnedFrame> {
+        let f = self.held.pop_front()?;
+        self.held_bytes -= f.data.len();
+        if let Some(key) = f.key
+            && let Some(n) = self.held_flows.get_mut(&key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.held_flows.remove(&key);
+            }
+        }
+        Some(f)
+    }
+
+    /// The frames held behind `hold` reach past the hold's bounds: it ends
+    /// with nothing learned.
+    fn window_full(&self, hold: Ambiguity) -> bool {
+        self.held.len() > HOLD_FRAMES
+            || self.held_bytes >= HOLD_BYTES
+            || self
+                .held
+                .back()
+                .is_some_and(|b| b.ts.since(hold.ts) > HOLD_SECONDS)
+    }
+
+    /// A hold just began on the front held frame (`process` put it back):
+    /// the frames already held behind it may settle it at once — a later
+    /// segment of its connection that tells, or bounds already reached.
+    fn settle_new_hold(&mut self) -> io::Result<()> {
+        match self.hold.and_then(|h| self.settles_at_once(h)) {
+            Some((hold, revealed)) => self.end_hold(hold, revealed),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends `hold` (revealed, or not: shown provisionally) and analyzes the
+    /// held frames in order, until one begins another hold that the frames
+    /// held behind it cannot settle.
+    fn end_hold(&mut self, hold: Ambiguity, revealed: Option<Option<SeqNumber>>) -> io::Result<()> {
+        let mut next = Some((hold, revealed));
+        while let Some((hold, revealed)) = next.take() {
+            if revealed.is_none() {
+                self.unsettled = Some(hold);
+            }
+            self.teach(revealed.flatten());
+            while self.hold.is_none() {
+                let Some(f) = self.pop_held() else { break };
+                self.process(&f.frame())?;
+                if let Some(h) = self.hold {
+                    next = self.settles_at_once(h);
+                    if next.is_none() {
+                        return Ok(());
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How a hold that just began ends at once, if the frames held behind
+    /// it settle it: a later segment of its connection that tells (looked
+    /// for only when its connection has some), or bounds already reached.
+    fn settles_at_once(&self, hold: Ambiguity) -> Option<(Ambiguity, Option<Option<SeqNumber>>)> {
+        let key = self.held.front()?.key?;
+        if self.held_flows.get(&key).copied().unwrap_or(0) > 1 {
+            let revealed = self.held.iter().skip(1).find_map(|f| {
+                decode(self.link, &f.data)
+                    .ok()
+                    .and_then(|s| hold.revealed_by(&s))
+            });
+            if revealed.is_some() {
+                return Some((hold, revealed));
+            }
+        }
+        self.window_full(hold).then_some((hold, None))
+    }
+
     /// Ends the hold without having learned anything (end of input, timeout).
     fn release(&mut self) -> io::Result<()> {
-        let Some(hold) = self.hold.take() else {
+        let Some(hold) = self.hold else {
             return Ok(());
         };
-        self.unsettled = Some(hold);
-        let held = std::mem::take(&mut self.held);
-        self.held_bytes = 0;
-        self.drain(held)
+        self.end_hold(hold, None)
     }
 
     /// Ends the hold, teaching the held sender's flow its next sequence
@@ -286,8 +361,13 @@ impl<S: Sink> Analyzer<S> {
                     // Probe or plain ACK? Wait for a segment that tells.
                     flow.held[from.idx()] = true;
                     self.hold = Ambiguity::of(frame.n, frame.ts, &seg);
+                    // At the front: the frames already held come after it.
+                    let key = FlowKey::of(&seg);
+                    *self.held_flows.entry(key).or_insert(0) += 1;
                     self.held_bytes += frame.data.len();
-                    self.held.push_back(OwnedFrame::of(frame));
+                    let mut f = OwnedFrame::of(frame);
+                    f.key = Some(key);
+                    self.held.push_front(f);
                     return Ok(());
                 }
                 if let Some(a) = self.unsettled.take_if(|a| a.n == frame.n) {
@@ -638,7 +718,7 @@ pub fn drive<S: Sink>(
         let result = match src.next_frame() {
             Ok(Next::Frame(frame)) => {
                 let r = analyzer.frame(&frame);
-                look = analyzer.stats.frames % 256 == 0;
+                look = analyzer.stats.frames.is_multiple_of(256);
                 r
             }
             Ok(Next::Idle(Some(now))) => {

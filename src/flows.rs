@@ -219,7 +219,7 @@ impl Flow {
 
 /// Canonical 4-tuple: the lower endpoint first.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-struct FlowKey {
+pub struct FlowKey {
     lo: ([u8; 16], u16),
     hi: ([u8; 16], u16),
 }
@@ -234,7 +234,7 @@ fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
 }
 
 impl FlowKey {
-    fn of(seg: &Segment) -> FlowKey {
+    pub fn of(seg: &Segment) -> FlowKey {
         let a = (addr_bytes(seg.src), seg.sport);
         let b = (addr_bytes(seg.dst), seg.dport);
         if a <= b {
