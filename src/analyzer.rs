@@ -764,6 +764,14 @@ pub fn lookahead(src: &mut impl FrameSource, options: Options) -> Hints {
     while let Ok(Next::Frame(frame)) = src.next_frame() {
         // Discard never fails.
         let _ = a.frame(&frame);
+        // Ctrl-C during the pass: stop it too (the main pass then stops at
+        // once and says the analysis is partial).
+        if a.stats.frames.is_multiple_of(4096)
+            && (crate::signal::STOP.load(Ordering::Relaxed)
+                || crate::signal::OUTPUT_GONE.load(Ordering::Relaxed))
+        {
+            break;
+        }
     }
     match a.learn {
         Learn::Record(r) => r.finish(),

@@ -137,3 +137,59 @@ fn a_filter_word_that_names_a_file_is_still_a_filter() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("┆ dead-peer"));
 }
+
+/// Several files into a reader that goes away (`| head -c 200`): every
+/// worker stops, also in the middle of a file, and the run ends quietly
+/// with status 0 — long before the files could have been analyzed.
+#[test]
+fn a_closed_output_stops_every_worker_promptly() {
+    use crate::craft::*;
+    let dir = tempfile::TempDir::new().unwrap();
+    let frames = busy_link(1_700_000_000.0, 600.0, 200.0);
+    for name in ["a", "b", "c", "d"] {
+        write_pcap(
+            &dir.path().join(format!("{name}.pcap")),
+            1,
+            &frames,
+            PcapOpts::default(),
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("kacap");
+    let alone = std::time::Instant::now();
+    let out = std::process::Command::new(&bin)
+        .arg("-r")
+        .arg(dir.path().join("a.pcap"))
+        .arg("--json")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let one_file = alone.elapsed();
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' -r '{}' --json | head -c 200 >/dev/null; exit ${{PIPESTATUS:-0}}",
+            bin.display(),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Four files on two workers would take two files' time; stopping at the
+    // closed pipe takes about one (the first file must finish to be shown).
+    assert!(
+        start.elapsed() < one_file * 3 / 2 + std::time::Duration::from_millis(500),
+        "{:?} vs one file {one_file:?}",
+        start.elapsed()
+    );
+}
