@@ -11,7 +11,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Most bytes of finished outputs waiting for their turn (in unlinked
 /// temporary files, RAM on tmpfs) before workers wait for the reader.
-const WAITING_BYTES: u64 = 256 << 20;
+pub const WAITING_BYTES: u64 = 256 << 20;
+
+/// How [`run_parallel`] spreads the work.
+#[derive(Clone, Copy, Debug)]
+pub struct Parallel {
+    pub threads: usize,
+    /// Most bytes of finished outputs waiting for the reader ([`WAITING_BYTES`]).
+    pub waiting_bytes: u64,
+}
 use std::sync::mpsc;
 
 /// Expands `-r` arguments: directories to the files in them (sorted), and a
@@ -153,7 +161,10 @@ struct Done {
 /// status ([`Error::Reported`]), after every file was tried.
 pub fn run_parallel<F>(
     files: &[PathBuf],
-    threads: usize,
+    Parallel {
+        threads,
+        waiting_bytes,
+    }: Parallel,
     analyze: F,
     header: impl Fn(&Path) -> String,
     mut out: impl Write,
@@ -186,7 +197,7 @@ where
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
                     while (index >= emitted.load(Ordering::Relaxed) + window
-                        || waiting.load(Ordering::Relaxed) > WAITING_BYTES)
+                        || waiting.load(Ordering::Relaxed) > waiting_bytes)
                         && index > emitted.load(Ordering::Relaxed)
                         && !crate::signal::OUTPUT_GONE.load(Ordering::Relaxed)
                     {
@@ -293,7 +304,7 @@ fn copy(from: &mut std::fs::File, to: &mut impl Write) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{glob_match, looks_like_capture, looks_like_rotation};
+    use super::{Parallel, glob_match, looks_like_capture, looks_like_rotation, run_parallel};
     use std::path::{Path, PathBuf};
 
     #[test]
@@ -305,6 +316,59 @@ mod tests {
         assert!(glob_match(b"a*b*c", b"aXbYbZc"));
         assert!(!glob_match(b"a*b*c", b"aXbYbZ"));
         assert!(!glob_match(b"?", b""));
+    }
+
+    /// A reader that does not read (its first write blocks for a while):
+    /// workers stop once finished outputs waiting for it pass the bound,
+    /// instead of analyzing every file into temporary files.
+    #[test]
+    fn a_slow_reader_holds_the_workers_back() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Slow<'a>(&'a AtomicUsize, Option<usize>);
+        impl Write for Slow<'_> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if self.1.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    self.1 = Some(self.0.load(Ordering::SeqCst));
+                }
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let files: Vec<PathBuf> = (0..20).map(|i| PathBuf::from(format!("f{i}"))).collect();
+        let analyzed = AtomicUsize::new(0);
+        // Files analyzed by the time the reader's first write returned.
+        let mut at_first_write = Vec::new();
+        for limit in [100_000u64, u64::MAX] {
+            analyzed.store(0, Ordering::SeqCst);
+            let mut out = Slow(&analyzed, None);
+            run_parallel(
+                &files,
+                Parallel {
+                    threads: 2,
+                    waiting_bytes: limit,
+                },
+                |_, w, _| {
+                    w.write_all(&[b'x'; 300_000]).unwrap();
+                    analyzed.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                },
+                |_| String::new(),
+                &mut out,
+                &mut Vec::new(),
+            )
+            .unwrap();
+            at_first_write.push(out.1.unwrap());
+        }
+        let (bounded, unbounded) = (at_first_write[0], at_first_write[1]);
+        assert!(
+            bounded <= 3,
+            "{bounded} files analyzed while the reader waited"
+        );
+        assert!(unbounded >= 8, "{unbounded}: the window alone allows more");
     }
 
     #[test]

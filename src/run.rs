@@ -124,7 +124,10 @@ fn run_many(
     let json = matches!(plan.output, Output::Json(_));
     inputs::run_parallel(
         files,
-        threads,
+        inputs::Parallel {
+            threads,
+            waiting_bytes: inputs::WAITING_BYTES,
+        },
         |path, w, messages| {
             let src = Source::file(path, plan.filter.as_deref())?;
             let path = [path.to_path_buf()];
