@@ -131,12 +131,27 @@ pub struct Http {
     pub max_gap: Option<f64>,
 }
 
-/// Whether `b` starts like an HTTP/1.x request line.
+/// Whether `b` starts like an HTTP/1.x request line: an upper-case method,
+/// a space, and — when the line ends within `b` — `HTTP/1.0` or `HTTP/1.1`
+/// as its last word. (The HTTP/2 preface `PRI * HTTP/2.0` and a line of
+/// some other protocol, `GET / chatty`, are not HTTP/1.x requests.)
 pub fn looks_like_request(b: &[u8]) -> bool {
     let method_len = b.iter().take(17).position(|&c| c == b' ');
-    match method_len {
+    let method_ok = match method_len {
         Some(n) if n > 0 => b[..n].iter().all(|c| c.is_ascii_uppercase()),
         _ => false,
+    };
+    if !method_ok {
+        return false;
+    }
+    match b.iter().position(|&c| c == b'\n') {
+        Some(end) => {
+            let line = b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]);
+            let version = line.rsplit(|&c| c == b' ').next().unwrap_or(&[]);
+            version_of(version).is_some()
+        }
+        // The line goes on in a later segment: the method must do.
+        None => true,
     }
 }
 
@@ -285,6 +300,12 @@ impl Http {
             let Some(head) = head else { continue };
             let h = parse_head(&head);
             let version = version_of(&h.first[2]);
+            if version.is_none() {
+                // Not an HTTP/1.x request line: this direction is something
+                // else (the HTTP/2 preface after `Upgrade: h2c`…).
+                self.req.phase = Phase::Lost;
+                break;
+            }
             if self.requests == 0 {
                 self.version = version;
                 self.first_req_persistent = persistent(version, &h);
@@ -337,6 +358,24 @@ impl Http {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
+            if status == 101 {
+                // Switching Protocols (WebSocket, h2c): the upgrade's answer
+                // is a response; what follows both ways is not HTTP/1.x.
+                self.responses += 1;
+                self.pending_head.pop_front();
+                if self.responses == 1 {
+                    self.keep_alive = Some(self.first_req_persistent);
+                }
+                self.req.phase = Phase::Lost;
+                self.resp.phase = Phase::Lost;
+                self.last_response_end = Some(ts);
+                note.get_or_insert(HttpNote::Response {
+                    number: self.responses,
+                    status,
+                    persistent: true,
+                });
+                break;
+            }
             if (100..200).contains(&status) {
                 // Interim (100 Continue): the real response follows.
                 self.resp.phase = Phase::Head;
@@ -631,5 +670,34 @@ mod tests {
         assert_eq!(h.requests, 1);
         assert!(!looks_like_request(b"\x16\x03\x01 TLS"));
         assert!(looks_like_request(b"OPTIONS * HTTP/1.1"));
+        assert!(looks_like_request(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(looks_like_request(b"GET /a-very-long-target-split"));
+    }
+
+    #[test]
+    fn not_http1_the_h2c_preface_and_a_line_without_a_version() {
+        assert!(!looks_like_request(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(!looks_like_request(b"GET / chatty\n"));
+        assert!(!looks_like_request(b"PING\r\n"));
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_one_exchange_then_not_http() {
+        let mut h = Http::new();
+        let req = b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        h.feed(true, SeqNumber(1), req.len() as u32, req, t(0.0));
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello";
+        let note = h.feed(false, SeqNumber(1), resp.len() as u32, resp, t(0.1));
+        assert!(matches!(note, Some(HttpNote::Response { status: 101, .. })));
+        // WebSocket frames after it, both ways: no more requests or responses.
+        let frame = b"\x81\x85\x00\x00\x00\x00hello\r\n\r\n";
+        h.feed(
+            true,
+            SeqNumber(1 + req.len() as u32),
+            frame.len() as u32,
+            frame,
+            t(0.2),
+        );
+        assert_eq!((h.requests, h.responses), (1, 1));
     }
 }

@@ -87,3 +87,59 @@ fn http_on_any_port_is_recognized_by_the_request_line_not_the_port() {
     c.write_pcap(&path, PcapOpts::default());
     assert!(json(&path, &[]).flow().get("http").is_none());
 }
+
+/// Not HTTP/1.x: the HTTP/2 prior-knowledge preface (h2c) and a text
+/// protocol's `GET / chatty` line are not counted as requests; a WebSocket
+/// upgrade is one exchange (the 101 is its response), then frames, not
+/// requests.
+#[test]
+fn h2c_and_a_versionless_line_are_not_http1_and_a_websocket_upgrade_is_one_exchange() {
+    let dir = TempDir::new().unwrap();
+    let mut h2c = Conn::new("10.0.0.2:40000", "10.0.0.1:8080", Link::Ethernet);
+    h2c.handshake(1, 2)
+        .exchange(
+            Client,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+        )
+        .exchange(Server, b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let p = dir.path().join("h2c.pcap");
+    h2c.write_pcap(&p, PcapOpts::default());
+    assert!(
+        json(&p, &[]).flow().get("http").is_none(),
+        "h2c read as HTTP/1.x"
+    );
+
+    let mut chatty = Conn::new("10.0.0.2:40001", "10.0.0.1:7000", Link::Ethernet);
+    chatty
+        .handshake(1, 2)
+        .exchange(Client, b"GET / chatty\n")
+        .exchange(Server, b"OK\n");
+    let p = dir.path().join("chatty.pcap");
+    chatty.write_pcap(&p, PcapOpts::default());
+    assert!(
+        json(&p, &[]).flow().get("http").is_none(),
+        "a versionless line read as HTTP"
+    );
+
+    let mut ws = Conn::new("10.0.0.2:40002", "10.0.0.1:8765", Link::Ethernet);
+    ws.handshake(1, 2)
+        .exchange(
+            Client,
+            b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .exchange(
+            Server,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .exchange(Client, b"\x89\x80\x01\x02\x03\x04")
+        .exchange(Server, b"\x8a\x00");
+    let p = dir.path().join("ws.pcap");
+    ws.write_pcap(&p, PcapOpts::default());
+    let j = json(&p, &[]);
+    let h = &j.flow()["http"];
+    assert_eq!(
+        (h["requests"].as_u64(), h["responses"].as_u64()),
+        (Some(1), Some(1)),
+        "{h}"
+    );
+}
