@@ -419,6 +419,23 @@ fn probing(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
         }
     );
     let stack = stack(steps);
+    // The probe the silence is told of: the first one after a silence the
+    // capture shows whole (probe #1 when the capture starts during the idle
+    // period comes before it, its silence unknown).
+    let first = |known: bool| {
+        steps.iter().find_map(|s| match s.note {
+            Note::Probe {
+                number: 1,
+                idle,
+                ordinal,
+                ..
+            } if s.kind == Kind::Keepalive && (!known || idle.is_some()) => Some(ordinal),
+            _ => None,
+        })
+    };
+    let told = first(f.findings.keepalive.idle.is_some())
+        .or_else(|| first(false))
+        .unwrap_or(1);
     let idle_src = match f.findings.keepalive.idle {
         Some(idle) => format!(
             "After {} of silence (its TCP_KEEPIDLE; the {} default {} is {:.0} s) it",
@@ -442,7 +459,7 @@ fn probing(o: &mut String, f: &FlowSummary, who: Roles, steps: &[Step]) {
     };
     let _ = writeln!(
         o,
-        "  {idle_src} sent probe #1: an ACK carrying {payload} whose sequence number is one below the next \
+        "  {idle_src} sent probe #{told}: an ACK carrying {payload} whose sequence number is one below the next \
          byte, so the {peer}'s TCP must answer with an ACK if it still has the connection."
     );
 }

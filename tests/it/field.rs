@@ -186,6 +186,15 @@ fn real_capture_started_after_the_connection_went_idle_healthy() {
     let f = j.flow();
     assert_eq!(f["verdict"], "alive");
     approx(&f["keepalive"]["idle"], 5.0, 0.25);
+    // The silence --explain tells of is the one before probe #2: probe #1's
+    // began before the capture.
+    let t = crate::text(&[
+        "-r",
+        fixture("idle-start-alive.pcap").to_str().unwrap(),
+        "--explain",
+        "--summary",
+    ]);
+    assert!(t.contains("it sent probe #2: an ACK"), "{t}");
 }
 
 #[test]
