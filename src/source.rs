@@ -155,6 +155,28 @@ fn supported(dlt: i32, input: impl Fn(String) -> Error) -> Result<LinkType, Erro
 }
 
 impl Source {
+    /// A source over `handle`, nothing read yet (the fields the kinds of
+    /// source share; each constructor sets what differs).
+    fn base(handle: Handle, link: LinkType, dlt: i32, name: String) -> Source {
+        Source {
+            handle,
+            link,
+            dlt,
+            name,
+            nano: true,
+            save: None,
+            limit: None,
+            captured: 0,
+            file: None,
+            progress: None,
+            snaplen: LIVE_SNAPLEN,
+            stream: false,
+            unpacking: None,
+            ended: false,
+            flushed: None,
+        }
+    }
+
     /// Opens `path` (`-` for stdin) and applies `filter` (BPF syntax).
     pub fn file(path: &Path, filter: Option<&str>) -> Result<Source, Error> {
         let name = if path == Path::new("-") {
@@ -222,44 +244,27 @@ impl Source {
                     None => not_capture(e),
                 };
                 // SAFETY: a descriptor we own; libpcap takes it over.
-                let cap = unsafe { Capture::from_raw_fd_with_precision(fd, Precision::Nano) }
-                    .map_err(inside)?;
-                let dlt = cap.get_datalink().0;
-                let link = supported(dlt, input)?;
-                let mut cap = cap;
-                apply_filter(&mut cap, filter)?;
-                return Ok(Source {
-                    handle: Handle::File(cap),
-                    link,
-                    dlt,
-                    name,
-                    nano: true,
-                    save: None,
-                    limit: None,
-                    captured: 0,
-                    file: None,
-                    progress: None,
-                    snaplen: LIVE_SNAPLEN,
-                    stream,
-                    unpacking,
-                    ended: false,
-                    flushed: None,
-                });
-            }
-            size = meta.len();
-            // libpcap opens it again by a name that is always UTF-8 (and
-            // closes it itself when the file is not a capture); only where
-            // /proc is missing and the name is not UTF-8 does it get our
-            // descriptor, which it then keeps on failure.
-            let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-            if Path::new(&by_fd).exists() {
-                Capture::from_file_with_precision(&by_fd, Precision::Nano).map_err(not_capture)?
-            } else if path.to_str().is_some() {
-                Capture::from_file_with_precision(path, Precision::Nano).map_err(not_capture)?
+                unsafe { Capture::from_raw_fd_with_precision(fd, Precision::Nano) }
+                    .map_err(inside)?
             } else {
-                // SAFETY: an open descriptor we own; libpcap takes it over.
-                unsafe { Capture::from_raw_fd_with_precision(file.into_raw_fd(), Precision::Nano) }
+                size = meta.len();
+                // libpcap opens it again by a name that is always UTF-8 (and
+                // closes it itself when the file is not a capture); only where
+                // /proc is missing and the name is not UTF-8 does it get our
+                // descriptor, which it then keeps on failure.
+                let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+                if Path::new(&by_fd).exists() {
+                    Capture::from_file_with_precision(&by_fd, Precision::Nano)
+                        .map_err(not_capture)?
+                } else if path.to_str().is_some() {
+                    Capture::from_file_with_precision(path, Precision::Nano).map_err(not_capture)?
+                } else {
+                    // SAFETY: an open descriptor we own; libpcap takes it over.
+                    unsafe {
+                        Capture::from_raw_fd_with_precision(file.into_raw_fd(), Precision::Nano)
+                    }
                     .map_err(not_capture)?
+                }
             }
         };
         // The descriptor libpcap reads, for the progress bar.
@@ -272,21 +277,10 @@ impl Source {
         let link = supported(dlt, input)?;
         apply_filter(&mut cap, filter)?;
         Ok(Source {
-            handle: Handle::File(cap),
-            link,
-            dlt,
-            name,
-            nano: true,
-            save: None,
-            limit: None,
-            captured: 0,
             file: (fd >= 0).then_some((fd, size)),
-            progress: None,
-            snaplen: LIVE_SNAPLEN,
             stream,
             unpacking,
-            ended: false,
-            flushed: None,
+            ..Source::base(Handle::File(cap), link, dlt, name)
         })
     }
 
@@ -327,21 +321,9 @@ impl Source {
         // wait in poll(2), which a signal interrupts.
         let cap = cap.setnonblock().map_err(|e| live(pcap_msg(&e)))?;
         Ok(Source {
-            handle: Handle::Live(cap),
-            link,
-            dlt,
-            name: iface.to_string(),
             nano: false,
-            save: None,
-            limit: None,
-            captured: 0,
-            file: None,
-            progress: None,
             snaplen: opts.snaplen(),
-            stream: false,
-            unpacking: None,
-            ended: false,
-            flushed: None,
+            ..Source::base(Handle::Live(cap), link, dlt, iface.to_string())
         })
     }
 
@@ -372,31 +354,19 @@ impl Source {
         }
         let (link, dlt) = (first.link, first.dlt);
         let name = format!("{} (and {} more, merged)", first.name, sources.len() - 1);
-        Ok(Source {
-            handle: Handle::Merge(Box::new(Merge::new(
-                sources
-                    .into_iter()
-                    .map(|s| {
-                        let name = s.name.clone();
-                        (s, name)
-                    })
-                    .collect(),
-            ))),
+        let parts = sources
+            .into_iter()
+            .map(|s| {
+                let name = s.name.clone();
+                (s, name)
+            })
+            .collect();
+        Ok(Source::base(
+            Handle::Merge(Box::new(Merge::new(parts))),
             link,
             dlt,
             name,
-            nano: true,
-            save: None,
-            limit: None,
-            captured: 0,
-            file: None,
-            progress: None,
-            snaplen: LIVE_SNAPLEN,
-            stream: false,
-            unpacking: None,
-            ended: false,
-            flushed: None,
-        })
+        ))
     }
 
     /// Size of the input file in bytes (0 for stdin and live captures).
