@@ -51,7 +51,7 @@ pub struct Text<const N: usize> {
 }
 
 impl<const N: usize> Text<N> {
-    fn of(b: &[u8]) -> Self {
+    pub(crate) fn of(b: &[u8]) -> Self {
         let mut bytes = [0u8; N];
         let n = b.len().min(N);
         bytes[..n].copy_from_slice(&b[..n]);
@@ -66,7 +66,11 @@ impl<const N: usize> Text<N> {
 impl<const N: usize> std::fmt::Display for Text<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for &b in &self.bytes[..usize::from(self.len)] {
-            let c = if b.is_ascii_graphic() { b as char } else { '?' };
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
             write!(f, "{c}")?;
         }
         if self.cut {
@@ -127,8 +131,14 @@ pub struct Http {
     /// still waiting for its response.
     pending_head: VecDeque<bool>,
     last_response_end: Option<Timestamp>,
+    /// The latest request and response both kept the connection open: a
+    /// close after it is an idle close, not the end HTTP asked for.
+    open_for_more: bool,
+    ending: Ending,
     /// Longest pause between a response and the next request.
     pub max_gap: Option<f64>,
+    /// The server's `Keep-Alive: timeout=N`, from its latest response.
+    pub advertised_timeout: Option<f64>,
 }
 
 /// Whether `b` starts like an HTTP/1.x request line: an upper-case method,
@@ -166,6 +176,8 @@ struct Head {
     chunked: bool,
     close: bool,
     keep_alive: bool,
+    /// `Keep-Alive: timeout=N` (seconds).
+    timeout: Option<f64>,
 }
 
 fn parse_head(head: &[u8]) -> Head {
@@ -185,6 +197,7 @@ fn parse_head(head: &[u8]) -> Head {
         chunked: false,
         close: false,
         keep_alive: false,
+        timeout: None,
     };
     for line in lines {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -198,6 +211,12 @@ fn parse_head(head: &[u8]) -> Head {
             h.content_length = value.parse().ok();
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             h.chunked = value.split(',').any(|t| t.trim() == "chunked");
+        } else if name.eq_ignore_ascii_case(b"keep-alive") {
+            h.timeout = value
+                .split(',')
+                .filter_map(|p| p.trim().strip_prefix("timeout="))
+                .find_map(|v| v.trim().parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t >= 0.0);
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(',') {
                 match token.trim() {
@@ -239,7 +258,10 @@ impl Http {
             first_req_persistent: false,
             pending_head: VecDeque::new(),
             last_response_end: None,
+            open_for_more: false,
+            ending: Ending::default(),
             max_gap: None,
+            advertised_timeout: None,
         }
     }
 
@@ -311,6 +333,7 @@ impl Http {
                 self.first_req_persistent = persistent(version, &h);
             }
             self.requests += 1;
+            self.open_for_more = persistent(version, &h);
             if self.pending_head.len() < MAX_PENDING {
                 self.pending_head.push_back(h.first[0] == b"HEAD");
             }
@@ -384,6 +407,10 @@ impl Http {
             self.responses += 1;
             let head_request = self.pending_head.pop_front().unwrap_or(false);
             let keep = persistent(version_of(&h.first[0]), &h);
+            if h.timeout.is_some() {
+                self.advertised_timeout = h.timeout;
+            }
+            self.open_for_more &= keep;
             if self.responses == 1 {
                 self.keep_alive = Some(self.first_req_persistent && keep);
             }
@@ -407,6 +434,63 @@ impl Http {
             });
         }
         note
+    }
+
+    /// The end of the connection, segment by segment: who closed first and
+    /// how long after the last response; a request sent into the server's
+    /// close, and the RST that answers it.
+    fn ending(&mut self, cx: &Ctx, payload: bool) -> Option<Stale> {
+        let seg = cx.seg;
+        let e = &mut self.ending;
+        let server_closed = matches!(e.first_fin, Some((Side::Server, _)));
+        let idle_close = e.first_fin.and_then(|(_, i)| i);
+        if cx.from == Side::Client && payload {
+            let end = seg.seq + seg.len;
+            e.client_next = Some(e.client_next.map_or(end, |n| n.max(end)));
+            if server_closed && !e.sent_after_fin {
+                e.sent_after_fin = true;
+                return Some(Stale::Request { idle_close });
+            }
+        }
+        if cx.from == Side::Server
+            && seg.has(crate::decode::flags::RST)
+            && e.sent_after_fin
+            && !e.stale_request
+        {
+            e.stale_request = true;
+            return Some(Stale::Reset { idle_close });
+        }
+        if seg.has(crate::decode::flags::FIN) && e.first_fin.is_none() {
+            // A server FIN that does not acknowledge the client's latest
+            // data was sent before that request arrived: they crossed.
+            let crossed = cx.from == Side::Server
+                && seg.has(crate::decode::flags::ACK)
+                && e.client_next.is_some_and(|n| n.diff(seg.ack) > 0);
+            let idle = crossed
+                || (self.open_for_more
+                    && self.resp.phase == Phase::Head
+                    && self.pending_head.is_empty()
+                    && self.requests > 0
+                    && self.requests == self.responses);
+            let since = self
+                .last_response_end
+                .filter(|_| idle)
+                .map(|end| cx.ts.since(end).max(0.0));
+            self.ending.first_fin = Some((cx.from, since));
+            if crossed {
+                self.ending.sent_after_fin = true;
+                return Some(Stale::Crossed { idle_close: since });
+            }
+        }
+        None
+    }
+
+    /// How long after its last response `side` closed the idle connection.
+    fn idle_close(&self, side: Side) -> Option<f64> {
+        match self.ending.first_fin {
+            Some((s, since)) if s == side => since,
+            _ => None,
+        }
     }
 
     /// Persistence as the flow record reports it: from the first exchange,
@@ -531,6 +615,30 @@ pub struct HttpSummary {
     pub version: Option<&'static str>,
     /// Longest pause between a response and the next request.
     pub max_gap: Option<f64>,
+    /// The server closed the idle connection (its FIN, nothing pending)
+    /// this long after its last response.
+    pub server_idle_close: Option<f64>,
+    /// The client closed the idle connection first, this long after the
+    /// last response (a pool closing idle connections: the benign order).
+    pub client_idle_close: Option<f64>,
+    /// The server's `Keep-Alive: timeout=N`.
+    pub advertised_timeout: Option<f64>,
+    /// The keep-alive race: the client sent a request after the server's
+    /// FIN and the server answered RST (a stale pooled connection).
+    pub stale_request: bool,
+}
+
+/// The keep-alive pool race, as it happens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stale {
+    /// Data from the client after the server's FIN; `idle_close` is how
+    /// long after its last response the server had closed.
+    Request { idle_close: Option<f64> },
+    /// The server's FIN crossed a request already on its way (the FIN
+    /// does not acknowledge it).
+    Crossed { idle_close: Option<f64> },
+    /// The server's RST answering it.
+    Reset { idle_close: Option<f64> },
 }
 
 /// What the HTTP analysis says about one segment.
@@ -540,6 +648,8 @@ pub struct HttpPacket {
     pub on: bool,
     /// An HTTP message this segment starts.
     pub message: Option<HttpNote>,
+    /// Part of the keep-alive race.
+    pub stale: Option<Stale>,
 }
 
 /// The HTTP analysis: decides on the client's first payload whether the
@@ -548,6 +658,19 @@ pub struct HttpPacket {
 pub struct HttpAnalysis {
     decided: bool,
     http: Option<Box<Http>>,
+}
+
+/// How an HTTP connection's end went (kept beside `Http`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Ending {
+    /// The first FIN: its side, and how long after the last response it
+    /// came when nothing was pending (an idle close).
+    first_fin: Option<(Side, Option<f64>)>,
+    /// The client sent data after the server's FIN, or the FIN crossed it.
+    sent_after_fin: bool,
+    stale_request: bool,
+    /// The client's next sequence number after its latest data.
+    client_next: Option<SeqNumber>,
 }
 
 impl Analysis for HttpAnalysis {
@@ -579,10 +702,15 @@ impl Analysis for HttpAnalysis {
         } else {
             None
         };
+        let stale = h.ending(cx, payload);
         if seg.has(crate::decode::flags::FIN | crate::decode::flags::RST) {
             h.closed(cx.ts);
         }
-        HttpPacket { on: true, message }
+        HttpPacket {
+            on: true,
+            message,
+            stale,
+        }
     }
 
     fn finish(&mut self, _flow: &Flow, _now: Timestamp) -> Option<HttpSummary> {
@@ -592,6 +720,10 @@ impl Analysis for HttpAnalysis {
             keep_alive: h.keep_alive(),
             version: h.version,
             max_gap: h.max_gap,
+            server_idle_close: h.idle_close(Side::Server),
+            client_idle_close: h.idle_close(Side::Client),
+            advertised_timeout: h.advertised_timeout,
+            stale_request: h.ending.stale_request,
         })
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod analysis;
 pub mod analyzer;
+pub mod app;
 pub mod classify;
 pub mod cli;
 pub mod clock;

@@ -11,6 +11,8 @@ crate::analysis::analyses! {
     http: crate::http::HttpAnalysis,
     /// Unanswered data retransmitted until the sender gave up.
     retransmit: crate::retransmit::Retransmit,
+    /// Application keepalives: HTTP/2 PING/GOAWAY, WebSocket, Redis, MySQL, encrypted rhythm.
+    app: crate::app::AppAnalysis,
 }
 
 #[cfg(test)]

@@ -29,6 +29,20 @@ pub enum Verdict {
     /// One probe, unanswered, and the capture ended less than a second
     /// after it: too soon to tell a dead peer from an answer on its way.
     Undecided,
+    /// No TCP keepalive; the application keeps the connection alive with
+    /// its own pings (HTTP/2 PING, WebSocket ping, Redis PING, MySQL
+    /// COM_PING, or an encrypted rhythm) — see `app`.
+    AppKeepalive,
+    /// The application's latest keepalive pings went unanswered (two or
+    /// more in a row, or one and then the connection ended): its peer's
+    /// application stopped answering — see `app`.
+    AppPingTimeout,
+    /// The server refused the client's HTTP/2 pings: GOAWAY
+    /// ENHANCE_YOUR_CALM (gRPC's `too_many_pings`).
+    TooManyPings,
+    /// The HTTP keep-alive race: a request sent on a connection the server
+    /// had closed, answered by RST (a stale pooled connection).
+    StaleConnection,
 }
 
 impl Verdict {
@@ -42,6 +56,10 @@ impl Verdict {
             Verdict::RetransmitTimeout => "retransmit-timeout",
             Verdict::AcksDropped => "acks-dropped",
             Verdict::Undecided => "undecided",
+            Verdict::AppKeepalive => "app-keepalive",
+            Verdict::AppPingTimeout => "app-ping-timeout",
+            Verdict::TooManyPings => "too-many-pings",
+            Verdict::StaleConnection => "stale-connection",
         }
     }
 }
@@ -51,7 +69,14 @@ impl Verdict {
 /// - data went unanswered and was retransmitted until the sender gave up
 ///   (its RST, or silence), or at least twice before the capture ended →
 ///   `retransmit-timeout`;
-/// - no keepalive probe → `no-keepalive`;
+/// - a request sent after the server's FIN was answered by RST →
+///   `stale-connection` (the HTTP keep-alive pool race);
+/// - the server answered HTTP/2 pings with GOAWAY ENHANCE_YOUR_CALM →
+///   `too-many-pings`;
+/// - no keepalive probe → when the application pinged (HTTP/2, WebSocket,
+///   Redis, MySQL, an encrypted rhythm): `app-ping-timeout` if its latest
+///   pings went unanswered (two in a row, or one and the connection
+///   ended), else `app-keepalive`; without pings `no-keepalive`;
 /// - the prober's latest probes were answered on the wire but it behaved as
 ///   if it heard nothing (TS ecr stuck, or its RST one interval after an
 ///   answered probe) → `acks-dropped`;
@@ -59,7 +84,7 @@ impl Verdict {
 ///   `alive`, answered by RST → `peer-reset`, unanswered (with or without
 ///   the prober's RST) → `dead-peer` — except one lone probe the capture
 ///   ended less than a second after → `undecided`.
-pub fn verdict(f: &Findings) -> Verdict {
+pub fn verdict(f: &Findings, closed: bool) -> Verdict {
     if f.idle.killed.is_some() {
         return Verdict::IdleTimeout;
     }
@@ -68,7 +93,22 @@ pub fn verdict(f: &Findings) -> Verdict {
     {
         return Verdict::RetransmitTimeout;
     }
+    if f.http.is_some_and(|h| h.stale_request) {
+        return Verdict::StaleConnection;
+    }
+    if f.app
+        .and_then(|a| a.goaway)
+        .is_some_and(|g| g.too_many_pings())
+    {
+        return Verdict::TooManyPings;
+    }
     if f.keepalive.probes == 0 {
+        if let Some(a) = f.app.filter(|a| a.pings > 0) {
+            if a.trailing_unanswered >= 2 || (a.trailing_unanswered == 1 && closed) {
+                return Verdict::AppPingTimeout;
+            }
+            return Verdict::AppKeepalive;
+        }
         return Verdict::NoKeepalive;
     }
     if f.keepalive.acks_dropped.is_some() {
@@ -151,7 +191,7 @@ impl FlowSummary {
                 Some((CloseKind::Rst, side)) => Close::Rst(side),
                 None => Close::Open,
             },
-            verdict: verdict(&findings),
+            verdict: verdict(&findings, flow.close.is_some()),
             findings,
         }
     }

@@ -1,9 +1,10 @@
 //! What a segment is and means, in words, for the text timeline.
 
 use super::emit::Emit;
+use crate::app::{AppEvent, Protocol, h2, ws};
 use crate::decode::flags;
 use crate::event::PacketEvent;
-use crate::http::HttpNote;
+use crate::http::{HttpNote, Stale};
 use crate::keepalive::Note;
 use crate::tcp::Kind;
 use std::io::{self, Write};
@@ -45,7 +46,132 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
     if let Some(note) = ev.notes.http.message {
         write_http(out, &note)?;
     }
+    if let Some(stale) = ev.notes.http.stale {
+        write_stale(out, stale)?;
+    }
+    if let Some(event) = ev.notes.app.event {
+        write_app(out, ev, event)?;
+    }
     Ok(())
+}
+
+fn write_stale(out: &mut Vec<u8>, stale: Stale) -> io::Result<()> {
+    let closed = |i: Option<f64>| match i {
+        Some(i) => format!(" {} after its last response", Secs(i)),
+        None => String::new(),
+    };
+    match stale {
+        Stale::Request { idle_close } => write!(
+            out,
+            "; sent on a connection the server closed{} (its FIN above): a stale pooled connection",
+            closed(idle_close)
+        ),
+        Stale::Crossed { idle_close } => write!(
+            out,
+            "; the server closes the idle connection{} while the client's next request is already on its way (they cross)",
+            closed(idle_close)
+        ),
+        Stale::Reset { .. } => out.write_all(
+            b"; the server's kernel rejects the request sent after its close: the client sees ECONNRESET (keep-alive race)",
+        ),
+    }
+}
+
+/// A ping and its answer, in the protocol's own words.
+fn ping_words(p: Protocol) -> (&'static str, &'static str) {
+    match p {
+        Protocol::Http2 => ("HTTP/2 PING", "PING ACK"),
+        Protocol::WebSocket => ("WebSocket ping", "WebSocket pong"),
+        Protocol::Redis => ("Redis PING", "+PONG"),
+        Protocol::Mysql => ("MySQL COM_PING", "OK to COM_PING"),
+        Protocol::Encrypted => ("encrypted record", "encrypted answer"),
+    }
+}
+
+fn write_app(out: &mut Vec<u8>, ev: &PacketEvent, event: AppEvent) -> io::Result<()> {
+    let who = ev.from.name();
+    match event {
+        AppEvent::Ping {
+            protocol,
+            ordinal,
+            keepalive: true,
+        } => write!(
+            out,
+            "; {} from {who} (application keepalive #{ordinal})",
+            ping_words(protocol).0
+        ),
+        AppEvent::Ping {
+            protocol,
+            keepalive: false,
+            ..
+        } => write!(
+            out,
+            "; {} from {who} just after data from its peer (flow-control/BDP probe, not a keepalive)",
+            ping_words(protocol).0
+        ),
+        AppEvent::Answer { protocol, rtt } => {
+            write!(out, "; {}", ping_words(protocol).1)?;
+            match rtt {
+                Some(r) => write!(out, " in {}", Secs(f64::from(r))),
+                None => out.write_all(b" (unsolicited: a one-way heartbeat)"),
+            }
+        }
+        AppEvent::Goaway(g) => {
+            write!(
+                out,
+                "; HTTP/2 GOAWAY {} from {}",
+                h2::error_name(g.error),
+                g.from.name()
+            )?;
+            if g.debug.to_string().is_empty() {
+                write!(out, " (last stream {})", g.last_stream)?;
+            } else {
+                write!(out, " \"{}\" (last stream {})", g.debug, g.last_stream)?;
+            }
+            if g.too_many_pings() {
+                out.write_all(b": the peer pings more often than this side's policy allows")?;
+                if let Some(i) = g.pinged_every {
+                    write!(out, " (it pinged every {})", Secs(f64::from(i)))?;
+                }
+            }
+            Ok(())
+        }
+        AppEvent::Close {
+            protocol: Protocol::WebSocket,
+            code,
+        } => match code {
+            Some(c) => write!(
+                out,
+                "; WebSocket Close {c} ({}) from {who}",
+                ws::close_meaning(c)
+            ),
+            None => write!(out, "; WebSocket Close (no status) from {who}"),
+        },
+        AppEvent::Close { protocol, .. } => {
+            write!(out, "; {} COM_QUIT from {who}", protocol.name())
+        }
+        AppEvent::Exchange {
+            request: true,
+            size,
+            period,
+            repeats,
+        } => write!(
+            out,
+            "; likely application keepalive (encrypted): {size}-byte record from {who}, #{repeats} of an exchange every {}",
+            Secs(f64::from(period))
+        ),
+        AppEvent::Exchange {
+            request: false,
+            size,
+            period,
+            repeats,
+        } => write!(
+            out,
+            "; its {size}-byte answer: {repeats} alike every {} — likely an encrypted keepalive",
+            Secs(f64::from(period))
+        ),
+        AppEvent::Recognized(_) => Ok(()),
+    }
 }
 
 fn write_http(out: &mut Vec<u8>, note: &HttpNote) -> io::Result<()> {

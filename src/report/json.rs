@@ -155,6 +155,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if ev.injected.is_some() {
             l.s(",\"injected\":true");
         }
+        if let Some(label) = ev.notes.app.label {
+            l.s(",\"app\":\"").s(label.as_str()).s("\"");
+        }
         l.s("}\n");
         self.out.write_all(&self.line)?;
         self.end_record()
@@ -235,12 +238,56 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(h) = f.findings.http {
             write!(
                 self.out,
-                ",\"http\":{{\"requests\":{},\"responses\":{},\"keep_alive\":{},\"version\":{}}}",
+                ",\"http\":{{\"requests\":{},\"responses\":{},\"keep_alive\":{},\"version\":{},\"server_idle_close\":{},\"client_idle_close\":{},\"advertised_timeout\":{},\"stale_request\":{}}}",
                 h.requests,
                 h.responses,
                 h.keep_alive,
-                Str(h.version)
+                Str(h.version),
+                Num(h.server_idle_close),
+                Num(h.client_idle_close),
+                Num(h.advertised_timeout),
+                h.stale_request
             )?;
+        }
+        if let Some(a) = f.findings.app {
+            write!(
+                self.out,
+                ",\"app_keepalive\":{{\"protocol\":\"{}\",\"pings\":{},\"pongs\":{},\"interval\":{},\"unanswered\":{},\"pinger\":{},\"rtt\":{}",
+                a.protocol.as_str(),
+                a.pings,
+                a.pongs,
+                Num(a.interval),
+                a.unanswered,
+                Str(if a.both {
+                    Some("both")
+                } else {
+                    a.pinger.map(|s| s.name())
+                }),
+                Num(a.rtt),
+            )?;
+            if let Some((req, ans)) = a.exchange {
+                write!(self.out, ",\"exchange\":[{req},{ans}]")?;
+            }
+            if a.protocol == crate::app::Protocol::WebSocket {
+                write!(
+                    self.out,
+                    ",\"close_code\":{},\"abrupt\":{}",
+                    a.close_code
+                        .map_or_else(|| "null".to_string(), |c| c.to_string()),
+                    a.abrupt
+                )?;
+            }
+            self.out.write_all(b"}")?;
+            if let Some(g) = a.goaway {
+                write!(
+                    self.out,
+                    ",\"goaway\":{{\"error\":\"{}\",\"debug\":\"{}\",\"last_stream\":{},\"from\":\"{}\"}}",
+                    crate::app::h2::error_name(g.error),
+                    escape(&g.debug.to_string()),
+                    g.last_stream,
+                    g.from.name()
+                )?;
+            }
         }
         self.out.write_all(b"}\n")?;
         self.end_record()

@@ -2,6 +2,7 @@
 //! `--explain` / `--diagram`, JSON Lines), and what they share.
 
 pub mod annotate;
+pub mod app;
 pub mod emit;
 pub mod idle;
 pub mod json;
@@ -22,8 +23,11 @@ pub fn rank(v: Verdict) -> usize {
         | Verdict::PeerReset
         | Verdict::IdleTimeout
         | Verdict::RetransmitTimeout
-        | Verdict::AcksDropped => 0,
-        Verdict::Alive | Verdict::Undecided => 1,
+        | Verdict::AcksDropped
+        | Verdict::TooManyPings
+        | Verdict::AppPingTimeout
+        | Verdict::StaleConnection => 0,
+        Verdict::Alive | Verdict::Undecided | Verdict::AppKeepalive => 1,
         Verdict::NoKeepalive => 2,
     }
 }

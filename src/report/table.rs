@@ -39,6 +39,37 @@ fn http_cell(f: &FlowSummary) -> String {
     }
 }
 
+/// The app column: `http2 4 pings/1.00s`, `websocket 6/6 …, close 1006`,
+/// `encrypted? 6×39/39 B/1.00s`, `http2 GOAWAY ENHANCE_YOUR_CALM`.
+fn app_cell(f: &FlowSummary) -> String {
+    let Some(a) = f.findings.app else {
+        return "-".to_string();
+    };
+    let every = a
+        .interval
+        .map(|i| format!(" every {}", super::annotate::Secs(i)))
+        .unwrap_or_default();
+    let mut cell = match a.exchange {
+        Some((req, ans)) => format!("encrypted? {}×{req}/{ans} B{every}", a.pings),
+        None => format!(
+            "{} {}/{} pings{every}",
+            a.protocol.as_str(),
+            a.pongs.min(a.pings),
+            a.pings
+        ),
+    };
+    if let Some(g) = a.goaway {
+        cell.push_str(", GOAWAY ");
+        cell.push_str(crate::app::h2::error_name(g.error));
+    }
+    if a.abrupt {
+        cell.push_str(", no close frame (1006)");
+    } else if let Some(code) = a.close_code {
+        cell.push_str(&format!(", close {code}"));
+    }
+    cell
+}
+
 /// The table at its natural width (`width` `None`: a pipe, a file,
 /// `--wide`), or to fit a terminal's `width`: the full layout when it fits,
 /// else the compact one — the endpoints on two lines, the prober, its probe
@@ -79,6 +110,7 @@ pub fn write(
 
 fn full(flows: &[FlowSummary]) -> Table {
     let with_http = flows.iter().any(|f| f.findings.http.is_some());
+    let with_app = flows.iter().any(|f| f.findings.app.is_some());
     let mut header = vec![
         "flow",
         "client",
@@ -94,6 +126,9 @@ fn full(flows: &[FlowSummary]) -> Table {
     ];
     if with_http {
         header.push("http");
+    }
+    if with_app {
+        header.push("app keepalive");
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -117,6 +152,9 @@ fn full(flows: &[FlowSummary]) -> Table {
         if with_http {
             row.push(http_cell(f));
         }
+        if with_app {
+            row.push(app_cell(f));
+        }
         t.add_row(row);
     }
     align_right(&mut t, &[0, 5, 6, 7, 8]);
@@ -125,6 +163,7 @@ fn full(flows: &[FlowSummary]) -> Table {
 
 fn compact(flows: &[FlowSummary], width: u16) -> Table {
     let with_http = flows.iter().any(|f| f.findings.http.is_some());
+    let with_app = flows.iter().any(|f| f.findings.app.is_some());
     let mut header = vec![
         "flow",
         "client\n→ server",
@@ -133,6 +172,9 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
     ];
     if with_http {
         header.push("http");
+    }
+    if with_app {
+        header.push("app keepalive");
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -168,9 +210,12 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
         if with_http {
             row.push(http_cell(f));
         }
+        if with_app {
+            row.push(app_cell(f));
+        }
         t.add_row(row);
     }
-    // Addresses, counts and verdicts are never split; the http cell wraps.
+    // Addresses, counts and verdicts are never split; the http and app cells wrap.
     for (i, w) in widest.into_iter().enumerate() {
         if let Some(c) = t.column_mut(i + 1) {
             c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(w + 2)));

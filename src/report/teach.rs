@@ -3,6 +3,7 @@
 //! diagram in the terminal) and `--diagram-svg` (the same, for a browser).
 
 use super::annotate::Secs;
+use crate::app::{AppEvent, Label, Protocol};
 use crate::decode::flags;
 use crate::event::PacketEvent;
 use crate::http::HttpSummary;
@@ -90,6 +91,8 @@ pub struct Step {
     pub len: u32,
     pub late: bool,
     pub injected: bool,
+    /// An application frame it carries (`app`), for the diagram's label.
+    pub app: Option<(Label, Protocol)>,
 }
 
 /// The steps of every open flow, until the flow is reported.
@@ -140,6 +143,11 @@ impl Recorder {
             len: ev.seg.len,
             late: ev.late,
             injected: ev.injected.is_some(),
+            app: ev
+                .notes
+                .app
+                .label
+                .map(|l| (l, app_protocol(ev.notes.app.event))),
         });
     }
 
@@ -203,6 +211,12 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
     );
     if let Some(h) = f.findings.http {
         let _ = writeln!(o, "  {}", http_account(f, h, steps));
+        if let Some(race) = super::app::http_ending(&h) {
+            let _ = writeln!(o, "  {race}");
+        }
+    }
+    if let Some(app) = super::app::explain(f) {
+        o.push_str(&app);
     }
     zero_window_stall(&mut o, steps);
     if let Some(account) = super::idle::explain(f) {
@@ -213,7 +227,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         retransmit_timeout(&mut o, f);
         return o;
     }
-    if f.verdict == Verdict::NoKeepalive {
+    if f.findings.keepalive.probes == 0 {
         no_keepalive(&mut o, f);
         return o;
     }
@@ -225,7 +239,13 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
         Verdict::PeerReset => peer_reset(&mut o, who, steps),
         Verdict::AcksDropped => acks_dropped(&mut o, f, who),
         Verdict::Undecided => undecided(&mut o, f, who, steps),
-        Verdict::NoKeepalive | Verdict::IdleTimeout | Verdict::RetransmitTimeout => {}
+        Verdict::NoKeepalive
+        | Verdict::IdleTimeout
+        | Verdict::RetransmitTimeout
+        | Verdict::AppKeepalive
+        | Verdict::AppPingTimeout
+        | Verdict::TooManyPings
+        | Verdict::StaleConnection => {}
     }
     let stack = stack(steps);
     let k = &f.findings.keepalive;
@@ -370,6 +390,15 @@ fn zero_window_stall(o: &mut String, steps: &[Step]) {
 
 /// No probe: what that means for an idle connection.
 fn no_keepalive(o: &mut String, f: &FlowSummary) {
+    if f.findings.app.is_some_and(|a| a.pings > 0) {
+        let _ = writeln!(
+            o,
+            "  No TCP keepalive probe was seen: the kernel did not check the peer; the application's pings \
+             above did, at their own level. They protect the connection from middlebox idle timeouts only \
+             while they are more frequent than the shortest one on the path."
+        );
+        return;
+    }
     if f.findings.http.is_some() {
         let _ = writeln!(
             o,
@@ -725,7 +754,19 @@ fn http_account(f: &FlowSummary, h: HttpSummary, steps: &[Step]) -> String {
         h.responses,
         if h.responses == 1 { "" } else { "s" }
     );
-    if h.keep_alive && h.requests > 1 {
+    let upgraded = f
+        .findings
+        .app
+        .filter(|a| matches!(a.protocol, Protocol::WebSocket | Protocol::Http2));
+    if let Some(a) = upgraded
+        && h.requests == 1
+    {
+        let _ = write!(
+            s,
+            "The request upgraded the connection to {} (101 Switching Protocols); what follows is not HTTP/1.x. ",
+            a.protocol.name()
+        );
+    } else if h.keep_alive && h.requests > 1 {
         s.push_str("HTTP keep-alive: the client reused the connection instead of opening a new one per request");
         if let Some(g) = h.max_gap {
             let _ = write!(
@@ -743,8 +784,9 @@ fn http_account(f: &FlowSummary, h: HttpSummary, steps: &[Step]) -> String {
         s.push_str("`Connection: close` ended HTTP keep-alive: one request per connection. ");
     }
     if let Close::Fin(side) = f.close {
-        s.push_str(&time_wait(side, steps));
-        if side == Side::Server {
+        let tw = time_wait(side, steps);
+        s.push_str(&tw);
+        if side == Side::Server && !tw.contains("neither") && upgraded.is_none() {
             s.push_str(" A server that closes every connection collects TIME_WAIT sockets.");
         }
     }
@@ -777,8 +819,41 @@ pub fn http_footnote(flows: &[FlowSummary]) -> Option<String> {
     })
 }
 
+fn app_protocol(e: Option<AppEvent>) -> Protocol {
+    match e {
+        Some(AppEvent::Ping { protocol, .. })
+        | Some(AppEvent::Answer { protocol, .. })
+        | Some(AppEvent::Close { protocol, .. })
+        | Some(AppEvent::Recognized(protocol)) => protocol,
+        Some(AppEvent::Goaway(_)) => Protocol::Http2,
+        Some(AppEvent::Exchange { .. }) | None => Protocol::Encrypted,
+    }
+}
+
+/// An application frame's arrow label: `HTTP/2 PING`, `WebSocket pong`, …
+fn app_label(l: Label, p: Protocol, len: u32) -> String {
+    match (p, l) {
+        (Protocol::Http2, Label::Ping) => "HTTP/2 PING".to_string(),
+        (Protocol::Http2, Label::PingAck) => "HTTP/2 PING ACK".to_string(),
+        (Protocol::Http2, _) => "HTTP/2 GOAWAY".to_string(),
+        (Protocol::WebSocket, Label::Ping) => "WebSocket ping".to_string(),
+        (Protocol::WebSocket, Label::Close) => "WebSocket close".to_string(),
+        (Protocol::WebSocket, _) => "WebSocket pong".to_string(),
+        (Protocol::Redis, Label::Ping) => "Redis PING".to_string(),
+        (Protocol::Redis, _) => "Redis +PONG".to_string(),
+        (Protocol::Mysql, Label::Ping) => "MySQL COM_PING".to_string(),
+        (Protocol::Mysql, Label::Close) => "MySQL COM_QUIT".to_string(),
+        (Protocol::Mysql, _) => "MySQL OK".to_string(),
+        (Protocol::Encrypted, Label::Ping) => format!("keepalive? {len} B"),
+        (Protocol::Encrypted, _) => format!("answer? {len} B"),
+    }
+}
+
 /// What an arrow is labelled with.
 fn label(s: &Step) -> String {
+    if let Some((l, p)) = s.app {
+        return app_label(l, p, s.len);
+    }
     match (s.kind, s.note) {
         (Kind::Keepalive, Note::Probe { ordinal, .. }) => format!("keepalive probe #{ordinal}"),
         (Kind::KeepaliveAck, _) => "keepalive ACK".to_string(),

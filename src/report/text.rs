@@ -225,6 +225,30 @@ fn ended_line(f: &FlowSummary) -> String {
         Verdict::Undecided => {
             "a probe, and the capture ended before its answer could come".to_string()
         }
+        Verdict::AppKeepalive => match f.findings.app {
+            Some(a) => format!(
+                "{} pings by the application, {} answered",
+                a.protocol.name(),
+                a.pongs.min(a.pings)
+            ),
+            None => "application pings".to_string(),
+        },
+        Verdict::AppPingTimeout => match f.findings.app {
+            Some(a) => format!(
+                "the latest {} went unanswered",
+                super::plural(
+                    u64::from(a.trailing_unanswered),
+                    &format!("{} ping", a.protocol.name())
+                )
+            ),
+            None => "application pings went unanswered".to_string(),
+        },
+        Verdict::TooManyPings => {
+            "the server refused the client's HTTP/2 pings (GOAWAY too_many_pings)".to_string()
+        }
+        Verdict::StaleConnection => {
+            "a request sent after the server had closed, answered by RST".to_string()
+        }
     };
     let sep = if f.verdict == Verdict::DeadPeer {
         " "
