@@ -20,6 +20,10 @@ fn plural(n: u32, one: &str) -> String {
 pub fn explain(f: &FlowSummary) -> Option<String> {
     let a = f.findings.app?;
     let mut o = String::new();
+    // A refusal is the headline: first.
+    if let Some(g) = a.goaway.filter(|g| g.too_many_pings()) {
+        goaway(&mut o, &a, g);
+    }
     match a.protocol {
         Protocol::Encrypted => encrypted(&mut o, &a),
         _ => pings(&mut o, &a),
@@ -47,7 +51,7 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
             }
         );
     }
-    if let Some(g) = a.goaway {
+    if let Some(g) = a.goaway.filter(|g| !g.too_many_pings()) {
         goaway(&mut o, &a, g);
     }
     if a.protocol == Protocol::WebSocket {
@@ -159,15 +163,14 @@ fn pings(o: &mut String, a: &AppSummary) {
     };
     let _ = writeln!(
         o,
-        "  Application keepalive ({}): {sent}, {fate} — {what}. These keep the connection in use at the \
-         application level; the kernel's TCP keepalive is a separate mechanism.",
+        "  Application keepalive ({}): {sent}, {fate} — {what}.",
         a.protocol.name()
     );
     if a.other_pings > 0 {
         let _ = writeln!(
             o,
             "  {} more went right after data from the peer: flow-control probes (gRPC's BDP estimation), \
-             not keepalives, and not counted.",
+             not keepalives.",
             plural(a.other_pings, "PING")
         );
     }
@@ -178,15 +181,9 @@ fn goaway(o: &mut String, a: &AppSummary, g: crate::app::Goaway) {
     let debug = if debug.is_empty() {
         String::new()
     } else {
-        format!(" with debug data \"{debug}\"")
+        format!(" \"{debug}\"")
     };
-    let _ = write!(
-        o,
-        "  The {} sent GOAWAY {}{debug} (last stream {}): streams after it are refused and the connection ends.",
-        g.from.name(),
-        h2::error_name(g.error),
-        g.last_stream
-    );
+    let (from, to) = (g.from.name(), g.from.other().name());
     if g.too_many_pings() {
         let every = g
             .pinged_every
@@ -194,22 +191,33 @@ fn goaway(o: &mut String, a: &AppSummary, g: crate::app::Goaway) {
             .or(a.interval)
             .map(|i| format!(" every {}", Secs(i)))
             .unwrap_or_default();
-        let _ = write!(
+        let _ = writeln!(
             o,
-            " This is a gRPC server's policy at work: it accepts pings without data no more often than \
-             `GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS` (grpc-go `keepalive.EnforcementPolicy.MinTime`, \
-             5 min by default) and, after `GRPC_ARG_HTTP2_MAX_PING_STRIKES` (2) pings too early, answers \
-             ENHANCE_YOUR_CALM \"too_many_pings\". The {} pinged{every}. Calls in flight fail with UNAVAILABLE and \
-             a gRPC client doubles its keepalive time. What to change: make the client's keepalive time \
-             (`GRPC_ARG_KEEPALIVE_TIME_MS`, grpc-go `ClientParameters.Time`) at least the server's minimum, or \
-             lower the server's minimum and allow pings without calls (`GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS` / \
-             `EnforcementPolicy{{MinTime, PermitWithoutStream: true}}`) — the two ends must agree.",
-            g.from.other().name()
+            "  The {from} refused the {to}'s pings: GOAWAY ENHANCE_YOUR_CALM{debug} (last stream {}), then the \
+             connection ended.\n  \
+             Why: the {to} pinged{every} (its keepalive time: `GRPC_ARG_KEEPALIVE_TIME_MS`, grpc-go \
+             `ClientParameters.Time`); a gRPC server accepts pings without data at most every \
+             `GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS` (grpc-go `EnforcementPolicy.MinTime`, 5 min by \
+             default) and sends this GOAWAY after `GRPC_ARG_HTTP2_MAX_PING_STRIKES` (2) early ones. Calls in flight \
+             fail with UNAVAILABLE; a gRPC client then doubles its keepalive time.\n  \
+             What to change: make the {to}'s keepalive time at least the {from}'s minimum (5 min unless it was \
+             lowered), or lower the {from}'s minimum and permit pings without calls \
+             (`GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS`, grpc-go `EnforcementPolicy{{MinTime, PermitWithoutStream: \
+             true}}`): the two ends must agree.",
+            g.last_stream
         );
-    } else if g.error == 0 {
+        return;
+    }
+    let _ = write!(
+        o,
+        "  The {from} sent GOAWAY {}{debug} (last stream {}): streams after it are refused and the connection ends.",
+        h2::error_name(g.error),
+        g.last_stream
+    );
+    if g.error == 0 {
         o.push_str(
             " NO_ERROR is a graceful shutdown: a server restarting, or its maximum connection age or idle time \
-             (gRPC `GRPC_ARG_MAX_CONNECTION_IDLE_MS` / `MAX_CONNECTION_AGE_MS`).",
+             (gRPC `GRPC_ARG_MAX_CONNECTION_IDLE_MS` / `GRPC_ARG_MAX_CONNECTION_AGE_MS`).",
         );
     }
     o.push('\n');
@@ -254,6 +262,10 @@ pub fn http_ending(h: &HttpSummary) -> Option<String> {
         ));
     }
     if let Some(i) = h.client_idle_close {
+        let advertised = h
+            .advertised_timeout
+            .map(|t| format!(" (advertised as `Keep-Alive: timeout={t}`)"))
+            .unwrap_or_default();
         return Some(format!(
             "The client closed the idle connection {} after the last response, before the server's keep-alive \
              timeout{advertised}: the safe order (the client holds TIME_WAIT).",
