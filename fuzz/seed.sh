@@ -4,7 +4,7 @@
 # 2-byte time step + 2-byte length + frame, little-endian).
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/capture corpus/frame
+mkdir -p corpus/capture corpus/frame corpus/app
 cp ../fixtures/*.pcap corpus/capture/
 python3 - <<'PY'
 import glob, os, struct
@@ -21,5 +21,30 @@ for path in glob.glob("../fixtures/*.pcap"):
         at += 16 + cap
     name = os.path.basename(path).replace(".pcap", "")
     open(f"corpus/frame/{name}", "wb").write(out)
+
+# The `app` target: prelude 3 (none), then every TCP payload as control
+# (bit 0: from the server, the first SYN's destination port), time step,
+# length, bytes (payloads over 255 bytes cut).
+for path in glob.glob("../fixtures/*.pcap"):
+    data = open(path, "rb").read()
+    endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    at, out, server = 24, bytearray([3]), None
+    while at + 16 <= len(data):
+        sec, usec, cap, _ = struct.unpack(endian + "IIII", data[at:at + 16])
+        frame = data[at + 16:at + 16 + cap]
+        at += 16 + cap
+        if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+            continue
+        ihl = (frame[14] & 15) * 4
+        tcp = frame[14 + ihl:]
+        sport, dport = struct.unpack(">HH", tcp[:4])
+        if server is None and tcp[13] & 0x12 == 0x02:
+            server = dport
+        payload = tcp[(tcp[12] >> 4) * 4:][:255]
+        if payload:
+            out += bytes([1 if sport == server else 0, 0, len(payload)]) + payload
+    if len(out) > 1:
+        name = os.path.basename(path).replace(".pcap", "")
+        open(f"corpus/app/{name}", "wb").write(bytes(out))
 PY
-echo "seeded: $(ls corpus/capture | wc -l) captures, $(ls corpus/frame | wc -l) frame sequences"
+echo "seeded: $(ls corpus/capture | wc -l) captures, $(ls corpus/frame | wc -l) frame sequences, $(ls corpus/app | wc -l) payload streams"

@@ -137,6 +137,9 @@ pub struct Http {
     ending: Ending,
     /// Longest pause between a response and the next request.
     pub max_gap: Option<f64>,
+    /// `max_gap` before the latest request (restored when that request
+    /// turns out to have crossed the server's FIN).
+    max_gap_before: Option<f64>,
     /// The server's `Keep-Alive: timeout=N`, from its latest response.
     pub advertised_timeout: Option<f64>,
 }
@@ -261,6 +264,7 @@ impl Http {
             open_for_more: false,
             ending: Ending::default(),
             max_gap: None,
+            max_gap_before: None,
             advertised_timeout: None,
         }
     }
@@ -342,7 +346,10 @@ impl Http {
             } else {
                 None
             };
-            if let Some(g) = gap {
+            // A request sent after the server's FIN reused nothing.
+            let server_closed = matches!(self.ending.first_fin, Some((Side::Server, _)));
+            if let Some(g) = gap.filter(|_| !server_closed) {
+                self.max_gap_before = self.max_gap;
                 self.max_gap = Some(self.max_gap.map_or(g, |m: f64| m.max(g)));
             }
             self.req.phase = match (h.chunked, h.content_length) {
@@ -443,7 +450,7 @@ impl Http {
         let seg = cx.seg;
         let e = &mut self.ending;
         let server_closed = matches!(e.first_fin, Some((Side::Server, _)));
-        let idle_close = e.first_fin.and_then(|(_, i)| i);
+        let idle_close = e.first_fin.and_then(|(_, i)| i).map(|i| i as f32);
         if cx.from == Side::Client && payload {
             let end = seg.seq + seg.len;
             e.client_next = Some(e.client_next.map_or(end, |n| n.max(end)));
@@ -478,8 +485,11 @@ impl Http {
                 .map(|end| cx.ts.since(end).max(0.0));
             self.ending.first_fin = Some((cx.from, since));
             if crossed {
+                self.max_gap = self.max_gap_before;
                 self.ending.sent_after_fin = true;
-                return Some(Stale::Crossed { idle_close: since });
+                return Some(Stale::Crossed {
+                    idle_close: since.map(|i| i as f32),
+                });
             }
         }
         None
@@ -633,12 +643,12 @@ pub struct HttpSummary {
 pub enum Stale {
     /// Data from the client after the server's FIN; `idle_close` is how
     /// long after its last response the server had closed.
-    Request { idle_close: Option<f64> },
+    Request { idle_close: Option<f32> },
     /// The server's FIN crossed a request already on its way (the FIN
     /// does not acknowledge it).
-    Crossed { idle_close: Option<f64> },
+    Crossed { idle_close: Option<f32> },
     /// The server's RST answering it.
-    Reset { idle_close: Option<f64> },
+    Reset { idle_close: Option<f32> },
 }
 
 /// What the HTTP analysis says about one segment.

@@ -87,6 +87,21 @@ fn upgrade_of(p: &[u8]) -> Option<Protocol> {
     }
 }
 
+/// Whether a segment past a connection's first [`EAGER`](super::EAGER)
+/// could start one of the mid-connection rules (5–8 here), by its first
+/// byte: an HTTP/2 frame length's high byte (0, and a stream-0 control
+/// frame's type), a WebSocket control frame
+/// (0x88–0x8A), a Redis PING (`*`, `P`), a MySQL COM_PING (1), a TLS record
+/// (20–23), an SSH banner (`S`).
+#[inline]
+pub fn worth_a_look(p: &[u8]) -> bool {
+    match p.first() {
+        Some(0) => h2::starts_with_control_frame(p),
+        Some(0x88..=0x8a | b'*' | b'P' | b'p' | 1 | 20..=23 | b'S') => true,
+        _ => false,
+    }
+}
+
 pub fn detect(cx: &Ctx, state: Option<&State>) -> Detect {
     let p = cx.seg.payload;
     if p.len() < cx.seg.len as usize {
@@ -121,7 +136,11 @@ pub fn detect(cx: &Ctx, state: Option<&State>) -> Detect {
             ],
         );
     }
-    if client && p.starts_with(h2::PREFACE) {
+    let Some(&first) = p.first() else {
+        return Detect::Nothing;
+    };
+    // Each rule behind a test of the first byte: most segments fail at once.
+    if client && first == b'P' && p.starts_with(h2::PREFACE) {
         return found(
             Protocol::Http2,
             [
@@ -137,6 +156,7 @@ pub fn detect(cx: &Ctx, state: Option<&State>) -> Detect {
         );
     }
     if client
+        && first.is_ascii_uppercase()
         && crate::http::looks_like_request(p)
         && let Some(want) = upgrade_of(p)
     {
@@ -148,19 +168,25 @@ pub fn detect(cx: &Ctx, state: Option<&State>) -> Detect {
     }
     // Exact pings from either side: a capture that began mid-connection
     // may have taken the client for the server.
-    if plain::is_redis_ping(p) || (client && plain::is_resp_command(p)) {
+    if matches!(first, b'*' | b'P' | b'p')
+        && (plain::is_redis_ping(p) || (client && plain::is_resp_command(p)))
+    {
         return found(Protocol::Redis, [None, None]);
     }
-    if (!client && plain::is_mysql_greeting(p)) || plain::is_com_ping(p) {
+    if (!client && p.get(4) == Some(&0x0a) && plain::is_mysql_greeting(p))
+        || (first == 1 && plain::is_com_ping(p))
+    {
         return found(Protocol::Mysql, [None, None]);
     }
-    if h2::whole_frames(p) == Some(true) {
+    if first == 0 && h2::starts_with_control_frame(p) && h2::whole_frames(p) == Some(true) {
         return found(Protocol::Http2, [here(cx), None]);
     }
-    if ws::one_control_frame(p, client) {
+    if (0x88..=0x8a).contains(&first) && ws::one_control_frame(p, client) {
         return found(Protocol::WebSocket, [here(cx), None]);
     }
-    if plain::is_tls_record(p) || p.starts_with(b"SSH-2.0-") || p.starts_with(b"SSH-1.99-") {
+    if ((20..=23).contains(&first) && plain::is_tls_record(p))
+        || (first == b'S' && (p.starts_with(b"SSH-2.0-") || p.starts_with(b"SSH-1.99-")))
+    {
         return found(Protocol::Encrypted, [None, None]);
     }
     Detect::Nothing

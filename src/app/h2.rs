@@ -7,7 +7,7 @@
 //! [`DATA_RECENT`] before it: gRPC sends a PING on receiving data to
 //! estimate the bandwidth-delay product (BDP); those are counted apart.
 
-use super::{AppEvent, AppNote, Goaway, Label, Need, State};
+use super::{AppEvent, AppNote, Goaway, GoawayNote, Label, Need, State};
 use crate::analysis::Ctx;
 use crate::http::Text;
 use crate::tcp::Side;
@@ -82,8 +82,11 @@ pub fn whole_frames(mut p: &[u8]) -> Option<bool> {
         if h.kind > 0x9 || h.stream & 0x8000_0000 != 0 || h.len > p.len() - HEADER {
             return None;
         }
+        // SETTINGS, PING and GOAWAY live on stream 0; DATA, HEADERS,
+        // PRIORITY, RST_STREAM, PUSH_PROMISE and CONTINUATION never do.
         let control = matches!(h.kind, SETTINGS | PING | GOAWAY);
-        if control && h.stream != 0 {
+        let on_stream = !matches!(h.kind, SETTINGS | PING | GOAWAY | WINDOW_UPDATE);
+        if (control && h.stream != 0) || (on_stream && h.stream == 0) {
             return None;
         }
         match h.kind {
@@ -97,6 +100,16 @@ pub fn whole_frames(mut p: &[u8]) -> Option<bool> {
         p = &p[HEADER + h.len..];
     }
     Some(strong)
+}
+
+/// Whether `p` begins with the header of a connection-level control frame
+/// (SETTINGS, PING, GOAWAY, WINDOW_UPDATE on stream 0): how a segment on
+/// an idle HTTP/2 connection begins.
+#[inline]
+pub fn starts_with_control_frame(p: &[u8]) -> bool {
+    p.len() >= HEADER
+        && matches!(p[3], SETTINGS | PING | GOAWAY | WINDOW_UPDATE)
+        && p[5..9] == [0, 0, 0, 0]
 }
 
 /// What the buffer must hold for the next frame.
@@ -168,7 +181,15 @@ fn frame(state: &mut State, cx: &Ctx, side: Side, f: &[u8], note: &mut AppNote) 
             if state.goaway.is_none_or(|old| old.error == 0 && error != 0) {
                 state.goaway = Some(g);
             }
-            note.add(Some(Label::Goaway), AppEvent::Goaway(g));
+            let told = GoawayNote {
+                from: side,
+                error,
+                last_stream,
+                too_many_pings_text: body[8..].starts_with(b"too_many_pings"),
+                has_debug: body.len() > 8,
+                pinged_every: g.pinged_every,
+            };
+            note.add(Some(Label::Goaway), AppEvent::Goaway(told));
         }
         _ => {}
     }
@@ -195,6 +216,8 @@ mod tests {
         );
         assert_eq!(whole_frames(b"\x17\x03\x03\x00\x22aaaaaaaaaaaa"), None);
         assert_eq!(whole_frames(b""), None);
+        // Zeros are DATA frames on stream 0: not HTTP/2.
+        assert_eq!(whole_frames(&[0u8; 90]), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 /// Payload segments of a connection looked at for a protocol whatever their
 /// size; after them, only segments of at most [`SMALL`] bytes.
-pub const EAGER: u8 = 6;
+pub const EAGER: u8 = 4;
 /// Largest segment that can still start recognition after [`EAGER`].
 pub const SMALL: u32 = 256;
 /// Most outstanding pings remembered per side.
@@ -129,6 +129,26 @@ impl Goaway {
     }
 }
 
+/// A GOAWAY as a segment's note tells it (small: it travels with every
+/// packet event; the flow's [`Goaway`] keeps the debug text).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GoawayNote {
+    pub from: Side,
+    pub error: u32,
+    pub last_stream: u32,
+    /// The debug data is gRPC's `too_many_pings`.
+    pub too_many_pings_text: bool,
+    /// Some debug data came with it.
+    pub has_debug: bool,
+    pub pinged_every: Option<f32>,
+}
+
+impl GoawayNote {
+    pub fn too_many_pings(&self) -> bool {
+        self.error == h2::ENHANCE_YOUR_CALM
+    }
+}
+
 /// Something worth saying about a segment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AppEvent {
@@ -145,7 +165,7 @@ pub enum AppEvent {
         protocol: Protocol,
         rtt: Option<f32>,
     },
-    Goaway(Goaway),
+    Goaway(GoawayNote),
     /// A WebSocket Close (with its status code) or MySQL COM_QUIT.
     Close {
         protocol: Protocol,
@@ -525,21 +545,17 @@ pub struct AppAnalysis {
     state: Option<Box<State>>,
 }
 
-impl Analysis for AppAnalysis {
-    type Note = AppNote;
-    type Summary = Option<AppSummary>;
+/// The most heap memory one connection's application state can hold: frame
+/// buffers (a header and a small control frame per direction), the ping
+/// gaps ([`MAX_GAPS`]) and outstanding pings ([`MAX_OUTSTANDING`]) per side.
+pub const MAX_FOOTPRINT: usize = 8 * 1024;
 
-    #[inline(always)]
-    fn segment(&mut self, cx: &Ctx) -> AppNote {
-        let seg = cx.seg;
-        if seg.len == 0 || matches!(cx.kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst) {
-            return AppNote::default();
-        }
+impl AppAnalysis {
+    /// Recognition, then the recognized protocol's parser.
+    #[inline(never)]
+    fn follow(&mut self, cx: &Ctx) -> AppNote {
         let mut note = AppNote::default();
         if self.state.as_ref().is_none_or(|s| s.upgrade.is_some()) {
-            if self.seen >= EAGER && seg.len > SMALL && self.state.is_none() {
-                return note;
-            }
             self.seen = self.seen.saturating_add(1);
             match detect::detect(cx, self.state.as_deref()) {
                 detect::Detect::Nothing => {}
@@ -573,6 +589,45 @@ impl Analysis for AppAnalysis {
             Protocol::Encrypted => rhythm::segment(state, cx, &mut note),
         }
         note
+    }
+
+    /// Heap bytes this connection's state holds now (at most
+    /// [`MAX_FOOTPRINT`], whatever the traffic).
+    pub fn footprint(&self) -> usize {
+        self.state.as_deref().map_or(0, |s| {
+            std::mem::size_of::<State>()
+                + s.dirs.iter().map(|d| d.buf.capacity()).sum::<usize>()
+                + s.pingers
+                    .iter()
+                    .map(|p| {
+                        p.gaps.capacity() * std::mem::size_of::<f32>()
+                            + p.outstanding.capacity()
+                                * std::mem::size_of::<(u64, Timestamp, bool)>()
+                    })
+                    .sum::<usize>()
+        })
+    }
+}
+
+impl Analysis for AppAnalysis {
+    type Note = AppNote;
+    type Summary = Option<AppSummary>;
+
+    #[inline(always)]
+    fn segment(&mut self, cx: &Ctx) -> AppNote {
+        let seg = cx.seg;
+        if seg.len == 0 || matches!(cx.kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst) {
+            return AppNote::default();
+        }
+        // The common case, a connection that is none of these past its first
+        // segments: one length and one first-byte test.
+        if self.state.is_none()
+            && self.seen >= EAGER
+            && (seg.len > SMALL || !detect::worth_a_look(seg.payload))
+        {
+            return AppNote::default();
+        }
+        self.follow(cx)
     }
 
     fn finish(&mut self, flow: &Flow, _now: Timestamp) -> Option<AppSummary> {

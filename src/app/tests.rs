@@ -389,6 +389,12 @@ fn the_rhythm_does_not_fire_on_irregular_or_bulk_traffic() {
 #[test]
 fn per_flow_state_is_small_until_a_protocol_is_found() {
     assert!(std::mem::size_of::<AppAnalysis>() <= 16);
+    // The note travels with every packet event.
+    assert!(
+        std::mem::size_of::<AppNote>() <= 24,
+        "{}",
+        std::mem::size_of::<AppNote>()
+    );
     let mut c = Conn::new();
     for k in 0..50 {
         c.send(Client, f64::from(k), &[b'z'; 1400]);

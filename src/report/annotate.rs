@@ -56,8 +56,8 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
 }
 
 fn write_stale(out: &mut Vec<u8>, stale: Stale) -> io::Result<()> {
-    let closed = |i: Option<f64>| match i {
-        Some(i) => format!(" {} after its last response", Secs(i)),
+    let closed = |i: Option<f32>| match i {
+        Some(i) => format!(" {} after its last response", Secs(f64::from(i))),
         None => String::new(),
     };
     match stale {
@@ -123,11 +123,12 @@ fn write_app(out: &mut Vec<u8>, ev: &PacketEvent, event: AppEvent) -> io::Result
                 h2::error_name(g.error),
                 g.from.name()
             )?;
-            if g.debug.to_string().is_empty() {
-                write!(out, " (last stream {})", g.last_stream)?;
-            } else {
-                write!(out, " \"{}\" (last stream {})", g.debug, g.last_stream)?;
+            if g.too_many_pings_text {
+                out.write_all(b" \"too_many_pings\"")?;
+            } else if g.has_debug {
+                out.write_all(b" (with debug data: --json or --explain shows it)")?;
             }
+            write!(out, " (last stream {})", g.last_stream)?;
             if g.too_many_pings() {
                 out.write_all(b": the peer pings more often than this side's policy allows")?;
                 if let Some(i) = g.pinged_every {

@@ -280,3 +280,92 @@ pub fn http_ending(h: &HttpSummary) -> Option<String> {
         )
     })
 }
+
+/// Across connections to one server: the keep-alive timeout the server's
+/// behaviour bounds. A connection reused after an idle gap, or closed idle
+/// by its client, shows the server keeps idle connections at least that
+/// long; the server's own idle closes show how long at most. Said only when
+/// two or more connections to the server support it.
+pub fn server_timeouts(flows: &[FlowSummary]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    #[derive(Default)]
+    struct Bounds {
+        flows: u32,
+        at_least: Option<f64>,
+        closes: Vec<f64>,
+        stale: u32,
+        advertised: Option<f64>,
+    }
+    let mut by_server: BTreeMap<std::net::SocketAddr, Bounds> = BTreeMap::new();
+    for f in flows {
+        let Some(h) = f.findings.http else { continue };
+        if !h.keep_alive {
+            continue;
+        }
+        let b = by_server.entry(f.server).or_default();
+        b.flows += 1;
+        for kept in [h.max_gap, h.client_idle_close].into_iter().flatten() {
+            b.at_least = Some(b.at_least.map_or(kept, |m: f64| m.max(kept)));
+        }
+        b.closes.extend(h.server_idle_close);
+        b.stale += u32::from(h.stale_request);
+        b.advertised = b.advertised.or(h.advertised_timeout);
+    }
+    let mut out = Vec::new();
+    for (server, b) in by_server {
+        if b.flows < 2 || (b.closes.is_empty() && b.at_least.is_none()) {
+            continue;
+        }
+        let mut s = format!("Server {server}, from {} kept-alive connections: ", b.flows);
+        let lo = b.at_least.map(Secs);
+        let closes = b.closes.len();
+        match (b.closes.iter().copied().reduce(f64::min), lo) {
+            (Some(first), Some(lo)) => {
+                let _ = write!(
+                    s,
+                    "it keeps an idle connection at least {lo} and closes it after about {} ({} idle close{})",
+                    Secs(first),
+                    closes,
+                    if closes == 1 { "" } else { "s" }
+                );
+            }
+            (Some(first), None) => {
+                let _ = write!(
+                    s,
+                    "it closes idle connections after about {} ({} idle close{})",
+                    Secs(first),
+                    closes,
+                    if closes == 1 { "" } else { "s" }
+                );
+            }
+            (None, Some(lo)) => {
+                let _ = write!(
+                    s,
+                    "it keeps idle connections at least {lo} (it never closed one first here)"
+                );
+            }
+            (None, None) => continue,
+        }
+        if let Some(t) = b.advertised {
+            let _ = write!(s, "; it advertises `Keep-Alive: timeout={t}`");
+        }
+        s.push('.');
+        if closes > 0 {
+            let _ = write!(
+                s,
+                " A client pool must drop idle connections sooner than that{}.",
+                if b.stale > 0 {
+                    format!(
+                        " ({} request{} here went into a closed connection)",
+                        b.stale,
+                        if b.stale == 1 { "" } else { "s" }
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        out.push(s);
+    }
+    out
+}

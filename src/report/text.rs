@@ -116,6 +116,10 @@ impl<W: Write> TextSink<W> {
             }
             if self.opts.explain {
                 let summaries: Vec<FlowSummary> = taught.iter().map(|(f, _)| f.clone()).collect();
+                for bound in super::app::server_timeouts(&summaries) {
+                    let text = super::wrap_prose(&bound, self.opts.width);
+                    writeln!(self.out, "{text}\n")?;
+                }
                 if let Some(note) = teach::http_footnote(&summaries) {
                     writeln!(self.out, "{note}")?;
                 }

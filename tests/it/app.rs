@@ -225,6 +225,16 @@ fn the_keep_alive_pool_race_on_a_real_nginx() {
     let e = text(&["-r", path.to_str().unwrap(), "--explain"]);
     assert!(e.contains("Order the timeouts"), "{e}");
     assert!(e.contains("`Keep-Alive: timeout=2`"), "{e}");
+    // Across the two connections: a bound on the server's timeout. The
+    // request into the closed connection is not a reuse that survived.
+    assert!(
+        e.contains("Server 127.0.0.1:8080, from 2 kept-alive connections: it keeps an idle connection at least 1.00s and closes it after about 2.00s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("longest pause between a response and the next request 300ms"),
+        "{e}"
+    );
 }
 
 // Crafted, shaped like the field.

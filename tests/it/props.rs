@@ -227,3 +227,179 @@ proptest! {
         prop_assert_eq!(last.as_deref(), Some("summary"));
     }
 }
+
+/// Application-keepalive parsing on arbitrary streams: whatever the bytes
+/// and however they are cut into segments (after an HTTP/2 preface, a
+/// WebSocket upgrade, or nothing), no panic, and the per-connection state
+/// stays within `app::MAX_FOOTPRINT`.
+mod app_streams {
+    use kacap::analysis::{Analysis, Ctx};
+    use kacap::app::{AppAnalysis, MAX_FOOTPRINT};
+    use kacap::decode::{LinkInfo, LinkType, Segment, flags};
+    use kacap::flows::Flow;
+    use kacap::http::HttpAnalysis;
+    use kacap::seq::SeqNumber;
+    use kacap::tcp::{Kind, Side};
+    use kacap::time::Timestamp;
+    use proptest::prelude::*;
+    use std::net::SocketAddr;
+
+    const PRELUDES: [&[u8]; 4] = [
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        b"*1\r\n$4\r\nPING\r\n",
+        b"",
+    ];
+
+    /// One segment: its side, a sequence skip (a gap in the capture when
+    /// not 0), the time step, and its payload.
+    fn segments() -> impl Strategy<Value = Vec<(bool, u8, u16, Vec<u8>)>> {
+        let frameish = prop_oneof![
+            // HTTP/2 frame headers with any length and type, then bytes.
+            (
+                any::<[u8; 9]>(),
+                proptest::collection::vec(any::<u8>(), 0..40)
+            )
+                .prop_map(|(h, b)| [h.to_vec(), b].concat()),
+            // WebSocket-like headers (0x8_/0x1_ opcodes, 126/127 lengths).
+            (
+                0x80u8..0x8b,
+                any::<u8>(),
+                proptest::collection::vec(any::<u8>(), 0..40)
+            )
+                .prop_map(|(a, b, rest)| [vec![a, b], rest].concat()),
+            proptest::collection::vec(any::<u8>(), 1..300),
+        ];
+        proptest::collection::vec(
+            (
+                any::<bool>(),
+                prop_oneof![9 => Just(0u8), 1 => any::<u8>()],
+                0u16..3000,
+                frameish,
+            ),
+            1..80,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_stream_is_read_without_panic_in_bounded_memory(
+            prelude in 0usize..4,
+            upgrade_answer in any::<bool>(),
+            segs in segments(),
+        ) {
+            let client: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+            let server: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+            let mut app = AppAnalysis::default();
+            let mut http = HttpAnalysis::default();
+            let mut next = [SeqNumber(1), SeqNumber(1)];
+            let mut t = Timestamp::new(1_700_000_000, 0);
+            let mut all = vec![(false, 0u8, 0u16, PRELUDES[prelude].to_vec())];
+            if upgrade_answer {
+                all.push((true, 0, 1, b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec()));
+            }
+            all.extend(segs);
+            for (from_server, skip, dt, payload) in all {
+                if payload.is_empty() {
+                    continue;
+                }
+                let side = if from_server { Side::Server } else { Side::Client };
+                let i = side.idx();
+                next[i] = next[i] + u32::from(skip);
+                t = t.plus(f64::from(dt) / 1000.0);
+                let (src, dst) = if from_server { (server, client) } else { (client, server) };
+                let seg = Segment {
+                    src: src.ip(),
+                    dst: dst.ip(),
+                    sport: src.port(),
+                    dport: dst.port(),
+                    seq: next[i],
+                    ack: next[1 - i],
+                    flags: flags::ACK | flags::PSH,
+                    win: 512,
+                    urp: 0,
+                    header_len: 20,
+                    len: payload.len() as u32,
+                    options: &[],
+                    options_truncated: false,
+                    payload: &payload,
+                    ttl: 64,
+                    link: LinkInfo { kind: LinkType::Raw, ifindex: 0, pkttype: None },
+                };
+                next[i] = next[i] + payload.len() as u32;
+                let cx = Ctx {
+                    n: 1,
+                    ts: t,
+                    seg: &seg,
+                    from: side,
+                    kind: Kind::Data,
+                    silence: None,
+                    injected: false,
+                    answers_probe: false,
+                    late: false,
+                };
+                app.segment(&cx);
+                http.segment(&cx);
+                prop_assert!(app.footprint() <= MAX_FOOTPRINT, "{}", app.footprint());
+            }
+            let flow = Flow::new(1, client, server, t);
+            let _ = app.finish(&flow, t);
+            let _ = http.finish(&flow, t);
+        }
+    }
+
+    /// Endless pings nobody answers, each with new data: the outstanding
+    /// list and the gaps stay bounded.
+    #[test]
+    fn endless_unanswered_pings_stay_bounded() {
+        let client: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+        let mut app = AppAnalysis::default();
+        let mut seq = SeqNumber(1);
+        let mut t = Timestamp::new(1_700_000_000, 0);
+        for k in 0u64..20_000 {
+            let mut ping = vec![0, 0, 8, 6, 0, 0, 0, 0, 0];
+            ping.extend_from_slice(&k.to_be_bytes());
+            let seg = Segment {
+                src: client.ip(),
+                dst: "10.0.0.1".parse().unwrap(),
+                sport: 40000,
+                dport: 8080,
+                seq,
+                ack: SeqNumber(1),
+                flags: flags::ACK | flags::PSH,
+                win: 512,
+                urp: 0,
+                header_len: 20,
+                len: 17,
+                options: &[],
+                options_truncated: false,
+                payload: &ping,
+                ttl: 64,
+                link: LinkInfo {
+                    kind: LinkType::Raw,
+                    ifindex: 0,
+                    pkttype: None,
+                },
+            };
+            seq = seq + 17;
+            t = t.plus(1.0);
+            app.segment(&Ctx {
+                n: k,
+                ts: t,
+                seg: &seg,
+                from: Side::Client,
+                kind: Kind::Data,
+                silence: None,
+                injected: false,
+                answers_probe: false,
+                late: false,
+            });
+        }
+        assert!(app.footprint() <= MAX_FOOTPRINT, "{}", app.footprint());
+        let flow = Flow::new(1, client, "10.0.0.1:8080".parse().unwrap(), t);
+        let a = app.finish(&flow, t).unwrap();
+        assert_eq!((a.pings, a.unanswered), (20_000, 20_000));
+    }
+}
