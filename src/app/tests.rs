@@ -171,6 +171,36 @@ fn rule_1_and_3_an_upgrade_counts_from_the_101_and_a_refusal_undoes_it() {
 }
 
 #[test]
+fn rule_1_an_h2c_upgrade_then_the_client_preface_then_frames() {
+    let mut c = Conn::new();
+    c.send(
+        Client,
+        0.0,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    );
+    // The 101 and the server's SETTINGS in one segment.
+    let mut resp =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let n = c.send(Server, 0.01, &resp);
+    assert_eq!(n.event, Some(AppEvent::Recognized(Protocol::Http2)));
+    // The client's preface, then its SETTINGS, then a keepalive PING.
+    let mut preface = h2::PREFACE.to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    c.send(Client, 0.02, &preface);
+    assert_eq!(
+        c.send(Client, 20.0, &h2_ping(false, b"upgraded")).label,
+        Some(Label::Ping)
+    );
+    assert_eq!(
+        c.send(Server, 20.001, &h2_ping(true, b"upgraded")).label,
+        Some(Label::PingAck)
+    );
+    let a = c.summary().unwrap();
+    assert_eq!((a.protocol, a.pings, a.pongs), (Protocol::Http2, 1, 1));
+}
+
+#[test]
 fn rule_4_and_5_redis_and_mysql_pings_by_content() {
     let mut r = Conn::new();
     for k in 0..3 {

@@ -174,7 +174,7 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
         header.push("http");
     }
     if with_app {
-        header.push("app keepalive");
+        header.push("app");
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
