@@ -12,6 +12,8 @@ Examples:
   sudo kacap -i eth0 -w ka.pcap port 6379       analyze and keep the packets
   kacap -D                                      list interfaces
   sudo kacap lab dead-peer                      the walkthrough, live, in 5 seconds
+  sudo kacap sockets port 5432                  which sockets have keepalive on, and why
+  sudo kacap --netns $(pidof envoy) sockets     a container's sockets and sysctls
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
@@ -26,7 +28,8 @@ Ctrl-C stops it: the flow table and the packet counts are printed, -w is closed.
 
 Exit status: 0 success (also when the output pipe closes), 1 output error
 (stdout or the -w file) or a lab scenario that failed, 2 bad usage, an
-unreadable capture, or a live capture that cannot start, 130/143 a file
+unreadable capture, a live capture that cannot start, or a network
+namespace (--netns) or socket table that cannot be read, 130/143 a file
 whose reading Ctrl-C/SIGTERM cut short (a partial analysis).";
 
 /// Packet-level TCP keepalive analyzer: reads a capture, rebuilds every TCP
@@ -61,6 +64,12 @@ pub struct Args {
     /// Capture live on IFACE (lo, any, eth0, …).
     #[arg(short = 'i', value_name = "IFACE")]
     pub interface: Option<String>,
+
+    /// Enter a network namespace first (root): a named one (ip netns add
+    /// NAME), a process's (a container's or a pod's: its PID), or a
+    /// bind-mounted PATH. For -i and `kacap sockets`.
+    #[arg(long, value_name = "NAME|PID|PATH", global = true)]
+    pub netns: Option<String>,
 
     /// List the interfaces kacap can capture on, as tcpdump -D.
     #[arg(short = 'D', long = "list-interfaces")]
@@ -227,6 +236,16 @@ pub enum Command {
         after_help = "Examples:\n  sudo kacap lab dead-peer\n  sudo kacap lab peer-reboot --idle 1 -w reboot.pcap\n  sudo kacap lab healthy --json\n  kacap lab dead-peer --replay          without root: the capture shipped inside kacap"
     )]
     Lab(LabArgs),
+    /// List TCP sockets with their keepalive configuration: SO_KEEPALIVE,
+    /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT and where each comes from
+    /// (set on the socket, or the namespace's sysctl), TCP_USER_TIMEOUT, the
+    /// running timer, the owning process — and why probes will or will not
+    /// come. Exact values need root (or CAP_SYS_PTRACE); without, they are
+    /// inferred and marked.
+    #[command(
+        after_help = "Filter: port N, src port N, dst port N, host ADDR, state NAME (established, listen, time-wait, …), joined by 'and'.\n\nExamples:\n  sudo kacap sockets port 5432\n  sudo kacap sockets state established --json\n  sudo kacap --netns $(pidof envoy) sockets port 5432     a container's sockets and sysctls\n  sudo kacap --netns blue sockets                        a named namespace (ip netns add blue)"
+    )]
+    Sockets(SocketsArgs),
     /// Print shell completions for SHELL on stdout.
     #[command(
         after_help = "Install, for example:\n  kacap completions bash | sudo tee /usr/share/bash-completion/completions/kacap\n  kacap completions zsh > ~/.zfunc/_kacap\n  kacap completions fish > ~/.config/fish/completions/kacap.fish"
@@ -240,6 +259,13 @@ pub enum Command {
         after_help = "Install, for example:\n  kacap man | sudo tee /usr/local/share/man/man1/kacap.1 && man kacap"
     )]
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SocketsArgs {
+    /// Which sockets: port N, src port N, dst port N, host ADDR, state NAME.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -463,8 +489,12 @@ pub fn tcpdump_order(argv: Vec<OsString>) -> Vec<OsString> {
             continue;
         }
         if words.is_empty() && cmd.find_subcommand(&text).is_some() {
-            // A subcommand: its own arguments follow.
+            // A subcommand: its own arguments follow, and options given
+            // before it (`kacap --netns 42 sockets`, `kacap --json lab …`)
+            // go after it, where clap takes the global ones.
+            let before = options.split_off(1);
             options.push(arg);
+            options.extend(before);
             options.extend(args.by_ref());
             return options;
         }

@@ -2,8 +2,8 @@
 //!
 //! Exit statuses: 0 success (also when the reader of our output goes away),
 //! 1 an error while writing output (stdout or the `-w` file) or a lab
-//! scenario that failed, 2 bad usage, unusable input, or a live capture that
-//! cannot start.
+//! scenario that failed, 2 bad usage, unusable input, a live capture that
+//! cannot start, or a network namespace or socket table that cannot be read.
 
 use std::fmt;
 use std::io;
@@ -24,6 +24,8 @@ pub enum Error {
     Usage(String),
     /// A `kacap lab` scenario failed while it ran (its sockets, not the user).
     Lab(String),
+    /// `--netns`, or the socket table, cannot be read (exit 2).
+    Host(String),
     /// Already reported on stderr; only the exit status is left.
     Reported(i32),
     /// Writing our output failed (other than a closed pipe).
@@ -33,7 +35,11 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Input { .. } | Error::Filter { .. } | Error::Live { .. } | Error::Usage(_) => 2,
+            Error::Input { .. }
+            | Error::Filter { .. }
+            | Error::Live { .. }
+            | Error::Usage(_)
+            | Error::Host(_) => 2,
             Error::Output(_) | Error::Save { .. } | Error::Write { .. } | Error::Lab(_) => 1,
             Error::Reported(code) => *code,
         }
@@ -56,6 +62,7 @@ impl fmt::Display for Error {
             Error::Write { file, msg } => write!(f, "cannot write {file}: {msg}"),
             Error::Usage(msg) => write!(f, "{msg} (see 'kacap --help')"),
             Error::Lab(msg) => write!(f, "kacap lab: {msg}"),
+            Error::Host(msg) => write!(f, "{msg}"),
             Error::Reported(_) => Ok(()),
             Error::Output(e) => write!(f, "cannot write output: {e}"),
         }

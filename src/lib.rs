@@ -44,6 +44,7 @@ pub mod retransmit;
 pub mod run;
 pub mod seq;
 pub mod signal;
+pub mod sockets;
 pub mod source;
 pub mod summary;
 pub mod tcp;

@@ -29,6 +29,26 @@ pub enum Plan {
     Completions(clap_complete::Shell),
     /// `kacap man`.
     Man,
+    /// `kacap sockets`: the host's TCP sockets and their keepalive settings.
+    Sockets(SocketsPlan),
+}
+
+/// `--netns`: a namespace to enter, checked to exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Netns {
+    pub spec: String,
+    pub path: PathBuf,
+}
+
+/// `kacap sockets`, resolved.
+#[derive(Clone, Debug)]
+pub struct SocketsPlan {
+    pub netns: Option<Netns>,
+    pub filter: crate::sockets::filter::Filter,
+    /// The filter as written (for "no socket matches …").
+    pub filter_words: String,
+    pub json: bool,
+    pub width: Option<u16>,
 }
 
 /// Where packets come from.
@@ -76,6 +96,8 @@ pub struct CapturePlan {
     pub svg: Option<PathBuf>,
     /// Live: who to become once the capture is open (`-Z`).
     pub privileges: Option<RunAs>,
+    /// Live: the network namespace to capture in (`--netns`).
+    pub netns: Option<Netns>,
 }
 
 /// A lab scenario with its timers.
@@ -107,9 +129,36 @@ impl Plan {
         if args.list_interfaces {
             return Ok(Plan::ListInterfaces);
         }
+        let netns = match &args.netns {
+            Some(spec) => Some(Netns {
+                spec: spec.clone(),
+                path: crate::sockets::netns::check(spec).map_err(Error::Host)?,
+            }),
+            None => None,
+        };
         match &args.command {
             Some(Command::Completions { shell }) => return Ok(Plan::Completions(*shell)),
             Some(Command::Man) => return Ok(Plan::Man),
+            Some(Command::Sockets(s)) => {
+                if args.write.is_some() || args.diagram_svg.is_some() {
+                    return Err(Error::Usage(
+                        "kacap sockets writes no capture: -w and --diagram-svg do not apply".into(),
+                    ));
+                }
+                return Ok(Plan::Sockets(SocketsPlan {
+                    netns,
+                    filter: crate::sockets::filter::Filter::parse(&s.filter)
+                        .map_err(Error::Usage)?,
+                    filter_words: s.filter.join(" "),
+                    json: args.json,
+                    width: terminal_width(args.wide),
+                }));
+            }
+            Some(Command::Lab(_)) if netns.is_some() => {
+                return Err(Error::Usage(
+                    "kacap lab makes a private network namespace of its own: --netns does not apply".into(),
+                ));
+            }
             _ => {}
         }
         if let Some(Command::Lab(lab)) = &args.command {
@@ -140,6 +189,7 @@ impl Plan {
                     stats_every: None,
                     svg: args.diagram_svg.clone(),
                     privileges: None,
+                    netns: None,
                 }));
             }
             let timers = Timers {
@@ -160,6 +210,7 @@ impl Plan {
                 svg: args.diagram_svg.clone(),
                 // The lab's traffic runs beside the capture: it keeps root.
                 privileges: None,
+                netns: None,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -202,6 +253,11 @@ impl Plan {
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
+        if netns.is_some() && !live {
+            return Err(Error::Usage(
+                "--netns applies to live captures (-i) and kacap sockets: a capture file is read as it is".into(),
+            ));
+        }
         let stream = live
             || args.line_buffered
             || matches!(&input, Input::Files(f) if f.len() == 1 && is_stream(&f[0]));
@@ -264,6 +320,7 @@ impl Plan {
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
             privileges,
+            netns,
             input,
             filter,
             write: args.write.clone(),

@@ -14,6 +14,34 @@ use crate::source::{PipeSource, Source, list_interfaces};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+/// `kacap sockets`: enter the namespace, read the table, print it.
+fn run_sockets(plan: &crate::plan::SocketsPlan, mut out: impl Write) -> Result<(), Error> {
+    use crate::sockets::{self, RealHost};
+    // The host's own sysctls, before leaving its namespace.
+    let host_sysctls = match &plan.netns {
+        Some(ns) => {
+            let host = sockets::proc::sysctls().ok();
+            sockets::netns::enter(&ns.spec, &ns.path).map_err(Error::Host)?;
+            host
+        }
+        None => None,
+    };
+    let (sysctls, found) = sockets::collect(&RealHost, &|d| plan.filter.matches(d))
+        .map_err(|e| Error::Host(format!("cannot read the socket table (sock_diag): {e}")))?;
+    let table = sockets::Table {
+        sysctls,
+        host_sysctls: host_sysctls.filter(|h| *h != sysctls),
+        netns: sockets::proc::netns_id(),
+        sockets: found,
+    };
+    let written = if plan.json {
+        crate::report::sockets::json(&mut out, &table)
+    } else {
+        crate::report::sockets::text(&mut out, &table, &plan.filter_words, plan.width)
+    };
+    quiet_pipe(written.and_then(|()| out.flush()).map_err(Error::Output))
+}
+
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -33,6 +61,7 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
             quiet_pipe(list_interfaces(&mut out).and_then(|()| out.flush().map_err(Error::Output)))
         }
         Plan::Lab(lab, capture) => run_lab(lab, capture, out, err),
+        Plan::Sockets(plan) => run_sockets(plan, out),
         Plan::Completions(shell) => {
             use clap::CommandFactory;
             let mut cmd = crate::cli::Args::command();
@@ -50,6 +79,9 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
         }
         Plan::Capture(capture) => match &capture.input {
             Input::Live(iface) => {
+                if let Some(ns) = &capture.netns {
+                    crate::sockets::netns::enter(&ns.spec, &ns.path).map_err(Error::Host)?;
+                }
                 let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
                 run_capture(capture, src, None, out, err, true)
             }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod emit;
 pub mod idle;
 pub mod json;
+pub mod sockets;
 pub mod svg;
 pub mod table;
 pub mod tcpdump;

@@ -17,6 +17,7 @@ mod parity;
 mod props;
 mod regressions;
 mod rotation;
+mod sockets;
 mod structure;
 mod teach;
 mod terminal;
