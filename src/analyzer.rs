@@ -567,6 +567,7 @@ fn step<'a>(
         first_close,
         injected: injected.then_some(flow.dir[from.idx()].ttl),
         notes,
+        socket: None,
     }
 }
 

@@ -65,6 +65,14 @@ pub struct Args {
     #[arg(short = 'i', value_name = "IFACE")]
     pub interface: Option<String>,
 
+    /// Live: join this host's socket table to the capture — each
+    /// connection's owning process and its keepalive configuration (as
+    /// `kacap sockets` shows it) on its first line, in the table and the
+    /// JSON flow record, checked against what the packets show. Keeps root
+    /// unless -Z is given (reading other processes' sockets needs it).
+    #[arg(long, requires = "interface")]
+    pub sockets: bool,
+
     /// Enter a network namespace first (root): a named one (ip netns add
     /// NAME), a process's (a container's or a pod's: its PID), or a
     /// bind-mounted PATH. For -i and `kacap sockets`.

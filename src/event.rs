@@ -65,6 +65,9 @@ pub struct PacketEvent<'a> {
     pub injected: Option<u8>,
     /// What each analysis says about it (`notes.keepalive`, `notes.http`, …).
     pub notes: Notes,
+    /// `--sockets`: on a connection's first packet, its ends that are
+    /// sockets of this host (see `sockets::join`).
+    pub socket: Option<&'a crate::sockets::join::Joined>,
 }
 
 /// Why earlier segments are revised (see `lookahead`).

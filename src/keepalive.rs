@@ -468,6 +468,14 @@ impl Prober {
         }
     }
 
+    /// Whether `side` probed.
+    pub fn includes(self, side: Side) -> bool {
+        matches!(
+            (self, side),
+            (Prober::Both, _) | (Prober::Client, Side::Client) | (Prober::Server, Side::Server)
+        )
+    }
+
     /// The side whose settings are reported (the client when both probed).
     pub fn side(self) -> Side {
         match self {

@@ -98,6 +98,8 @@ pub struct CapturePlan {
     pub privileges: Option<RunAs>,
     /// Live: the network namespace to capture in (`--netns`).
     pub netns: Option<Netns>,
+    /// Live: join the host's socket table (`--sockets`).
+    pub sockets: bool,
 }
 
 /// A lab scenario with its timers.
@@ -190,6 +192,7 @@ impl Plan {
                     svg: args.diagram_svg.clone(),
                     privileges: None,
                     netns: None,
+                    sockets: false,
                 }));
             }
             let timers = Timers {
@@ -211,6 +214,7 @@ impl Plan {
                 // The lab's traffic runs beside the capture: it keeps root.
                 privileges: None,
                 netns: None,
+                sockets: false,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -307,6 +311,11 @@ impl Plan {
             }
         }
         let privileges = match &input {
+            // --sockets reads other processes' sockets all along: it keeps
+            // root unless told otherwise.
+            Input::Live(_) if args.sockets && args.run_as.is_none() => {
+                Some(crate::privileges::resolve(Some("root"))?)
+            }
             Input::Live(_) => Some(crate::privileges::resolve(args.run_as.as_deref())?),
             _ if args.run_as.is_some() => {
                 return Err(Error::Usage(
@@ -321,6 +330,7 @@ impl Plan {
             svg: args.diagram_svg.clone(),
             privileges,
             netns,
+            sockets: args.sockets,
             input,
             filter,
             write: args.write.clone(),

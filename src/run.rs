@@ -80,6 +80,7 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
         Plan::Capture(capture) => match &capture.input {
             Input::Live(iface) => {
                 if let Some(ns) = &capture.netns {
+                    let _ = HOST_SYSCTLS.set(crate::sockets::proc::sysctls().ok());
                     crate::sockets::netns::enter(&ns.spec, &ns.path).map_err(Error::Host)?;
                 }
                 let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
@@ -382,20 +383,40 @@ fn analyze_output(
     svg: Option<(std::fs::File, String)>,
 ) -> Result<(), ReadEnd> {
     match (&plan.output, svg) {
-        (Output::Json(opts), None) => analyze_into(src, plan, pass, JsonSink::new(out, *opts)),
-        (Output::Json(opts), Some((file, name))) => analyze_into(
+        (Output::Json(opts), None) => analyze_joined(src, plan, pass, JsonSink::new(out, *opts)),
+        (Output::Json(opts), Some((file, name))) => analyze_joined(
             src,
             plan,
             pass,
             (JsonSink::new(out, *opts), SvgSink::new(file, name)),
         ),
-        (Output::Text(opts), svg) => analyze_into(
+        (Output::Text(opts), svg) => analyze_joined(
             src,
             plan,
             pass,
             TextSink::new(out, opts.clone()).with_svg(svg),
         ),
     }
+}
+
+/// The host's sysctls, read before `--netns` left its namespace.
+static HOST_SYSCTLS: std::sync::OnceLock<Option<crate::sockets::Sysctls>> =
+    std::sync::OnceLock::new();
+
+/// `sink`, with the host's socket table joined when `--sockets` asks.
+fn analyze_joined(
+    src: &mut impl FrameSource,
+    plan: &CapturePlan,
+    pass: Option<LookaheadPass>,
+    sink: impl Sink,
+) -> Result<(), ReadEnd> {
+    use crate::sockets::join::{Joiner, SocketJoin};
+    if !plan.sockets {
+        return analyze_into(src, plan, pass, sink);
+    }
+    let host = HOST_SYSCTLS.get().copied().flatten();
+    let joiner = Joiner::new(Box::new(crate::sockets::RealHost), host);
+    analyze_into(src, plan, pass, SocketJoin::new(sink, joiner))
 }
 
 fn analyze_into(

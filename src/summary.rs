@@ -168,6 +168,8 @@ pub struct FlowSummary {
     /// What each analysis found (`findings.keepalive`, `.idle`, `.http`, …).
     pub findings: Findings,
     pub verdict: Verdict,
+    /// `--sockets`: its ends that are sockets of this host.
+    pub sockets: Option<Box<crate::sockets::join::Joined>>,
 }
 
 impl FlowSummary {
@@ -193,6 +195,7 @@ impl FlowSummary {
             },
             verdict: verdict(&findings, flow.close.is_some()),
             findings,
+            sockets: None,
         }
     }
 }

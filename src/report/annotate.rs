@@ -52,6 +52,17 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
     if let Some(event) = ev.notes.app.event {
         write_app(out, ev, event)?;
     }
+    if let Some(j) = ev.socket {
+        for (end, s) in [("client", &j.client), ("server", &j.server)] {
+            if let Some(s) = s {
+                write!(
+                    out,
+                    "; {end} end on this host: {}",
+                    crate::sockets::join::describe(s)
+                )?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -107,6 +107,29 @@ impl std::fmt::Display for Str<'_> {
     }
 }
 
+/// A joined socket in a flow record (`--sockets`).
+fn socket_json(s: &crate::sockets::Socket) -> String {
+    format!(
+        "{{\"local\":\"{}\",\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}}}",
+        s.diag.local,
+        s.owner
+            .as_ref()
+            .map_or("null".into(), |o| o.pid.to_string()),
+        s.owner
+            .as_ref()
+            .map_or("null".into(), |o| format!("\"{}\"", escape(&o.comm))),
+        s.keepalive.map_or("null".into(), |k| k.to_string()),
+        s.idle.value,
+        s.interval.value,
+        s.count.value,
+        Num(s.user_timeout),
+        s.idle.source.as_str(),
+        s.interval.source.as_str(),
+        s.count.source.as_str(),
+        s.exact
+    )
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         if !self.opts.packets {
@@ -287,6 +310,17 @@ impl<W: Write> Sink for JsonSink<W> {
                     g.last_stream,
                     g.from.name()
                 )?;
+            }
+        }
+        if let Some(j) = f.sockets.as_deref() {
+            // The client end's socket when it is on this host, else the
+            // server end's; over loopback both, the server's as the peer.
+            let second = j.client.as_ref().and(j.server.as_ref());
+            if let Some(first) = j.client.as_ref().or(j.server.as_ref()) {
+                write!(self.out, ",\"socket\":{}", socket_json(first))?;
+            }
+            if let Some(s) = second {
+                write!(self.out, ",\"peer_socket\":{}", socket_json(s))?;
             }
         }
         self.out.write_all(b"}\n")?;

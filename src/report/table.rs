@@ -70,6 +70,34 @@ fn app_cell(f: &FlowSummary) -> String {
     cell
 }
 
+/// The socket column (`--sockets`): `client 4242 python3 on 20/75/9`.
+fn socket_cell(f: &FlowSummary) -> String {
+    let Some(j) = f.sockets.as_deref() else {
+        return "-".to_string();
+    };
+    let mut parts = Vec::new();
+    for (end, s) in [("client", &j.client), ("server", &j.server)] {
+        let Some(s) = s else { continue };
+        let who = s
+            .owner
+            .as_ref()
+            .map_or("?".to_string(), |o| format!("{} {}", o.pid, o.comm));
+        let ka = match s.keepalive {
+            Some(true) => format!(
+                "on {}/{}/{}{}",
+                s.idle.value,
+                s.interval.value,
+                s.count.value,
+                if s.exact { "" } else { "~" }
+            ),
+            Some(false) => "off".to_string(),
+            None => "?".to_string(),
+        };
+        parts.push(format!("{end} {who} {ka}"));
+    }
+    parts.join("\n")
+}
+
 /// The table at its natural width (`width` `None`: a pipe, a file,
 /// `--wide`), or to fit a terminal's `width`: the full layout when it fits,
 /// else the compact one — the endpoints on two lines, the prober, its probe
@@ -111,6 +139,7 @@ pub fn write(
 fn full(flows: &[FlowSummary]) -> Table {
     let with_http = flows.iter().any(|f| f.findings.http.is_some());
     let with_app = flows.iter().any(|f| f.findings.app.is_some());
+    let with_sockets = flows.iter().any(|f| f.sockets.is_some());
     let mut header = vec![
         "flow",
         "client",
@@ -129,6 +158,9 @@ fn full(flows: &[FlowSummary]) -> Table {
     }
     if with_app {
         header.push("app keepalive");
+    }
+    if with_sockets {
+        header.push("socket (keepalive idle/intvl/cnt)");
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -155,6 +187,9 @@ fn full(flows: &[FlowSummary]) -> Table {
         if with_app {
             row.push(app_cell(f));
         }
+        if with_sockets {
+            row.push(socket_cell(f));
+        }
         t.add_row(row);
     }
     align_right(&mut t, &[0, 5, 6, 7, 8]);
@@ -164,6 +199,7 @@ fn full(flows: &[FlowSummary]) -> Table {
 fn compact(flows: &[FlowSummary], width: u16) -> Table {
     let with_http = flows.iter().any(|f| f.findings.http.is_some());
     let with_app = flows.iter().any(|f| f.findings.app.is_some());
+    let with_sockets = flows.iter().any(|f| f.sockets.is_some());
     let mut header = vec![
         "flow",
         "client\n→ server",
@@ -175,6 +211,9 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
     }
     if with_app {
         header.push("app");
+    }
+    if with_sockets {
+        header.push("socket");
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -212,6 +251,9 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
         }
         if with_app {
             row.push(app_cell(f));
+        }
+        if with_sockets {
+            row.push(socket_cell(f));
         }
         t.add_row(row);
     }
@@ -271,6 +313,11 @@ pub fn write_live_notes(
                 if parts.len() == 1 { "s" } else { "" },
                 k.prober.map_or("socket", |p| p.as_str()),
             )?;
+        }
+    }
+    for f in flows {
+        for check in crate::sockets::join::checks(f) {
+            writeln!(out, "flow {}: {check}", f.id)?;
         }
     }
     for f in flows {

@@ -218,6 +218,20 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
     if let Some(app) = super::app::explain(f) {
         o.push_str(&app);
     }
+    if let Some(j) = f.sockets.as_deref() {
+        for (end, s) in [("client", &j.client), ("server", &j.server)] {
+            if let Some(s) = s {
+                let _ = writeln!(
+                    o,
+                    "  On this host, the {end} end is {}.",
+                    crate::sockets::join::describe(s)
+                );
+            }
+        }
+        for check in crate::sockets::join::checks(f) {
+            let _ = writeln!(o, "  Checked against it: {check}.");
+        }
+    }
     zero_window_stall(&mut o, steps);
     if let Some(account) = super::idle::explain(f) {
         o.push_str(&account);

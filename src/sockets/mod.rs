@@ -21,6 +21,7 @@
 
 pub mod diag;
 pub mod filter;
+pub mod join;
 pub mod netns;
 pub mod proc;
 

@@ -180,3 +180,19 @@ fn the_filter_picks_sockets_before_owners_are_looked_up() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].owner.as_ref().unwrap().pid, 103);
 }
+
+#[test]
+fn a_connection_is_joined_by_its_two_ends_and_the_table_is_read_when_needed() {
+    let mut j = join::Joiner::new(Box::new(host()), Some(Sysctls { time: 600, ..LINUX }));
+    let client: SocketAddr = "10.0.0.2:40003".parse().unwrap();
+    let server: SocketAddr = "10.0.0.1:5432".parse().unwrap();
+    let got = j.lookup(client, server, false).unwrap();
+    let c = got.client.as_ref().unwrap();
+    assert_eq!(c.owner.as_ref().unwrap().pid, 103);
+    assert!(got.server.is_none(), "the server end is not on this host");
+    assert_eq!(got.host_sysctls.unwrap().time, 600);
+    assert!(join::describe(c).contains("TCP_KEEPIDLE 20 (socket) / TCP_KEEPINTVL 75 (sysctl) / TCP_KEEPCNT 3 (socket), TCP_USER_TIMEOUT 30 s"));
+    // The same connection seen from its server's side of the capture.
+    assert!(j.lookup(server, client, false).unwrap().server.is_some());
+    assert!(j.lookup("10.9.9.9:1".parse().unwrap(), server, false).is_none());
+}

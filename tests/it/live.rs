@@ -585,3 +585,75 @@ fn a_flood_on_lo_drops_no_more_than_tcpdump() {
         "kacap dropped {kacap_dropped}, tcpdump {tcpdump_dropped}"
     );
 }
+
+/// A client socket of this test process with keepalive set on the socket
+/// (TCP_KEEPIDLE 1, TCP_KEEPINTVL 1), connected to `listener`; the
+/// accepted end is returned beside it.
+fn keepalive_pair(listener: &TcpListener, port: u16) -> (std::net::TcpStream, std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let fd = c.as_raw_fd();
+    for (level, name, value) in [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1),
+    ] {
+        let v: libc::c_int = value;
+        // SAFETY: setting an int option on our own socket.
+        let r = unsafe { libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), 4) };
+        assert_eq!(r, 0);
+    }
+    let (a, _) = listener.accept().unwrap();
+    (c, a)
+}
+
+#[test]
+fn live_sockets_joins_the_owner_and_checks_the_inference() {
+    if !live_allowed("live_sockets") {
+        return;
+    }
+    let (listener, port) = server();
+    let mut live = Live::start(port, &["--json", "--sockets"]);
+    let (c, a) = keepalive_pair(&listener, port);
+    live.wait_for("\"kind\":\"keepalive-ack\"", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1300));
+    drop((c, a));
+    std::thread::sleep(Duration::from_millis(300));
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let (_, flows) = records(&lines);
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let f = &flows[0];
+    let s = &f["socket"];
+    assert_eq!(s["pid"], std::process::id(), "{f}");
+    assert_eq!(s["keepalive"], true, "{f}");
+    assert_eq!(
+        (s["idle"].as_u64(), s["interval"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(s["source"]["idle"], "socket");
+    assert_eq!(s["exact"], true);
+    // Over loopback the server end is a socket of this host too.
+    assert_eq!(f["peer_socket"]["keepalive"], false, "{f}");
+
+    // In words: the first line, and the check after the table.
+    let (listener, port) = server();
+    let mut live = Live::start(port, &["--sockets"]);
+    let (c, a) = keepalive_pair(&listener, port);
+    let first = live.wait_for("client end on this host", Duration::from_secs(5));
+    assert!(
+        first.contains("SO_KEEPALIVE on, TCP_KEEPIDLE 1 (socket) / TCP_KEEPINTVL 1 (socket)"),
+        "{first}"
+    );
+    live.wait_for("keepalive probe #2", Duration::from_secs(5));
+    drop((c, a));
+    std::thread::sleep(Duration::from_millis(300));
+    let (lines, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let all = lines.join("\n");
+    assert!(
+        all.contains("flow 1: the client end: observed idle 1."),
+        "{all}"
+    );
+    assert!(all.contains("matches TCP_KEEPIDLE 1 on pid"), "{all}");
+}
