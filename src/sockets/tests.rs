@@ -194,5 +194,8 @@ fn a_connection_is_joined_by_its_two_ends_and_the_table_is_read_when_needed() {
     assert!(join::describe(c).contains("TCP_KEEPIDLE 20 (socket) / TCP_KEEPINTVL 75 (sysctl) / TCP_KEEPCNT 3 (socket), TCP_USER_TIMEOUT 30 s"));
     // The same connection seen from its server's side of the capture.
     assert!(j.lookup(server, client, false).unwrap().server.is_some());
-    assert!(j.lookup("10.9.9.9:1".parse().unwrap(), server, false).is_none());
+    assert!(
+        j.lookup("10.9.9.9:1".parse().unwrap(), server, false)
+            .is_none()
+    );
 }

@@ -270,3 +270,65 @@ fn netns_errors_are_one_line_before_anything_happens() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a port"));
 }
+
+const PROBER: &str = r#"
+import os, socket, subprocess, sys
+subprocess.check_call(["ip", "link", "set", "lo", "up"])
+srv = socket.create_server(("127.0.0.1", 2333))
+c = socket.create_connection(("127.0.0.1", 2333))
+c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+a, _ = srv.accept()
+print("ready", os.getpid(), flush=True)
+sys.stdin.read()
+"#;
+
+#[test]
+fn netns_pid_captures_inside_a_containers_namespace_with_its_sockets_joined() {
+    if !live_allowed("sockets") {
+        return;
+    }
+    let mut child = Command::new("unshare")
+        .args(["--net", "--", "python3", "-c", PROBER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // The host's `lo` has none of this traffic: only the namespace's does.
+    let mut kacap = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args([
+            "--netns",
+            &pid.to_string(),
+            "-i",
+            "lo",
+            "--sockets",
+            "--json",
+            "port",
+            "2333",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(kacap.id() as i32, libc::SIGINT) };
+    let out = kacap.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let r = records(&out.stdout);
+    let probes = r.iter().filter(|v| v["kind"] == "keepalive").count();
+    assert!(probes >= 2, "{r:?}");
+    let flow = r.iter().find(|v| v["type"] == "flow").unwrap();
+    assert_eq!(flow["socket"]["pid"], pid, "{flow}");
+    assert_eq!(flow["socket"]["idle"], 1);
+    assert_eq!(flow["socket"]["source"]["idle"], "socket");
+}
