@@ -301,7 +301,7 @@ fn netns_pid_captures_inside_a_containers_namespace_with_its_sockets_joined() {
         .unwrap();
     let pid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     // The host's `lo` has none of this traffic: only the namespace's does.
-    let mut kacap = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+    let kacap = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
         .args([
             "--netns",
             &pid.to_string(),
