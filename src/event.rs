@@ -67,7 +67,7 @@ pub struct PacketEvent<'a> {
     pub notes: Notes,
     /// `--sockets`: on a connection's first packet, its ends that are
     /// sockets of this host (see `sockets::join`).
-    pub socket: Option<&'a crate::sockets::join::Joined>,
+    pub socket: Option<&'a crate::sockets::Joined>,
 }
 
 /// Why earlier segments are revised (see `lookahead`).

@@ -410,7 +410,8 @@ fn analyze_joined(
     pass: Option<LookaheadPass>,
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
-    use crate::sockets::join::{Joiner, SocketJoin};
+    use crate::report::sockets::SocketJoin;
+    use crate::sockets::join::Joiner;
     if !plan.sockets {
         return analyze_into(src, plan, pass, sink);
     }

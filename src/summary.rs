@@ -169,7 +169,7 @@ pub struct FlowSummary {
     pub findings: Findings,
     pub verdict: Verdict,
     /// `--sockets`: its ends that are sockets of this host.
-    pub sockets: Option<Box<crate::sockets::join::Joined>>,
+    pub sockets: Option<Box<crate::sockets::Joined>>,
 }
 
 impl FlowSummary {

@@ -1,10 +1,17 @@
 //! `kacap sockets` output: a table that fits the terminal and one line per
-//! connection on whether probes will come, or JSON Lines (`docs/json.md`).
+//! connection on whether probes will come, or JSON Lines (`docs/json.md`);
+//! and `--sockets`: the sink that joins the socket table to a live capture,
+//! and the checks of what the packets showed against it.
 
 use super::json::escape;
-use crate::sockets::{Setting, Socket, Source, Sysctls, Table, verdicts};
+use crate::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::sockets::join::Joiner;
+use crate::sockets::{Joined, Setting, Socket, Source, Sysctls, Table, verdicts};
+use crate::summary::FlowSummary;
 use comfy_table::{CellAlignment, ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 /// Most "why" lines printed under the table.
 const MAX_LINES: usize = 50;
@@ -290,4 +297,162 @@ pub fn json(out: &mut impl Write, t: &Table) -> io::Result<()> {
         writeln!(out, "{}", socket_json(s))?;
     }
     Ok(())
+}
+
+/// A sink with the socket table joined in: the first packet of each
+/// connection carries its sockets, and so does its flow summary.
+pub struct SocketJoin<S: Sink> {
+    inner: S,
+    joiner: Joiner,
+    flows: HashMap<u32, Option<Box<Joined>>>,
+}
+
+impl<S: Sink> SocketJoin<S> {
+    pub fn new(inner: S, joiner: Joiner) -> Self {
+        SocketJoin {
+            inner,
+            joiner,
+            flows: HashMap::new(),
+        }
+    }
+
+    /// `f` with its sockets: as they are now when still on this host (a
+    /// socket's options may have changed since the first packet), else as
+    /// they were then.
+    fn with_sockets(&mut self, f: &FlowSummary) -> FlowSummary {
+        let mut f = f.clone();
+        let then = self.flows.get(&f.id).cloned().flatten();
+        if then.is_some() {
+            f.sockets = self
+                .joiner
+                .lookup(f.client, f.server, true)
+                .map(Box::new)
+                .or(then);
+        }
+        f
+    }
+}
+
+impl<S: Sink> Sink for SocketJoin<S> {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        if self.flows.contains_key(&ev.flow_id) {
+            return self.inner.packet(ev);
+        }
+        let (client, server) = match ev.from {
+            crate::tcp::Side::Client => (
+                SocketAddr::new(ev.seg.src, ev.seg.sport),
+                SocketAddr::new(ev.seg.dst, ev.seg.dport),
+            ),
+            crate::tcp::Side::Server => (
+                SocketAddr::new(ev.seg.dst, ev.seg.dport),
+                SocketAddr::new(ev.seg.src, ev.seg.sport),
+            ),
+        };
+        let joined = self.joiner.lookup(client, server, false).map(Box::new);
+        self.flows.insert(ev.flow_id, joined);
+        let joined = self.flows.get(&ev.flow_id).and_then(|j| j.as_deref());
+        let first = PacketEvent {
+            socket: joined,
+            ..*ev
+        };
+        self.inner.packet(&first)
+    }
+
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        self.inner.revise(r)
+    }
+
+    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+        let joined = self.with_sockets(f);
+        self.flows.remove(&f.id);
+        self.inner.flow(&joined)
+    }
+
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.inner.finish(stats)
+    }
+
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        let open: Vec<FlowSummary> = open.iter().map(|f| self.with_sockets(f)).collect();
+        self.inner.snapshot(&open, stats)
+    }
+}
+
+/// What the packets showed, checked against the configuration: one line
+/// per finding, for the table's notes and `--explain`.
+pub fn checks(f: &FlowSummary) -> Vec<String> {
+    let Some(j) = f.sockets.as_deref() else {
+        return Vec::new();
+    };
+    let k = &f.findings.keepalive;
+    let mut lines = Vec::new();
+    for (side, s) in [
+        (crate::tcp::Side::Client, j.client.as_ref()),
+        (crate::tcp::Side::Server, j.server.as_ref()),
+    ] {
+        let Some(s) = s else { continue };
+        let who = s
+            .owner
+            .as_ref()
+            .map_or("its".to_string(), |o| format!("pid {}'s", o.pid));
+        let probed = match k.prober {
+            Some(p) => p.includes(side),
+            None => false,
+        };
+        match s.keepalive {
+            Some(false) if !probed => lines.push(format!(
+                "the {} end: no keepalive probe will come from it: SO_KEEPALIVE is off on {who} socket",
+                side.name()
+            )),
+            Some(true) if probed => {
+                if let Some(idle) = k.idle {
+                    let set = f64::from(s.idle.value);
+                    let verb = if (idle - set).abs() <= 1.0 + set * 0.05 {
+                        "matches"
+                    } else {
+                        "differs from"
+                    };
+                    lines.push(format!(
+                        "the {} end: observed idle {idle:.1} s {verb} TCP_KEEPIDLE {} on {who} socket ({})",
+                        side.name(),
+                        s.idle.value,
+                        s.idle.source.as_str()
+                    ));
+                }
+                if let Some(intvl) = k.interval {
+                    let set = f64::from(s.interval.value);
+                    let verb = if (intvl - set).abs() <= 1.0 + set * 0.05 {
+                        "matches"
+                    } else {
+                        "differs from"
+                    };
+                    lines.push(format!(
+                        "the {} end: observed interval {intvl:.1} s {verb} TCP_KEEPINTVL {} ({})",
+                        side.name(),
+                        s.interval.value,
+                        s.interval.source.as_str()
+                    ));
+                }
+            }
+            Some(true) if k.probes == 0 => lines.push(format!(
+                "the {} end: SO_KEEPALIVE is on ({who} socket) but no probe was seen: the connection was not idle for TCP_KEEPIDLE {} s within the capture",
+                side.name(),
+                s.idle.value
+            )),
+            _ => {}
+        }
+        if let Some(h) = j.host_sysctls
+            && s.keepalive == Some(true)
+            && s.idle.source == Source::Sysctl
+            && h.time != j.sysctls.time
+        {
+            lines.push(format!(
+                "the {} end follows its namespace's tcp_keepalive_time {}, not the host's {}",
+                side.name(),
+                j.sysctls.time,
+                h.time
+            ));
+        }
+    }
+    lines
 }

@@ -316,7 +316,7 @@ pub fn write_live_notes(
         }
     }
     for f in flows {
-        for check in crate::sockets::join::checks(f) {
+        for check in super::sockets::checks(f) {
             writeln!(out, "flow {}: {check}", f.id)?;
         }
     }

@@ -228,7 +228,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
                 );
             }
         }
-        for check in crate::sockets::join::checks(f) {
+        for check in super::sockets::checks(f) {
             let _ = writeln!(o, "  Checked against it: {check}.");
         }
     }

@@ -245,6 +245,29 @@ impl Host for RealHost {
     }
 }
 
+/// A connection's ends that are sockets of this host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Joined {
+    /// The socket at the connection's client end, if it is on this host.
+    pub client: Option<Socket>,
+    /// The socket at its server end (both: a connection over loopback).
+    pub server: Option<Socket>,
+    pub sysctls: Sysctls,
+    /// The host's sysctls when `--netns` entered another namespace whose
+    /// differ.
+    pub host_sysctls: Option<Sysctls>,
+}
+
+impl Joined {
+    /// The end whose configuration matters for `side`'s probes.
+    pub fn of(&self, side: crate::tcp::Side) -> Option<&Socket> {
+        match side {
+            crate::tcp::Side::Client => self.client.as_ref(),
+            crate::tcp::Side::Server => self.server.as_ref(),
+        }
+    }
+}
+
 /// What `kacap sockets` found.
 #[derive(Clone, Debug)]
 pub struct Table {
