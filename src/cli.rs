@@ -129,6 +129,13 @@ pub struct Args {
     #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
     pub json: bool,
 
+    /// One record per connection as a Zeek log (kacap.log): `zeek` (TSV
+    /// with #fields/#types headers, for zeek-cut) or `zeek-json`; each with
+    /// its Community ID, to join Zeek's conn.log, Suricata or Arkime.
+    #[arg(long, value_enum, value_name = "FORMAT", global = true,
+          conflicts_with_all = ["json", "explain", "diagram", "diagram_svg", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
+    pub log_format: Option<LogFormat>,
+
     /// Print only the flow table (with --json: only flow and summary records).
     #[arg(long, global = true)]
     pub summary: bool,
@@ -342,6 +349,13 @@ pub enum Direction {
     In,
     Out,
     Inout,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Zeek,
+    ZeekJson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,7 @@ pub mod app;
 pub mod classify;
 pub mod cli;
 pub mod clock;
+pub mod community_id;
 pub mod craft;
 pub mod decode;
 pub mod error;

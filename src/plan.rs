@@ -74,6 +74,8 @@ pub enum Output {
     Text(TextOptions),
     /// JSON Lines (`--summary`: flow and summary records only).
     Json(JsonOptions),
+    /// `--log-format zeek|zeek-json`: one record per connection.
+    Zeek { json: bool, flush_each: bool },
 }
 
 /// One analysis run, fully resolved.
@@ -416,6 +418,12 @@ fn options(args: &Args) -> Options {
 /// exclude each other in `cli`).
 /// `stream`: live, or a pipe — every record is flushed as it is written.
 fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
+    if let Some(format) = args.log_format {
+        return Output::Zeek {
+            json: format == crate::cli::LogFormat::ZeekJson,
+            flush_each: stream,
+        };
+    }
     if args.json {
         return Output::Json(JsonOptions {
             packets: !args.summary,

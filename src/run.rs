@@ -166,7 +166,11 @@ fn run_many(
             let path = [path.to_path_buf()];
             run_capture(plan, src, Some(&path), w, messages, false)
         },
-        |path| file_header(path, json),
+        |path| match plan.output {
+            // Zeek logs carry no file records: each file's log is whole.
+            Output::Zeek { .. } => String::new(),
+            _ => file_header(path, json),
+        },
         out,
         err,
     )
@@ -389,6 +393,12 @@ fn analyze_output(
             plan,
             pass,
             (JsonSink::new(out, *opts), SvgSink::new(file, name)),
+        ),
+        (Output::Zeek { json, flush_each }, _) => analyze_joined(
+            src,
+            plan,
+            pass,
+            crate::report::zeek::ZeekSink::new(out, *json, *flush_each),
         ),
         (Output::Text(opts), svg) => analyze_joined(
             src,

@@ -214,8 +214,11 @@ impl<W: Write> Sink for JsonSink<W> {
         let k = &f.findings.keepalive;
         write!(
             self.out,
-            "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"first_ts\":",
-            f.id, f.client, f.server
+            "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"community_id\":\"{}\",\"first_ts\":",
+            f.id,
+            f.client,
+            f.server,
+            crate::community_id::tcp(f.client, f.server, 0)
         )?;
         self.ts(f.first_ts)?;
         self.out.write_all(b",\"last_ts\":")?;

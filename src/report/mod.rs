@@ -12,6 +12,7 @@ pub mod table;
 pub mod tcpdump;
 pub mod teach;
 pub mod text;
+pub mod zeek;
 
 use crate::summary::Verdict;
 

@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod field;
 mod fixtures;
+mod fleet;
 mod hostile;
 mod http;
 mod inputs;

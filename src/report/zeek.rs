@@ -1,0 +1,203 @@
+//! `--log-format zeek` / `zeek-json`: one record per connection, as a Zeek
+//! log (`kacap.log`) — TSV with Zeek's `#separator` / `#fields` / `#types`
+//! header, or Zeek's JSON lines — so `zeek-cut` and Zeek-log tooling read
+//! it and it joins `conn.log` by `community_id` (or by the 5-tuple and
+//! time). Fields are documented in `docs/json.md#zeek-logs`.
+
+use super::json::escape;
+use crate::event::{PacketEvent, Sink, Stats};
+use crate::summary::FlowSummary;
+use std::io::{self, Write};
+
+/// The log's columns: name and Zeek type.
+pub const FIELDS: [(&str, &str); 24] = [
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("community_id", "string"),
+    ("duration", "interval"),
+    ("packets", "count"),
+    ("handshake", "string"),
+    ("verdict", "string"),
+    ("prober", "string"),
+    ("probes", "count"),
+    ("probes_answered", "count"),
+    ("probes_unanswered", "count"),
+    ("probes_rst", "count"),
+    ("ka_idle", "interval"),
+    ("ka_interval", "interval"),
+    ("ka_count", "count"),
+    ("close", "string"),
+    ("closed_by", "string"),
+    ("idle_timeout_survived", "interval"),
+    ("idle_timeout_killed_after", "interval"),
+    ("app_keepalive", "string"),
+];
+
+/// One value of a record.
+enum V {
+    Unset,
+    Str(String),
+    Count(u64),
+    Secs(f64),
+}
+
+pub struct ZeekSink<W: Write> {
+    out: W,
+    json: bool,
+    header: bool,
+    flush_each: bool,
+}
+
+impl<W: Write> ZeekSink<W> {
+    pub fn new(out: W, json: bool, flush_each: bool) -> Self {
+        ZeekSink {
+            out,
+            json,
+            header: false,
+            flush_each,
+        }
+    }
+
+    fn open_stamp() -> String {
+        chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S").to_string()
+    }
+
+    fn write_header(&mut self) -> io::Result<()> {
+        if self.header || self.json {
+            return Ok(());
+        }
+        self.header = true;
+        let names: Vec<&str> = FIELDS.iter().map(|f| f.0).collect();
+        let types: Vec<&str> = FIELDS.iter().map(|f| f.1).collect();
+        write!(
+            self.out,
+            "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tkacap\n#open\t{}\n#fields\t{}\n#types\t{}\n",
+            Self::open_stamp(),
+            names.join("\t"),
+            types.join("\t")
+        )
+    }
+}
+
+fn values(f: &FlowSummary) -> Vec<V> {
+    let k = &f.findings.keepalive;
+    let secs = |v: Option<f64>| v.map_or(V::Unset, V::Secs);
+    let idle = &f.findings.idle;
+    vec![
+        V::Secs(f.first_ts.sec as f64 + f64::from(f.first_ts.nsec) * 1e-9),
+        V::Str(uid(f)),
+        V::Str(f.client.ip().to_string()),
+        V::Count(u64::from(f.client.port())),
+        V::Str(f.server.ip().to_string()),
+        V::Count(u64::from(f.server.port())),
+        V::Str(crate::community_id::tcp(f.client, f.server, 0)),
+        V::Secs(f.last_ts.since(f.first_ts).max(0.0)),
+        V::Count(f.packets),
+        V::Str(f.handshake.as_str().into()),
+        V::Str(f.verdict.as_str().into()),
+        k.prober.map_or(V::Unset, |p| V::Str(p.as_str().into())),
+        V::Count(u64::from(k.probes)),
+        V::Count(u64::from(k.answered)),
+        V::Count(u64::from(k.unanswered)),
+        V::Count(u64::from(k.rst)),
+        secs(k.idle),
+        secs(k.interval),
+        k.count.map_or(V::Unset, |c| V::Count(u64::from(c))),
+        V::Str(f.close.as_str().into()),
+        f.close.by().map_or(V::Unset, |s| V::Str(s.name().into())),
+        secs(idle.survived),
+        secs(idle.killed.map(|(k, _)| k)),
+        f.findings
+            .app
+            .map_or(V::Unset, |a| V::Str(a.protocol.as_str().into())),
+    ]
+}
+
+/// A Zeek-like connection uid: `K` and 17 base62 characters from the
+/// Community ID and the start time (unique per connection in one log,
+/// stable across runs on the same capture).
+fn uid(f: &FlowSummary) -> String {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(crate::community_id::tcp(f.client, f.server, 0).as_bytes());
+    h.update(&f.first_ts.sec.to_be_bytes());
+    h.update(&f.first_ts.nsec.to_be_bytes());
+    const ABC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = u128::from_be_bytes(h.digest().bytes()[..16].try_into().unwrap_or([0; 16]));
+    let mut s = String::from("K");
+    for _ in 0..17 {
+        s.push(ABC[(n % 62) as usize] as char);
+        n /= 62;
+    }
+    s
+}
+
+/// Zeek's TSV escaping: tab, newline, backslash and non-printable bytes
+/// as `\xNN`.
+fn tsv(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b == b'\\' || !(0x20..0x7f).contains(&b) {
+            o.push_str(&format!("\\x{b:02x}"));
+        } else {
+            o.push(b as char);
+        }
+    }
+    if o.is_empty() { "(empty)".into() } else { o }
+}
+
+impl<W: Write> Sink for ZeekSink<W> {
+    fn packet(&mut self, _ev: &PacketEvent) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+        self.write_header()?;
+        let vals = values(f);
+        if self.json {
+            let mut line = String::from("{");
+            let mut first = true;
+            for ((name, _), v) in FIELDS.iter().zip(&vals) {
+                let text = match v {
+                    V::Unset => continue,
+                    V::Str(s) => format!("\"{}\"", escape(s)),
+                    V::Count(n) => n.to_string(),
+                    V::Secs(x) => format!("{x:.6}"),
+                };
+                if !first {
+                    line.push(',');
+                }
+                first = false;
+                line.push_str(&format!("\"{name}\":{text}"));
+            }
+            line.push('}');
+            writeln!(self.out, "{line}")?;
+        } else {
+            let cells: Vec<String> = vals
+                .iter()
+                .map(|v| match v {
+                    V::Unset => "-".into(),
+                    V::Str(s) => tsv(s),
+                    V::Count(n) => n.to_string(),
+                    V::Secs(x) => format!("{x:.6}"),
+                })
+                .collect();
+            writeln!(self.out, "{}", cells.join("\t"))?;
+        }
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
+        self.write_header()?;
+        if !self.json {
+            writeln!(self.out, "#close\t{}", Self::open_stamp())?;
+        }
+        self.out.flush()
+    }
+}

@@ -1,0 +1,145 @@
+//! Records that join the logs people keep (#17): the Community ID on flow
+//! records, and Zeek logs (`--log-format zeek|zeek-json`) read back the way
+//! zeek-cut reads them.
+
+use crate::{fixture, json, text};
+use serde_json::Value;
+
+/// zeek-cut's reading of a Zeek ASCII log (zeek/zeek-aux, zeek-cut.c):
+/// `#separator \xNN` sets the separator, `#unset_field` the unset marker,
+/// `#fields` names the columns and must be followed by `#types`; other
+/// lines are records, split on the separator, selected by column name.
+/// (Zeek is not in Debian's archive, so CI cannot run the real zeek-cut;
+/// this follows its C source rule by rule.)
+fn zeek_cut(log: &str, columns: &[&str]) -> Vec<Vec<String>> {
+    let mut sep = '\t';
+    let mut fields: Vec<String> = Vec::new();
+    let mut expect_types = false;
+    let mut rows = Vec::new();
+    for line in log.lines() {
+        if expect_types {
+            assert!(
+                line.starts_with("#types"),
+                "bad log header (missing #types line)"
+            );
+            expect_types = false;
+        }
+        if let Some(rest) = line.strip_prefix("#separator ") {
+            let hex = rest.strip_prefix("\\x").expect("#separator \\xNN");
+            sep = u8::from_str_radix(hex, 16).unwrap() as char;
+        } else if let Some(rest) = line.strip_prefix("#fields") {
+            fields = rest
+                .trim_start_matches(sep)
+                .split(sep)
+                .map(String::from)
+                .collect();
+            expect_types = true;
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let cells: Vec<&str> = line.split(sep).collect();
+            assert_eq!(
+                cells.len(),
+                fields.len(),
+                "a record with a field count unlike #fields: {line}"
+            );
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| {
+                        let i = fields
+                            .iter()
+                            .position(|f| f == c)
+                            .unwrap_or_else(|| panic!("no column {c}"));
+                        cells[i].to_string()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+#[test]
+fn community_id_on_flow_records_matches_the_reference_implementation() {
+    // Computed by the spec's reference implementation (PyPI communityid,
+    // CommunityID().calc(FlowTuple.make_tcp("127.0.0.1", "127.0.0.1",
+    // 52430, 2333))); the spec's own vectors are unit tests in
+    // src/community_id.rs.
+    let j = json(&fixture("dead-peer.pcap"), &["--summary"]);
+    assert_eq!(j.flow()["community_id"], "1:ziMyAAj18nhLGibPSE65eYFFWts=");
+}
+
+#[test]
+fn the_zeek_log_reads_back_with_zeek_cut_rules() {
+    let path = fixture("http-pool-race.pcap");
+    let log = text(&["-r", path.to_str().unwrap(), "--log-format", "zeek"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "#separator \\x09");
+    assert_eq!(lines[4], "#path\tkacap");
+    assert!(lines.last().unwrap().starts_with("#close\t"));
+    let rows = zeek_cut(
+        &log,
+        &[
+            "id.orig_h",
+            "id.resp_p",
+            "community_id",
+            "verdict",
+            "closed_by",
+            "ka_idle",
+        ],
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0], "127.0.0.1");
+    assert_eq!(rows[0][1], "8080");
+    assert!(rows[0][2].starts_with("1:"));
+    assert_eq!(rows[0][3], "stale-connection");
+    assert_eq!(rows[0][5], "-", "unset fields are '-'");
+    assert_eq!(rows[1][3], "no-keepalive");
+    // The same connections as the JSON flow records, joined by community_id.
+    let j = json(&path, &["--summary"]);
+    for (row, flow) in rows.iter().zip(&j.flows) {
+        assert_eq!(flow["community_id"], row[2].as_str());
+        assert_eq!(flow["verdict"], row[3].as_str());
+    }
+
+    let dead = text(&[
+        "-r",
+        fixture("dead-peer.pcap").to_str().unwrap(),
+        "--log-format",
+        "zeek",
+    ]);
+    let rows = zeek_cut(
+        &dead,
+        &[
+            "verdict",
+            "prober",
+            "ka_interval",
+            "ka_count",
+            "probes_unanswered",
+        ],
+    );
+    assert_eq!(rows[0][0], "dead-peer");
+    assert_eq!(rows[0][1], "client");
+    assert!(rows[0][2].starts_with("1.02"), "{:?}", rows[0]);
+    assert_eq!((rows[0][3].as_str(), rows[0][4].as_str()), ("2", "2"));
+}
+
+#[test]
+fn the_zeek_json_log_has_zeeks_flat_keys() {
+    let log = text(&[
+        "-r",
+        fixture("dead-peer.pcap").to_str().unwrap(),
+        "--log-format",
+        "zeek-json",
+    ]);
+    let rec: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(rec["id.orig_h"], "127.0.0.1");
+    assert_eq!(rec["id.resp_p"], 2333);
+    assert_eq!(rec["verdict"], "dead-peer");
+    assert!(rec["uid"].as_str().unwrap().starts_with('K'));
+    assert!(
+        rec.get("app_keepalive").is_none(),
+        "unset fields are left out"
+    );
+}
