@@ -65,6 +65,13 @@ pub struct Args {
     #[arg(short = 'i', value_name = "IFACE")]
     pub interface: Option<String>,
 
+    /// Live: serve Prometheus metrics on ADDR:PORT (GET /metrics):
+    /// connections by verdict, probes, time to detect a dead peer, inferred
+    /// timers and middlebox bounds per server, capture counters. For kacap
+    /// as a long-running monitor (a systemd unit, a DaemonSet).
+    #[arg(long, value_name = "ADDR:PORT", requires = "interface")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Live: join this host's socket table to the capture — each
     /// connection's owning process and its keepalive configuration (as
     /// `kacap sockets` shows it) on its first line, in the table and the

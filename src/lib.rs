@@ -36,6 +36,7 @@ pub mod keepalive;
 pub mod lab;
 pub mod lookahead;
 pub mod merge;
+pub mod metrics;
 pub mod middlebox;
 pub mod plan;
 pub mod privileges;

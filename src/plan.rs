@@ -102,6 +102,8 @@ pub struct CapturePlan {
     pub netns: Option<Netns>,
     /// Live: join the host's socket table (`--sockets`).
     pub sockets: bool,
+    /// Live: serve Prometheus metrics here (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A lab scenario with its timers.
@@ -195,6 +197,7 @@ impl Plan {
                     privileges: None,
                     netns: None,
                     sockets: false,
+                    metrics: None,
                 }));
             }
             let timers = Timers {
@@ -217,6 +220,7 @@ impl Plan {
                 privileges: None,
                 netns: None,
                 sockets: false,
+                metrics: None,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -333,6 +337,7 @@ impl Plan {
             privileges,
             netns,
             sockets: args.sockets,
+            metrics: args.metrics,
             input,
             filter,
             write: args.write.clone(),

@@ -84,6 +84,19 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
                     crate::sockets::netns::enter(&ns.spec, &ns.path).map_err(Error::Host)?;
                 }
                 let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
+                if let Some(addr) = capture.metrics {
+                    // Bound now: a port in use fails before the capture runs.
+                    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                        Error::Host(format!(
+                            "--metrics {addr}: cannot listen there: {e} (choose a free ADDR:PORT)"
+                        ))
+                    })?;
+                    let metrics = std::sync::Arc::new(std::sync::Mutex::new(
+                        crate::metrics::Metrics::default(),
+                    ));
+                    crate::metrics::serve(listener, metrics.clone());
+                    let _ = METRICS.set(metrics);
+                }
                 run_capture(capture, src, None, out, err, true)
             }
             Input::Bundled(name) => {
@@ -387,20 +400,20 @@ fn analyze_output(
     svg: Option<(std::fs::File, String)>,
 ) -> Result<(), ReadEnd> {
     match (&plan.output, svg) {
-        (Output::Json(opts), None) => analyze_joined(src, plan, pass, JsonSink::new(out, *opts)),
-        (Output::Json(opts), Some((file, name))) => analyze_joined(
+        (Output::Json(opts), None) => analyze_measured(src, plan, pass, JsonSink::new(out, *opts)),
+        (Output::Json(opts), Some((file, name))) => analyze_measured(
             src,
             plan,
             pass,
             (JsonSink::new(out, *opts), SvgSink::new(file, name)),
         ),
-        (Output::Zeek { json, flush_each }, _) => analyze_joined(
+        (Output::Zeek { json, flush_each }, _) => analyze_measured(
             src,
             plan,
             pass,
             crate::report::zeek::ZeekSink::new(out, *json, *flush_each),
         ),
-        (Output::Text(opts), svg) => analyze_joined(
+        (Output::Text(opts), svg) => analyze_measured(
             src,
             plan,
             pass,
@@ -412,6 +425,28 @@ fn analyze_output(
 /// The host's sysctls, read before `--netns` left its namespace.
 static HOST_SYSCTLS: std::sync::OnceLock<Option<crate::sockets::Sysctls>> =
     std::sync::OnceLock::new();
+
+/// `--metrics`: what the endpoint serves, once it listens.
+static METRICS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<crate::metrics::Metrics>>> =
+    std::sync::OnceLock::new();
+
+/// `sink`, with the metrics kept beside it when `--metrics` asks.
+fn analyze_measured(
+    src: &mut impl FrameSource,
+    plan: &CapturePlan,
+    pass: Option<LookaheadPass>,
+    sink: impl Sink,
+) -> Result<(), ReadEnd> {
+    match METRICS.get().filter(|_| plan.metrics.is_some()) {
+        Some(m) => analyze_joined(
+            src,
+            plan,
+            pass,
+            crate::metrics::MetricsSink::new(sink, m.clone()),
+        ),
+        None => analyze_joined(src, plan, pass, sink),
+    }
+}
 
 /// `sink`, with the host's socket table joined when `--sockets` asks.
 fn analyze_joined(

@@ -657,3 +657,176 @@ fn live_sockets_joins_the_owner_and_checks_the_inference() {
     );
     assert!(all.contains("matches TCP_KEEPIDLE 1 on pid"), "{all}");
 }
+
+/// GET `path` from `addr`: the status line and the body.
+fn scrape(addr: &str, path: &str) -> (String, String) {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: kacap\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = String::new();
+    c.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+fn value(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{exposition}"))
+}
+
+#[test]
+fn live_metrics_count_verdicts_probes_and_detection_time() {
+    if !live_allowed("live_metrics") {
+        return;
+    }
+    let (listener, port) = server();
+    let addr = {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let live = Live::start(port, &["--summary", "--linger", "0", "--metrics", &addr]);
+    let again = listener.try_clone().unwrap();
+    traffic::run(listener, TIMERS, Scenario::Healthy { answered: 2 }).unwrap();
+    traffic::run(again, TIMERS, Scenario::DeadPeer).unwrap();
+    // Reported within a second or two of their end (linger 0).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = scrape(&addr, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        if value(&body, "kacap_flows_total{verdict=\"dead-peer\"}") >= 1.0
+            && value(&body, "kacap_flows_total{verdict=\"alive\"}") >= 1.0
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "not reported in time:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        value(&body, "kacap_flows_total{verdict=\"dead-peer\"}"),
+        1.0
+    );
+    assert_eq!(value(&body, "kacap_flows_total{verdict=\"alive\"}"), 1.0);
+    assert!(
+        value(
+            &body,
+            "kacap_keepalive_probes_total{prober=\"client\",result=\"answered\"}"
+        ) >= 2.0
+    );
+    assert_eq!(
+        value(
+            &body,
+            "kacap_keepalive_probes_total{prober=\"client\",result=\"unanswered\"}"
+        ),
+        2.0
+    );
+    assert_eq!(value(&body, "kacap_dead_peer_detection_seconds_count"), 1.0);
+    // idle 1 + interval 1 × count 2: about 3 s.
+    assert_eq!(
+        value(&body, "kacap_dead_peer_detection_seconds_bucket{le=\"5\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&body, "kacap_dead_peer_detection_seconds_bucket{le=\"1\"}"),
+        0.0
+    );
+    assert!(value(&body, "kacap_tcp_segments_total") > 10.0);
+    assert_eq!(
+        value(
+            &body,
+            &format!("kacap_server_flows_total{{server=\"127.0.0.1:{port}\"}}")
+        ),
+        2.0
+    );
+    assert_eq!(scrape(&addr, "/other").0, "HTTP/1.1 404 Not Found");
+    // The exposition is valid for Prometheus's own checker (CI installs it).
+    let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut p) => {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let out = p.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) => assert!(!must, "promtool not found (apt-get install prometheus)"),
+    }
+    // A real Prometheus server scrapes it: the target is up, and a query
+    // returns the dead-peer count.
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let dir = tempfile::TempDir::new().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kacap\n    static_configs:\n      - targets: ['{addr}']\n"),
+        )
+        .unwrap();
+        let web = {
+            let free = TcpListener::bind("127.0.0.1:0").unwrap();
+            free.local_addr().unwrap().to_string()
+        };
+        let mut prom = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let query = |q: &str| -> Option<String> {
+            let c = std::net::TcpStream::connect(&web).ok()?;
+            drop(c);
+            let (status, body) = scrape(&web, &format!("/api/v1/query?query={q}"));
+            status.contains("200").then_some(body)
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let found = loop {
+            let up = query("up%7Bjob%3D%22kacap%22%7D");
+            let dead = query("kacap_flows_total%7Bverdict%3D%22dead-peer%22%7D");
+            if let (Some(up), Some(dead)) = (&up, &dead)
+                && up.contains(r#""1"]"#)
+                && dead.contains(r#""1"]"#)
+            {
+                break true;
+            }
+            if Instant::now() > deadline {
+                eprintln!("prometheus: up {up:?}, dead-peer {dead:?}");
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let _ = prom.kill();
+        let _ = prom.wait();
+        assert!(
+            found,
+            "Prometheus did not scrape the dead-peer count in 30 s"
+        );
+    } else {
+        assert!(!must, "prometheus not found (apt-get install prometheus)");
+    }
+    let (_, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+}
