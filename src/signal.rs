@@ -30,9 +30,15 @@ pub static OUTPUT_GONE: AtomicBool = AtomicBool::new(false);
 /// Set when SIGUSR1 arrives: show how the run stands, like `dd`.
 pub static SHOW: AtomicBool = AtomicBool::new(false);
 
+/// Set when SIGHUP arrives: a live capture reopens its `-w` file (after
+/// logrotate moved it away), as daemons do.
+pub static REOPEN: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(signo: libc::c_int) {
     if signo == libc::SIGUSR1 {
         SHOW.store(true, Ordering::Relaxed);
+    } else if signo == libc::SIGHUP {
+        REOPEN.store(true, Ordering::Relaxed);
     } else {
         STOPPED_BY.store(signo, Ordering::Relaxed);
         STOP.store(true, Ordering::Relaxed);
@@ -50,5 +56,6 @@ pub fn install() {
         libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
         libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut());
     }
 }

@@ -88,6 +88,8 @@ pub struct Source {
     /// Timestamps come in nanoseconds (files) or microseconds (live).
     nano: bool,
     save: Option<(Savefile, String)>,
+    /// The `-w` path, to reopen on SIGHUP.
+    save_path: Option<std::path::PathBuf>,
     /// Stop after this many frames (`-c`).
     pub limit: Option<u64>,
     pub captured: u64,
@@ -165,6 +167,7 @@ impl Source {
             name,
             nano: true,
             save: None,
+            save_path: None,
             limit: None,
             captured: 0,
             file: None,
@@ -434,7 +437,36 @@ impl Source {
         }
         .map_err(|e| fail(pcap_msg(&e)))?;
         self.save = Some((saved, shown));
+        self.save_path = Some(path.to_path_buf());
         Ok(())
+    }
+
+    /// SIGHUP on a live capture: `-w` starts a new file at its path (the
+    /// old one, moved away by logrotate, is flushed and closed). When the
+    /// new file cannot be made, the old one goes on, with one line why.
+    fn reopen_save(&mut self) {
+        let (Some(path), Handle::Live(c)) = (&self.save_path, &self.handle) else {
+            return;
+        };
+        let made = File::create(path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                let fd = file.into_raw_fd();
+                // SAFETY: `fd` is an open descriptor we own; libpcap takes it over.
+                unsafe { c.savefile_raw_fd(fd) }.map_err(|e| pcap_msg(&e))
+            });
+        match made {
+            Ok(new) => {
+                if let Some((mut old, _)) = self.save.take() {
+                    let _ = old.flush();
+                }
+                self.save = Some((new, path.display().to_string()));
+            }
+            Err(e) => eprintln!(
+                "kacap: SIGHUP: cannot reopen -w {}: {e}; still writing to the file it had open",
+                path.display()
+            ),
+        }
     }
 
     /// Ends reading: clears the progress bar, flushes and closes the `-w` file.
@@ -479,6 +511,9 @@ impl FrameSource for Source {
             return Ok(Next::End);
         }
         let live = self.is_live();
+        if live && crate::signal::REOPEN.swap(false, Ordering::Relaxed) {
+            self.reopen_save();
+        }
         let live_fd = match &self.handle {
             Handle::Live(c) => Some(c.as_raw_fd()),
             Handle::File(_) | Handle::Merge(_) => None,

@@ -830,3 +830,37 @@ fn live_metrics_count_verdicts_probes_and_detection_time() {
     let (_, err, code) = live.stop(port);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn sighup_starts_a_new_w_file_after_logrotate_moved_the_old_one() {
+    if !live_allowed("live_sighup") {
+        return;
+    }
+    let (listener, port) = server();
+    let dir = tempfile::TempDir::new().unwrap();
+    let saved = dir.path().join("ka.pcap");
+    let rotated = dir.path().join("ka.pcap.1");
+    // -Z root: the new file is made in a directory only root may write.
+    let mut live = Live::start(
+        port,
+        &["--json", "-Z", "root", "-w", saved.to_str().unwrap()],
+    );
+    let again = listener.try_clone().unwrap();
+    traffic::run(listener, TIMERS, Scenario::Healthy { answered: 1 }).unwrap();
+    live.wait_for("\"type\":\"packet\"", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    // logrotate's way: move the file, then signal.
+    std::fs::rename(&saved, &rotated).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(live.child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    traffic::run(again, TIMERS, Scenario::Healthy { answered: 1 }).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, err, code) = live.stop(port);
+    assert_eq!(code, 0, "SIGHUP must not end kacap: {err}");
+    assert!(saved.exists(), "no new -w file after SIGHUP: {err}");
+    for f in [&rotated, &saved] {
+        let j = crate::json(f, &["--summary"]);
+        assert!(!j.flows.is_empty(), "{} holds no connection", f.display());
+    }
+}
