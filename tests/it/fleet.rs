@@ -143,3 +143,74 @@ fn the_zeek_json_log_has_zeeks_flat_keys() {
         "unset fields are left out"
     );
 }
+
+/// docs/fleet.md's recipe, as written there: JSON flow records loaded into
+/// SQLite by its `load.py`, then queried per server and joined by
+/// Community ID.
+#[test]
+fn the_fleet_recipe_loads_json_into_sqlite_and_joins_by_community_id() {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/fleet.md")).unwrap();
+    let load = doc
+        .split("with `load.py`:\n\n```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("load.py in docs/fleet.md");
+    let dir = tempfile::TempDir::new().unwrap();
+    let script = dir.path().join("load.py");
+    std::fs::write(&script, load).unwrap();
+    let db = dir.path().join("flows.db");
+    // The same capture seen from two hosts, and another capture.
+    for (host, name) in [
+        ("client-a", "dead-peer.pcap"),
+        ("server-b", "dead-peer.pcap"),
+        ("web", "http.pcap"),
+    ] {
+        let records = text(&["-r", fixture(name).to_str().unwrap(), "--json", "--summary"]);
+        let mut p = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&db)
+            .arg(host)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        p.stdin
+            .take()
+            .unwrap()
+            .write_all(records.as_bytes())
+            .unwrap();
+        assert!(p.wait().unwrap().success());
+    }
+    let query = |sql: &str| -> String {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall())"])
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let per_server =
+        query("select server, verdict, count(*) from flows group by 1, 2 order by 3 desc");
+    assert!(
+        per_server.contains("('127.0.0.1:8000', 'no-keepalive', 4)"),
+        "{per_server}"
+    );
+    assert!(
+        per_server.contains("('127.0.0.1:2333', 'dead-peer', 2)"),
+        "{per_server}"
+    );
+    let joined = query(
+        "select a.host, b.host, a.verdict, b.verdict from flows a join flows b using (community_id) where a.host < b.host",
+    );
+    assert_eq!(
+        joined.trim(),
+        "[('client-a', 'server-b', 'dead-peer', 'dead-peer')]"
+    );
+}
