@@ -133,7 +133,7 @@ pub struct Args {
     pub filter_file: Option<PathBuf>,
 
     /// Output JSON Lines (one record per packet, per flow, and a summary).
-    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "quiet", "verbose", "link_header", "hex", "hex_ascii", "ascii"])]
+    #[arg(long, global = true, conflicts_with_all = ["explain", "diagram", "quiet", "link_header", "hex", "hex_ascii", "ascii"])]
     pub json: bool,
 
     /// One record per connection as a Zeek log (kacap.log): `zeek` (TSV
@@ -171,7 +171,8 @@ pub struct Args {
 
     /// Verbose, as tcpdump -v: the IP header's fields (ttl, id, flags,
     /// length) and the TCP checksum; -vv also the sequence number of every
-    /// segment.
+    /// segment. With --json: every packet record carries its connection's
+    /// Community ID.
     #[arg(short = 'v', action = ArgAction::Count, global = true)]
     pub verbose: u8,
 

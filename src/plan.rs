@@ -434,6 +434,7 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
             packets: !args.summary,
             nano: args.nano(),
             flush_each: stream,
+            community_id: args.verbose > 0,
         });
     }
     Output::Text(TextOptions {

@@ -17,6 +17,8 @@ pub struct JsonOptions {
     pub nano: bool,
     /// Flush after every record (live captures).
     pub flush_each: bool,
+    /// `-v`: the Community ID on every packet record.
+    pub community_id: bool,
 }
 
 pub struct JsonSink<W: Write> {
@@ -180,6 +182,14 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         if let Some(label) = ev.notes.app.label {
             l.s(",\"app\":\"").s(label.as_str()).s("\"");
+        }
+        if self.opts.community_id {
+            let id = crate::community_id::tcp(
+                std::net::SocketAddr::new(seg.src, seg.sport),
+                std::net::SocketAddr::new(seg.dst, seg.dport),
+                0,
+            );
+            l.s(",\"community_id\":\"").s(&id).s("\"");
         }
         l.s("}\n");
         self.out.write_all(&self.line)?;

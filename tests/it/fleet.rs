@@ -214,3 +214,17 @@ fn the_fleet_recipe_loads_json_into_sqlite_and_joins_by_community_id() {
         "[('client-a', 'server-b', 'dead-peer', 'dead-peer')]"
     );
 }
+
+#[test]
+fn with_v_every_json_packet_record_carries_the_community_id() {
+    let j = json(&fixture("healthy.pcap"), &["-v"]);
+    let id = j.flow()["community_id"].clone();
+    assert!(j.packets.iter().all(|p| p["community_id"] == id));
+    let plain = json(&fixture("healthy.pcap"), &[]);
+    assert!(
+        plain
+            .packets
+            .iter()
+            .all(|p| p.get("community_id").is_none())
+    );
+}
