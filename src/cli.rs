@@ -14,6 +14,8 @@ Examples:
   sudo kacap lab dead-peer                      the walkthrough, live, in 5 seconds
   sudo kacap sockets port 5432                  which sockets have keepalive on, and why
   sudo kacap --netns $(pidof envoy) sockets     a container's sockets and sysctls
+  sudo kacap -i any --summary --metrics 0.0.0.0:9733 tcp   a monitor for Prometheus
+  kacap -r capture.pcap --log-format zeek        a Zeek log (zeek-cut) with Community IDs
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
