@@ -77,6 +77,7 @@ fuzz_target!(|data: &[u8]| {
         packets: true,
         nano: true,
         flush_each: false,
+        community_id: true,
     };
     let mut b = Analyzer::new(link, options, JsonSink::new(&mut json, opts));
     for (i, (ts, bytes)) in frames.iter().enumerate() {
