@@ -161,6 +161,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE", global = true)]
     pub diagram_svg: Option<PathBuf>,
 
+    /// Also write a report as one self-contained HTML file (no network):
+    /// counts by verdict, every connection as a lane on one zoomable time
+    /// axis, a sortable table, each connection's explanation and sequence
+    /// diagram a click away. Written when the analysis ends.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub html: Option<PathBuf>,
+
     /// Timestamp format, as tcpdump: -t none, -tt epoch, -ttt delta from the
     /// previous line, -tttt date and time, -ttttt delta from the first packet.
     #[arg(short = 't', action = ArgAction::Count, global = true)]

@@ -96,6 +96,8 @@ pub struct CapturePlan {
     pub stats_every: Option<std::time::Duration>,
     /// `--diagram-svg FILE` (with text or JSON output).
     pub svg: Option<PathBuf>,
+    /// `--html FILE` (with any output).
+    pub html: Option<PathBuf>,
     /// Live: who to become once the capture is open (`-Z`).
     pub privileges: Option<RunAs>,
     /// Live: the network namespace to capture in (`--netns`).
@@ -194,6 +196,7 @@ impl Plan {
                     output: output(args, false, false, true),
                     stats_every: None,
                     svg: args.diagram_svg.clone(),
+                    html: args.html.clone(),
                     privileges: None,
                     netns: None,
                     sockets: false,
@@ -216,6 +219,7 @@ impl Plan {
                 output: output(args, true, true, true),
                 stats_every: None,
                 svg: args.diagram_svg.clone(),
+                html: args.html.clone(),
                 // The lab's traffic runs beside the capture: it keeps root.
                 privileges: None,
                 netns: None,
@@ -273,10 +277,10 @@ impl Plan {
             || matches!(&input, Input::Files(f) if f.len() == 1 && is_stream(&f[0]));
         if let Input::Files(files) = &input
             && files.len() > 1
-            && (args.write.is_some() || args.diagram_svg.is_some())
+            && (args.write.is_some() || args.diagram_svg.is_some() || args.html.is_some())
         {
             return Err(Error::Usage(
-                "-w and --diagram-svg take a single input file".into(),
+                "-w, --diagram-svg and --html take a single input file".into(),
             ));
         }
         if let (Input::Files(files) | Input::Merged(files), Some(w)) = (&input, &args.write)
@@ -297,21 +301,22 @@ impl Plan {
             Some(file) => filter_from(file)?,
             None => args.filter_expr(),
         };
-        if let Some(svg) = &args.diagram_svg {
+        for (option, file) in [("--diagram-svg", &args.diagram_svg), ("--html", &args.html)] {
+            let Some(svg) = file else { continue };
             let dir = svg
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             if !dir.is_dir() {
                 return Err(Error::Usage(format!(
-                    "--diagram-svg {}: no directory {} to write it in",
+                    "{option} {}: no directory {} to write it in",
                     svg.display(),
                     dir.display()
                 )));
             }
             if svg.is_dir() {
                 return Err(Error::Usage(format!(
-                    "--diagram-svg {} is a directory: give a file name",
+                    "{option} {} is a directory: give a file name",
                     svg.display()
                 )));
             }
@@ -334,6 +339,7 @@ impl Plan {
         Ok(Plan::Capture(CapturePlan {
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
+            html: args.html.clone(),
             privileges,
             netns,
             sockets: args.sockets,

@@ -284,8 +284,18 @@ fn run_capture(
         )),
         None => None,
     };
+    let html = match &plan.html {
+        Some(p) => Some((
+            std::fs::File::create(p).map_err(|e| Error::Write {
+                file: p.display().to_string(),
+                msg: e.to_string(),
+            })?,
+            p.display().to_string(),
+        )),
+        None => None,
+    };
     if let Some(run_as) = &plan.privileges {
-        for file in plan.write.iter().chain(&plan.svg) {
+        for file in plan.write.iter().chain(&plan.svg).chain(&plan.html) {
             crate::privileges::give(file, run_as);
         }
         crate::privileges::drop(run_as)?;
@@ -309,7 +319,7 @@ fn run_capture(
     let (result, mut src) = if stdin {
         // A pipe: read in a thread of its own, so the analysis keeps a clock.
         let mut pipe = PipeSource::start(src);
-        let result = analyze_output(&mut pipe, plan, None, out, svg);
+        let result = analyze_output(&mut pipe, plan, None, out, svg, html);
         match pipe.finish() {
             Some((read, src)) => (result.and(read), *src),
             // Stopped (Ctrl-C, a closed output) while the reader waits on a
@@ -323,7 +333,7 @@ fn run_capture(
         }
     } else {
         let pass = paths.map(|p| lookahead_pass(plan, p));
-        (analyze_output(&mut src, plan, pass, out, svg), src)
+        (analyze_output(&mut src, plan, pass, out, svg, html), src)
     };
     // Stopped by a signal while reading a pipe: libpcap's read was
     // interrupted, which is not a damaged file.
@@ -398,25 +408,31 @@ fn analyze_output(
     pass: Option<LookaheadPass>,
     out: impl Write,
     svg: Option<(std::fs::File, String)>,
+    html: Option<(std::fs::File, String)>,
 ) -> Result<(), ReadEnd> {
     match (&plan.output, svg) {
-        (Output::Json(opts), None) => analyze_measured(src, plan, pass, JsonSink::new(out, *opts)),
-        (Output::Json(opts), Some((file, name))) => analyze_measured(
+        (Output::Json(opts), None) => {
+            analyze_html(src, plan, pass, html, JsonSink::new(out, *opts))
+        }
+        (Output::Json(opts), Some((file, name))) => analyze_html(
             src,
             plan,
             pass,
+            html,
             (JsonSink::new(out, *opts), SvgSink::new(file, name)),
         ),
-        (Output::Zeek { json, flush_each }, _) => analyze_measured(
+        (Output::Zeek { json, flush_each }, _) => analyze_html(
             src,
             plan,
             pass,
+            html,
             crate::report::zeek::ZeekSink::new(out, *json, *flush_each),
         ),
-        (Output::Text(opts), svg) => analyze_measured(
+        (Output::Text(opts), svg) => analyze_html(
             src,
             plan,
             pass,
+            html,
             TextSink::new(out, opts.clone()).with_svg(svg),
         ),
     }
@@ -425,6 +441,25 @@ fn analyze_output(
 /// The host's sysctls, read before `--netns` left its namespace.
 static HOST_SYSCTLS: std::sync::OnceLock<Option<crate::sockets::Sysctls>> =
     std::sync::OnceLock::new();
+
+/// `sink`, with the HTML report written beside it when `--html` asks.
+fn analyze_html(
+    src: &mut impl FrameSource,
+    plan: &CapturePlan,
+    pass: Option<LookaheadPass>,
+    html: Option<(std::fs::File, String)>,
+    sink: impl Sink,
+) -> Result<(), ReadEnd> {
+    match html {
+        Some((file, name)) => analyze_measured(
+            src,
+            plan,
+            pass,
+            (sink, crate::report::html::HtmlSink::new(file, name)),
+        ),
+        None => analyze_measured(src, plan, pass, sink),
+    }
+}
 
 /// `--metrics`: what the endpoint serves, once it listens.
 static METRICS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<crate::metrics::Metrics>>> =

@@ -4,6 +4,7 @@
 pub mod annotate;
 pub mod app;
 pub mod emit;
+pub mod html;
 pub mod idle;
 pub mod json;
 pub mod sockets;

@@ -864,7 +864,7 @@ fn app_label(l: Label, p: Protocol, len: u32) -> String {
 }
 
 /// What an arrow is labelled with.
-fn label(s: &Step) -> String {
+pub(crate) fn label(s: &Step) -> String {
     if let Some((l, p)) = s.app {
         return app_label(l, p, s.len);
     }
@@ -997,6 +997,11 @@ fn xml_escape(s: &str) -> String {
 
 /// One SVG document with the sequence diagram of every flow.
 pub fn svg(flows: &[(FlowSummary, FlowSteps)]) -> String {
+    svg_of(flows.iter().map(|(f, fs)| (f, fs)))
+}
+
+/// The same, from references (one flow's diagram for the HTML report).
+pub fn svg_of<'a>(flows: impl IntoIterator<Item = (&'a FlowSummary, &'a FlowSteps)>) -> String {
     let mut body = String::new();
     let mut y = 30.0;
     let mut width = 900.0f64;

@@ -9,6 +9,7 @@ mod field;
 mod fixtures;
 mod fleet;
 mod hostile;
+mod html;
 mod http;
 mod inputs;
 mod lab;
