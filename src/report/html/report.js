@@ -136,6 +136,9 @@
         const a = Math.max(x(marks[0][0]), LEFT), b = Math.min(x(marks[marks.length - 1][0]), width);
         if (b > a) g.append(el("line", { x1: a, x2: b, y1: y, y2: y, class: "life" }));
       }
+      // Probes go on top: a RST right after its probe must not hide it.
+      /** @type {Element[]} */
+      const probes = [];
       for (let j = 0; j < marks.length; j++) {
         const [t, kind, from, n, label] = marks[j];
         const px = x(t);
@@ -158,8 +161,10 @@
         m.append(title);
         m.addEventListener("click", () => showMark(f, marks[j]));
         m.addEventListener("keydown", (e) => { if (/** @type {KeyboardEvent} */ (e).key === "Enter") showMark(f, marks[j]); });
-        g.append(m);
+        if (kind.startsWith("probe-") && kind !== "probe-ack") probes.push(m);
+        else g.append(m);
       }
+      g.append(...probes);
       g.addEventListener("dblclick", () => choose(f.id));
       lanes.append(g);
     });
