@@ -66,12 +66,37 @@ impl Sink for HtmlSink {
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
-        let omitted = self.taught.omitted();
-        let mut taught = self.taught.take();
-        taught.sort_by_key(|(f, _)| f.id);
-        let page = page(&taught, &self.counts, stats, omitted.as_deref());
+        self.write(&[], stats)
+    }
+
+    /// SIGUSR1, `--stats-every`: the report as it stands, connections still
+    /// open included (the file is rewritten; the end writes it once more).
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.write(open, stats)
+    }
+}
+
+impl HtmlSink {
+    fn write(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        use std::io::Seek;
+        let none = FlowSteps::default();
+        let mut flows: Vec<(&FlowSummary, &FlowSteps)> =
+            self.taught.iter().map(|(f, s)| (f, s)).collect();
+        flows.extend(
+            open.iter()
+                .take(super::text::MAX_TAUGHT)
+                .map(|f| (f, self.recorder.peek(f.id).unwrap_or(&none))),
+        );
+        flows.sort_by_key(|(f, _)| f.id);
+        let mut counts = self.counts.clone();
+        for f in open {
+            *counts.entry(f.verdict.as_str()).or_default() += 1;
+        }
+        let page = page(&flows, &counts, stats, self.taught.omitted().as_deref());
         self.file
-            .write_all(page.as_bytes())
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .and_then(|()| self.file.write_all(page.as_bytes()))
             .and_then(|()| self.file.flush())
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.name)))
     }
@@ -224,7 +249,7 @@ fn flow_json(o: &mut String, f: &FlowSummary, fs: &FlowSteps, t0: crate::time::T
 }
 
 fn page(
-    flows: &[(FlowSummary, FlowSteps)],
+    flows: &[(&FlowSummary, &FlowSteps)],
     counts: &BTreeMap<&'static str, u64>,
     stats: &Stats,
     omitted: Option<&str>,
@@ -262,7 +287,7 @@ fn page(
         let _ = write!(data, "{}:{n}", js_str(v));
     }
     data.push_str("},\"notes\":[");
-    let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| f.clone()).collect();
+    let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| (*f).clone()).collect();
     let mut notes = middlebox_bands(&summaries);
     notes.extend(super::app::server_timeouts(&summaries));
     for (i, n) in notes.iter().enumerate() {

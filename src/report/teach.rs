@@ -166,6 +166,11 @@ impl Recorder {
         }
     }
 
+    /// The steps of a flow still open, left where they are.
+    pub fn peek(&self, flow: u32) -> Option<&FlowSteps> {
+        self.flows.get(&flow)
+    }
+
     pub fn take(&mut self, flow: u32) -> FlowSteps {
         self.flows.remove(&flow).unwrap_or_default()
     }

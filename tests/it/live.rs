@@ -864,3 +864,33 @@ fn sighup_starts_a_new_w_file_after_logrotate_moved_the_old_one() {
         assert!(!j.flows.is_empty(), "{} holds no connection", f.display());
     }
 }
+
+#[test]
+fn sigusr1_writes_the_html_report_as_it_stands() {
+    if !live_allowed("live_html") {
+        return;
+    }
+    let (listener, port) = server();
+    let dir = tempfile::TempDir::new().unwrap();
+    let page = dir.path().join("report.html");
+    let mut live = Live::start(
+        port,
+        &["--json", "-Z", "root", "--html", page.to_str().unwrap()],
+    );
+    let (c, a) = keepalive_pair(&listener, port);
+    live.wait_for("\"kind\":\"keepalive-ack\"", Duration::from_secs(5));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(live.child.id() as i32, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(800));
+    let now = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        now.contains("\"verdict\":\"alive\""),
+        "the open connection is in the report"
+    );
+    drop((c, a));
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, err, code) = live.stop(port);
+    assert_eq!(code, 0, "{err}");
+    let end = std::fs::read_to_string(&page).unwrap();
+    assert!(end.starts_with("<!DOCTYPE html>") && end.trim_end().ends_with("</html>"));
+}
