@@ -104,8 +104,10 @@ impl HtmlSink {
 
 /// Per server, the middlebox idle timeout its connections bound: the
 /// longest silence one survived and the shortest that killed one.
-fn middlebox_bands(flows: &[FlowSummary]) -> Vec<String> {
-    let mut by: BTreeMap<std::net::SocketAddr, (Option<f64>, Option<f64>, u32)> = BTreeMap::new();
+type Bounds = BTreeMap<std::net::SocketAddr, (Option<f64>, Option<f64>, u32)>;
+
+fn bounds(flows: &[FlowSummary]) -> Bounds {
+    let mut by: Bounds = BTreeMap::new();
     for f in flows {
         let idle = &f.findings.idle;
         let e = by.entry(f.server).or_default();
@@ -117,7 +119,12 @@ fn middlebox_bands(flows: &[FlowSummary]) -> Vec<String> {
             e.2 += 1;
         }
     }
-    by.into_iter()
+    by
+}
+
+fn middlebox_bands(by: &Bounds) -> Vec<String> {
+    by.iter()
+        .map(|(s, b)| (*s, *b))
         .filter_map(|(server, (lo, hi, killed))| {
             let hi = hi?;
             let secs = |v: f64| super::annotate::Secs(v).to_string();
@@ -190,7 +197,15 @@ fn mark_kind(s: &Step, answered: &HashSet<u64>, reset: &HashSet<u64>) -> &'stati
     }
 }
 
-fn flow_json(o: &mut String, f: &FlowSummary, fs: &FlowSteps, t0: crate::time::Timestamp) {
+/// One connection as the page's data; `band`: its server's middlebox idle
+/// timeout bounds (lower, upper), to shade the gaps that reach them.
+fn flow_json(
+    o: &mut String,
+    f: &FlowSummary,
+    fs: &FlowSteps,
+    t0: crate::time::Timestamp,
+    band: Option<(f64, f64)>,
+) {
     let (head, tail) = fs.ordered();
     let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
     let mut answered = HashSet::new();
@@ -211,7 +226,7 @@ fn flow_json(o: &mut String, f: &FlowSummary, fs: &FlowSteps, t0: crate::time::T
     let diagram = teach::svg_of([(f, fs)]);
     let _ = write!(
         o,
-        "{{\"id\":{},\"client\":{},\"server\":{},\"verdict\":{},\"rank\":{},\"prober\":{},\"probes\":[{},{},{},{}],\"idle\":{},\"interval\":{},\"count\":{},\"ended\":{},\"elided\":{},\"elidedAfter\":{},\"explain\":{},\"diagram\":{},\"marks\":[",
+        "{{\"id\":{},\"client\":{},\"server\":{},\"verdict\":{},\"rank\":{},\"prober\":{},\"probes\":[{},{},{},{}],\"idle\":{},\"interval\":{},\"count\":{},\"ended\":{},\"elided\":{},\"elidedAfter\":{},\"band\":{},\"explain\":{},\"diagram\":{},\"marks\":[",
         f.id,
         js_str(&f.client.to_string()),
         js_str(&f.server.to_string()),
@@ -228,6 +243,11 @@ fn flow_json(o: &mut String, f: &FlowSummary, fs: &FlowSteps, t0: crate::time::T
         js_str(&super::table::ending(f)),
         fs.elided,
         head.len(),
+        band.map_or("null".into(), |(lo, hi)| format!(
+            "[{},{}]",
+            num(Some(lo)),
+            num(Some(hi))
+        )),
         js_str(&explain),
         js_str(&diagram),
     );
@@ -260,12 +280,17 @@ fn page(
         .min()
         .unwrap_or(crate::time::Timestamp::new(0, 0));
     let t1 = flows.iter().map(|(f, _)| f.last_ts).max().unwrap_or(t0);
+    let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| (*f).clone()).collect();
+    let by_server = bounds(&summaries);
     let mut data = String::from("{\"flows\":[");
     for (i, (f, fs)) in flows.iter().enumerate() {
         if i > 0 {
             data.push(',');
         }
-        flow_json(&mut data, f, fs, t0);
+        let band = by_server
+            .get(&f.server)
+            .and_then(|&(lo, hi, _)| Some((lo.unwrap_or(0.0), hi?)));
+        flow_json(&mut data, f, fs, t0, band);
     }
     let start = chrono::DateTime::from_timestamp(t0.sec, t0.nsec)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string())
@@ -287,8 +312,7 @@ fn page(
         let _ = write!(data, "{}:{n}", js_str(v));
     }
     data.push_str("},\"notes\":[");
-    let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| (*f).clone()).collect();
-    let mut notes = middlebox_bands(&summaries);
+    let mut notes = middlebox_bands(&by_server);
     notes.extend(super::app::server_timeouts(&summaries));
     for (i, n) in notes.iter().enumerate() {
         if i > 0 {
@@ -348,6 +372,7 @@ fn page(
 <span><svg width="12" height="12"><path d="M1 11L6 1L11 11Z" class="m fin"/></svg> FIN</span>
 <span><svg width="12" height="12"><path d="M6 1V11M1 6H11" class="m app"/></svg> application ping</span>
 <span><svg width="12" height="12"><path d="M6 2V10" class="m data"/></svg> data</span>
+<span><svg width="16" height="12"><rect width="16" height="12" class="gap-risk"/></svg><svg width="16" height="12"><rect width="16" height="12" class="gap-dead"/></svg> idle within / past the server's middlebox timeout bounds</span>
 </span>
 </div>
 <svg id="lanes" role="img" aria-label="one lane per connection"></svg>

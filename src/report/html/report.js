@@ -142,9 +142,18 @@
       for (let j = 0; j < marks.length; j++) {
         const [t, kind, from, n, label] = marks[j];
         const px = x(t);
-        // Idle gaps, labeled where there is room.
+        // Idle gaps, labeled where there is room; against the server's
+        // middlebox bounds, shaded: past the upper bound (long enough to be
+        // forgotten), between the bounds (uncertain).
         if (j > 0) {
           const prev = x(marks[j - 1][0]);
+          const gap = t - marks[j - 1][0];
+          if (f.band && gap > f.band[0]) {
+            g.append(el("rect", {
+              x: Math.max(prev, LEFT), y: y - LANE / 2 + 2, width: Math.max(Math.min(px, width) - Math.max(prev, LEFT), 0), height: LANE - 4,
+              class: gap >= f.band[1] ? "gap-dead" : "gap-risk",
+            }));
+          }
           if (px - prev > 70 && t - marks[j - 1][0] >= 0.5) {
             const gl = el("text", { x: (prev + px) / 2 - 14, y: y - 4, class: "gap-label" });
             gl.textContent = secs(t - marks[j - 1][0]);
