@@ -29,6 +29,7 @@ pub mod craft;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod fastread;
 pub mod flows;
 pub mod http;
 pub mod inputs;

@@ -108,6 +108,9 @@ pub struct Source {
     pub ended: bool,
     /// When the `-w` file of a live capture was last flushed.
     flushed: Option<std::time::Instant>,
+    /// A classic pcap file read on the fast path (`fastread`); libpcap's
+    /// handle stays open beside it, at the start, to take over.
+    fast: Option<crate::fastread::FastFile>,
 }
 
 /// Describes a data link type for messages: `1 (EN10MB)`.
@@ -175,6 +178,7 @@ impl Source {
             snaplen: LIVE_SNAPLEN,
             stream: false,
             unpacking: None,
+            fast: None,
             ended: false,
             flushed: None,
         }
@@ -279,10 +283,28 @@ impl Source {
         let dlt = cap.get_datalink().0;
         let link = supported(dlt, input)?;
         apply_filter(&mut cap, filter)?;
+        // A regular uncompressed file: the fast path, when its header is
+        // classic pcap (libpcap has checked it, the link type and the filter).
+        let fast = if stream || unpacking.is_some() || size == 0 {
+            None
+        } else {
+            let program = match filter {
+                Some(expr) => cap.compile(expr, true).ok(),
+                None => None,
+            };
+            if filter.is_some() && program.is_none() {
+                None
+            } else {
+                File::open(path)
+                    .ok()
+                    .and_then(|f| crate::fastread::FastFile::open(f, program))
+            }
+        };
         Ok(Source {
             file: (fd >= 0).then_some((fd, size)),
             stream,
             unpacking,
+            fast,
             ..Source::base(Handle::File(cap), link, dlt, name)
         })
     }
@@ -379,6 +401,9 @@ impl Source {
 
     /// How far into the file libpcap has read, in bytes (files only).
     pub fn position(&self) -> Option<u64> {
+        if let Some(fast) = &self.fast {
+            return Some(fast.position());
+        }
         let (fd, _) = self.file?;
         // SAFETY: lseek(SEEK_CUR, 0) only reads the offset of an open fd.
         let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
@@ -481,6 +506,21 @@ impl Source {
         Ok(())
     }
 
+    /// libpcap takes over from the fast path: it skips the frames already
+    /// read (its filter is the same) and goes on from there.
+    fn leave_fast_path(&mut self) -> Result<(), ReadEnd> {
+        self.fast = None;
+        let Handle::File(c) = &mut self.handle else {
+            return Ok(());
+        };
+        for _ in 0..self.captured {
+            if let Err(e) = c.next_packet() {
+                return Err(ReadEnd::Truncated(pcap_msg(&e)));
+            }
+        }
+        Ok(())
+    }
+
     /// Waits up to the live timeout for packets; returns poll's result
     /// (0 on timeout, -1 when a signal interrupted it).
     fn wait_readable(fd: Option<std::os::fd::RawFd>) -> i32 {
@@ -509,6 +549,45 @@ impl FrameSource for Source {
         if self.limit.is_some_and(|l| self.captured >= l) {
             self.ended = true;
             return Ok(Next::End);
+        }
+        if let Some(fast) = self.fast.as_mut() {
+            let position = fast.position();
+            match fast.next_record() {
+                Ok(Some(rec)) => {
+                    self.captured += 1;
+                    if self.captured.is_multiple_of(65_536)
+                        && let Some(bar) = &self.progress
+                    {
+                        bar.set_position(position);
+                    }
+                    let Some(fast) = self.fast.as_ref() else {
+                        return Ok(Next::End);
+                    };
+                    let data = fast.bytes(rec.at);
+                    if let Some((save, _)) = &mut self.save {
+                        save.write(&pcap::Packet::new(&rec.header, data));
+                    }
+                    #[allow(clippy::useless_conversion)]
+                    let sec = i64::from(rec.header.ts.tv_sec);
+                    let sub = rec.header.ts.tv_usec.max(0) as u32;
+                    let nsec = if fast.nano() {
+                        sub
+                    } else {
+                        sub.saturating_mul(1000)
+                    };
+                    return Ok(Next::Frame(Frame {
+                        n: self.captured,
+                        ts: Timestamp::new(sec, nsec.min(999_999_999)),
+                        len: rec.header.len,
+                        data,
+                    }));
+                }
+                Ok(None) => {
+                    self.ended = true;
+                    return Ok(Next::End);
+                }
+                Err(crate::fastread::Unclean) => self.leave_fast_path()?,
+            }
         }
         let live = self.is_live();
         if live && crate::signal::REOPEN.swap(false, Ordering::Relaxed) {

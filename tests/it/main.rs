@@ -5,6 +5,7 @@ mod app;
 mod crafted;
 mod docs;
 mod errors;
+mod fastread;
 mod field;
 mod fixtures;
 mod fleet;
