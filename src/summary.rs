@@ -76,7 +76,8 @@ impl Verdict {
 /// - no keepalive probe → when the application pinged (HTTP/2, WebSocket,
 ///   Redis, MySQL, an encrypted rhythm): `app-ping-timeout` if its latest
 ///   pings went unanswered (two in a row, or one and the connection
-///   ended), else `app-keepalive`; without pings `no-keepalive`;
+///   ended other than by a normal application close), else
+///   `app-keepalive`; without pings `no-keepalive`;
 /// - the prober's latest probes were answered on the wire but it behaved as
 ///   if it heard nothing (TS ecr stuck, or its RST one interval after an
 ///   answered probe) → `acks-dropped`;
@@ -104,7 +105,9 @@ pub fn verdict(f: &Findings, closed: bool) -> Verdict {
     }
     if f.keepalive.probes == 0 {
         if let Some(a) = f.app.filter(|a| a.pings > 0) {
-            if a.trailing_unanswered >= 2 || (a.trailing_unanswered == 1 && closed) {
+            if a.trailing_unanswered >= 2
+                || (a.trailing_unanswered == 1 && closed && !a.graceful_end())
+            {
                 return Verdict::AppPingTimeout;
             }
             return Verdict::AppKeepalive;

@@ -237,6 +237,16 @@ pub struct AppSummary {
     pub exchange: Option<(u16, u16)>,
 }
 
+impl AppSummary {
+    /// The application ended the connection on purpose: a WebSocket Close
+    /// 1000 (normal) or 1001 (going away), an HTTP/2 GOAWAY NO_ERROR. A
+    /// ping left unanswered right before that is no sign of a stuck peer.
+    pub fn graceful_end(&self) -> bool {
+        self.close_code.is_some_and(|c| c == 1000 || c == 1001)
+            || self.goaway.is_some_and(|g| g.error == 0)
+    }
+}
+
 /// One direction of a framed stream, followed in sequence order.
 #[derive(Clone, Debug, Default)]
 pub struct Dir {

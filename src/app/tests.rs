@@ -431,3 +431,21 @@ fn per_flow_state_is_small_until_a_protocol_is_found() {
     }
     assert!(c.app.state.is_none());
 }
+
+#[test]
+fn a_ping_left_unanswered_by_a_normal_close_is_a_graceful_end() {
+    let mut c = Conn::new();
+    c.send(Server, 0.0, b"\x89\x04aaaa");
+    c.send(Client, 0.001, b"\x8a\x84\0\0\0\0aaaa");
+    c.send(Server, 20.0, b"\x89\x04bbbb");
+    // The client closes normally (1000) before the pong could come.
+    c.send(Client, 20.001, b"\x88\x82\0\0\0\0\x03\xe8");
+    let a = c.summary().unwrap();
+    assert_eq!((a.trailing_unanswered, a.close_code), (1, Some(1000)));
+    assert!(a.graceful_end());
+    // A server that gives up (1011) ends otherwise.
+    let mut d = Conn::new();
+    d.send(Server, 0.0, b"\x89\x04aaaa");
+    d.send(Server, 0.5, b"\x88\x02\x03\xf3");
+    assert!(!d.summary().unwrap().graceful_end());
+}

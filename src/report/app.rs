@@ -29,27 +29,40 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
         _ => pings(&mut o, &a),
     }
     if a.trailing_unanswered > 0 {
-        let _ = writeln!(
-            o,
-            "  {} went unanswered{}. The peer's application stopped answering: frozen (a stopped \
-             process, a long garbage-collection pause, a blocked event loop), overloaded, or gone. Where the \
-             peer's kernel still acknowledged the pings' segments (bare ACKs in the timeline), the host is up \
-             and only the application is stuck: TCP keepalive cannot see that, application pings can.",
-            if a.trailing_unanswered == 1 {
-                format!("The latest {} ping", a.protocol.name())
-            } else {
-                format!(
-                    "The latest {} {} pings",
-                    a.trailing_unanswered,
-                    a.protocol.name()
-                )
-            },
-            if f.close == crate::summary::Close::Open {
-                ""
-            } else {
-                ", and then the connection ended"
-            }
-        );
+        let latest = if a.trailing_unanswered == 1 {
+            format!("The latest {} ping", a.protocol.name())
+        } else {
+            format!(
+                "The latest {} {} pings",
+                a.trailing_unanswered,
+                a.protocol.name()
+            )
+        };
+        if f.verdict == crate::summary::Verdict::AppPingTimeout {
+            let _ = writeln!(
+                o,
+                "  {latest} went unanswered{}. The peer's application stopped answering: frozen (a stopped \
+                 process, a long garbage-collection pause, a blocked event loop), overloaded, or gone. Where the \
+                 peer's kernel still acknowledged the pings' segments (bare ACKs in the timeline), the host is up \
+                 and only the application is stuck: TCP keepalive cannot see that, application pings can.",
+                if f.close == crate::summary::Close::Open {
+                    ""
+                } else {
+                    ", and then the connection ended"
+                }
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  {latest} got no answer {}: one ping is too little to tell a stuck peer from an answer still \
+                 on its way.",
+                if f.close == crate::summary::Close::Open {
+                    "before the capture ended"
+                } else {
+                    "before the connection was closed normally"
+                }
+            );
+        }
     }
     if let Some(g) = a.goaway.filter(|g| !g.too_many_pings()) {
         goaway(&mut o, &a, g);
