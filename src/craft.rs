@@ -547,3 +547,59 @@ pub fn merge(parts: Vec<Vec<(f64, Vec<u8>)>>) -> Vec<(f64, Vec<u8>)> {
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     all
 }
+
+/// A segment as `decode` would give it (raw IP, no options, TTL 64), to
+/// drive one analysis directly: the unit tests, the proptests and the `app`
+/// fuzz target.
+pub fn decoded<'a>(
+    src: SocketAddr,
+    dst: SocketAddr,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &'a [u8],
+) -> crate::decode::Segment<'a> {
+    crate::decode::Segment {
+        src: src.ip(),
+        dst: dst.ip(),
+        sport: src.port(),
+        dport: dst.port(),
+        seq: crate::seq::SeqNumber(seq),
+        ack: crate::seq::SeqNumber(ack),
+        flags,
+        win: 512,
+        urp: 0,
+        header_len: 20,
+        len: payload.len() as u32,
+        options: &[],
+        options_truncated: false,
+        payload,
+        ttl: 64,
+        link: crate::decode::LinkInfo {
+            kind: crate::decode::LinkType::Raw,
+            ifindex: 0,
+            pkttype: None,
+        },
+    }
+}
+
+/// What an analysis sees of `seg`, taken for data from `from` at `ts`
+/// (no facts from the core state: not injected, answers no probe).
+pub fn data_ctx<'a>(
+    n: u64,
+    ts: crate::time::Timestamp,
+    seg: &'a crate::decode::Segment<'a>,
+    from: crate::tcp::Side,
+) -> crate::analysis::Ctx<'a> {
+    crate::analysis::Ctx {
+        n,
+        ts,
+        seg,
+        from,
+        kind: crate::tcp::Kind::Data,
+        silence: None,
+        injected: false,
+        answers_probe: false,
+        late: false,
+    }
+}

@@ -8,13 +8,14 @@
 //! 10 ms, a length byte and that many bytes.
 #![no_main]
 
-use kacap::analysis::{Analysis, Ctx};
+use kacap::analysis::Analysis;
 use kacap::app::{AppAnalysis, MAX_FOOTPRINT};
-use kacap::decode::{LinkInfo, LinkType, Segment, flags};
+use kacap::craft::{data_ctx, decoded};
+use kacap::decode::flags;
 use kacap::flows::Flow;
 use kacap::http::HttpAnalysis;
 use kacap::seq::SeqNumber;
-use kacap::tcp::{Kind, Side};
+use kacap::tcp::Side;
 use kacap::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -60,40 +61,10 @@ fuzz_target!(|data: &[u8]| {
         }
         t = t.plus(f64::from(dt) / 100.0);
         let (src, dst) = if i == 1 { (server, client) } else { (client, server) };
-        let seg = Segment {
-            src: src.ip(),
-            dst: dst.ip(),
-            sport: src.port(),
-            dport: dst.port(),
-            seq: next[i],
-            ack: next[1 - i],
-            flags: flags::ACK | flags::PSH | if ctl & 4 != 0 { flags::FIN } else { 0 },
-            win: 512,
-            urp: 0,
-            header_len: 20,
-            len: payload.len() as u32,
-            options: &[],
-            options_truncated: false,
-            payload,
-            ttl: 64,
-            link: LinkInfo {
-                kind: LinkType::Raw,
-                ifindex: 0,
-                pkttype: None,
-            },
-        };
+        let flags = flags::ACK | flags::PSH | if ctl & 4 != 0 { flags::FIN } else { 0 };
+        let seg = decoded(src, dst, flags, next[i].0, next[1 - i].0, payload);
         next[i] = next[i] + payload.len() as u32;
-        let cx = Ctx {
-            n: 1,
-            ts: t,
-            seg: &seg,
-            from: side,
-            kind: Kind::Data,
-            silence: None,
-            injected: false,
-            answers_probe: false,
-            late: false,
-        };
+        let cx = data_ctx(1, t, &seg, side);
         app.segment(&cx);
         http.segment(&cx);
         assert!(app.footprint() <= MAX_FOOTPRINT);

@@ -3,35 +3,11 @@
 //! unanswered pings, the encrypted rhythm.
 
 use super::*;
-use crate::decode::{LinkInfo, LinkType, Segment, flags};
+use crate::decode::flags;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-
-/// A data segment from the client; tests change seq, payload and len.
-const SEGMENT: Segment<'static> = Segment {
-    src: CLIENT,
-    dst: SERVER,
-    sport: 55012,
-    dport: 50051,
-    seq: SeqNumber(1000),
-    ack: SeqNumber(5000),
-    flags: flags::ACK | flags::PSH,
-    win: 512,
-    urp: 0,
-    header_len: 20,
-    len: 0,
-    options: &[],
-    options_truncated: false,
-    payload: &[],
-    ttl: 64,
-    link: LinkInfo {
-        kind: LinkType::Raw,
-        ifindex: 0,
-        pkttype: None,
-    },
-};
 
 fn at(s: f64) -> Timestamp {
     Timestamp::new(1_700_000_000, 0).plus(s)
@@ -52,27 +28,29 @@ impl Conn {
         }
     }
 
+    /// A data segment from `from` at its next sequence number, time `t`.
     fn send(&mut self, from: Side, t: f64, payload: &[u8]) -> AppNote {
         let i = from.idx();
-        let seg = Segment {
-            seq: SeqNumber(self.next[i]),
-            ack: SeqNumber(self.next[1 - i]),
-            len: payload.len() as u32,
-            payload,
-            ..SEGMENT
+        let (client, server) = (
+            SocketAddr::new(CLIENT, 55012),
+            SocketAddr::new(SERVER, 50051),
+        );
+        let (src, dst) = if from == Client {
+            (client, server)
+        } else {
+            (server, client)
         };
+        let seg = crate::craft::decoded(
+            src,
+            dst,
+            flags::ACK | flags::PSH,
+            self.next[i],
+            self.next[1 - i],
+            payload,
+        );
         self.next[i] = self.next[i].wrapping_add(payload.len() as u32);
-        self.app.segment(&Ctx {
-            n: 0,
-            ts: at(t),
-            seg: &seg,
-            from,
-            kind: Kind::Data,
-            silence: None,
-            injected: false,
-            answers_probe: false,
-            late: false,
-        })
+        self.app
+            .segment(&crate::craft::data_ctx(0, at(t), &seg, from))
     }
 
     fn summary(&mut self) -> Option<AppSummary> {

@@ -112,23 +112,9 @@ impl std::fmt::Display for Str<'_> {
 /// A joined socket in a flow record (`--sockets`).
 fn socket_json(s: &crate::sockets::Socket) -> String {
     format!(
-        "{{\"local\":\"{}\",\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}}}",
+        "{{\"local\":\"{}\",{}}}",
         s.diag.local,
-        s.owner
-            .as_ref()
-            .map_or("null".into(), |o| o.pid.to_string()),
-        s.owner
-            .as_ref()
-            .map_or("null".into(), |o| format!("\"{}\"", escape(&o.comm))),
-        s.keepalive.map_or("null".into(), |k| k.to_string()),
-        s.idle.value,
-        s.interval.value,
-        s.count.value,
-        Num(s.user_timeout),
-        s.idle.source.as_str(),
-        s.interval.source.as_str(),
-        s.count.source.as_str(),
-        s.exact
+        super::sockets::config_members(s)
     )
 }
 

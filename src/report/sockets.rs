@@ -245,14 +245,12 @@ fn sysctl_json(s: &Sysctls) -> String {
     )
 }
 
-fn socket_json(s: &Socket) -> String {
-    let d = &s.diag;
-    let endpoint = |a: std::net::SocketAddr| a.to_string();
+/// A socket's owner and keepalive configuration as JSON members (`"pid":…`
+/// to `"exact":…`): the `kacap sockets` record and a flow's `socket`
+/// (`--sockets`) share them.
+pub fn config_members(s: &Socket) -> String {
     format!(
-        "{{\"type\":\"socket\",\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\",\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{},\"why\":{},\"timer\":{{\"kind\":{},\"expires\":{},\"probes\":{}}},\"lastsnd\":{},\"lastrcv\":{},\"uid\":{},\"inode\":{}}}",
-        endpoint(d.local),
-        endpoint(d.remote),
-        d.state.as_str(),
+        "\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}",
         s.owner
             .as_ref()
             .map_or("null".into(), |o| o.pid.to_string()),
@@ -268,6 +266,17 @@ fn socket_json(s: &Socket) -> String {
         s.interval.source.as_str(),
         s.count.source.as_str(),
         s.exact,
+    )
+}
+
+fn socket_json(s: &Socket) -> String {
+    let d = &s.diag;
+    format!(
+        "{{\"type\":\"socket\",\"local\":\"{}\",\"remote\":\"{}\",\"state\":\"{}\",{},\"why\":{},\"timer\":{{\"kind\":{},\"expires\":{},\"probes\":{}}},\"lastsnd\":{},\"lastrcv\":{},\"uid\":{},\"inode\":{}}}",
+        d.local,
+        d.remote,
+        d.state.as_str(),
+        config_members(s),
         s.why
             .as_deref()
             .map_or("null".into(), |w| format!("\"{}\"", escape(w))),

@@ -233,13 +233,14 @@ proptest! {
 /// WebSocket upgrade, or nothing), no panic, and the per-connection state
 /// stays within `app::MAX_FOOTPRINT`.
 mod app_streams {
-    use kacap::analysis::{Analysis, Ctx};
+    use kacap::analysis::Analysis;
     use kacap::app::{AppAnalysis, MAX_FOOTPRINT};
-    use kacap::decode::{LinkInfo, LinkType, Segment, flags};
+    use kacap::craft::{data_ctx, decoded};
+    use kacap::decode::flags;
     use kacap::flows::Flow;
     use kacap::http::HttpAnalysis;
     use kacap::seq::SeqNumber;
-    use kacap::tcp::{Kind, Side};
+    use kacap::tcp::Side;
     use kacap::time::Timestamp;
     use proptest::prelude::*;
     use std::net::SocketAddr;
@@ -310,36 +311,9 @@ mod app_streams {
                 next[i] = next[i] + u32::from(skip);
                 t = t.plus(f64::from(dt) / 1000.0);
                 let (src, dst) = if from_server { (server, client) } else { (client, server) };
-                let seg = Segment {
-                    src: src.ip(),
-                    dst: dst.ip(),
-                    sport: src.port(),
-                    dport: dst.port(),
-                    seq: next[i],
-                    ack: next[1 - i],
-                    flags: flags::ACK | flags::PSH,
-                    win: 512,
-                    urp: 0,
-                    header_len: 20,
-                    len: payload.len() as u32,
-                    options: &[],
-                    options_truncated: false,
-                    payload: &payload,
-                    ttl: 64,
-                    link: LinkInfo { kind: LinkType::Raw, ifindex: 0, pkttype: None },
-                };
+                let seg = decoded(src, dst, flags::ACK | flags::PSH, next[i].0, next[1 - i].0, &payload);
                 next[i] = next[i] + payload.len() as u32;
-                let cx = Ctx {
-                    n: 1,
-                    ts: t,
-                    seg: &seg,
-                    from: side,
-                    kind: Kind::Data,
-                    silence: None,
-                    injected: false,
-                    answers_probe: false,
-                    late: false,
-                };
+                let cx = data_ctx(1, t, &seg, side);
                 app.segment(&cx);
                 http.segment(&cx);
                 prop_assert!(app.footprint() <= MAX_FOOTPRINT, "{}", app.footprint());
@@ -361,41 +335,11 @@ mod app_streams {
         for k in 0u64..20_000 {
             let mut ping = vec![0, 0, 8, 6, 0, 0, 0, 0, 0];
             ping.extend_from_slice(&k.to_be_bytes());
-            let seg = Segment {
-                src: client.ip(),
-                dst: "10.0.0.1".parse().unwrap(),
-                sport: 40000,
-                dport: 8080,
-                seq,
-                ack: SeqNumber(1),
-                flags: flags::ACK | flags::PSH,
-                win: 512,
-                urp: 0,
-                header_len: 20,
-                len: 17,
-                options: &[],
-                options_truncated: false,
-                payload: &ping,
-                ttl: 64,
-                link: LinkInfo {
-                    kind: LinkType::Raw,
-                    ifindex: 0,
-                    pkttype: None,
-                },
-            };
+            let server: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+            let seg = decoded(client, server, flags::ACK | flags::PSH, seq.0, 1, &ping);
             seq = seq + 17;
             t = t.plus(1.0);
-            app.segment(&Ctx {
-                n: k,
-                ts: t,
-                seg: &seg,
-                from: Side::Client,
-                kind: Kind::Data,
-                silence: None,
-                injected: false,
-                answers_probe: false,
-                late: false,
-            });
+            app.segment(&data_ctx(k, t, &seg, Side::Client));
         }
         assert!(app.footprint() <= MAX_FOOTPRINT, "{}", app.footprint());
         let flow = Flow::new(1, client, "10.0.0.1:8080".parse().unwrap(), t);
