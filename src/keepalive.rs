@@ -646,6 +646,14 @@ pub const LINUX_DEFAULTS: SystemDefaults = SystemDefaults {
     probes: 9,
 };
 
+/// Windows' defaults (KeepAliveTime 2 h, KeepAliveInterval 1 s, 10
+/// probes since Vista); its probes carry one garbage byte.
+pub const WINDOWS_DEFAULTS: SystemDefaults = SystemDefaults {
+    time: 7200.0,
+    intvl: 1.0,
+    probes: 10,
+};
+
 impl SystemDefaults {
     /// Reads the sysctls; `None` where they do not exist (not Linux).
     pub fn read() -> Option<SystemDefaults> {

@@ -451,12 +451,27 @@ fn analyze_html(
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
     match html {
-        Some((file, name)) => analyze_measured(
-            src,
-            plan,
-            pass,
-            (sink, crate::report::html::HtmlSink::new(file, name)),
-        ),
+        Some((file, name)) => {
+            let style = match &plan.output {
+                Output::Text(opts) => opts.style,
+                _ => crate::report::tcpdump::Style::default(),
+            };
+            // Live: the sysctls of the namespace the capture runs in (with
+            // `--netns`, the connections' own).
+            let host = match plan.input {
+                crate::plan::Input::Live(_) => crate::keepalive::SystemDefaults::read(),
+                _ => None,
+            };
+            analyze_measured(
+                src,
+                plan,
+                pass,
+                (
+                    sink,
+                    crate::report::html::HtmlSink::new(file, name, style, host),
+                ),
+            )
+        }
         None => analyze_measured(src, plan, pass, sink),
     }
 }

@@ -12,9 +12,11 @@
 //! `docs/usage.md`.
 
 use super::Kept;
+use super::annotate::Secs;
+use super::tcpdump::Style;
 use super::teach::{self, FlowSteps, Recorder, Step};
 use crate::event::{PacketEvent, Revisions, Sink, Stats};
-use crate::keepalive::Note;
+use crate::keepalive::{LINUX_DEFAULTS, Note, SystemDefaults, WINDOWS_DEFAULTS};
 use crate::summary::{FlowSummary, Verdict};
 use crate::tcp::Kind;
 use std::collections::{BTreeMap, HashSet};
@@ -28,6 +30,8 @@ const JS: &str = include_str!("html/report.js");
 pub struct HtmlSink {
     file: File,
     name: String,
+    /// Live: this host's keepalive sysctls, compared with what was seen.
+    host: Option<SystemDefaults>,
     recorder: Recorder,
     taught: Kept<(FlowSummary, FlowSteps)>,
     counts: BTreeMap<&'static str, u64>,
@@ -36,11 +40,17 @@ pub struct HtmlSink {
 impl HtmlSink {
     /// `file`: opened before the capture started (and before privileges
     /// were dropped); `name`: its path, for messages.
-    pub fn new(file: File, name: String) -> HtmlSink {
+    /// `style`: how a mark's tcpdump line is printed (the run's `-t`,
+    /// `-S`, `-v`…; never a dump).
+    pub fn new(file: File, name: String, style: Style, host: Option<SystemDefaults>) -> HtmlSink {
         HtmlSink {
             file,
             name,
-            recorder: Recorder::default(),
+            host,
+            recorder: Recorder::with_lines(Style {
+                dump: super::tcpdump::Dump::None,
+                ..style
+            }),
             taught: Kept::new(super::text::MAX_TAUGHT),
             counts: BTreeMap::new(),
         }
@@ -92,7 +102,13 @@ impl HtmlSink {
         for f in open {
             *counts.entry(f.verdict.as_str()).or_default() += 1;
         }
-        let page = page(&flows, &counts, stats, self.taught.omitted().as_deref());
+        let page = page(
+            &flows,
+            &counts,
+            stats,
+            self.taught.omitted().as_deref(),
+            self.host,
+        );
         self.file
             .set_len(0)
             .and_then(|()| self.file.rewind())
@@ -142,6 +158,150 @@ fn middlebox_bands(by: &Bounds) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// The keepalive settings the connections showed, per server and prober,
+/// next to the defaults: Linux's (or Windows' for one-byte probes) and,
+/// live, this host's sysctls.
+fn settings_notes(
+    flows: &[(&FlowSummary, &FlowSteps)],
+    host: Option<SystemDefaults>,
+) -> Vec<String> {
+    /// Server, prober, Windows-style probes.
+    type Key = (std::net::SocketAddr, &'static str, bool);
+    let mut groups: BTreeMap<Key, Seen> = BTreeMap::new();
+    for (f, fs) in flows {
+        let k = &f.findings.keepalive;
+        let Some(prober) = k.prober else { continue };
+        if k.idle.is_none() && k.interval.is_none() && k.count.is_none() {
+            continue;
+        }
+        let windows = fs
+            .head
+            .iter()
+            .chain(fs.tail.iter())
+            .any(|s| s.kind == Kind::Keepalive && s.len == 1);
+        let d = if windows {
+            WINDOWS_DEFAULTS
+        } else {
+            LINUX_DEFAULTS
+        };
+        let e = groups
+            .entry((f.server, prober.as_str(), windows))
+            .or_default();
+        e.n += 1;
+        e.idle.add(k.idle);
+        e.interval.add(k.interval);
+        e.count.add(k.count.map(f64::from));
+        let or = |a: &mut [bool; 3], b: [bool; 3]| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x |= y;
+            }
+        };
+        or(&mut e.differ, d.differing(k.idle, k.interval, k.count));
+        if let Some(h) = host {
+            or(&mut e.differ_host, h.differing(k.idle, k.interval, k.count));
+        }
+    }
+    const MAX_GROUPS: usize = 20;
+    let mut notes = Vec::new();
+    for ((server, prober, windows), e) in groups.iter().take(MAX_GROUPS) {
+        let mut seen = Vec::new();
+        if let Some(i) = e.idle.show(|v| Secs(v).to_string()) {
+            seen.push(format!("after {i} idle"));
+        }
+        if let Some(i) = e.interval.show(|v| Secs(v).to_string()) {
+            seen.push(format!("every {i}"));
+        }
+        if let Some(c) = e.count.show(|v| format!("{v:.0}")) {
+            seen.push(format!("gives up after {c} unanswered"));
+        }
+        let (stack, d) = if *windows {
+            ("Windows'", WINDOWS_DEFAULTS)
+        } else {
+            ("Linux's", LINUX_DEFAULTS)
+        };
+        let mut text = format!(
+            "{} connection{} to {server}: the {prober} probes {} — {}",
+            e.n,
+            if e.n == 1 { "" } else { "s" },
+            seen.join(", "),
+            compare(stack, "defaults", d, e.differ)
+        );
+        if let Some(h) = host {
+            text.push_str("; ");
+            text.push_str(&compare(
+                "this host's",
+                "tcp_keepalive_* sysctls",
+                h,
+                e.differ_host,
+            ));
+        }
+        notes.push(text);
+    }
+    if groups.len() > MAX_GROUPS {
+        notes.push(format!(
+            "… and {} more server and prober pairs with keepalive settings (kacap --json has each connection's)",
+            groups.len() - MAX_GROUPS
+        ));
+    }
+    notes
+}
+
+/// The keepalive settings a server's connections showed.
+#[derive(Default)]
+struct Seen {
+    n: u32,
+    idle: Range,
+    interval: Range,
+    count: Range,
+    /// Idle, interval, count: some connection's differ from the stack's
+    /// defaults; from the host's sysctls.
+    differ: [bool; 3],
+    differ_host: [bool; 3],
+}
+
+/// The smallest and largest of some values.
+#[derive(Default)]
+struct Range(Option<(f64, f64)>);
+
+impl Range {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.0 = Some(self.0.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+        }
+    }
+
+    /// "2.00s", or "2.00s–25.00s" when they differ.
+    fn show(&self, f: impl Fn(f64) -> String) -> Option<String> {
+        let (a, b) = self.0?;
+        let (a, b) = (f(a), f(b));
+        Some(if a == b { a } else { format!("{a}–{b}") })
+    }
+}
+
+/// "Linux's defaults are 7200 s / 75 s / 9: idle and interval differ".
+fn compare(whose: &str, what: &str, d: SystemDefaults, differ: [bool; 3]) -> String {
+    let differ: Vec<&str> = differ
+        .iter()
+        .zip(["idle", "interval", "count"])
+        .filter_map(|(&off, name)| off.then_some(name))
+        .collect();
+    let head = format!(
+        "{whose} {what} are {} s / {} s / {}",
+        d.time, d.intvl, d.probes
+    );
+    let differ = match differ.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} differs"),
+        [a, b] => format!("{a} and {b} differ"),
+        _ => "idle, interval and count differ".to_string(),
+    };
+    if differ.is_empty() {
+        format!("{head}: what was seen matches them")
+    } else {
+        format!("{head}: {differ} (set by the application's setsockopt, or the host's settings)")
+    }
 }
 
 /// A JSON string, safe inside `<script>` (no `</`).
@@ -257,12 +417,14 @@ fn flow_json(
         }
         let _ = write!(
             o,
-            "[{},{},{},{},{}]",
+            "[{},{},{},{},{},{},{}]",
             num(Some(s.ts.since(t0))),
             js_str(mark_kind(s, &answered, &reset)),
             js_str(s.from.name()),
             s.n,
             js_str(&teach::label(s)),
+            js_str(fs.line(s)),
+            u8::from(s.revised),
         );
     }
     o.push_str("]}");
@@ -273,6 +435,7 @@ fn page(
     counts: &BTreeMap<&'static str, u64>,
     stats: &Stats,
     omitted: Option<&str>,
+    host: Option<SystemDefaults>,
 ) -> String {
     let t0 = flows
         .iter()
@@ -297,7 +460,8 @@ fn page(
         .unwrap_or_default();
     let _ = write!(
         data,
-        "],\"span\":{},\"start\":{},\"frames\":{},\"segments\":{},\"flowsTotal\":{},\"omitted\":{},\"counts\":{{",
+        "],\"lineHead\":{},\"span\":{},\"start\":{},\"frames\":{},\"segments\":{},\"flowsTotal\":{},\"omitted\":{},\"counts\":{{",
+        teach::LINE_HEAD,
         num(Some(t1.since(t0).max(0.0))),
         js_str(&start),
         stats.frames,
@@ -314,6 +478,7 @@ fn page(
     data.push_str("},\"notes\":[");
     let mut notes = middlebox_bands(&by_server);
     notes.extend(super::app::server_timeouts(&summaries));
+    notes.extend(settings_notes(flows, host));
     for (i, n) in notes.iter().enumerate() {
         if i > 0 {
             data.push(',');
@@ -375,8 +540,8 @@ fn page(
 <span><svg width="16" height="12"><rect width="16" height="12" class="gap-risk"/></svg><svg width="16" height="12"><rect width="16" height="12" class="gap-dead"/></svg> idle within / past the server's middlebox timeout bounds</span>
 </span>
 </div>
-<svg id="lanes" role="img" aria-label="one lane per connection"></svg>
-<p id="mark" aria-live="polite"></p>
+<div id="mark" aria-live="polite"></div>
+<div id="lanes-box"><svg id="lanes" role="img" aria-label="one lane per connection"></svg></div>
 </section>
 <section aria-label="connections">
 <div class="controls">

@@ -211,6 +211,18 @@ impl Tcpdump {
         self.prev = Some(ts);
     }
 
+    /// A segment not printed: the state later lines depend on (`-ttt`'s
+    /// previous time, the relative-sequence bases) moves as if it were.
+    pub fn skip(&mut self, ev: &PacketEvent) {
+        self.first.get_or_insert(ev.ts);
+        self.prev = Some(ev.ts);
+        if ev.seg.has(flags::ACK)
+            && (ev.seg.has(flags::SYN) || !self.bases.contains_key(&ev.flow_id))
+        {
+            self.relative(ev);
+        }
+    }
+
     /// Appends the whole tcpdump line for a TCP segment, without newline.
     pub fn write_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
         self.first.get_or_insert(ev.ts);

@@ -8,7 +8,7 @@ use crate::decode::flags;
 use crate::event::PacketEvent;
 use crate::http::HttpSummary;
 use crate::keepalive::Note;
-use crate::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults};
+use crate::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults, WINDOWS_DEFAULTS};
 use crate::retransmit::GaveUp;
 use crate::summary::Verdict;
 use crate::summary::{Close, FlowSummary};
@@ -43,11 +43,7 @@ const LINUX: Stack = Stack {
 const WINDOWS: Stack = Stack {
     name: "Windows",
     possessive: "Windows'",
-    defaults: SystemDefaults {
-        time: 7200.0,
-        intvl: 1.0,
-        probes: 10,
-    },
+    defaults: WINDOWS_DEFAULTS,
     time_name: "KeepAliveTime",
     set_by: "the {prober}'s application sets them (SIO_KEEPALIVE_VALS, or SO_KEEPALIVE with TCP_KEEPIDLE / \
              TCP_KEEPINTVL / TCP_KEEPCNT), or the host's registry does \
@@ -79,6 +75,10 @@ fn shown(v: f64) -> f64 {
 /// Most steps kept per flow; the middle of longer flows is elided.
 const MAX_STEPS: usize = 400;
 
+/// `Recorder::with_lines`: a flow's first segments that keep their line
+/// even when they are plain data or ACKs.
+pub const LINE_HEAD: u64 = 16;
+
 /// One segment, as the diagram and the explanation need it.
 #[derive(Clone, Copy, Debug)]
 pub struct Step {
@@ -93,12 +93,20 @@ pub struct Step {
     pub injected: bool,
     /// An application frame it carries (`app`), for the diagram's label.
     pub app: Option<(Label, Protocol)>,
+    /// Its slot in [`FlowSteps::lines`] (when the recorder keeps lines).
+    slot: u16,
+    /// A later segment changed what it is (`revise`).
+    pub revised: bool,
 }
 
 /// The steps of every open flow, until the flow is reported.
 #[derive(Debug, Default)]
 pub struct Recorder {
     flows: HashMap<u32, FlowSteps>,
+    /// `with_lines`: the printer of each kept step's tcpdump line (it owns
+    /// the relative-sequence bases, as tcpdump's printer does), and the
+    /// buffer lines are written into.
+    lines: Option<(super::tcpdump::Tcpdump, Vec<u8>)>,
 }
 
 #[derive(Debug, Default)]
@@ -108,19 +116,42 @@ pub struct FlowSteps {
     pub tail: Vec<Step>,
     tail_at: usize,
     pub elided: u64,
+    /// With `Recorder::with_lines`: each kept step's tcpdump line and
+    /// annotation, by the step's slot (head steps first, then the ring).
+    lines: Vec<Box<str>>,
 }
 
 impl FlowSteps {
-    fn push(&mut self, s: Step) {
-        if self.head.len() < MAX_STEPS / 2 {
+    /// Keeps `s` (and its line, when there is one) in the head or the ring.
+    fn push(&mut self, mut s: Step, line: Option<Box<str>>) {
+        let slot = if self.head.len() < MAX_STEPS / 2 {
+            s.slot = self.head.len() as u16;
             self.head.push(s);
+            s.slot
         } else if self.tail.len() < MAX_STEPS / 2 {
+            s.slot = (MAX_STEPS / 2 + self.tail.len()) as u16;
             self.tail.push(s);
+            s.slot
         } else {
+            s.slot = (MAX_STEPS / 2 + self.tail_at) as u16;
             self.tail[self.tail_at] = s;
             self.tail_at = (self.tail_at + 1) % self.tail.len();
             self.elided += 1;
+            s.slot
+        };
+        if let Some(line) = line {
+            let slot = usize::from(slot);
+            if self.lines.len() <= slot {
+                self.lines.resize(slot + 1, Box::from(""));
+            }
+            self.lines[slot] = line;
         }
+    }
+
+    /// The tcpdump line and, after a newline, its annotation, kept for a
+    /// step ("" without).
+    pub fn line(&self, s: &Step) -> &str {
+        self.lines.get(usize::from(s.slot)).map_or("", |l| l)
     }
 
     /// All kept steps in order, with the count of elided ones between.
@@ -132,8 +163,37 @@ impl FlowSteps {
 }
 
 impl Recorder {
+    /// A recorder that also keeps each kept step's tcpdump line and
+    /// annotation (`--html`: a mark shows them).
+    pub fn with_lines(style: super::tcpdump::Style) -> Recorder {
+        Recorder {
+            lines: Some((super::tcpdump::Tcpdump::new(style), Vec::new())),
+            ..Recorder::default()
+        }
+    }
+
     pub fn record(&mut self, ev: &PacketEvent) {
-        self.flows.entry(ev.flow_id).or_default().push(Step {
+        let fs = self.flows.entry(ev.flow_id).or_default();
+        let line = self.lines.as_mut().and_then(|(printer, buf)| {
+            // Lines are kept for a connection's first segments and for every
+            // segment that is not plain data or a plain ACK: the marks
+            // people click. The rest only move the printer's state.
+            let seen = fs.head.len() as u64 + fs.tail.len() as u64 + fs.elided;
+            let plain = matches!(ev.kind, Kind::Data | Kind::Ack)
+                && ev.notes.app.label.is_none()
+                && ev.notes.http.message.is_none()
+                && ev.notes.http.stale.is_none();
+            if plain && seen >= LINE_HEAD {
+                printer.skip(ev);
+                return None;
+            }
+            buf.clear();
+            printer.write_line(buf, ev);
+            buf.push(b'\n');
+            let _ = super::annotate::write(buf, ev);
+            std::str::from_utf8(buf).ok().map(Box::from)
+        });
+        let step = Step {
             n: ev.n,
             ts: ev.ts,
             from: ev.from,
@@ -148,7 +208,10 @@ impl Recorder {
                 .app
                 .label
                 .map(|l| (l, app_protocol(ev.notes.app.event))),
-        });
+            slot: 0,
+            revised: false,
+        };
+        fs.push(step, line);
     }
 
     /// Earlier steps of a flow turned out to be of another kind.
@@ -161,6 +224,7 @@ impl Recorder {
                 if s.n == item.n {
                     s.kind = item.kind;
                     s.note = item.notes.keepalive;
+                    s.revised = true;
                 }
             }
         }
@@ -172,6 +236,9 @@ impl Recorder {
     }
 
     pub fn take(&mut self, flow: u32) -> FlowSteps {
+        if let Some((printer, _)) = self.lines.as_mut() {
+            printer.forget(flow);
+        }
         self.flows.remove(&flow).unwrap_or_default()
     }
 }

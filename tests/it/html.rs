@@ -135,6 +135,12 @@ fn in_a_real_browser_every_connection_has_a_lane_every_probe_a_mark_every_verdic
             "{name}: the explanation is not shown"
         );
         assert!(d.contains("<div id=\"diagram\"><svg"), "{name}: no diagram");
+        if name == "dead-peer.pcap" {
+            assert!(
+                d.contains("the client probes after 2.02s idle, every 1.02s, gives up after 2 unanswered — Linux's defaults are 7200 s / 75 s / 9: idle, interval and count differ"),
+                "{name}: the settings are not compared with the defaults"
+            );
+        }
     }
     // A screenshot that is not blank: a rendered report is far larger than
     // an empty page's PNG.
@@ -184,4 +190,326 @@ fn the_report_script_parses_and_type_checks() {
         ),
         Err(_) => eprintln!("skipped: no node (CI type-checks report.js with tsc)"),
     }
+}
+
+/// A page in headless chromium driven through the DevTools protocol over
+/// `--remote-debugging-pipe` (fd 3: commands in, fd 4: answers out, each
+/// message NUL-terminated): real, trusted key presses and mouse clicks.
+struct Browser {
+    child: std::process::Child,
+    to: std::fs::File,
+    from: std::io::BufReader<std::fs::File>,
+    next: u64,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(browser: &str, url: &str) -> Browser {
+        use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+        use std::os::unix::process::CommandExt;
+        let pipe = || {
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: pipe(2) just created both; each is owned once.
+            unsafe {
+                (
+                    std::fs::File::from_raw_fd(fds[0]),
+                    std::fs::File::from_raw_fd(fds[1]),
+                )
+            }
+        };
+        let (cmd_r, cmd_w) = pipe();
+        let (ans_r, ans_w) = pipe();
+        let (cr, aw) = (cmd_r.into_raw_fd(), ans_w.into_raw_fd());
+        let profile = tempfile::TempDir::new().unwrap();
+        let mut c = Command::new(browser);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--window-size=1200,900",
+            "--remote-debugging-pipe",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe dup2 between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(cr, 3) < 0 || libc::dup2(aw, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap();
+        // SAFETY: ours since into_raw_fd; the child has its own copies.
+        unsafe {
+            libc::close(cr);
+            libc::close(aw);
+        }
+        let _ = (cmd_w.as_raw_fd(), ans_r.as_raw_fd());
+        let mut b = Browser {
+            child,
+            to: cmd_w,
+            from: std::io::BufReader::new(ans_r),
+            next: 0,
+            session: String::new(),
+            _profile: profile,
+        };
+        let target = b.call("Target.createTarget", serde_json::json!({ "url": url }));
+        let id = target["targetId"].as_str().unwrap().to_string();
+        let att = b.call(
+            "Target.attachToTarget",
+            serde_json::json!({ "targetId": id, "flatten": true }),
+        );
+        b.session = att["sessionId"].as_str().unwrap().to_string();
+        // The page is ready when its script drew the lanes.
+        for _ in 0..100 {
+            if b.eval("document.querySelectorAll('.lane').length") != 0 {
+                return b;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the report drew no lane in 10 s");
+    }
+
+    /// Sends one command (to the page once attached) and waits for its answer.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        self.next += 1;
+        let mut msg = serde_json::json!({ "id": self.next, "method": method, "params": params });
+        if !self.session.is_empty() {
+            msg["sessionId"] = self.session.clone().into();
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to.write_all(&bytes).unwrap();
+        loop {
+            let mut buf = Vec::new();
+            let n = self.from.read_until(0, &mut buf).unwrap();
+            assert!(n > 0, "chromium closed the DevTools pipe");
+            buf.pop();
+            let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            if v["id"] == self.next {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expr: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": expr, "returnByValue": true }),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Waits (up to 5 s) until `expr` has the value `want`: a hash change
+    /// is handled asynchronously.
+    fn wait_for(&mut self, expr: &str, want: serde_json::Value) {
+        for _ in 0..50 {
+            if self.eval(expr) == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(self.eval(expr), want, "{expr}");
+    }
+
+    fn key(&mut self, key: &str, code: u32) {
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                serde_json::json!({
+                    "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code
+                }),
+            );
+        }
+    }
+
+    /// A real mouse click on the middle of the element `selector` finds.
+    fn click(&mut self, selector: &str) {
+        let at = self.eval(&format!(
+            "(() => {{ const e = document.querySelector('{selector}'); e.scrollIntoView({{block: 'center'}}); \
+             const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ));
+        let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            );
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tcpdump part of each line of kacap's text timeline, by frame number.
+fn text_lines(name: &str) -> Vec<String> {
+    let out = kacap()
+        .args(["-r", fixture(name).to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split("  flow ").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_mark_shows_its_tcpdump_line_and_the_lanes_answer_the_keyboard() {
+    let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
+    let Some(browser) = chromium() else {
+        assert!(!must, "chromium not found (apt-get install chromium)");
+        eprintln!("skipped: no chromium");
+        return;
+    };
+    let dir = tempfile::TempDir::new().unwrap();
+    // A capture started on an idle connection (field-shaped): frame numbers
+    // count from the capture's start, relative sequence numbers as tcpdump's.
+    for name in ["dead-peer.pcap", "idle-start-dead.pcap"] {
+        let page = report(name, dir.path());
+        let lines = text_lines(name);
+        let j = json(&fixture(name), &[]);
+        for p in j.packets.iter().filter(|p| p["kind"] == "keepalive") {
+            let n = p["n"].as_u64().unwrap();
+            let d = dom(browser, &page, &format!("#frame-{n}"));
+            let want = lines[n as usize - 1]
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(
+                d.contains(&format!("<code class=\"tcpdump\">{want}</code>")),
+                "{name}: frame {n}'s line is not shown as the text timeline prints it:\n{want}"
+            );
+            assert!(
+                d.contains("<div class=\"said\">keepalive probe #"),
+                "{name}: frame {n}: no annotation"
+            );
+        }
+    }
+
+    // Mouse: a click on a probe's mark shows its line; on a row, the account.
+    let page = report("idle-mixed.pcap", dir.path());
+    let url = format!("file://{}", page.display());
+    let mut b = Browser::open(browser, &url);
+    let probe = b.eval("document.querySelector('.mark.probe-ok').getAttribute('data-frame')");
+    let probe = probe.as_str().unwrap().to_string();
+    b.click(&format!(".mark.probe-ok[data-frame=\"{probe}\"]"));
+    let shown = b.eval("document.querySelector('#mark code.tcpdump').textContent");
+    let lines = text_lines("idle-mixed.pcap");
+    assert_eq!(
+        shown.as_str().unwrap(),
+        lines[probe.parse::<usize>().unwrap() - 1]
+    );
+    b.click("#flows tbody tr[data-flow=\"1\"]");
+    b.wait_for("document.getElementById('detail').hidden", false.into());
+    assert_eq!(b.eval("location.hash"), "#flow-1");
+    assert!(
+        b.eval("document.getElementById('explain').textContent")
+            .as_str()
+            .unwrap()
+            .starts_with("flow 1: ")
+    );
+
+    // Keyboard: focus the first lane, walk down one lane and into its marks.
+    b.eval("document.querySelector('.lane').focus(), 0");
+    let first = b.eval("document.activeElement.getAttribute('data-flow')");
+    b.key("ArrowDown", 40);
+    let second = b.eval("document.activeElement.getAttribute('data-flow')");
+    assert_ne!(first, second, "ArrowDown did not move to the next lane");
+    b.key("ArrowRight", 39);
+    b.key("ArrowRight", 39);
+    let frame = b.eval("document.activeElement.getAttribute('data-frame')");
+    assert!(frame.is_string(), "ArrowRight did not reach a mark");
+    assert!(
+        b.eval("document.querySelector('#mark div').textContent")
+            .as_str()
+            .unwrap()
+            .contains(&format!("frame {}", frame.as_str().unwrap())),
+        "the focused mark's line is not shown"
+    );
+    b.key("Escape", 27);
+    assert_eq!(
+        b.eval("document.activeElement.getAttribute('data-flow')"),
+        second
+    );
+    b.key("Enter", 13);
+    b.wait_for(
+        "document.getElementById('detail-title').textContent.split(':')[0]",
+        format!("flow {}", second.as_str().unwrap()).into(),
+    );
+    assert_eq!(
+        b.eval("location.hash").as_str().unwrap(),
+        format!("#flow-{}", second.as_str().unwrap())
+    );
+    b.key("Escape", 27);
+    b.wait_for("document.getElementById('detail').hidden", true.into());
+}
+
+/// Firefox (Debian's firefox-esr; CI installs it) renders the report and
+/// runs its script: its screenshot of the page is far richer than of the
+/// same page with the script taken out (lanes, rows, the explanation).
+#[test]
+fn firefox_runs_the_report_too() {
+    let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
+    let found = Command::new("firefox-esr")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(!must, "firefox-esr not found (apt-get install firefox-esr)");
+        eprintln!("skipped: no firefox-esr");
+        return;
+    }
+    let dir = tempfile::TempDir::new().unwrap();
+    let page = report("idle-mixed.pcap", dir.path());
+    let html = std::fs::read_to_string(&page).unwrap();
+    let cut = html.rfind("<script>").unwrap();
+    let bare = dir.path().join("bare.html");
+    std::fs::write(&bare, format!("{}</body></html>\n", &html[..cut])).unwrap();
+    let shot = |p: &Path, name: &str| {
+        let home = tempfile::TempDir::new().unwrap();
+        let png = dir.path().join(name);
+        let out = Command::new("firefox-esr")
+            .env("HOME", home.path())
+            .env("MOZ_HEADLESS", "1")
+            .args(["--headless", "--no-remote", "--window-size=1200,900"])
+            .arg("--screenshot")
+            .arg(&png)
+            .arg(format!("file://{}#flow-1", p.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+        bytes.len()
+    };
+    let (full, without) = (shot(&page, "full.png"), shot(&bare, "bare.png"));
+    assert!(
+        full > 2 * without,
+        "firefox: the report's screenshot ({full} bytes) is not much richer than without its script ({without} bytes)"
+    );
 }

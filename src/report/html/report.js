@@ -3,7 +3,11 @@
 // no libraries. Lanes: one per connection, grouped by server and sorted by
 // how they ended (dead and killed first); x is time, zoomed with the wheel
 // or +/- and panned by dragging; a click on a row (or #flow-N in the
-// address) opens that connection's explanation and sequence diagram.
+// address) opens that connection's explanation and sequence diagram; a
+// click on a mark (or #frame-N) shows its tcpdump line and annotation.
+// Keyboard: Tab reaches the lanes; ↑/↓ move between lanes, → and ← walk a
+// lane's marks, Enter opens the lane's connection or the mark's line,
+// Escape goes back from a mark to its lane, then closes the detail.
 "use strict";
 
 (function () {
@@ -123,7 +127,10 @@
     lanes.append(axis);
     order.forEach((f, i) => {
       const y = AXIS + i * LANE + LANE / 2;
-      const g = el("g", { class: "lane", "data-flow": f.id, id: "lane-" + f.id });
+      const g = el("g", {
+        class: "lane", "data-flow": f.id, id: "lane-" + f.id, tabindex: 0,
+        "aria-label": `flow ${f.id} to ${f.server}: ${f.verdict}, ${f.marks.length} segments drawn`,
+      });
       g.append(el("rect", {
         x: 0, y: y - LANE / 2, width, height: LANE,
         class: "lane-bg" + (i % 2 ? " alt" : "") + (f.id === chosen ? " chosen" : ""),
@@ -164,26 +171,115 @@
         const m = shape(kind, px, y);
         m.setAttribute("class", "m mark " + kind);
         m.setAttribute("data-frame", String(n));
-        m.setAttribute("tabindex", "0");
+        m.setAttribute("tabindex", "-1");
+        m.setAttribute("aria-label", `frame ${n}: ${label} from the ${from}`);
         const title = el("title", {});
         title.textContent = `frame ${n}, +${secs(t)}, ${label} from ${from}`;
         m.append(title);
         m.addEventListener("click", () => showMark(f, marks[j]));
-        m.addEventListener("keydown", (e) => { if (/** @type {KeyboardEvent} */ (e).key === "Enter") showMark(f, marks[j]); });
         if (kind.startsWith("probe-") && kind !== "probe-ack") probes.push(m);
         else g.append(m);
       }
       g.append(...probes);
       g.addEventListener("dblclick", () => choose(f.id));
+      g.addEventListener("keydown", (e) => laneKey(/** @type {KeyboardEvent} */ (e), i));
       lanes.append(g);
     });
     byId("view").textContent = `showing +${secs(view[0])} to +${secs(view[1])}`;
+    if (focused) refocus();
   }
 
   /** @param {any} f @param {Array<any>} m */
   function showMark(f, m) {
-    byId("mark").textContent = `flow ${f.id}: frame ${m[3]} at +${secs(m[0])}: ${m[4]} from the ${m[2]}`;
+    const [t, , from, n, label, line, revised] = m;
+    const [dump, said] = String(line || "").split("\n");
+    const box = byId("mark");
+    box.replaceChildren();
+    const head = document.createElement("div");
+    head.textContent = `flow ${f.id}, frame ${n}, +${secs(t)}: ${label} from the ${from}`;
+    box.append(head);
+    if (dump) {
+      const code = document.createElement("code");
+      code.className = "tcpdump";
+      code.textContent = dump;
+      const note = document.createElement("div");
+      note.className = "said";
+      note.textContent = said || "";
+      box.append(code, note);
+    } else {
+      const note = document.createElement("div");
+      note.className = "said";
+      note.textContent = `(Its tcpdump line was not kept: the report keeps lines for a connection's first ${data.lineHead} segments and for every segment that is not plain data or a plain ACK; kacap's text timeline prints it.)`;
+      box.append(note);
+    }
+    if (revised) {
+      const r = document.createElement("div");
+      r.className = "said";
+      r.textContent = `Revised by later segments: it is now "${label}" (the line above is what kacap said when it arrived, as the text timeline prints it).`;
+      box.append(r);
+    }
+    document.querySelectorAll(".mark.shown").forEach((old) => old.classList.remove("shown"));
+    const mark = lanes.querySelector(`#lane-${f.id} [data-frame="${n}"]`);
+    if (mark) mark.classList.add("shown");
   }
+
+  // Keyboard: which lane (index in `order`) and which mark in it has the
+  // focus; restored after each redraw.
+  /** @type {{lane: number, mark: number} | null} */
+  let focused = null;
+  function refocus() {
+    if (!focused) return;
+    const f = order[focused.lane];
+    if (!f) return;
+    const lane = document.getElementById("lane-" + f.id);
+    if (!lane) return;
+    if (focused.mark < 0) { lane.focus(); return; }
+    const n = f.marks[focused.mark][3];
+    const m = /** @type {SVGElement|null} */ (lane.querySelector(`[data-frame="${n}"]`));
+    (m || lane).focus();
+  }
+  /** Moves the view so that time `t` is visible. @param {number} t */
+  function reveal(t) {
+    if (t >= view[0] && t <= view[1]) return;
+    const w = view[1] - view[0];
+    view = [t - w / 2, t + w / 2];
+    draw();
+  }
+  /** @param {KeyboardEvent} e @param {number} i */
+  function laneKey(e, i) {
+    const f = order[i];
+    const at = focused && focused.lane === i ? focused.mark : -1;
+    let next = null;
+    if (e.key === "ArrowDown" && i + 1 < order.length) next = { lane: i + 1, mark: -1 };
+    else if (e.key === "ArrowUp" && i > 0) next = { lane: i - 1, mark: -1 };
+    else if (e.key === "ArrowRight" && at + 1 < f.marks.length) next = { lane: i, mark: at + 1 };
+    else if (e.key === "ArrowLeft" && at >= 0) next = { lane: i, mark: at - 1 };
+    else if (e.key === "Home") next = { lane: i, mark: f.marks.length ? 0 : -1 };
+    else if (e.key === "End") next = { lane: i, mark: f.marks.length - 1 };
+    else if (e.key === "Enter") {
+      if (at >= 0) showMark(f, f.marks[at]);
+      else location.hash = "flow-" + f.id;
+    } else if (e.key === "Escape" && at >= 0) next = { lane: i, mark: -1 };
+    else return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (!next) return;
+    focused = next;
+    if (next.mark >= 0) {
+      const m = order[next.lane].marks[next.mark];
+      reveal(m[0]);
+      showMark(order[next.lane], m);
+    }
+    refocus();
+  }
+  lanes.addEventListener("focusin", (e) => {
+    const g = /** @type {Element} */ (e.target).closest(".lane");
+    if (!g) return;
+    const lane = order.findIndex((f) => String(f.id) === g.getAttribute("data-flow"));
+    const frame = /** @type {Element} */ (e.target).getAttribute("data-frame");
+    const mark = frame === null ? -1 : order[lane].marks.findIndex((/** @type {any} */ m) => String(m[3]) === frame);
+    focused = { lane, mark };
+  });
 
   /** Zoom by `factor` around time `at`. @param {number} factor @param {number} at */
   function zoom(factor, at) {
@@ -223,6 +319,13 @@
     if (e.key === "+") zoom(0.5, (view[0] + view[1]) / 2);
     else if (e.key === "-") zoom(2, (view[0] + view[1]) / 2);
     else if (e.key === "0") fit();
+    else if (e.key === "Escape" && !byId("detail").hidden) {
+      byId("detail").hidden = true;
+      chosen = -1;
+      history.replaceState(null, "", location.pathname + location.search);
+      rows();
+      draw();
+    }
   });
   window.addEventListener("resize", draw);
 
@@ -296,6 +399,18 @@
   function fromHash() {
     const m = /^#flow-(\d+)$/.exec(location.hash);
     if (m) choose(Number(m[1]));
+    const fr = /^#frame-(\d+)$/.exec(location.hash);
+    if (!fr) return;
+    // A frame: its connection opened, the view around it, its line shown.
+    for (const f of flows) {
+      const mark = f.marks.find((/** @type {any} */ x) => x[3] === Number(fr[1]));
+      if (!mark) continue;
+      choose(f.id);
+      reveal(mark[0]);
+      showMark(f, mark);
+      return;
+    }
+    byId("mark").textContent = `frame ${fr[1]} is not drawn (not TCP, left out, or in the elided middle of a long connection).`;
   }
   window.addEventListener("hashchange", fromHash);
 
