@@ -78,10 +78,13 @@ pub struct Analyzer<S: Sink> {
     /// The capture clock (the end of the input, at the end): robust to
     /// stamps far from the rest.
     clock: Clock,
+    /// `frame_at`: the clock as the caller keeps it (`shard`: the reader's
+    /// clock over every frame, not only this shard's).
+    given_now: Option<Timestamp>,
 }
 
 /// A lookahead pass over the same input, run once when needed.
-pub type LookaheadPass = Box<dyn FnOnce() -> Option<Hints>>;
+pub type LookaheadPass = Box<dyn FnOnce() -> Option<Hints> + Send>;
 
 /// How ambiguous segments of a capture started mid-connection are settled.
 enum Learn {
@@ -168,6 +171,7 @@ impl<S: Sink> Analyzer<S> {
             unsettled: None,
             learn: Learn::Hold(FxHashMap::default()),
             clock: Clock::default(),
+            given_now: None,
         }
     }
 
@@ -197,6 +201,27 @@ impl<S: Sink> Analyzer<S> {
             }
         }
         Ok(())
+    }
+
+    /// Analyzes one frame of a shard (`shard`): `now` is the capture clock
+    /// after it, kept by the reader over every frame of the capture.
+    pub fn frame_at(&mut self, frame: &Frame, now: Timestamp) -> io::Result<()> {
+        self.given_now = Some(now);
+        let r = self.frame(frame);
+        self.given_now = None;
+        r
+    }
+
+    /// A shard's sweep for connections that ended or went quiet, at the
+    /// capture clock `now` (the reader asks for one whenever the clock
+    /// enters a new second, as a single analyzer sweeps then).
+    pub fn expire_at(&mut self, now: Timestamp) -> io::Result<()> {
+        self.expire(now)
+    }
+
+    /// The sink, between frames (`shard` takes what its sink collected).
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Held frames: one more, at the back.
@@ -318,7 +343,10 @@ impl<S: Sink> Analyzer<S> {
                 return Ok(());
             }
         };
-        let now = self.clock.frame(frame.ts);
+        let now = match self.given_now.take() {
+            Some(now) => now,
+            None => self.clock.frame(frame.ts),
+        };
         self.expire(now)?;
         // Flows that make room: an old connection on the same 4-tuple, or
         // the oldest ones when the table is full (a reused buffer).
@@ -474,14 +502,20 @@ impl<S: Sink> Analyzer<S> {
     }
 
     /// Ends the input: every remaining flow is reported, then the summary.
-    pub fn finish(mut self) -> io::Result<S> {
+    pub fn finish(self) -> io::Result<S> {
+        let (now, outliers) = (self.clock.now(), self.clock.outliers);
+        self.finish_at(now, outliers)
+    }
+
+    /// Ends the input at capture clock `now` (`shard`: the reader's), with
+    /// the clock's count of outlying stamps.
+    pub fn finish_at(mut self, now: Timestamp, outliers: u64) -> io::Result<S> {
         while self.hold.is_some() {
             self.release()?;
         }
         let mut result = Ok(());
         let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
-        let now = self.clock.now();
-        self.stats.time_outliers = self.clock.outliers;
+        self.stats.time_outliers = outliers;
         self.flows.drain(|e| {
             if result.is_ok() {
                 result = report(link, learn, e, now, sink);

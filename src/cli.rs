@@ -237,6 +237,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
 
+    /// Analyze one capture file on N threads (0 or unset: one per core).
+    /// Used for the summary table, `--json --summary` and Zeek logs, which
+    /// need no packet order; results are identical to one thread. Several
+    /// files are already analyzed in parallel, one thread each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: Option<u16>,
+
     /// Every SECS seconds, print the flow table so far (open connections
     /// included) to stderr without stopping, as SIGUSR1 does (like dd).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = stats_every_secs)]

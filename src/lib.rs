@@ -46,6 +46,7 @@ pub mod report;
 pub mod retransmit;
 pub mod run;
 pub mod seq;
+pub mod shard;
 pub mod signal;
 pub mod sockets;
 pub mod source;

@@ -129,7 +129,7 @@ impl Ambiguity {
 
 /// What the lookahead pass learned, in frame order: for each ambiguous
 /// segment, its sender's next sequence number (or nothing).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Hints(VecDeque<(u64, Option<SeqNumber>)>);
 
 impl Hints {

@@ -106,6 +106,9 @@ pub struct CapturePlan {
     pub sockets: bool,
     /// Live: serve Prometheus metrics here (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--threads`: analyzers for one file (see `shard`); 1 for several
+    /// files (they run in parallel already) and for live captures.
+    pub threads: usize,
 }
 
 /// A lab scenario with its timers.
@@ -201,6 +204,7 @@ impl Plan {
                     netns: None,
                     sockets: false,
                     metrics: None,
+                    threads: 1,
                 }));
             }
             let timers = Timers {
@@ -225,6 +229,7 @@ impl Plan {
                 netns: None,
                 sockets: false,
                 metrics: None,
+                threads: 1,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -336,7 +341,14 @@ impl Plan {
             }
             _ => None,
         };
+        let threads = match (&input, args.threads) {
+            (Input::Files(files), _) if files.len() > 1 => 1,
+            (Input::Live(_), _) => 1,
+            (_, Some(n)) if n > 0 => usize::from(n),
+            _ => std::thread::available_parallelism().map_or(1, usize::from),
+        };
         Ok(Plan::Capture(CapturePlan {
+            threads,
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
             html: args.html.clone(),

@@ -518,9 +518,19 @@ fn analyze_joined(
 fn analyze_into(
     src: &mut impl FrameSource,
     plan: &CapturePlan,
-    pass: Option<LookaheadPass>,
+    mut pass: Option<LookaheadPass>,
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
+    if let Some(pass) = pass.take_if(|_| shardable(plan)) {
+        let controls = analyzer::Controls {
+            stop: &signal::STOP,
+            show: None,
+            every: None,
+            partial_on_stop: true,
+            quit: Some(&signal::OUTPUT_GONE),
+        };
+        return crate::shard::drive(src, plan.options, pass, sink, plan.threads, controls);
+    }
     let mut analyzer = Analyzer::new(src.link(), plan.options, sink);
     // A file read with a lookahead pass (not a stream, not live): stopping
     // early leaves a partial analysis.
@@ -536,6 +546,24 @@ fn analyze_into(
         quit: Some(&signal::OUTPUT_GONE),
     };
     analyzer::drive(src, analyzer, controls)
+}
+
+/// One file, read by one reader and analyzed on `plan.threads` shards
+/// (see `shard`): where nothing needs the packets in capture order.
+fn shardable(plan: &CapturePlan) -> bool {
+    let summary_only = match &plan.output {
+        Output::Text(o) => !o.timeline && !o.teaching() && o.live.is_none(),
+        Output::Json(o) => !o.packets,
+        Output::Zeek { .. } => true,
+    };
+    plan.threads > 1
+        && summary_only
+        && plan.html.is_none()
+        && plan.svg.is_none()
+        && plan.metrics.is_none()
+        && !plan.sockets
+        && plan.stats_every.is_none()
+        && !matches!(plan.input, crate::plan::Input::Live(_))
 }
 
 /// A second read of the file at `path`, with the same filter and `-c`.

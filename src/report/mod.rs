@@ -36,13 +36,41 @@ pub fn rank(v: Verdict) -> usize {
 }
 
 /// At most `cap` items, the most telling kept (by [`rank`], then the
-/// earliest): a long capture's report stays bounded; what is left out is
-/// counted by verdict.
+/// earliest connection, by `key`: its id): a long capture's report stays
+/// bounded; what is left out is counted by verdict. What is kept does not
+/// depend on the order items come in (connections are reported as they end;
+/// with `--threads`, shard by shard).
 #[derive(Debug)]
 pub struct Kept<T> {
     cap: usize,
-    by_rank: [Vec<(Verdict, T)>; 3],
-    omitted: Vec<(Verdict, u64)>,
+    /// Per rank, a max-heap by key: the first to leave is on top.
+    by_rank: [std::collections::BinaryHeap<Keyed<T>>; 3],
+    /// Items pushed, by verdict.
+    seen: Vec<(Verdict, u64)>,
+}
+
+#[derive(Debug)]
+struct Keyed<T> {
+    key: u32,
+    verdict: Verdict,
+    item: T,
+}
+
+impl<T> PartialEq for Keyed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl<T> Eq for Keyed<T> {}
+impl<T> PartialOrd for Keyed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Keyed<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
 }
 
 impl<T> Kept<T> {
@@ -50,35 +78,36 @@ impl<T> Kept<T> {
         Kept {
             cap,
             by_rank: Default::default(),
-            omitted: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, verdict: Verdict, item: T) {
+    pub fn push(&mut self, verdict: Verdict, key: u32, item: T) {
+        match self.seen.iter_mut().find(|(v, _)| *v == verdict) {
+            Some((_, n)) => *n += 1,
+            None => self.seen.push((verdict, 1)),
+        }
         let r = rank(verdict);
-        let kept: usize = self.by_rank.iter().map(Vec::len).sum();
-        let left_out = if kept < self.cap {
-            self.by_rank[r].push((verdict, item));
-            None
-        } else if let Some(lower) = (r + 1..3).rev().find(|&q| !self.by_rank[q].is_empty()) {
-            // Full: the new item replaces the latest of a lower rank.
-            let out = self.by_rank[lower].pop().map(|(v, _)| v);
-            self.by_rank[r].push((verdict, item));
-            out
-        } else {
-            Some(verdict)
+        let kept: usize = self.by_rank.iter().map(|h| h.len()).sum();
+        if kept < self.cap {
+            self.by_rank[r].push(Keyed { key, verdict, item });
+            return;
+        }
+        // Full: the new item replaces the last of the lowest rank kept, if
+        // it comes before it.
+        let Some(worst) = (0..3).rev().find(|&q| !self.by_rank[q].is_empty()) else {
+            return;
         };
-        if let Some(v) = left_out {
-            match self.omitted.iter_mut().find(|(o, _)| *o == v) {
-                Some((_, n)) => *n += 1,
-                None => self.omitted.push((v, 1)),
-            }
+        let last = self.by_rank[worst].peek().map_or(0, |k| k.key);
+        if (r, key) < (worst, last) {
+            self.by_rank[worst].pop();
+            self.by_rank[r].push(Keyed { key, verdict, item });
         }
     }
 
     /// Everything kept, in no order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.by_rank.iter().flatten().map(|(_, t)| t)
+        self.by_rank.iter().flatten().map(|k| &k.item)
     }
 
     /// Everything kept (in no order), leaving the collection empty.
@@ -86,15 +115,28 @@ impl<T> Kept<T> {
         self.by_rank
             .iter_mut()
             .flat_map(std::mem::take)
-            .map(|(_, t)| t)
+            .map(|k| k.item)
             .collect()
     }
 
-    /// What was left out: `12 no-keepalive, 3 alive`, or `None`.
+    /// What was left out, most telling verdicts first: `12 no-keepalive,
+    /// 3 alive`, or `None`.
     pub fn omitted(&self) -> Option<String> {
-        (!self.omitted.is_empty()).then(|| {
-            self.omitted
-                .iter()
+        let mut left: Vec<(Verdict, u64)> = self
+            .seen
+            .iter()
+            .map(|&(v, n)| {
+                let kept = self.by_rank[rank(v)]
+                    .iter()
+                    .filter(|k| k.verdict == v)
+                    .count() as u64;
+                (v, n - kept)
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        left.sort_by_key(|&(v, _)| (rank(v), v.as_str()));
+        (!left.is_empty()).then(|| {
+            left.iter()
                 .map(|(v, n)| format!("{n} {}", v.as_str()))
                 .collect::<Vec<_>>()
                 .join(", ")

@@ -54,7 +54,7 @@ pub struct TextOptions {
 }
 
 impl TextOptions {
-    fn teaching(&self) -> bool {
+    pub fn teaching(&self) -> bool {
         self.explain || self.diagram || self.svg.is_some()
     }
 }
@@ -347,9 +347,10 @@ impl<W: Write> TextSink<W> {
         self.idle.add(summary);
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);
-            self.taught.push(summary.verdict, (summary.clone(), steps));
+            self.taught
+                .push(summary.verdict, summary.id, (summary.clone(), steps));
         }
-        self.rows.push(summary.verdict, summary.clone());
+        self.rows.push(summary.verdict, summary.id, summary.clone());
         Ok(())
     }
 

@@ -430,14 +430,25 @@ fn a_million_short_flows_stay_in_bounded_memory() {
     drop(bytes);
     // Peak RSS after 300k flows and after all 1M: the same plateau, since
     // finished flows are freed after 60 s of linger (120k at 2,000/s).
-    let part = peak_rss_mib(&path, &["-c", "600000"]);
-    let all = peak_rss_mib(&path, &[]);
+    let part = peak_rss_mib(&path, &["-c", "600000", "--threads", "1"]);
+    let all = peak_rss_mib(&path, &["--threads", "1"]);
     eprintln!("short flows: peak RSS {part:.1} MiB after 300k, {all:.1} MiB after 1M");
     assert!(
         all <= part * 1.25,
         "memory grew with flows: {part:.1} → {all:.1} MiB"
     );
     assert!(all < 192.0, "peak RSS {all:.1} MiB");
+    // On two shards: each holds its connections, the whole a little more
+    // (two tables growing, the numbering, summaries between shards and
+    // output), and no more after 1M than after 300k.
+    let part = peak_rss_mib(&path, &["-c", "600000", "--threads", "2"]);
+    let all = peak_rss_mib(&path, &["--threads", "2"]);
+    eprintln!("two shards: peak RSS {part:.1} MiB after 300k, {all:.1} MiB after 1M");
+    assert!(
+        all <= part * 1.25,
+        "memory grew with flows on two shards: {part:.1} → {all:.1} MiB"
+    );
+    assert!(all < 256.0, "peak RSS on two shards {all:.1} MiB");
 }
 
 /// Peak RSS (MiB) of `kacap -r path --json --summary extra…`. A child's

@@ -24,6 +24,7 @@ mod sockets;
 mod structure;
 mod teach;
 mod terminal;
+mod threads;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -1,0 +1,571 @@
+//! `--threads N`: one capture file on N cores, with results identical to
+//! one analyzer's.
+//!
+//! One reader (this thread) reads the frames, decodes each just enough to
+//! know its connection, and hands it to one of N analyzers by a symmetric
+//! hash of the 4-tuple (both directions of a connection go to the same
+//! one). Frames travel in batches (copied into reused buffers: no
+//! allocation per packet), over bounded channels (memory stays bounded when
+//! the analyzers are slower than the reader).
+//!
+//! What a single analyzer shares across connections is kept by the reader
+//! and given to every shard, so each connection is analyzed exactly as one
+//! analyzer would:
+//! - the capture clock (`Clock`, robust to outlying stamps) runs over every
+//!   TCP segment, and each frame carries it (`Analyzer::frame_at`);
+//! - the sweep for connections that ended or went quiet happens, in a single
+//!   analyzer, when the clock enters a new second: the reader puts a sweep
+//!   at that point of every shard's stream (`Analyzer::expire_at`);
+//! - connection ids are numbered by first frame, as one analyzer numbers
+//!   them: each shard notes the first frame of its connections and the
+//!   merge renumbers them;
+//! - the lookahead pass (a capture started mid-connection) runs once, for
+//!   the first shard that needs it, and its answers are shared.
+//!
+//! Used only where nothing needs the packet events in capture order (the
+//! summary table, JSON flow records, Zeek logs: `run::shardable`); each
+//! connection is reported after the input ends, in id order. Not shared
+//! (documented): the table's bound `flows::MAX_OPEN` applies per shard, and
+//! SIGUSR1 / `--stats-every` snapshots are not taken.
+
+use crate::analyzer::{Analyzer, Controls, LookaheadPass};
+use crate::clock::Clock;
+use crate::decode::{LinkType, decode};
+use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
+use crate::flows::{FlowKey, Options};
+use crate::lookahead::Hints;
+use crate::summary::FlowSummary;
+use crate::time::Timestamp;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A batch is sent when it holds this many frames …
+const BATCH_FRAMES: usize = 1024;
+/// … or this many bytes of them.
+const BATCH_BYTES: usize = 256 << 10;
+/// Batches in flight per shard (the bound on the reader running ahead).
+const IN_FLIGHT: usize = 4;
+/// Reports in flight from all shards (the bound on the shards running
+/// ahead of the output).
+const REPORTS_IN_FLIGHT: usize = 8;
+
+/// What a shard is told, in capture order.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// A frame (its bytes at `at..at + caplen` of the batch's data) and the
+    /// capture clock after it (`None`: not a TCP segment, the clock does
+    /// not see it).
+    Frame {
+        n: u64,
+        ts: Timestamp,
+        len: u32,
+        at: u32,
+        caplen: u32,
+        now: Option<Timestamp>,
+    },
+    /// The clock entered a new second at frame `n`: sweep.
+    Sweep { now: Timestamp, n: u64 },
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    /// The reader had read every frame up to this one when it sent the
+    /// batch: the shard has every frame of its own up to it.
+    upto: u64,
+    /// The last batch: the clock at the end of input, and its outliers.
+    end: Option<(Timestamp, u64)>,
+}
+
+impl Batch {
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES
+    }
+}
+
+/// Every shard's batch is sent at least this often (in frames read), so
+/// that a quiet shard's progress does not hold back the numbering.
+const FLUSH_FRAMES: u64 = 1 << 16;
+
+/// What a shard tells the reader after each batch.
+#[derive(Default)]
+struct Report {
+    /// The first frames of the connections it saw begin (in order).
+    started: Vec<u64>,
+    /// Connections reported, with the shard's own ids, each with the frame
+    /// at which it was reported (`u64::MAX`: at the end of input).
+    flows: Vec<(u64, FlowSummary)>,
+    /// It has analyzed every frame of its own up to this one.
+    upto: u64,
+    /// The end: its counters.
+    end: Option<Stats>,
+}
+
+/// A shard's sink: the connections begun and reported since its last
+/// report, sent on every [`CHUNK_FLOWS`] reported (the end of input reports
+/// every connection still open at once).
+struct Collect {
+    shard: usize,
+    to: SyncSender<(usize, Report)>,
+    flows: Vec<(u64, FlowSummary)>,
+    started: Vec<u64>,
+    /// Connections begun so far (ids are dense, in first-frame order).
+    seen: u32,
+    /// The frame being analyzed (or swept at): where a report comes in the
+    /// capture.
+    at: u64,
+    /// The shard's progress as its last report said it.
+    upto: u64,
+}
+
+/// Reported connections sent at once, at most.
+const CHUNK_FLOWS: usize = 1024;
+
+impl Collect {
+    /// Sends what was collected; `upto`: how far the shard has got.
+    fn report(&mut self, upto: u64, end: Option<Stats>) -> bool {
+        self.upto = upto;
+        let r = Report {
+            started: std::mem::take(&mut self.started),
+            flows: std::mem::take(&mut self.flows),
+            upto,
+            end,
+        };
+        self.to.send((self.shard, r)).is_ok()
+    }
+}
+
+impl Sink for Collect {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        if ev.flow_id > self.seen {
+            self.seen = ev.flow_id;
+            self.started.push(ev.n);
+        }
+        Ok(())
+    }
+
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        self.flows.push((self.at, flow.clone()));
+        if self.flows.len() >= CHUNK_FLOWS {
+            // Mid-batch: the progress is still the last batch's.
+            self.report(self.upto, None);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Numbers the shards' connections as one analyzer would (by first frame)
+/// as soon as no shard can still report an earlier one, and hands them to
+/// the sink in the order they were reported in the capture (by frame, then
+/// id), as soon as no shard can still report one before; those still open
+/// at the end of input as they come (by id within each shard's chunk: the
+/// one order that is not the same from run to run). Memory: 4 bytes per
+/// connection for the numbering, and the connections reported but not yet
+/// handed on (a few batches' worth).
+struct Merge {
+    /// Per shard: first frames of connections not yet numbered.
+    started: Vec<std::collections::VecDeque<u64>>,
+    /// Per shard: how far it has analyzed.
+    progress: Vec<u64>,
+    /// Per shard: its ids (index: own id − 1) to the whole's.
+    ids: Vec<Vec<u32>>,
+    next: u32,
+    /// Per shard: reported connections waiting for their number.
+    waiting: Vec<Vec<(u64, FlowSummary)>>,
+    /// Numbered, by where they were reported and id.
+    ready: std::collections::BTreeMap<(u64, u32), FlowSummary>,
+    /// Shards that ended, and their counters added up.
+    ended: usize,
+    stats: Stats,
+}
+
+impl Merge {
+    fn new(shards: usize) -> Merge {
+        Merge {
+            started: vec![Default::default(); shards],
+            progress: vec![0; shards],
+            ids: vec![Vec::new(); shards],
+            next: 0,
+            waiting: vec![Vec::new(); shards],
+            ready: Default::default(),
+            ended: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn absorb(&mut self, shard: usize, r: Report) {
+        if let Some(s) = &r.end {
+            add(&mut self.stats, s);
+            self.ended += 1;
+        }
+        self.started[shard].extend(r.started);
+        self.progress[shard] = r.upto;
+        self.waiting[shard].extend(r.flows);
+    }
+
+    /// Numbers what can be, then hands on what no shard can precede.
+    fn emit(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+        let safe = self.progress.iter().copied().min().unwrap_or(0);
+        loop {
+            let first = (0..self.started.len())
+                .filter_map(|s| self.started[s].front().map(|&n| (n, s)))
+                .min();
+            match first {
+                Some((n, s)) if n <= safe => {
+                    self.started[s].pop_front();
+                    self.next += 1;
+                    self.ids[s].push(self.next);
+                }
+                _ => break,
+            }
+        }
+        for s in 0..self.waiting.len() {
+            if self.waiting[s].is_empty() {
+                continue;
+            }
+            for (at, mut f) in std::mem::take(&mut self.waiting[s]) {
+                match self.ids[s].get(f.id as usize - 1) {
+                    Some(&id) => {
+                        f.id = id;
+                        self.ready.insert((at, id), f);
+                    }
+                    None => self.waiting[s].push((at, f)),
+                }
+            }
+        }
+        while let Some(entry) = self.ready.first_entry() {
+            if entry.key().0 > safe {
+                break;
+            }
+            sink.flow(&entry.remove())?;
+        }
+        // Those still open at the end of input go on as they come (by id
+        // within what has come): holding them until every shard has ended
+        // would hold every open connection's summary at once.
+        if safe < u64::MAX {
+            while let Some(entry) = self.ready.last_entry() {
+                if entry.key().0 != u64::MAX {
+                    break;
+                }
+                let at_end = self.ready.split_off(&(u64::MAX, 0));
+                for f in at_end.into_values() {
+                    sink.flow(&f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shard of a connection: a hash of its canonical 4-tuple.
+fn shard_of(key: &FlowKey, shards: usize) -> usize {
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    // The high bits of the multiply-based hash are the well mixed ones.
+    ((h.finish() >> 32) as usize * shards) >> 32
+}
+
+/// Reads `src` and analyzes it on `shards` threads into `sink`.
+pub fn drive<S: Sink>(
+    src: &mut impl FrameSource,
+    options: Options,
+    pass: LookaheadPass,
+    mut sink: S,
+    shards: usize,
+    controls: Controls,
+) -> Result<(), ReadEnd> {
+    let link = src.link();
+    let lookahead = shared_lookahead(pass);
+    let mut merge = Merge::new(shards);
+    let done = std::thread::scope(|scope| {
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
+        let (report_tx, reports) = sync_channel::<(usize, Report)>(REPORTS_IN_FLIGHT);
+        let mut to = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
+            to.push(tx);
+            let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
+            scope.spawn(move || work(shard, link, options, pass, rx, free, report));
+        }
+        drop((free_tx, report_tx));
+        // The shards' reports so far (`wait`: for one, a while), numbered
+        // and handed to the sink; false when none can come any more.
+        let mut take = |merge: &mut Merge, wait: bool| -> io::Result<bool> {
+            let mut first = wait;
+            loop {
+                let next = if first {
+                    first = false;
+                    reports.recv_timeout(std::time::Duration::from_millis(5))
+                } else {
+                    reports.try_recv().map_err(|e| match e {
+                        std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        std::sync::mpsc::TryRecvError::Disconnected => {
+                            RecvTimeoutError::Disconnected
+                        }
+                    })
+                };
+                match next {
+                    Ok((shard, r)) => merge.absorb(shard, r),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        merge.emit(&mut sink)?;
+                        return Ok(false);
+                    }
+                }
+            }
+            merge.emit(&mut sink)?;
+            Ok(true)
+        };
+        let (read, outliers) = read_into(src, link, to, &free_rx, &controls, &mut take, &mut merge);
+        // The rest: until every shard has ended (one that failed closes
+        // its channel; the scope's join then panics with its panic).
+        let mut rest = Ok(());
+        while merge.ended < shards {
+            match take(&mut merge, true) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    rest = Err(ReadEnd::Output(e));
+                    break;
+                }
+            }
+        }
+        rest.map(|()| (read, outliers))
+    });
+    // As one analyzer: what was read is reported even when the reading
+    // ended in an error (a cut file), which then comes back.
+    let (read, outliers) = done?;
+    if let Err(ReadEnd::Output(e)) = read {
+        return Err(ReadEnd::Output(e));
+    }
+    let mut stats = merge.stats;
+    stats.interrupted = matches!(read, Ok(true)) && controls.partial_on_stop;
+    stats.time_outliers = outliers;
+    stats.flows = u64::from(merge.next);
+    sink.finish(&stats).map_err(ReadEnd::Output)?;
+    read.map(|_| ())
+}
+
+/// Adds a shard's counters to the whole's.
+fn add(to: &mut Stats, s: &Stats) {
+    to.frames += s.frames;
+    to.tcp_segments += s.tcp_segments;
+    to.skipped += s.skipped;
+    to.not_ip += s.not_ip;
+    to.not_tcp += s.not_tcp;
+    to.fragments += s.fragments;
+    to.truncated += s.truncated;
+    to.malformed += s.malformed;
+}
+
+/// One lookahead pass for all shards: the first that needs it runs it (the
+/// others wait for it), each gets its own copy of the answers.
+fn shared_lookahead(pass: LookaheadPass) -> impl Fn() -> LookaheadPass {
+    let shared = Arc::new((Mutex::new(Some(pass)), OnceLock::<Option<Hints>>::new()));
+    move || {
+        let shared = shared.clone();
+        Box::new(move || {
+            let (pass, hints) = &*shared;
+            hints
+                .get_or_init(|| {
+                    let pass = pass.lock().ok().and_then(|mut p| p.take());
+                    pass.and_then(|p| p())
+                })
+                .clone()
+        })
+    }
+}
+
+/// The reader: frames to shards, a sweep to every shard when the clock
+/// enters a new second; `take` hands the shards' reports on as they come.
+/// Returns whether a signal stopped it, and the clock's outliers.
+fn read_into(
+    src: &mut impl FrameSource,
+    link: LinkType,
+    to: Vec<SyncSender<Batch>>,
+    free: &Receiver<Batch>,
+    controls: &Controls,
+    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
+    merge: &mut Merge,
+) -> (Result<bool, ReadEnd>, u64) {
+    let shards = to.len();
+    let fresh = || free.try_recv().unwrap_or_default();
+    let mut batches: Vec<Batch> = (0..shards).map(|_| fresh()).collect();
+    let mut clock = Clock::default();
+    let mut second: Option<i64> = None;
+    let mut n;
+    let mut next_flush = FLUSH_FRAMES;
+    // Sends shard `i`'s batch (stamped with how far the reader got),
+    // taking the shards' reports while its queue is full (a shard may be
+    // waiting for room to report); false when the shard is gone.
+    let send = |batches: &mut Vec<Batch>,
+                i: usize,
+                n: u64,
+                merge: &mut Merge,
+                take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>|
+     -> io::Result<bool> {
+        let mut full = std::mem::replace(&mut batches[i], fresh());
+        full.upto = n;
+        put(&to[i], full, merge, take)
+    };
+    let result = loop {
+        if controls.stop.load(Ordering::Relaxed) {
+            break Ok(true);
+        }
+        if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
+            break Ok(false);
+        }
+        let frame = match src.next_frame() {
+            Ok(Next::Frame(frame)) => frame,
+            Ok(Next::Idle(_)) => continue,
+            Ok(Next::End) => break Ok(false),
+            Err(e) => break Err(e),
+        };
+        n = frame.n;
+        let (shard, now) = match decode(link, frame.data) {
+            Ok(seg) => {
+                let now = clock.frame(frame.ts);
+                if second != Some(now.sec) {
+                    second = Some(now.sec);
+                    for b in batches.iter_mut() {
+                        b.items.push(Item::Sweep { now, n: frame.n });
+                    }
+                }
+                (shard_of(&FlowKey::of(&seg), shards), Some(now))
+            }
+            // Counted (as skipped) by the first shard.
+            Err(_) => (0, None),
+        };
+        let b = &mut batches[shard];
+        b.items.push(Item::Frame {
+            n: frame.n,
+            ts: frame.ts,
+            len: frame.len,
+            at: b.data.len() as u32,
+            caplen: frame.data.len() as u32,
+            now,
+        });
+        b.data.extend_from_slice(frame.data);
+        let flush = n >= next_flush;
+        if b.full() || flush {
+            let all: Vec<usize> = if flush {
+                next_flush = n + FLUSH_FRAMES;
+                (0..shards).collect()
+            } else {
+                vec![shard]
+            };
+            let mut sent = Ok(true);
+            for i in all {
+                sent = send(&mut batches, i, n, merge, take);
+                if !matches!(sent, Ok(true)) {
+                    break;
+                }
+            }
+            match sent.and_then(|ok| take(merge, false).map(|_| ok)) {
+                Ok(true) => {}
+                Ok(false) => break Ok(false),
+                Err(e) => break Err(ReadEnd::Output(e)),
+            }
+        }
+    };
+    for (i, mut b) in batches.into_iter().enumerate() {
+        b.upto = u64::MAX;
+        b.end = Some((clock.now(), clock.outliers));
+        if let Err(e) = put(&to[i], b, merge, take) {
+            return (Err(ReadEnd::Output(e)), clock.outliers);
+        }
+    }
+    (result, clock.outliers)
+}
+
+/// Puts `batch` in a shard's queue, taking the shards' reports while the
+/// queue is full; false when the shard is gone.
+fn put(
+    to: &SyncSender<Batch>,
+    mut batch: Batch,
+    merge: &mut Merge,
+    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
+) -> io::Result<bool> {
+    loop {
+        match to.try_send(batch) {
+            Ok(()) => return Ok(true),
+            Err(TrySendError::Disconnected(_)) => return Ok(false),
+            Err(TrySendError::Full(b)) => {
+                batch = b;
+                take(merge, true)?;
+            }
+        }
+    }
+}
+
+/// A shard: analyzes its frames, reporting after each batch what it saw
+/// begin and end; at the end, its counters.
+fn work(
+    shard: usize,
+    link: LinkType,
+    options: Options,
+    pass: LookaheadPass,
+    rx: Receiver<Batch>,
+    free: std::sync::mpsc::Sender<Batch>,
+    report: SyncSender<(usize, Report)>,
+) -> io::Result<()> {
+    let collect = Collect {
+        shard,
+        to: report,
+        flows: Vec::new(),
+        started: Vec::new(),
+        seen: 0,
+        at: 0,
+        upto: 0,
+    };
+    let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);
+    for mut batch in rx.iter() {
+        for item in &batch.items {
+            match *item {
+                Item::Frame {
+                    n,
+                    ts,
+                    len,
+                    at,
+                    caplen,
+                    now,
+                } => {
+                    a.sink_mut().at = n;
+                    let data = &batch.data[at as usize..(at + caplen) as usize];
+                    let frame = Frame { n, ts, len, data };
+                    match now {
+                        Some(now) => a.frame_at(&frame, now)?,
+                        None => a.frame(&frame)?,
+                    }
+                }
+                Item::Sweep { now, n } => {
+                    a.sink_mut().at = n;
+                    a.expire_at(now)?;
+                }
+            }
+        }
+        if let Some((now, outliers)) = batch.end {
+            let stats = a.stats;
+            let sink = a.sink_mut();
+            (sink.at, sink.upto) = (u64::MAX, u64::MAX);
+            let mut collect = a.finish_at(now, outliers)?;
+            collect.report(u64::MAX, Some(stats));
+            return Ok(());
+        }
+        if !a.sink_mut().report(batch.upto, None) {
+            return Ok(());
+        }
+        batch.items.clear();
+        batch.data.clear();
+        let _ = free.send(batch);
+    }
+    Ok(())
+}
