@@ -6,7 +6,14 @@
 #   --spread S       seconds over which connections start (default 600)
 #   --keep           keep target/release/bench-N.pcap and reuse it next time
 #   --with-tcpdump   also time `tcpdump -n -r` (minutes on the default size)
+#   --live           then, as root, the live drop comparison (bench/live.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin kacap --example bench
-exec target/release/examples/bench "$@"
+target/release/examples/bench "$@"
+for a in "$@"; do
+  if [ "$a" = "--live" ]; then
+    echo
+    bash bench/live.sh
+  fi
+done

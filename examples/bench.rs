@@ -291,6 +291,26 @@ fn best_of(runs: usize, mut make: impl FnMut() -> Command) -> Measure {
     best.unwrap()
 }
 
+/// The CPU model and the date, for the table's caption.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cpu}; {date}")
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -366,10 +386,16 @@ fn main() {
         c
     });
     rows.push(("libpcap read loop (floor)".into(), floor_m));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let all = format!("kacap --summary, all {cores} threads");
     for (name, extra) in [
-        ("kacap --summary", vec!["--summary"]),
-        ("kacap --json", vec!["--json"]),
-        ("kacap (text timeline)", vec![]),
+        (
+            "kacap --summary --threads 1",
+            vec!["--summary", "--threads", "1"],
+        ),
+        (all.as_str(), vec!["--summary"]),
+        ("kacap --json (one thread: packet order)", vec!["--json"]),
+        ("kacap (text timeline, one thread)", vec![]),
     ] {
         let m = best_of(runs, || {
             let mut c = Command::new(&kacap);
@@ -426,10 +452,11 @@ fn main() {
     }
     println!("{table}");
     println!(
-        "{packets} packets, {flows} flows, {:.2} GB; best of {runs} runs; {} cores",
+        "{packets} packets, {flows} flows, {:.2} GB; best of {runs} runs; {cores} cores; {}",
         bytes as f64 / 1e9,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        machine()
     );
+    println!("Live capture under load (root): sudo bench/live.sh");
     if !keep {
         let _ = std::fs::remove_file(&path);
     }

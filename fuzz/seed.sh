@@ -8,6 +8,29 @@ mkdir -p corpus/capture corpus/frame corpus/app
 cp ../fixtures/*.pcap corpus/capture/
 python3 - <<'PY'
 import glob, os, struct
+
+# Some fixtures as pcapng too (the fast path reads pcapng): a section, an
+# interface (nanosecond stamps), a custom block, enhanced packet blocks.
+def block(out, kind, body):
+    pad = (4 - len(body) % 4) % 4
+    n = 12 + len(body) + pad
+    out += struct.pack("<II", kind, n) + body + b"\0" * pad + struct.pack("<I", n)
+for name in ["dead-peer", "idle-start-dead", "grpc-keepalive", "http"]:
+    data = open(f"../fixtures/{name}.pcap", "rb").read()
+    nano = data[:4] == b"\x4d\x3c\xb2\xa1"
+    link = struct.unpack("<I", data[20:24])[0]
+    out = bytearray()
+    block(out, 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    block(out, 1, struct.pack("<HHI", link, 0, 262144) + struct.pack("<HHBxxx", 9, 1, 9) + struct.pack("<HH", 0, 0))
+    block(out, 0x00000BAD, bytes([0x59, 0x7E, 0, 0, 1, 2, 3, 4]))
+    at = 24
+    while at + 16 <= len(data):
+        sec, frac, cap, wire = struct.unpack("<IIII", data[at:at + 16])
+        ns = sec * 10**9 + (frac if nano else frac * 1000)
+        block(out, 6, struct.pack("<IIIII", 0, ns >> 32, ns & 0xFFFFFFFF, cap, wire) + data[at + 16:at + 16 + cap])
+        at += 16 + cap
+    open(f"corpus/capture/{name}.pcapng", "wb").write(out)
+
 for path in glob.glob("../fixtures/*.pcap"):
     data = open(path, "rb").read()
     endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"

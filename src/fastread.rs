@@ -1,6 +1,9 @@
-//! The fast path for classic pcap files: records read straight from large
+//! The fast path for capture files: records read straight from large
 //! `pread` chunks — no `fread` and copy per record as libpcap does — with
 //! the BPF filter run on them as libpcap would (`pcap_offline_filter`).
+//! Classic pcap and pcapng (one section; Enhanced Packet Blocks from
+//! interfaces of the file's link type with micro- or nanosecond stamps and
+//! no time offset; other blocks skipped as libpcap skips them).
 //!
 //! Only the clean case is handled here: a regular file with a classic pcap
 //! header (either byte order, micro- or nanosecond stamps) that libpcap
@@ -51,7 +54,32 @@ pub struct FastFile {
     /// The file header's snaplen.
     snaplen: u32,
     filter: Option<pcap::BpfProgram>,
+    /// pcapng: its interfaces so far.
+    ng: Option<Vec<Iface>>,
 }
+
+/// A pcapng interface (Interface Description Block), as far as the fast
+/// path reads it.
+#[derive(Clone, Copy, Debug)]
+struct Iface {
+    link: u16,
+    /// Its stamps are 10^-6 or 10^-9 s and carry no offset: else libpcap
+    /// reads its packets (and all after them).
+    clean: bool,
+    /// Its snaplen (0: none).
+    snaplen: u32,
+    /// Stamp units per second: 10^6 or 10^9.
+    per_sec: u64,
+}
+
+/// pcapng block types.
+const SHB: u32 = 0x0a0d_0d0a;
+const IDB: u32 = 1;
+const PB: u32 = 2;
+const SPB: u32 = 3;
+const EPB: u32 = 6;
+/// A block longer than this is libpcap's to read (or to refuse).
+const MAX_BLOCK: u32 = 16 << 20;
 
 impl FastFile {
     /// `file` with a classic pcap header, or `None` (pcapng, anything
@@ -64,6 +92,9 @@ impl FastFile {
         let mut head = [0u8; 24];
         file.read_exact_at(&mut head, 0).ok()?;
         let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        if magic == SHB {
+            return FastFile::open_ng(file, filter, size, &head);
+        }
         let (swapped, nano) = match magic {
             0xa1b2_c3d4 => (false, false),
             0xd4c3_b2a1 => (true, false),
@@ -90,6 +121,46 @@ impl FastFile {
             swapped,
             nano,
             filter,
+            ng: None,
+        })
+    }
+
+    /// A pcapng file: its Section Header Block read (byte order, length);
+    /// the interfaces come as their blocks do.
+    fn open_ng(
+        file: File,
+        filter: Option<pcap::BpfProgram>,
+        size: u64,
+        head: &[u8; 24],
+    ) -> Option<FastFile> {
+        let swapped = match u32::from_le_bytes([head[8], head[9], head[10], head[11]]) {
+            0x1a2b_3c4d => false,
+            0x4d3c_2b1a => true,
+            _ => return None,
+        };
+        let b = [head[4], head[5], head[6], head[7]];
+        let len = if swapped {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        };
+        if !(28..=MAX_BLOCK).contains(&len) || len % 4 != 0 || u64::from(len) > size {
+            return None;
+        }
+        Some(FastFile {
+            snaplen: 0,
+            file,
+            buf: vec![0; CHUNK],
+            start: len as usize,
+            end: len as usize,
+            base: 0,
+            size,
+            swapped,
+            // Stamps are given in nanoseconds, as libpcap gives them at the
+            // precision kacap opens files with.
+            nano: true,
+            filter,
+            ng: Some(Vec::new()),
         })
     }
 
@@ -147,6 +218,9 @@ impl FastFile {
 
     /// The next record the filter accepts; `Ok(None)` at a clean end.
     pub fn next_record(&mut self) -> Result<Option<Record>, Unclean> {
+        if self.ng.is_some() {
+            return self.next_ng();
+        }
         loop {
             if !self.fill(16) {
                 return if self.end == self.start {
@@ -206,5 +280,170 @@ impl FastFile {
     /// Stamps are nanoseconds (else microseconds).
     pub fn nano(&self) -> bool {
         self.nano
+    }
+
+    /// Whether the filter (if any) keeps this record.
+    fn keep(&self, header: &pcap::PacketHeader, data: &[u8]) -> bool {
+        let Some(prog) = &self.filter else {
+            return true;
+        };
+        // SAFETY: BpfProgram is a transparent wrapper of libpcap's
+        // bpf_program; the header and data outlive the call.
+        unsafe {
+            pcap_offline_filter(
+                (prog as *const pcap::BpfProgram).cast(),
+                header,
+                data.as_ptr(),
+            ) != 0
+        }
+    }
+
+    /// pcapng: the next Enhanced Packet Block the filter accepts, reading
+    /// Interface Description Blocks on the way and skipping what libpcap
+    /// skips; anything else is libpcap's (`Unclean`).
+    fn next_ng(&mut self) -> Result<Option<Record>, Unclean> {
+        loop {
+            if !self.fill(8) {
+                return if self.end == self.start {
+                    Ok(None)
+                } else {
+                    Err(Unclean)
+                };
+            }
+            let h = self.start;
+            let (kind, len) = (self.u32_at(h), self.u32_at(h + 4));
+            if !(12..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
+                return Err(Unclean);
+            }
+            let len = len as usize;
+            if !self.fill(len) {
+                return Err(Unclean); // cut by the end of the file
+            }
+            // Filling may have moved the block to the front of the buffer.
+            let h = self.start;
+            if self.u32_at(h + len - 4) != len as u32 {
+                return Err(Unclean); // damaged
+            }
+            match kind {
+                IDB => {
+                    let iface = self.iface(h, len)?;
+                    if let Some(ifaces) = self.ng.as_mut() {
+                        ifaces.push(iface);
+                    }
+                    self.start += len;
+                }
+                EPB => {
+                    if len < 32 {
+                        return Err(Unclean);
+                    }
+                    let id = self.u32_at(h + 8) as usize;
+                    let iface = match self.ng.as_ref().and_then(|i| i.get(id)) {
+                        Some(i) if i.clean => *i,
+                        _ => return Err(Unclean),
+                    };
+                    let t = u64::from(self.u32_at(h + 12)) << 32 | u64::from(self.u32_at(h + 16));
+                    let (caplen, wire) = (self.u32_at(h + 20), self.u32_at(h + 24));
+                    let first_snaplen = self
+                        .ng
+                        .as_ref()
+                        .and_then(|i| i.first())
+                        .map_or(0, |i| i.snaplen);
+                    if caplen > MAX_CAPLEN
+                        || caplen > wire
+                        || (iface.snaplen != 0 && caplen > iface.snaplen)
+                        || (first_snaplen != 0 && caplen > first_snaplen)
+                        || 28 + caplen as usize > len - 4
+                    {
+                        return Err(Unclean);
+                    }
+                    let sec = t / iface.per_sec;
+                    let frac = t % iface.per_sec;
+                    let nsec = if iface.per_sec == 1_000_000 {
+                        frac * 1000
+                    } else {
+                        frac
+                    };
+                    let Ok(sec) = libc::time_t::try_from(sec) else {
+                        return Err(Unclean);
+                    };
+                    let header = pcap::PacketHeader {
+                        ts: libc::timeval {
+                            tv_sec: sec,
+                            tv_usec: nsec as libc::suseconds_t,
+                        },
+                        caplen,
+                        len: wire,
+                    };
+                    let at = h + 28..h + 28 + caplen as usize;
+                    self.start += len;
+                    if !self.keep(&header, &self.buf[at.clone()]) {
+                        continue;
+                    }
+                    return Ok(Some(Record { header, at }));
+                }
+                // Another section, simple and obsolete packet blocks.
+                SHB | SPB | PB => return Err(Unclean),
+                // Name resolution, statistics, secrets, custom blocks.
+                _ => self.start += len,
+            }
+        }
+    }
+
+    /// An Interface Description Block at `h`, `len` bytes long.
+    fn iface(&self, h: usize, len: usize) -> Result<Iface, Unclean> {
+        if len < 20 {
+            return Err(Unclean);
+        }
+        let u16_at = |at: usize| {
+            let b = [self.buf[at], self.buf[at + 1]];
+            if self.swapped {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let link = u16_at(h + 8);
+        let snaplen = self.u32_at(h + 12);
+        let first = self.ng.as_ref().and_then(|i| i.first().copied());
+        let mut iface = Iface {
+            link,
+            clean: true,
+            snaplen,
+            per_sec: 1_000_000,
+        };
+        if first.is_some_and(|f| f.link != link || f.snaplen != snaplen) {
+            // libpcap refuses an interface of another link type or snaplen
+            // than the first's, at once: its message, not ours.
+            return Err(Unclean);
+        }
+        // Options: code, length, value padded to 4 bytes; 0 ends them.
+        let (mut at, end) = (h + 16, h + len - 4);
+        while at + 4 <= end {
+            let (code, olen) = (u16_at(at), usize::from(u16_at(at + 2)));
+            if code == 0 {
+                break;
+            }
+            if at + 4 + olen > end {
+                return Err(Unclean);
+            }
+            match (code, olen) {
+                // if_tsresol: 6 or 9 (powers of ten) only.
+                (9, 1) => match self.buf[at + 4] {
+                    6 => iface.per_sec = 1_000_000,
+                    9 => iface.per_sec = 1_000_000_000,
+                    _ => iface.clean = false,
+                },
+                (9, _) => iface.clean = false,
+                // if_tsoffset.
+                (14, _) => iface.clean = false,
+                _ => {}
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        // Stamps the fast path does not convert: libpcap reads from here.
+        if !iface.clean {
+            return Err(Unclean);
+        }
+        Ok(iface)
     }
 }
