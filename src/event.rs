@@ -210,6 +210,11 @@ pub trait FrameSource {
     fn stats(&mut self) -> Option<CaptureStats> {
         None
     }
+    /// The buffer the fast path reads frames into, when it does (`shard`:
+    /// frames found in it are shared with the analyzers, not copied).
+    fn current_chunk(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
+        None
+    }
 }
 
 /// Frames held in memory, numbered from 1: the pipeline without libpcap.

@@ -20,6 +20,8 @@ use std::os::unix::fs::FileExt;
 
 /// Bytes read per `pread`.
 const CHUNK: usize = 1 << 20;
+/// Buffers kept for reuse while shards read frames in them.
+const MAX_SPARE: usize = 32;
 /// The largest captured length libpcap accepts for most link types.
 const MAX_CAPLEN: u32 = 262_144;
 
@@ -43,7 +45,12 @@ pub struct Unclean;
 
 pub struct FastFile {
     file: File,
-    buf: Vec<u8>,
+    /// Shared with `--threads` shards that still read frames in it: a
+    /// refill then goes to a new buffer (see `fill`).
+    buf: std::sync::Arc<Vec<u8>>,
+    /// Buffers given up while shared, reused once nobody holds them (no
+    /// allocation, zeroing and page faults per chunk).
+    spare: Vec<std::sync::Arc<Vec<u8>>>,
     /// Valid bytes of `buf`: `start..end`; `buf[0]` is at file offset `base`.
     start: usize,
     end: usize,
@@ -113,7 +120,8 @@ impl FastFile {
         Some(FastFile {
             snaplen: field(16),
             file,
-            buf: vec![0; CHUNK],
+            buf: std::sync::Arc::new(vec![0; CHUNK]),
+            spare: Vec::new(),
             start: 24,
             end: 24,
             base: 0,
@@ -150,7 +158,8 @@ impl FastFile {
         Some(FastFile {
             snaplen: 0,
             file,
-            buf: vec![0; CHUNK],
+            buf: std::sync::Arc::new(vec![0; CHUNK]),
+            spare: Vec::new(),
             start: len as usize,
             end: len as usize,
             base: 0,
@@ -169,13 +178,15 @@ impl FastFile {
         self.base + self.start as u64
     }
 
+    #[inline]
     fn u32_at(&self, at: usize) -> u32 {
-        let b = [
-            self.buf[at],
-            self.buf[at + 1],
-            self.buf[at + 2],
-            self.buf[at + 3],
-        ];
+        self.u32_of(&self.buf[at..at + 4])
+    }
+
+    /// Four bytes in the file's byte order.
+    #[inline]
+    fn u32_of(&self, b: &[u8]) -> u32 {
+        let b: [u8; 4] = b.try_into().unwrap_or([0; 4]);
         if self.swapped {
             u32::from_be_bytes(b)
         } else {
@@ -189,21 +200,48 @@ impl FastFile {
         if self.end - self.start >= want {
             return true;
         }
-        // Move what is left to the front, then read after it.
+        // Move what is left to the front, then read after it; when shards
+        // still read frames in this buffer, into a new one.
         let left = self.end - self.start;
-        self.buf.copy_within(self.start..self.end, 0);
+        let size = want.max(CHUNK);
+        let buf = match std::sync::Arc::get_mut(&mut self.buf) {
+            Some(buf) => {
+                buf.copy_within(self.start..self.end, 0);
+                buf
+            }
+            None => {
+                let mut fresh = match self
+                    .spare
+                    .iter()
+                    .position(|b| std::sync::Arc::strong_count(b) == 1)
+                {
+                    Some(i) => self.spare.swap_remove(i),
+                    None => std::sync::Arc::new(vec![0; size]),
+                };
+                let new = std::sync::Arc::get_mut(&mut fresh).expect("held by nobody else");
+                if new.len() < size {
+                    new.resize(size, 0);
+                }
+                new[..left].copy_from_slice(&self.buf[self.start..self.end]);
+                let old = std::mem::replace(&mut self.buf, fresh);
+                if self.spare.len() < MAX_SPARE {
+                    self.spare.push(old);
+                }
+                std::sync::Arc::get_mut(&mut self.buf).expect("held by nobody else")
+            }
+        };
         self.base += self.start as u64;
         self.start = 0;
         self.end = left;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
+        if buf.len() < want {
+            buf.resize(want, 0);
         }
         while self.end < want {
             let at = self.base + self.end as u64;
             if at >= self.size {
                 return false;
             }
-            match self.file.read_at(&mut self.buf[self.end..], at) {
+            match self.file.read_at(&mut buf[self.end..], at) {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => self.end += n,
             }
@@ -214,6 +252,12 @@ impl FastFile {
     /// The captured bytes of the record `next_record` returned.
     pub fn bytes(&self, at: std::ops::Range<usize>) -> &[u8] {
         &self.buf[at]
+    }
+
+    /// The buffer the last record is in, to share (`--threads`: shards
+    /// read frames where they are instead of copies).
+    pub fn chunk(&self) -> &std::sync::Arc<Vec<u8>> {
+        &self.buf
     }
 
     /// The next record the filter accepts; `Ok(None)` at a clean end.
@@ -230,11 +274,13 @@ impl FastFile {
                 };
             }
             let h = self.start;
+            // One bounds check for the record header.
+            let head = &self.buf[h..h + 16];
             let (sec, frac, caplen, len) = (
-                self.u32_at(h),
-                self.u32_at(h + 4),
-                self.u32_at(h + 8),
-                self.u32_at(h + 12),
+                self.u32_of(&head[..4]),
+                self.u32_of(&head[4..8]),
+                self.u32_of(&head[8..12]),
+                self.u32_of(&head[12..16]),
             );
             // What libpcap treats specially (a length over the limit or
             // the file's snaplen, caplen over len): libpcap's to read.

@@ -30,13 +30,13 @@
 
 use crate::analyzer::{Analyzer, Controls, LookaheadPass};
 use crate::clock::Clock;
+use crate::decode::Segment;
 use crate::decode::{LinkType, decode};
 use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
-use crate::flows::{FlowKey, Options};
+use crate::flows::Options;
 use crate::lookahead::Hints;
 use crate::summary::FlowSummary;
 use crate::time::Timestamp;
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -65,14 +65,22 @@ enum Item {
         at: u32,
         caplen: u32,
         now: Option<Timestamp>,
+        /// Its bytes are in the batch's `chunks[chunk]` (the reader's own
+        /// buffer, shared), or, `COPIED`, in its `data`.
+        chunk: u16,
     },
     /// The clock entered a new second at frame `n`: sweep.
     Sweep { now: Timestamp, n: u64 },
 }
 
+/// `Item::Frame::chunk` of a frame copied into the batch.
+const COPIED: u16 = u16::MAX;
+
 #[derive(Default)]
 struct Batch {
     data: Vec<u8>,
+    /// The source's buffers its frames are in (see `FrameSource::current_chunk`).
+    chunks: Vec<Arc<Vec<u8>>>,
     items: Vec<Item>,
     /// The reader had read every frame up to this one when it sent the
     /// batch: the shard has every frame of its own up to it.
@@ -83,7 +91,7 @@ struct Batch {
 
 impl Batch {
     fn full(&self) -> bool {
-        self.items.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES
+        self.items.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES || self.chunks.len() >= 8
     }
 }
 
@@ -265,12 +273,23 @@ impl Merge {
     }
 }
 
-/// The shard of a connection: a hash of its canonical 4-tuple.
-fn shard_of(key: &FlowKey, shards: usize) -> usize {
-    let mut h = rustc_hash::FxHasher::default();
-    key.hash(&mut h);
-    // The high bits of the multiply-based hash are the well mixed ones.
-    ((h.finish() >> 32) as usize * shards) >> 32
+/// The shard of a segment's connection: a symmetric hash of its two ends
+/// (the same both ways), cheap enough for the reader to run per frame.
+fn shard_of(seg: &Segment, shards: usize) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let end = |ip: std::net::IpAddr, port: u16| -> u64 {
+        let a = match ip {
+            std::net::IpAddr::V4(a) => u64::from(a.to_bits()),
+            std::net::IpAddr::V6(a) => {
+                let b = a.to_bits();
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+            }
+        };
+        (a << 16 ^ u64::from(port)).wrapping_mul(K)
+    };
+    let h = end(seg.src, seg.sport).wrapping_add(end(seg.dst, seg.dport));
+    let h = (h ^ (h >> 31)).wrapping_mul(K);
+    ((h >> 32) as usize * shards) >> 32
 }
 
 /// Reads `src` and analyzes it on `shards` threads into `sink`.
@@ -403,6 +422,7 @@ fn read_into(
     let mut second: Option<i64> = None;
     let mut n;
     let mut next_flush = FLUSH_FRAMES;
+    let mut cached: Option<Arc<Vec<u8>>> = src.current_chunk().cloned();
     // Sends shard `i`'s batch (stamped with how far the reader got),
     // taking the shards' reports while its queue is full (a shard may be
     // waiting for room to report); false when the shard is gone.
@@ -430,6 +450,12 @@ fn read_into(
             Err(e) => break Err(e),
         };
         n = frame.n;
+        // Where the frame's bytes are in the shared buffer, if they are.
+        let shared_at = cached.as_ref().and_then(|c| {
+            let base = c.as_ptr() as usize;
+            let p = frame.data.as_ptr() as usize;
+            (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
+        });
         let (shard, now) = match decode(link, frame.data) {
             Ok(seg) => {
                 let now = clock.frame(frame.ts);
@@ -439,21 +465,39 @@ fn read_into(
                         b.items.push(Item::Sweep { now, n: frame.n });
                     }
                 }
-                (shard_of(&FlowKey::of(&seg), shards), Some(now))
+                (shard_of(&seg, shards), Some(now))
             }
             // Counted (as skipped) by the first shard.
             Err(_) => (0, None),
         };
         let b = &mut batches[shard];
+        let (chunk, at) = match (shared_at, &cached) {
+            (Some(at), Some(c)) => {
+                if b.chunks.last().is_none_or(|last| !Arc::ptr_eq(last, c)) {
+                    b.chunks.push(c.clone());
+                }
+                ((b.chunks.len() - 1) as u16, at)
+            }
+            _ => {
+                let at = b.data.len();
+                b.data.extend_from_slice(frame.data);
+                (COPIED, at)
+            }
+        };
         b.items.push(Item::Frame {
             n: frame.n,
             ts: frame.ts,
             len: frame.len,
-            at: b.data.len() as u32,
+            at: at as u32,
             caplen: frame.data.len() as u32,
             now,
+            chunk,
         });
-        b.data.extend_from_slice(frame.data);
+        // The source read into another buffer: share that one from now on
+        // (holding it makes the source read the next into a new one).
+        if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
+            cached = src.current_chunk().cloned();
+        }
         let flush = n >= next_flush;
         if b.full() || flush {
             let all: Vec<usize> = if flush {
@@ -537,9 +581,14 @@ fn work(
                     at,
                     caplen,
                     now,
+                    chunk,
                 } => {
                     a.sink_mut().at = n;
-                    let data = &batch.data[at as usize..(at + caplen) as usize];
+                    let bytes = match chunk {
+                        COPIED => &batch.data[..],
+                        c => &batch.chunks[usize::from(c)][..],
+                    };
+                    let data = &bytes[at as usize..(at + caplen) as usize];
                     let frame = Frame { n, ts, len, data };
                     match now {
                         Some(now) => a.frame_at(&frame, now)?,
@@ -565,6 +614,7 @@ fn work(
         }
         batch.items.clear();
         batch.data.clear();
+        batch.chunks.clear();
         let _ = free.send(batch);
     }
     Ok(())

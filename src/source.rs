@@ -545,6 +545,10 @@ impl FrameSource for Source {
     /// The next frame, numbered from 1, until the end of the file or `-c`;
     /// a live capture without a packet waits up to 100 ms in poll(2) and
     /// reports the wall clock when nothing came.
+    fn current_chunk(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
+        self.fast.as_ref().map(|f| f.chunk())
+    }
+
     fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
         if self.limit.is_some_and(|l| self.captured >= l) {
             self.ended = true;
