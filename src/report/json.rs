@@ -114,7 +114,7 @@ fn socket_json(s: &crate::sockets::Socket) -> String {
     format!(
         "{{\"local\":\"{}\",{}}}",
         s.diag.local,
-        super::sockets::config_members(s)
+        socket_config_members(s)
     )
 }
 
@@ -353,6 +353,33 @@ impl<W: Write> Sink for JsonSink<W> {
             open.len()
         )
     }
+}
+
+/// A socket's owner and keepalive configuration as JSON members (`"pid":…`
+/// to `"exact":…`): the `kacap sockets` record and a flow's `socket`
+/// (`--sockets`) share them.
+pub fn socket_config_members(s: &crate::sockets::Socket) -> String {
+    format!(
+        "\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}",
+        s.owner
+            .as_ref()
+            .map_or("null".into(), |o| o.pid.to_string()),
+        s.owner
+            .as_ref()
+            .map_or("null".into(), |o| format!("\"{}\"", escape(&o.comm))),
+        s.keepalive.map_or("null".into(), |k| k.to_string()),
+        s.idle.value,
+        s.interval.value,
+        s.count.value,
+        match s.user_timeout {
+            Some(v) if v.is_finite() => format!("{}", (v * 1e3).round() / 1e3),
+            _ => "null".into(),
+        },
+        s.idle.source.as_str(),
+        s.interval.source.as_str(),
+        s.count.source.as_str(),
+        s.exact,
+    )
 }
 
 #[cfg(test)]

@@ -245,30 +245,6 @@ fn sysctl_json(s: &Sysctls) -> String {
     )
 }
 
-/// A socket's owner and keepalive configuration as JSON members (`"pid":…`
-/// to `"exact":…`): the `kacap sockets` record and a flow's `socket`
-/// (`--sockets`) share them.
-pub fn config_members(s: &Socket) -> String {
-    format!(
-        "\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}",
-        s.owner
-            .as_ref()
-            .map_or("null".into(), |o| o.pid.to_string()),
-        s.owner
-            .as_ref()
-            .map_or("null".into(), |o| format!("\"{}\"", escape(&o.comm))),
-        s.keepalive.map_or("null".into(), |k| k.to_string()),
-        s.idle.value,
-        s.interval.value,
-        s.count.value,
-        num(s.user_timeout),
-        s.idle.source.as_str(),
-        s.interval.source.as_str(),
-        s.count.source.as_str(),
-        s.exact,
-    )
-}
-
 fn socket_json(s: &Socket) -> String {
     let d = &s.diag;
     format!(
@@ -276,7 +252,7 @@ fn socket_json(s: &Socket) -> String {
         d.local,
         d.remote,
         d.state.as_str(),
-        config_members(s),
+        super::json::socket_config_members(s),
         s.why
             .as_deref()
             .map_or("null".into(), |w| format!("\"{}\"", escape(w))),
