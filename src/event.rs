@@ -111,6 +111,14 @@ pub trait Sink {
     fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
         Ok(())
     }
+    /// A packet record formatted by a shard (`shard`, `--json` on several
+    /// threads): its head, the connection's number, its tail. Only the
+    /// JSON sink takes them (`run::shardable` sees to it).
+    fn packet_parts(&mut self, _head: &[u8], _flow: u32, _tail: &[u8]) -> io::Result<()> {
+        Err(io::Error::other(
+            "this output does not take packet records from shards",
+        ))
+    }
     /// One connection, when it is reported (ended, expired, end of input).
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
     /// The end of the input.

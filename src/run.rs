@@ -521,7 +521,9 @@ fn analyze_into(
     mut pass: Option<LookaheadPass>,
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
-    if let Some(pass) = pass.take_if(|_| shardable(plan)) {
+    if let Some(json) = shardable(plan)
+        && let Some(pass) = pass.take()
+    {
         let controls = analyzer::Controls {
             stop: &signal::STOP,
             show: None,
@@ -529,7 +531,7 @@ fn analyze_into(
             partial_on_stop: true,
             quit: Some(&signal::OUTPUT_GONE),
         };
-        return crate::shard::drive(src, plan.options, pass, sink, plan.threads, controls);
+        return crate::shard::drive(src, plan.options, pass, sink, plan.threads, json, controls);
     }
     let mut analyzer = Analyzer::new(src.link(), plan.options, sink);
     // A file read with a lookahead pass (not a stream, not live): stopping
@@ -549,21 +551,25 @@ fn analyze_into(
 }
 
 /// One file, read by one reader and analyzed on `plan.threads` shards
-/// (see `shard`): where nothing needs the packets in capture order.
-fn shardable(plan: &CapturePlan) -> bool {
-    let summary_only = match &plan.output {
-        Output::Text(o) => !o.timeline && !o.teaching() && o.live.is_none(),
-        Output::Json(o) => !o.packets,
-        Output::Zeek { .. } => true,
+/// (see `shard`): where nothing needs one analyzer's order of events but
+/// JSON packet records, which the shards format and the merge writes in
+/// capture order. `Some(json)`: shardable, with the JSON packet options.
+fn shardable(plan: &CapturePlan) -> Option<Option<crate::report::json::JsonOptions>> {
+    let json = match &plan.output {
+        Output::Text(o) if !o.timeline && !o.teaching() && o.live.is_none() => None,
+        Output::Json(o) if !o.packets => None,
+        Output::Json(o) if !o.flush_each => Some(*o),
+        Output::Zeek { .. } => None,
+        _ => return None,
     };
-    plan.threads > 1
-        && summary_only
+    (plan.threads > 1
         && plan.html.is_none()
         && plan.svg.is_none()
         && plan.metrics.is_none()
         && !plan.sockets
         && plan.stats_every.is_none()
-        && !matches!(plan.input, crate::plan::Input::Live(_))
+        && !matches!(plan.input, crate::plan::Input::Live(_)))
+    .then_some(json)
 }
 
 /// A second read of the file at `path`, with the same filter and `-c`.

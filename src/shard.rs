@@ -35,6 +35,7 @@ use crate::decode::{LinkType, decode};
 use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
 use crate::flows::Options;
 use crate::lookahead::Hints;
+use crate::report::json::JsonOptions;
 use crate::summary::FlowSummary;
 use crate::time::Timestamp;
 use std::io;
@@ -107,11 +108,34 @@ struct Report {
     /// Connections reported, with the shard's own ids, each with the frame
     /// at which it was reported (`u64::MAX`: at the end of input).
     flows: Vec<(u64, FlowSummary)>,
+    /// `--json` packet records, formatted but for the connection's number.
+    lines: Lines,
     /// It has analyzed every frame of its own up to this one.
     upto: u64,
     /// The end: its counters.
     end: Option<Stats>,
 }
+
+/// Packet records of one shard, in its capture order: each is
+/// `bytes[start..mid]`, the connection's number, `bytes[mid..end]`.
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    items: Vec<Line>,
+}
+
+#[derive(Clone, Copy)]
+struct Line {
+    n: u64,
+    /// The shard's own id of the connection.
+    flow: u32,
+    start: u32,
+    mid: u32,
+    end: u32,
+}
+
+/// A shard sends its packet records when they reach this many bytes.
+const LINES_BYTES: usize = 1 << 20;
 
 /// A shard's sink: the connections begun and reported since its last
 /// report, sent on every [`CHUNK_FLOWS`] reported (the end of input reports
@@ -128,6 +152,9 @@ struct Collect {
     at: u64,
     /// The shard's progress as its last report said it.
     upto: u64,
+    /// `--json` with packet records: how to format them.
+    json: Option<JsonOptions>,
+    lines: Lines,
 }
 
 /// Reported connections sent at once, at most.
@@ -140,6 +167,7 @@ impl Collect {
         let r = Report {
             started: std::mem::take(&mut self.started),
             flows: std::mem::take(&mut self.flows),
+            lines: std::mem::take(&mut self.lines),
             upto,
             end,
         };
@@ -152,6 +180,24 @@ impl Sink for Collect {
         if ev.flow_id > self.seen {
             self.seen = ev.flow_id;
             self.started.push(ev.n);
+        }
+        if let Some(opts) = self.json {
+            let l = &mut self.lines;
+            let start = l.bytes.len() as u32;
+            crate::report::json::packet_head(&mut l.bytes, ev, opts);
+            let mid = l.bytes.len() as u32;
+            crate::report::json::packet_tail(&mut l.bytes, ev, opts);
+            l.items.push(Line {
+                n: ev.n,
+                flow: ev.flow_id,
+                start,
+                mid,
+                end: l.bytes.len() as u32,
+            });
+            if l.bytes.len() >= LINES_BYTES {
+                // Mid-batch: the progress is still the last batch's.
+                self.report(self.upto, None);
+            }
         }
         Ok(())
     }
@@ -193,10 +239,14 @@ struct Merge {
     /// Shards that ended, and their counters added up.
     ended: usize,
     stats: Stats,
+    /// Packet records: per shard, those not yet written (and how far into
+    /// the first chunk); written in capture order.
+    packets: bool,
+    lines: Vec<std::collections::VecDeque<(Lines, usize)>>,
 }
 
 impl Merge {
-    fn new(shards: usize) -> Merge {
+    fn new(shards: usize, packets: bool) -> Merge {
         Merge {
             started: vec![Default::default(); shards],
             progress: vec![0; shards],
@@ -206,7 +256,15 @@ impl Merge {
             ready: Default::default(),
             ended: 0,
             stats: Stats::default(),
+            packets,
+            lines: (0..shards).map(|_| Default::default()).collect(),
         }
+    }
+
+    /// The next packet record of shard `s` not yet written.
+    fn next_line(&self, s: usize) -> Option<Line> {
+        let (lines, at) = self.lines[s].front()?;
+        lines.items.get(*at).copied()
     }
 
     fn absorb(&mut self, shard: usize, r: Report) {
@@ -217,6 +275,9 @@ impl Merge {
         self.started[shard].extend(r.started);
         self.progress[shard] = r.upto;
         self.waiting[shard].extend(r.flows);
+        if !r.lines.items.is_empty() {
+            self.lines[shard].push_back((r.lines, 0));
+        }
     }
 
     /// Numbers what can be, then hands on what no shard can precede.
@@ -249,6 +310,35 @@ impl Merge {
                 }
             }
         }
+        // Packet records in capture order, each after the connections
+        // reported before it (as one analyzer writes them).
+        while self.packets {
+            let next = (0..self.lines.len())
+                .filter_map(|s| self.next_line(s).map(|l| (l.n, s)))
+                .min();
+            let Some((n, s)) = next.filter(|&(n, _)| n <= safe) else {
+                break;
+            };
+            while let Some(entry) = self.ready.first_entry() {
+                if entry.key().0 > n {
+                    break;
+                }
+                sink.flow(&entry.remove())?;
+            }
+            let line = self.next_line(s).expect("just seen");
+            let id = self.ids[s][line.flow as usize - 1];
+            let (lines, at) = self.lines[s].front_mut().expect("just seen");
+            let b = &lines.bytes;
+            sink.packet_parts(
+                &b[line.start as usize..line.mid as usize],
+                id,
+                &b[line.mid as usize..line.end as usize],
+            )?;
+            *at += 1;
+            if *at == lines.items.len() {
+                self.lines[s].pop_front();
+            }
+        }
         while let Some(entry) = self.ready.first_entry() {
             if entry.key().0 > safe {
                 break;
@@ -257,8 +347,9 @@ impl Merge {
         }
         // Those still open at the end of input go on as they come (by id
         // within what has come): holding them until every shard has ended
-        // would hold every open connection's summary at once.
-        if safe < u64::MAX {
+        // would hold every open connection's summary at once. Not with
+        // packet records: they all come before.
+        if safe < u64::MAX && !self.packets {
             while let Some(entry) = self.ready.last_entry() {
                 if entry.key().0 != u64::MAX {
                     break;
@@ -293,17 +384,20 @@ fn shard_of(seg: &Segment, shards: usize) -> usize {
 }
 
 /// Reads `src` and analyzes it on `shards` threads into `sink`.
+/// `json`: `--json` with packet records (formatted in the shards, written
+/// in capture order by the merge); else the connections only.
 pub fn drive<S: Sink>(
     src: &mut impl FrameSource,
     options: Options,
     pass: LookaheadPass,
     mut sink: S,
     shards: usize,
+    json: Option<JsonOptions>,
     controls: Controls,
 ) -> Result<(), ReadEnd> {
     let link = src.link();
     let lookahead = shared_lookahead(pass);
-    let mut merge = Merge::new(shards);
+    let mut merge = Merge::new(shards, json.is_some());
     let done = std::thread::scope(|scope| {
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
         let (report_tx, reports) = sync_channel::<(usize, Report)>(REPORTS_IN_FLIGHT);
@@ -312,7 +406,7 @@ pub fn drive<S: Sink>(
             let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
             to.push(tx);
             let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
-            scope.spawn(move || work(shard, link, options, pass, rx, free, report));
+            scope.spawn(move || work(shard, json, link, options, pass, rx, free, report));
         }
         drop((free_tx, report_tx));
         // The shards' reports so far (`wait`: for one, a while), numbered
@@ -552,8 +646,10 @@ fn put(
 
 /// A shard: analyzes its frames, reporting after each batch what it saw
 /// begin and end; at the end, its counters.
+#[allow(clippy::too_many_arguments)]
 fn work(
     shard: usize,
+    json: Option<JsonOptions>,
     link: LinkType,
     options: Options,
     pass: LookaheadPass,
@@ -569,6 +665,8 @@ fn work(
         seen: 0,
         at: 0,
         upto: 0,
+        json,
+        lines: Lines::default(),
     };
     let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);
     for mut batch in rx.iter() {

@@ -118,67 +118,86 @@ fn socket_json(s: &crate::sockets::Socket) -> String {
     )
 }
 
+/// A packet record up to its connection's number: `{"type":"packet",…,"flow":`.
+pub fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
+    l.s("{\"type\":\"packet\",\"n\":")
+        .n(ev.n)
+        .s(",\"ts\":")
+        .n(ev.ts.sec)
+        .frac(ev.ts.nsec, opts.nano);
+    l.s(",\"flow\":");
+}
+
+/// A packet record after its connection's number, to the newline.
+pub fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
+    let seg = ev.seg;
+    l.s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
+    endpoint(l, seg.src, seg.sport);
+    l.s("\",\"dst\":\"");
+    endpoint(l, seg.dst, seg.dport);
+    l.s("\",\"flags\":\"");
+    super::tcpdump::write_flags(l, seg.flags);
+    l.s("\",\"seq\":").n(ev.rel_seq).s(",\"ack\":");
+    match ev.rel_ack {
+        Some(a) => l.n(a),
+        None => l.s("null"),
+    };
+    l.s(",\"win\":")
+        .n(seg.win)
+        .s(",\"len\":")
+        .n(seg.len)
+        .s(",\"kind\":\"")
+        .s(ev.kind.as_str())
+        .s("\"");
+    match ev.notes.keepalive {
+        Note::Probe { number, idle, .. } => {
+            l.s(",\"probe\":").n(number).s(",\"idle\":");
+            let _ = write!(l, "{}", Num(idle));
+        }
+        Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
+            l.s(",\"reply_to\":").n(reply_to);
+        }
+        Note::GaveUp { .. } | Note::None => {}
+    }
+    if ev.injected.is_some() {
+        l.s(",\"injected\":true");
+    }
+    if let Some(label) = ev.notes.app.label {
+        l.s(",\"app\":\"").s(label.as_str()).s("\"");
+    }
+    if opts.community_id {
+        let id = crate::community_id::tcp(
+            std::net::SocketAddr::new(seg.src, seg.sport),
+            std::net::SocketAddr::new(seg.dst, seg.dport),
+            0,
+        );
+        l.s(",\"community_id\":\"").s(&id).s("\"");
+    }
+    l.s("}\n");
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         if !self.opts.packets {
             return Ok(());
         }
-        let seg = ev.seg;
         let l = &mut self.line;
         l.clear();
-        l.s("{\"type\":\"packet\",\"n\":")
-            .n(ev.n)
-            .s(",\"ts\":")
-            .n(ev.ts.sec)
-            .frac(ev.ts.nsec, self.opts.nano);
-        l.s(",\"flow\":")
-            .n(ev.flow_id)
-            .s(",\"from\":\"")
-            .s(ev.from.name())
-            .s("\",\"src\":\"");
-        endpoint(l, seg.src, seg.sport);
-        l.s("\",\"dst\":\"");
-        endpoint(l, seg.dst, seg.dport);
-        l.s("\",\"flags\":\"");
-        super::tcpdump::write_flags(l, seg.flags);
-        l.s("\",\"seq\":").n(ev.rel_seq).s(",\"ack\":");
-        match ev.rel_ack {
-            Some(a) => l.n(a),
-            None => l.s("null"),
-        };
-        l.s(",\"win\":")
-            .n(seg.win)
-            .s(",\"len\":")
-            .n(seg.len)
-            .s(",\"kind\":\"")
-            .s(ev.kind.as_str())
-            .s("\"");
-        match ev.notes.keepalive {
-            Note::Probe { number, idle, .. } => {
-                l.s(",\"probe\":").n(number).s(",\"idle\":");
-                let _ = write!(l, "{}", Num(idle));
-            }
-            Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
-                l.s(",\"reply_to\":").n(reply_to);
-            }
-            Note::GaveUp { .. } | Note::None => {}
-        }
-        if ev.injected.is_some() {
-            l.s(",\"injected\":true");
-        }
-        if let Some(label) = ev.notes.app.label {
-            l.s(",\"app\":\"").s(label.as_str()).s("\"");
-        }
-        if self.opts.community_id {
-            let id = crate::community_id::tcp(
-                std::net::SocketAddr::new(seg.src, seg.sport),
-                std::net::SocketAddr::new(seg.dst, seg.dport),
-                0,
-            );
-            l.s(",\"community_id\":\"").s(&id).s("\"");
-        }
-        l.s("}\n");
+        packet_head(l, ev, self.opts);
+        l.n(ev.flow_id);
+        packet_tail(l, ev, self.opts);
         self.out.write_all(&self.line)?;
+        self.end_record()
+    }
+
+    /// A packet record formatted elsewhere (`shard`): its head, the
+    /// connection's number, its tail.
+    fn packet_parts(&mut self, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()> {
+        self.out.write_all(head)?;
+        self.line.clear();
+        self.line.n(flow);
+        self.out.write_all(&self.line)?;
+        self.out.write_all(tail)?;
         self.end_record()
     }
 

@@ -1,7 +1,8 @@
 //! `--threads N` (`src/shard.rs`): one file analyzed on N shards gives what
-//! one analyzer gives — the summary table byte for byte, every JSON flow
-//! record and Zeek log line (in another order), the same status and
-//! messages — on every fixture and on field-shaped crafted captures: many
+//! one analyzer gives — the summary table byte for byte, JSON packet
+//! records in capture order with the connections reported between them,
+//! every JSON flow record and Zeek log line (in another order), the same
+//! status and messages — on every fixture and on field-shaped crafted captures: many
 //! connections on a busy link, captures started mid-connection (the shared
 //! lookahead pass), a 4-tuple reused, a stamp years off (the shared clock),
 //! connections expiring in the middle (the shared sweep), non-TCP frames, a
@@ -34,6 +35,25 @@ fn canonical(args: &[&str], out: &str) -> String {
     if args.contains(&"--summary") && !args.contains(&"--json") {
         return out.to_string();
     }
+    if args.contains(&"--json") && !args.contains(&"--summary") {
+        // Packet records in capture order, exactly; connections reported
+        // at the same point (one sweep, the end) in any order among
+        // themselves.
+        let mut out_lines: Vec<&str> = Vec::new();
+        let mut run: Vec<&str> = Vec::new();
+        for l in out.lines() {
+            if l.starts_with("{\"type\":\"flow\"") {
+                run.push(l);
+            } else {
+                run.sort_unstable();
+                out_lines.append(&mut run);
+                out_lines.push(l);
+            }
+        }
+        run.sort_unstable();
+        out_lines.append(&mut run);
+        return out_lines.join("\n");
+    }
     let mut lines: Vec<&str> = out
         .lines()
         // Zeek's header says when the log was opened.
@@ -43,11 +63,13 @@ fn canonical(args: &[&str], out: &str) -> String {
     lines.join("\n")
 }
 
-const FLAGS: [&[&str]; 4] = [
+const FLAGS: [&[&str]; 6] = [
     &["--summary"],
     &["--json", "--summary"],
     &["--log-format", "zeek-json"],
     &["--summary", "--wide", "tcp"],
+    &["--json"],
+    &["--json", "-v", "--nano"],
 ];
 
 fn same(path: &Path, args: &[&str]) {
@@ -224,4 +246,5 @@ fn a_connection_forgotten_while_its_shard_is_quiet_is_reported_as_one_thread_doe
         same(&path, flags);
     }
     same(&path, &["--json", "--summary", "--idle-timeout", "120"]);
+    same(&path, &["--json", "--idle-timeout", "120", "--linger", "1"]);
 }
