@@ -394,7 +394,8 @@ fn main() {
             vec!["--summary", "--threads", "1"],
         ),
         (all.as_str(), vec!["--summary"]),
-        ("kacap --json (one thread: packet order)", vec!["--json"]),
+        ("kacap --json --threads 1", vec!["--json", "--threads", "1"]),
+        ("kacap --json, all threads", vec!["--json"]),
         ("kacap (text timeline, one thread)", vec![]),
     ] {
         let m = best_of(runs, || {
