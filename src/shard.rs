@@ -514,7 +514,7 @@ fn read_into(
     let mut batches: Vec<Batch> = (0..shards).map(|_| fresh()).collect();
     let mut clock = Clock::default();
     let mut second: Option<i64> = None;
-    let mut n;
+    let mut n = 0;
     let mut next_flush = FLUSH_FRAMES;
     let mut cached: Option<Arc<Vec<u8>>> = src.current_chunk().cloned();
     // Sends shard `i`'s batch (stamped with how far the reader got),
@@ -615,7 +615,10 @@ fn read_into(
         }
     };
     for (i, mut b) in batches.into_iter().enumerate() {
-        b.upto = u64::MAX;
+        // Every frame has been read: the last batch covers them all (its
+        // shard's last report, after its connections still open, says
+        // `u64::MAX`).
+        b.upto = n;
         b.end = Some((clock.now(), clock.outliers));
         if let Err(e) = put(&to[i], b, merge, take) {
             return (Err(ReadEnd::Output(e)), clock.outliers);
@@ -702,7 +705,10 @@ fn work(
         if let Some((now, outliers)) = batch.end {
             let stats = a.stats;
             let sink = a.sink_mut();
-            (sink.at, sink.upto) = (u64::MAX, u64::MAX);
+            // The connections still open, reported in chunks: the shard has
+            // analyzed every frame, but only its last report may say it is
+            // done (then nothing can come before what it reported).
+            (sink.at, sink.upto) = (u64::MAX, batch.upto);
             let mut collect = a.finish_at(now, outliers)?;
             collect.report(u64::MAX, Some(stats));
             return Ok(());
