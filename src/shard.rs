@@ -2,11 +2,13 @@
 //! one analyzer's.
 //!
 //! One reader (this thread) reads the frames, decodes each just enough to
-//! know its connection, and hands it to one of N analyzers by a symmetric
-//! hash of the 4-tuple (both directions of a connection go to the same
-//! one). Frames travel in batches (copied into reused buffers: no
-//! allocation per packet), over bounded channels (memory stays bounded when
-//! the analyzers are slower than the reader).
+//! know its connection, and hands it to one of N analyzers (shards) by a
+//! symmetric hash of its two ends (both directions of a connection go to
+//! the same one). Frames travel in batches: where the fast path read them,
+//! as places in its own buffers, shared (`FrameSource::current_chunk`);
+//! else copied into reused buffers — no allocation per packet. Channels are
+//! bounded both ways (the reader takes the shards' reports while a shard's
+//! queue is full), so memory stays bounded whichever side is slower.
 //!
 //! What a single analyzer shares across connections is kept by the reader
 //! and given to every shard, so each connection is analyzed exactly as one
@@ -17,21 +19,23 @@
 //!   analyzer, when the clock enters a new second: the reader puts a sweep
 //!   at that point of every shard's stream (`Analyzer::expire_at`);
 //! - connection ids are numbered by first frame, as one analyzer numbers
-//!   them: each shard notes the first frame of its connections and the
-//!   merge renumbers them;
+//!   them: each shard reports the first frame of its connections and the
+//!   merge (`Merge`) numbers them as soon as no shard can report an earlier
+//!   one;
 //! - the lookahead pass (a capture started mid-connection) runs once, for
 //!   the first shard that needs it, and its answers are shared.
 //!
-//! Used only where nothing needs the packet events in capture order (the
-//! summary table, JSON flow records, Zeek logs: `run::shardable`); each
-//! connection is reported after the input ends, in id order. Not shared
-//! (documented): the table's bound `flows::MAX_OPEN` applies per shard, and
-//! SIGUSR1 / `--stats-every` snapshots are not taken.
+//! The merge hands connections to the sink where one analyzer reports them
+//! (at the frame whose sweep or lookup reported them), and, for `--json`,
+//! packet records — formatted by the shards but for the connection's
+//! number — in capture order between them (`run::shardable` says which
+//! outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
+//! applies per shard, and SIGUSR1 / `--stats-every` snapshots are not
+//! taken.
 
 use crate::analyzer::{Analyzer, Controls, LookaheadPass};
 use crate::clock::Clock;
-use crate::decode::Segment;
-use crate::decode::{LinkType, decode};
+use crate::decode::{LinkType, Segment, decode};
 use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
 use crate::flows::Options;
 use crate::lookahead::Hints;
