@@ -275,3 +275,53 @@ fn thousands_of_connections_still_open_at_the_end_come_as_one_thread_reports_the
         "--json: not byte for byte what one thread writes"
     );
 }
+
+#[test]
+fn merged_and_compressed_inputs_give_what_one_thread_gives() {
+    // `--merge` (several files as one capture: frames copied, not shared)
+    // and a gzip-compressed file (read through a pipe from a decompressing
+    // thread, with a lookahead pass of its own).
+    let fx = |n: &str| crate::fixture(n).display().to_string();
+    let dir = TempDir::new().unwrap();
+    let gz = dir.path().join("idle-start-dead.pcap.gz");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c '{}' > '{}'",
+            fx("idle-start-dead.pcap"),
+            gz.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let merged = [
+        "--merge",
+        &fx("dead-peer.pcap"),
+        &fx("idle-mixed.pcap"),
+        &fx("http.pcap"),
+    ];
+    for flags in FLAGS {
+        let out = |threads: &str, input: &[&str]| {
+            let o = kacap()
+                .args(input)
+                .args(flags)
+                .args(["--threads", threads])
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8(o.stdout).unwrap(),
+                o.stderr,
+            )
+        };
+        for input in [&merged[..], &["-r", gz.to_str().unwrap()][..]] {
+            let (one, two) = (out("1", input), out("2", input));
+            assert_eq!(one.0, two.0, "{input:?} {flags:?}: status");
+            assert_eq!(one.2, two.2, "{input:?} {flags:?}: stderr");
+            assert!(
+                canonical(flags, &one.1) == canonical(flags, &two.1),
+                "{input:?} {flags:?}: output differs"
+            );
+        }
+    }
+}
