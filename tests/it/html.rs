@@ -82,6 +82,7 @@ fn reports_are_self_contained() {
 
 #[test]
 fn in_a_real_browser_every_connection_has_a_lane_every_probe_a_mark_every_verdict_a_row() {
+    let _turn = crate::take_turns();
     let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
     let Some(browser) = chromium() else {
         assert!(!must, "chromium not found (apt-get install chromium)");
@@ -376,6 +377,7 @@ fn text_lines(name: &str) -> Vec<String> {
 
 #[test]
 fn a_mark_shows_its_tcpdump_line_and_the_lanes_answer_the_keyboard() {
+    let _turn = crate::take_turns();
     let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
     let Some(browser) = chromium() else {
         assert!(!must, "chromium not found (apt-get install chromium)");
@@ -470,6 +472,7 @@ fn a_mark_shows_its_tcpdump_line_and_the_lanes_answer_the_keyboard() {
 /// same page with the script taken out (lanes, rows, the explanation).
 #[test]
 fn firefox_runs_the_report_too() {
+    let _turn = crate::take_turns();
     let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
     let found = Command::new("firefox-esr")
         .arg("--version")

@@ -41,10 +41,13 @@ struct Live {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
+    /// No browser test runs meanwhile (`take_turns`).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Live {
     fn start(port: u16, args: &[&str]) -> Live {
+        let turn = crate::take_turns();
         let filter = format!("tcp port {port}");
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
             .env("TZ", "UTC")
@@ -82,6 +85,7 @@ impl Live {
             child,
             lines: rx,
             seen: Vec::new(),
+            _turn: turn,
         }
     }
 
@@ -397,7 +401,8 @@ fn live_text_says_when_a_flow_ends_and_sigusr1_shows_the_table() {
     let ended = live.wait_for("flow 1 ended:", Duration::from_secs(10));
     assert!(
         ended.contains("flow 1 ended: dead-peer after 2 unanswered probes (RST by client)"),
-        "{ended}"
+        "{ended}\nthe capture so far: {:#?}",
+        live.seen
     );
     traffic.join().unwrap().unwrap();
     let (lines, err, code) = live.stop(port);

@@ -30,6 +30,15 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// Tests on real kernel timers (live captures of keepalive traffic) and the
+/// heaviest ones (real browsers, several processes each) take turns: a
+/// browser starting beside a live test could delay its traffic thread past
+/// a 2-second keepalive timer and change what the kernel does.
+pub fn take_turns() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A real capture in fixtures/.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
