@@ -6,7 +6,7 @@
 
 use crate::craft::*;
 use crate::kacap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn run(path: &Path, args: &[&str], fast: bool) -> (Option<i32>, Vec<u8>, Vec<u8>) {
     let mut cmd = kacap();
@@ -46,15 +46,7 @@ const FLAGS: [&[&str]; 5] = [
 
 #[test]
 fn the_fast_path_reads_every_fixture_as_libpcap_does() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    fixtures.sort();
-    assert!(fixtures.len() >= 20);
-    for f in &fixtures {
+    for f in &crate::all_fixtures() {
         for flags in FLAGS {
             same(f, flags);
         }

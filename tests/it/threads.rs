@@ -10,7 +10,7 @@
 
 use crate::craft::*;
 use crate::kacap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::TempDir;
 
 fn run(path: &Path, args: &[&str], threads: u32) -> (Option<i32>, String, String) {
@@ -100,15 +100,7 @@ fn same(path: &Path, args: &[&str]) {
 
 #[test]
 fn every_fixture_gives_what_one_thread_gives() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    fixtures.sort();
-    assert!(fixtures.len() >= 20);
-    for f in &fixtures {
+    for f in &crate::all_fixtures() {
         for flags in FLAGS {
             same(f, flags);
         }
