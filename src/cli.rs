@@ -238,9 +238,10 @@ pub struct Args {
     pub color: ColorChoice,
 
     /// Analyze one capture file on N threads (0 or unset: one per core).
-    /// Used for the summary table, `--json` (packet records in capture
-    /// order) and Zeek logs; results are those of one thread. The text
-    /// timeline, --explain and --html use one. Several files are already
+    /// Used for the summary table, the text timeline written to a file or
+    /// a pipe, `--json` (packet records in capture order) and Zeek logs;
+    /// results are those of one thread. A timeline on a terminal (folded to
+    /// its width), --explain and --html use one. Several files are already
     /// analyzed in parallel, one thread each.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: Option<u16>,

@@ -111,10 +111,17 @@ pub trait Sink {
     fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
         Ok(())
     }
-    /// A packet record formatted by a shard (`shard`, `--json` on several
-    /// threads): its head, the connection's number, its tail. Only the
-    /// JSON sink takes them (`run::shardable` sees to it).
-    fn packet_parts(&mut self, _head: &[u8], _flow: u32, _tail: &[u8]) -> io::Result<()> {
+    /// A packet record formatted by a shard (`shard`, `--json` or the text
+    /// timeline on several threads): its head, the connection's number, its
+    /// tail; `ts`, the frame's stamp (the text timeline writes it). Only the
+    /// JSON and text sinks take them (`run::shardable` sees to it).
+    fn packet_parts(
+        &mut self,
+        _ts: crate::time::Timestamp,
+        _head: &[u8],
+        _flow: u32,
+        _tail: &[u8],
+    ) -> io::Result<()> {
         Err(io::Error::other(
             "this output does not take packet records from shards",
         ))

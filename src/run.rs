@@ -521,7 +521,7 @@ fn analyze_into(
     mut pass: Option<LookaheadPass>,
     sink: impl Sink,
 ) -> Result<(), ReadEnd> {
-    if let Some(json) = shardable(plan)
+    if let Some(format) = shardable(plan)
         && let Some(pass) = pass.take()
     {
         let controls = analyzer::Controls {
@@ -531,7 +531,15 @@ fn analyze_into(
             partial_on_stop: true,
             quit: Some(&signal::OUTPUT_GONE),
         };
-        return crate::shard::drive(src, plan.options, pass, sink, plan.threads, json, controls);
+        return crate::shard::drive(
+            src,
+            plan.options,
+            pass,
+            sink,
+            plan.threads,
+            format,
+            controls,
+        );
     }
     let mut analyzer = Analyzer::new(src.link(), plan.options, sink);
     // A file read with a lookahead pass (not a stream, not live): stopping
@@ -552,13 +560,23 @@ fn analyze_into(
 
 /// One file, read by one reader and analyzed on `plan.threads` shards
 /// (see `shard`): where nothing needs one analyzer's order of events but
-/// JSON packet records, which the shards format and the merge writes in
-/// capture order. `Some(json)`: shardable, with the JSON packet options.
-fn shardable(plan: &CapturePlan) -> Option<Option<crate::report::json::JsonOptions>> {
-    let json = match &plan.output {
-        Output::Text(o) if !o.timeline && !o.teaching() && o.live.is_none() => None,
+/// packet records and timeline lines, which the shards format and the
+/// merge writes in capture order. `Some(format)`: shardable, with what the
+/// shards format per packet (`None`: nothing). Not shardable: teaching,
+/// HTML and SVG (one recorder of every connection's steps), metrics,
+/// sockets, snapshots, live, streams (flushed records, "flow N ended"
+/// lines), and a timeline folded to a terminal's width.
+fn shardable(plan: &CapturePlan) -> Option<Option<crate::shard::Format>> {
+    use crate::shard::Format;
+    let format = match &plan.output {
+        Output::Text(o) if o.teaching() || o.live.is_some() || o.flush_each => return None,
+        Output::Text(o) if !o.timeline => None,
+        Output::Text(o) if o.width.is_none() => Some(Format::Text(Box::new((
+            crate::report::tcpdump::Tcpdump::new(o.style),
+            o.clone(),
+        )))),
         Output::Json(o) if !o.packets => None,
-        Output::Json(o) if !o.flush_each => Some(*o),
+        Output::Json(o) if !o.flush_each => Some(Format::Json(*o)),
         Output::Zeek { .. } => None,
         _ => return None,
     };
@@ -569,7 +587,7 @@ fn shardable(plan: &CapturePlan) -> Option<Option<crate::report::json::JsonOptio
         && !plan.sockets
         && plan.stats_every.is_none()
         && !matches!(plan.input, crate::plan::Input::Live(_)))
-    .then_some(json)
+    .then_some(format)
 }
 
 /// A second read of the file at `path`, with the same filter and `-c`.

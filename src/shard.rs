@@ -40,6 +40,8 @@ use crate::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
 use crate::flows::Options;
 use crate::lookahead::Hints;
 use crate::report::json::JsonOptions;
+use crate::report::tcpdump::Tcpdump;
+use crate::report::text::TextOptions;
 use crate::summary::FlowSummary;
 use crate::time::Timestamp;
 use std::io;
@@ -131,6 +133,7 @@ struct Lines {
 #[derive(Clone, Copy)]
 struct Line {
     n: u64,
+    ts: Timestamp,
     /// The shard's own id of the connection.
     flow: u32,
     start: u32,
@@ -156,9 +159,20 @@ struct Collect {
     at: u64,
     /// The shard's progress as its last report said it.
     upto: u64,
-    /// `--json` with packet records: how to format them.
-    json: Option<JsonOptions>,
+    /// Packet records or timeline lines: how to format them.
+    format: Option<Format>,
     lines: Lines,
+}
+
+/// What a shard formats for each packet (`run::shardable` says when).
+#[derive(Clone)]
+pub enum Format {
+    /// `--json` packet records.
+    Json(JsonOptions),
+    /// The text timeline's lines, without their stamp and label (terminal
+    /// folding and live notes are not done on shards). Its own printer
+    /// keeps the relative-sequence bases of the shard's connections.
+    Text(Box<(Tcpdump, TextOptions)>),
 }
 
 /// Reported connections sent at once, at most.
@@ -185,17 +199,27 @@ impl Sink for Collect {
             self.seen = ev.flow_id;
             self.started.push(ev.n);
         }
-        if let Some(opts) = self.json {
+        if let Some(format) = &mut self.format {
             let l = &mut self.lines;
-            let start = l.bytes.len() as u32;
-            crate::report::json::packet_head(&mut l.bytes, ev, opts);
-            let mid = l.bytes.len() as u32;
-            crate::report::json::packet_tail(&mut l.bytes, ev, opts);
+            let start = l.bytes.len();
+            let mid = match format {
+                Format::Json(opts) => {
+                    crate::report::json::packet_head(&mut l.bytes, ev, *opts);
+                    let mid = l.bytes.len();
+                    crate::report::json::packet_tail(&mut l.bytes, ev, *opts);
+                    mid
+                }
+                Format::Text(text) => {
+                    let (tcpdump, opts) = &mut **text;
+                    crate::report::text::shard_line(tcpdump, &mut l.bytes, ev, opts)?
+                }
+            };
             l.items.push(Line {
                 n: ev.n,
+                ts: ev.ts,
                 flow: ev.flow_id,
-                start,
-                mid,
+                start: start as u32,
+                mid: mid as u32,
                 end: l.bytes.len() as u32,
             });
             if l.bytes.len() >= LINES_BYTES {
@@ -207,6 +231,9 @@ impl Sink for Collect {
     }
 
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        if let Some(Format::Text(text)) = &mut self.format {
+            text.0.forget(flow.id);
+        }
         self.flows.push((self.at, flow.clone()));
         if self.flows.len() >= CHUNK_FLOWS {
             // Mid-batch: the progress is still the last batch's.
@@ -334,6 +361,7 @@ impl Merge {
             let (lines, at) = self.lines[s].front_mut().expect("just seen");
             let b = &lines.bytes;
             sink.packet_parts(
+                line.ts,
                 &b[line.start as usize..line.mid as usize],
                 id,
                 &b[line.mid as usize..line.end as usize],
@@ -388,20 +416,20 @@ fn shard_of(seg: &Segment, shards: usize) -> usize {
 }
 
 /// Reads `src` and analyzes it on `shards` threads into `sink`.
-/// `json`: `--json` with packet records (formatted in the shards, written
-/// in capture order by the merge); else the connections only.
+/// `format`: packet records or timeline lines (formatted in the shards,
+/// written in capture order by the merge); else the connections only.
 pub fn drive<S: Sink>(
     src: &mut impl FrameSource,
     options: Options,
     pass: LookaheadPass,
     mut sink: S,
     shards: usize,
-    json: Option<JsonOptions>,
+    format: Option<Format>,
     controls: Controls,
 ) -> Result<(), ReadEnd> {
     let link = src.link();
     let lookahead = shared_lookahead(pass);
-    let mut merge = Merge::new(shards, json.is_some());
+    let mut merge = Merge::new(shards, format.is_some());
     let done = std::thread::scope(|scope| {
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
         let (report_tx, reports) = sync_channel::<(usize, Report)>(REPORTS_IN_FLIGHT);
@@ -410,7 +438,8 @@ pub fn drive<S: Sink>(
             let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
             to.push(tx);
             let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
-            scope.spawn(move || work(shard, json, link, options, pass, rx, free, report));
+            let format = format.clone();
+            scope.spawn(move || work(shard, format, link, options, pass, rx, free, report));
         }
         drop((free_tx, report_tx));
         // The shards' reports so far (`wait`: for one, a while), numbered
@@ -656,7 +685,7 @@ fn put(
 #[allow(clippy::too_many_arguments)]
 fn work(
     shard: usize,
-    json: Option<JsonOptions>,
+    format: Option<Format>,
     link: LinkType,
     options: Options,
     pass: LookaheadPass,
@@ -672,7 +701,7 @@ fn work(
         seen: 0,
         at: 0,
         upto: 0,
-        json,
+        format,
         lines: Lines::default(),
     };
     let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);

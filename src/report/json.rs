@@ -192,7 +192,13 @@ impl<W: Write> Sink for JsonSink<W> {
 
     /// A packet record formatted elsewhere (`shard`): its head, the
     /// connection's number, its tail.
-    fn packet_parts(&mut self, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()> {
+    fn packet_parts(
+        &mut self,
+        _ts: crate::time::Timestamp,
+        head: &[u8],
+        flow: u32,
+        tail: &[u8],
+    ) -> io::Result<()> {
         self.out.write_all(head)?;
         self.line.clear();
         self.line.n(flow);

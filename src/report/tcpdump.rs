@@ -93,7 +93,7 @@ pub struct Style {
 }
 
 /// Formats tcpdump lines; keeps what the formats need across packets.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Tcpdump {
     pub style: Style,
     first: Option<Timestamp>,
@@ -225,9 +225,22 @@ impl Tcpdump {
 
     /// Appends the whole tcpdump line for a TCP segment, without newline.
     pub fn write_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
-        self.first.get_or_insert(ev.ts);
+        self.write_stamp(out, ev.ts);
+        self.write_rest(out, ev);
+    }
+
+    /// The line's stamp (and the space after it), as `-t`…`-ttttt` ask:
+    /// the state of stamps (`-ttt`'s previous line, `-ttttt`'s first) is
+    /// the capture's, not a connection's (`--threads`: the merge writes it).
+    pub fn write_stamp(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
+        self.first.get_or_insert(ts);
+        self.write_ts(out, ts);
+    }
+
+    /// The line after its stamp: what depends only on the segment and its
+    /// connection (`--threads`: a shard writes it).
+    pub fn write_rest(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
         self.truncated = false;
-        self.write_ts(out, ev.ts);
         let seg = ev.seg;
         if seg.link.kind == LinkType::LinuxSll2 {
             self.write_link_prefix(out, seg);

@@ -145,21 +145,6 @@ impl<W: Write> TextSink<W> {
         Ok(())
     }
 
-    fn note_color(ev: &PacketEvent) -> &'static str {
-        match (ev.kind, ev.notes.keepalive) {
-            (_, Note::GaveUp { .. }) | (_, Note::PeerReset { .. }) => "1;31",
-            (Kind::Rst, _) => "31",
-            (Kind::Keepalive, _) => "1;33",
-            (_, Note::ProbeAnswered { .. }) => "1;32",
-            (Kind::ZeroWindowProbe, _)
-            | (Kind::ZeroWindowProbeAck, _)
-            | (Kind::ZeroWindow, _)
-            | (Kind::WindowUpdate, _) => "33",
-            (Kind::Retransmission, _) => "35",
-            _ => "2",
-        }
-    }
-
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -175,6 +160,24 @@ impl<W: Write> Sink for TextSink<W> {
             return Ok(());
         }
         self.timeline_line(ev)
+    }
+
+    /// A timeline line formatted by a shard (`shard_line`): the stamp and
+    /// the connection's label are written here, in capture order.
+    fn packet_parts(
+        &mut self,
+        ts: Timestamp,
+        head: &[u8],
+        flow: u32,
+        tail: &[u8],
+    ) -> io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.tcpdump.write_stamp(&mut line, ts);
+        line.extend_from_slice(head);
+        flow_label(&mut line, flow, self.opts.color);
+        line.extend_from_slice(tail);
+        self.end_line(line)
     }
 
     fn revise(&mut self, r: &Revisions) -> io::Result<()> {
@@ -267,6 +270,75 @@ fn ended_line(f: &FlowSummary) -> String {
     )
 }
 
+fn note_color(ev: &PacketEvent) -> &'static str {
+    match (ev.kind, ev.notes.keepalive) {
+        (_, Note::GaveUp { .. }) | (_, Note::PeerReset { .. }) => "1;31",
+        (Kind::Rst, _) => "31",
+        (Kind::Keepalive, _) => "1;33",
+        (_, Note::ProbeAnswered { .. }) => "1;32",
+        (Kind::ZeroWindowProbe, _)
+        | (Kind::ZeroWindowProbeAck, _)
+        | (Kind::ZeroWindow, _)
+        | (Kind::WindowUpdate, _) => "33",
+        (Kind::Retransmission, _) => "35",
+        _ => "2",
+    }
+}
+
+/// A timeline line's connection label: `  flow 3: ` (colored by number,
+/// then the note's color opened: `words` names it).
+pub fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
+    if color {
+        let c = FLOW_COLORS[(flow_id as usize - 1) % FLOW_COLORS.len()];
+        line.s("  \x1b[")
+            .s(c)
+            .s("mflow ")
+            .n(flow_id)
+            .s(":\x1b[0m \x1b[");
+    } else {
+        line.s("  flow ").n(flow_id).s(": ");
+    }
+}
+
+/// What the segment is, after the label (the note's color first).
+fn words(line: &mut Vec<u8>, ev: &PacketEvent, opts: &TextOptions) -> io::Result<()> {
+    if opts.color {
+        line.s(note_color(ev)).s("m");
+    }
+    annotate::write(line, ev)?;
+    if opts.live.is_some() {
+        expectation(line, ev)?;
+    }
+    Ok(())
+}
+
+/// `-x`, `-X`, `-A`: the packet's bytes after its line.
+fn dump(tcpdump: &mut Tcpdump, line: &mut Vec<u8>, ev: &PacketEvent, opts: &TextOptions) {
+    if opts.style.dump != Dump::None {
+        if opts.color {
+            line.s("\x1b[0m");
+        }
+        tcpdump.write_dump(line, ev);
+    }
+}
+
+/// A timeline line formatted by a `--threads` shard, in two parts around
+/// what only the merge knows (the stamp, the connection's number): the
+/// tcpdump line after its stamp (`head`), the words and dump (`tail`).
+/// Terminal folding is not done on shards (`run::shardable`).
+pub fn shard_line(
+    tcpdump: &mut Tcpdump,
+    out: &mut Vec<u8>,
+    ev: &PacketEvent,
+    opts: &TextOptions,
+) -> io::Result<usize> {
+    tcpdump.write_rest(out, ev);
+    let mid = out.len();
+    words(out, ev, opts)?;
+    dump(tcpdump, out, ev, opts);
+    Ok(mid)
+}
+
 impl<W: Write> TextSink<W> {
     /// One timeline line: the tcpdump line, then what the segment is.
     fn timeline_line(&mut self, ev: &PacketEvent) -> io::Result<()> {
@@ -274,31 +346,12 @@ impl<W: Write> TextSink<W> {
         line.clear();
         self.tcpdump.write_line(&mut line, ev);
         let words_at = line.len();
-        if self.opts.color {
-            let c = FLOW_COLORS[(ev.flow_id as usize - 1) % FLOW_COLORS.len()];
-            line.s("  \x1b[")
-                .s(c)
-                .s("mflow ")
-                .n(ev.flow_id)
-                .s(":\x1b[0m \x1b[")
-                .s(Self::note_color(ev))
-                .s("m");
-        } else {
-            line.s("  flow ").n(ev.flow_id).s(": ");
-        }
-        annotate::write(&mut line, ev)?;
-        if self.opts.live.is_some() {
-            expectation(&mut line, ev)?;
-        }
+        flow_label(&mut line, ev.flow_id, self.opts.color);
+        words(&mut line, ev, &self.opts)?;
         if let Some(width) = self.opts.width {
             fold(&mut line, words_at, usize::from(width));
         }
-        if self.opts.style.dump != Dump::None {
-            if self.opts.color {
-                line.s("\x1b[0m");
-            }
-            self.tcpdump.write_dump(&mut line, ev);
-        }
+        dump(&mut self.tcpdump, &mut line, ev, &self.opts);
         self.end_line(line)
     }
 

@@ -1,5 +1,6 @@
 //! `--threads N` (`src/shard.rs`): one file analyzed on N shards gives what
-//! one analyzer gives — the summary table byte for byte, JSON packet
+//! one analyzer gives — the text timeline and the summary table byte for
+//! byte, JSON packet
 //! records in capture order with the connections reported between them,
 //! every JSON flow record and Zeek log line (in another order), the same
 //! status and messages — on every fixture and on field-shaped crafted captures: many
@@ -32,7 +33,8 @@ fn run(path: &Path, args: &[&str], threads: u32) -> (Option<i32>, String, String
 /// Lines in a canonical order (flow records come as connections end) —
 /// but the table and the summary record stay where they are.
 fn canonical(args: &[&str], out: &str) -> String {
-    if args.contains(&"--summary") && !args.contains(&"--json") {
+    if !args.contains(&"--json") && !args.contains(&"--log-format") {
+        // The text timeline and the table: byte for byte.
         return out.to_string();
     }
     if args.contains(&"--json") && !args.contains(&"--summary") {
@@ -63,7 +65,10 @@ fn canonical(args: &[&str], out: &str) -> String {
     lines.join("\n")
 }
 
-const FLAGS: [&[&str]; 6] = [
+const FLAGS: [&[&str]; 9] = [
+    &[],
+    &["-ttt", "-S", "-v"],
+    &["-x", "--color", "always", "-ttttt", "--nano"],
     &["--summary"],
     &["--json", "--summary"],
     &["--log-format", "zeek-json"],
@@ -74,9 +79,9 @@ const FLAGS: [&[&str]; 6] = [
 
 fn same(path: &Path, args: &[&str]) {
     let one = run(path, args, 1);
-    if args.contains(&"--json") && !args.contains(&"--summary") {
-        // Packet records: the same bytes from run to run, however the
-        // threads are scheduled.
+    if !args.contains(&"--summary") && !args.contains(&"--log-format") {
+        // Packet records and timeline lines: the same bytes from run to
+        // run, however the threads are scheduled.
         let (a, b) = (run(path, args, 2), run(path, args, 2));
         assert!(
             a.1 == b.1,
@@ -260,6 +265,7 @@ fn thousands_of_connections_still_open_at_the_end_come_as_one_thread_reports_the
     write_pcap(&path, 1, &busy_link(T0, 30.0, 2000.0), PcapOpts::default());
     same(&path, &["--json"]);
     same(&path, &["--summary"]);
+    same(&path, &["-tttt"]);
     let one = run(&path, &["--json"], 1).1;
     let two = run(&path, &["--json"], 2).1;
     assert!(
