@@ -387,7 +387,7 @@ fn main() {
     });
     rows.push(("libpcap read loop (floor)".into(), floor_m));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let all = format!("kacap --summary, all {cores} threads");
+    let all = format!("kacap --summary, default ({cores} cores)");
     for (name, extra) in [
         (
             "kacap --summary --threads 1",
@@ -395,8 +395,9 @@ fn main() {
         ),
         (all.as_str(), vec!["--summary"]),
         ("kacap --json --threads 1", vec!["--json", "--threads", "1"]),
-        ("kacap --json, all threads", vec!["--json"]),
-        ("kacap (text timeline, one thread)", vec![]),
+        ("kacap --json, default threads", vec!["--json"]),
+        ("kacap (text timeline) --threads 1", vec!["--threads", "1"]),
+        ("kacap (text timeline), default", vec![]),
     ] {
         let m = best_of(runs, || {
             let mut c = Command::new(&kacap);

@@ -237,7 +237,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", global = true)]
     pub color: ColorChoice,
 
-    /// Analyze one capture file on N threads (0 or unset: one per core).
+    /// Analyze one capture file on N analyzer threads beside one reader
+    /// (0 or unset: two per core, at most 8; one on a single core).
     /// Used for the summary table, the text timeline written to a file or
     /// a pipe, `--json` (packet records in capture order) and Zeek logs;
     /// results are those of one thread. A timeline on a terminal (folded to

@@ -18,10 +18,12 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-/// Bytes read per `pread`.
-const CHUNK: usize = 1 << 20;
+/// Bytes read per `pread`: small enough that a chunk is still in the
+/// core's cache when its records are parsed (1 MiB was 6 % slower on one
+/// thread; 128 KiB no faster than this).
+const CHUNK: usize = 1 << 18;
 /// Buffers kept for reuse while shards read frames in them.
-const MAX_SPARE: usize = 32;
+const MAX_SPARE: usize = 64;
 /// The largest captured length libpcap accepts for most link types.
 const MAX_CAPLEN: u32 = 262_144;
 

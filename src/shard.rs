@@ -113,7 +113,7 @@ struct Report {
     started: Vec<u64>,
     /// Connections reported, with the shard's own ids, each with the frame
     /// at which it was reported (`u64::MAX`: at the end of input).
-    flows: Vec<(u64, FlowSummary)>,
+    flows: Vec<(u64, Box<FlowSummary>)>,
     /// `--json` packet records, formatted but for the connection's number.
     lines: Lines,
     /// It has analyzed every frame of its own up to this one.
@@ -150,7 +150,7 @@ const LINES_BYTES: usize = 1 << 20;
 struct Collect {
     shard: usize,
     to: SyncSender<(usize, Report)>,
-    flows: Vec<(u64, FlowSummary)>,
+    flows: Vec<(u64, Box<FlowSummary>)>,
     started: Vec<u64>,
     /// Connections begun so far (ids are dense, in first-frame order).
     seen: u32,
@@ -234,7 +234,7 @@ impl Sink for Collect {
         if let Some(Format::Text(text)) = &mut self.format {
             text.0.forget(flow.id);
         }
-        self.flows.push((self.at, flow.clone()));
+        self.flows.push((self.at, Box::new(flow.clone())));
         if self.flows.len() >= CHUNK_FLOWS {
             // Mid-batch: the progress is still the last batch's.
             self.report(self.upto, None);
@@ -264,9 +264,10 @@ struct Merge {
     ids: Vec<Vec<u32>>,
     next: u32,
     /// Per shard: reported connections waiting for their number.
-    waiting: Vec<Vec<(u64, FlowSummary)>>,
+    waiting: Vec<Vec<(u64, Box<FlowSummary>)>>,
     /// Numbered, by where they were reported and id.
-    ready: std::collections::BTreeMap<(u64, u32), FlowSummary>,
+    /// (Boxed: a summary is large, and the tree moves its values.)
+    ready: std::collections::BTreeMap<(u64, u32), Box<FlowSummary>>,
     /// Shards that ended, and their counters added up.
     ended: usize,
     stats: Stats,

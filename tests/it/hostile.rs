@@ -449,6 +449,10 @@ fn a_million_short_flows_stay_in_bounded_memory() {
         "memory grew with flows on two shards: {part:.1} → {all:.1} MiB"
     );
     assert!(all < 256.0, "peak RSS on two shards {all:.1} MiB");
+    // Four (the default on two cores).
+    let four = peak_rss_mib(&path, &["--threads", "4"]);
+    eprintln!("four shards: peak RSS {four:.1} MiB after 1M");
+    assert!(four < 256.0, "peak RSS on four shards {four:.1} MiB");
 }
 
 /// Peak RSS (MiB) of `kacap -r path --json --summary extra…`. A child's
