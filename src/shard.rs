@@ -94,6 +94,9 @@ struct Batch {
     upto: u64,
     /// The last batch: the clock at the end of input, and its outliers.
     end: Option<(Timestamp, u64)>,
+    /// A buffer of packet records the merge has written, back to the shard
+    /// to fill again (no allocation and growth per report).
+    lines: Option<Lines>,
 }
 
 impl Batch {
@@ -162,6 +165,8 @@ struct Collect {
     /// Packet records or timeline lines: how to format them.
     format: Option<Format>,
     lines: Lines,
+    /// A written buffer given back (`Batch::lines`), for the next report.
+    spare: Option<Lines>,
 }
 
 /// What a shard formats for each packet (`run::shardable` says when).
@@ -185,7 +190,7 @@ impl Collect {
         let r = Report {
             started: std::mem::take(&mut self.started),
             flows: std::mem::take(&mut self.flows),
-            lines: std::mem::take(&mut self.lines),
+            lines: std::mem::replace(&mut self.lines, self.spare.take().unwrap_or_default()),
             upto,
             end,
         };
@@ -275,6 +280,8 @@ struct Merge {
     /// the first chunk); written in capture order.
     packets: bool,
     lines: Vec<std::collections::VecDeque<(Lines, usize)>>,
+    /// Per shard: a written buffer to give back (`Batch::lines`).
+    spare: Vec<Option<Lines>>,
 }
 
 impl Merge {
@@ -290,6 +297,7 @@ impl Merge {
             stats: Stats::default(),
             packets,
             lines: (0..shards).map(|_| Default::default()).collect(),
+            spare: (0..shards).map(|_| None).collect(),
         }
     }
 
@@ -343,33 +351,54 @@ impl Merge {
             }
         }
         // Packet records in capture order, each after the connections
-        // reported before it (as one analyzer writes them).
+        // reported before it (as one analyzer writes them): a run of one
+        // shard's records at a time, up to the next of another shard's.
         while self.packets {
-            let next = (0..self.lines.len())
-                .filter_map(|s| self.next_line(s).map(|l| (l.n, s)))
-                .min();
-            let Some((n, s)) = next.filter(|&(n, _)| n <= safe) else {
+            let (mut first, mut second) = (None, u64::MAX);
+            for s in 0..self.lines.len() {
+                if let Some(l) = self.next_line(s) {
+                    match first {
+                        Some((n, _)) if n < l.n => second = second.min(l.n),
+                        _ => {
+                            second = second.min(first.map_or(u64::MAX, |(n, _)| n));
+                            first = Some((l.n, s));
+                        }
+                    }
+                }
+            }
+            let Some((n, s)) = first.filter(|&(n, _)| n <= safe) else {
                 break;
             };
-            while let Some(entry) = self.ready.first_entry() {
-                if entry.key().0 > n {
-                    break;
-                }
-                sink.flow(&entry.remove())?;
-            }
-            let line = self.next_line(s).expect("just seen");
-            let id = self.ids[s][line.flow as usize - 1];
+            let upto = second.min(safe.saturating_add(1));
+            let mut flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
             let (lines, at) = self.lines[s].front_mut().expect("just seen");
-            let b = &lines.bytes;
-            sink.packet_parts(
-                line.ts,
-                &b[line.start as usize..line.mid as usize],
-                id,
-                &b[line.mid as usize..line.end as usize],
-            )?;
-            *at += 1;
+            let mut n = n;
+            loop {
+                while flow_at <= n {
+                    let (_, f) = self.ready.pop_first().expect("just seen");
+                    sink.flow(&f)?;
+                    flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
+                }
+                let line = lines.items[*at];
+                let id = self.ids[s][line.flow as usize - 1];
+                let b = &lines.bytes;
+                sink.packet_parts(
+                    line.ts,
+                    &b[line.start as usize..line.mid as usize],
+                    id,
+                    &b[line.mid as usize..line.end as usize],
+                )?;
+                *at += 1;
+                match lines.items.get(*at) {
+                    Some(next) if next.n < upto => n = next.n,
+                    _ => break,
+                }
+            }
             if *at == lines.items.len() {
-                self.lines[s].pop_front();
+                let mut done = self.lines[s].pop_front().expect("just seen").0;
+                done.bytes.clear();
+                done.items.clear();
+                self.spare[s] = Some(done);
             }
         }
         while let Some(entry) = self.ready.first_entry() {
@@ -562,6 +591,7 @@ fn read_into(
      -> io::Result<bool> {
         let mut full = std::mem::replace(&mut batches[i], fresh());
         full.upto = n;
+        full.lines = merge.spare[i].take();
         put(&to[i], full, merge, take)
     };
     let result = loop {
@@ -704,9 +734,13 @@ fn work(
         upto: 0,
         format,
         lines: Lines::default(),
+        spare: None,
     };
     let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);
     for mut batch in rx.iter() {
+        if let Some(spare) = batch.lines.take() {
+            a.sink_mut().spare = Some(spare);
+        }
         for item in &batch.items {
             match *item {
                 Item::Frame {
