@@ -17,7 +17,6 @@ use crate::decode::{Segment, flags};
 use crate::seq::SeqNumber;
 use crate::tcp::{CloseKind, DirState, Kind, Outstanding, Side};
 use crate::time::{FAR, Timestamp};
-use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -283,77 +282,128 @@ pub struct Entry<A> {
     pub state: A,
 }
 
-/// Flows in a slab, found through a small index: hash probes touch 40-byte
-/// entries instead of whole flows, and growing the index moves no flows.
+/// Flows in a slab, found through a small index of slot numbers (4 bytes
+/// a connection, so the index of a busy table stays in the core's cache:
+/// the key is compared in the slot, which the packet touches anyway);
+/// growing the index moves no flows.
 struct Slab<A> {
-    index: FxHashMap<FlowKey, u32>,
-    slots: Vec<Option<Entry<A>>>,
+    index: hashbrown::HashTable<u32>,
+    slots: Vec<Option<Slot<A>>>,
     free: Vec<u32>,
+}
+
+struct Slot<A> {
+    key: FlowKey,
+    entry: Entry<A>,
 }
 
 impl<A> Default for Slab<A> {
     fn default() -> Self {
         Slab {
-            index: FxHashMap::default(),
+            index: hashbrown::HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
         }
     }
 }
 
+/// The index's hash of a key.
+#[inline]
+fn hash_of(k: &FlowKey) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
+}
+
 impl<A> Slab<A> {
+    /// The slot number of `k`, if it is in the table.
+    #[inline]
+    fn find(&self, k: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_of(k), |&i| {
+                slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+            })
+            .copied()
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
     fn get(&self, k: &FlowKey) -> Option<&Entry<A>> {
-        let i = *self.index.get(k)?;
-        self.slots[i as usize].as_ref()
+        let i = self.find(k)?;
+        self.slots[i as usize].as_ref().map(|s| &s.entry)
     }
 
     fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Entry<A>> {
-        let i = *self.index.get(k)?;
-        self.slots[i as usize].as_mut()
+        let i = self.find(k)?;
+        self.slots[i as usize].as_mut().map(|s| &mut s.entry)
     }
 
     fn remove(&mut self, k: &FlowKey) -> Option<Entry<A>> {
-        let i = self.index.remove(k)?;
+        let slots = &self.slots;
+        let found = self.index.find_entry(hash_of(k), |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+        });
+        let (i, _) = found.ok()?.remove();
         self.free.push(i);
-        self.slots[i as usize].take()
+        self.slots[i as usize].take().map(|s| s.entry)
     }
 
     fn get_or_insert_with(&mut self, k: FlowKey, make: impl FnOnce() -> Entry<A>) -> &mut Entry<A> {
-        let (slots, free) = (&mut self.slots, &mut self.free);
-        let i = *self.index.entry(k).or_insert_with(|| {
-            let entry = Some(make());
-            match free.pop() {
-                Some(i) => {
-                    slots[i as usize] = entry;
-                    i
-                }
-                None => {
-                    slots.push(entry);
-                    (slots.len() - 1) as u32
-                }
-            }
+        let hash = hash_of(&k);
+        let slots = &mut self.slots;
+        let found = self.index.find(hash, |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == k)
         });
-        self.slots[i as usize]
+        let i = match found {
+            Some(&i) => i,
+            None => {
+                let slot = Some(Slot {
+                    key: k,
+                    entry: make(),
+                });
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        slots.push(slot);
+                        (slots.len() - 1) as u32
+                    }
+                };
+                let slots = &self.slots;
+                self.index.insert_unique(hash, i, |&j| {
+                    slots[j as usize].as_ref().map_or(0, |s| hash_of(&s.key))
+                });
+                i
+            }
+        };
+        &mut self.slots[i as usize]
             .as_mut()
             .expect("every indexed slot holds a flow")
+            .entry
     }
 
     fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
-        self.index
+        self.slots
             .iter()
-            .filter(|(_, i)| {
-                self.slots[**i as usize]
-                    .as_ref()
-                    .is_some_and(|e| keep(&e.flow))
-            })
-            .map(|(k, _)| *k)
+            .flatten()
+            .filter(|s| keep(&s.entry.flow))
+            .map(|s| s.key)
             .collect()
+    }
+
+    /// Every flow in the table, with its key.
+    fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Entry<A>)> {
+        self.slots.iter().flatten().map(|s| (&s.key, &s.entry))
     }
 
     fn drain(&mut self) -> Vec<Entry<A>> {
         self.index.clear();
         self.free.clear();
-        self.slots.drain(..).flatten().collect()
+        self.slots.drain(..).flatten().map(|s| s.entry).collect()
     }
 }
 
@@ -418,7 +468,7 @@ impl<A: Default> FlowTable<A> {
             let old = self.flows.remove(&key).expect("present");
             ended(old);
         }
-        if self.flows.index.len() >= self.max_open && self.flows.get(&key).is_none() {
+        if self.flows.len() >= self.max_open && self.flows.get(&key).is_none() {
             self.evict_oldest((self.max_open / 8).max(1), &mut ended);
         }
         let next_id = &mut self.next_id;
@@ -447,12 +497,8 @@ impl<A: Default> FlowTable<A> {
     fn evict_oldest(&mut self, n: usize, ended: &mut impl FnMut(Entry<A>)) {
         let mut ages: Vec<(bool, Timestamp, u32, FlowKey)> = self
             .flows
-            .index
             .iter()
-            .filter_map(|(k, &i)| {
-                let e = self.flows.slots[i as usize].as_ref()?;
-                Some((!e.flow.finished, e.flow.last_ts, e.flow.id, *k))
-            })
+            .map(|(k, e)| (!e.flow.finished, e.flow.last_ts, e.flow.id, *k))
             .collect();
         let n = n.min(ages.len());
         if n == 0 {
@@ -529,7 +575,7 @@ impl<A: Default> FlowTable<A> {
 
     /// The flows in the table (open or lingering), in no order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<A>> {
-        self.flows.slots.iter().flatten()
+        self.flows.iter().map(|(_, e)| e)
     }
 
     /// Empties the table at the end of input, in flow order.
