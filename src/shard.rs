@@ -711,6 +711,27 @@ fn put(
     }
 }
 
+/// Frames ahead whose headers a shard asks the core to fetch.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the core to fetch the two cache lines at `bytes[at..]` (a hint:
+/// nothing happens past the end).
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at + 64 < bytes.len() {
+        // SAFETY: the addresses are inside `bytes`; a prefetch reads nothing.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let p = bytes.as_ptr().add(at).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// A shard: analyzes its frames, reporting after each batch what it saw
 /// begin and end; at the end, its counters.
 #[allow(clippy::too_many_arguments)]
@@ -741,7 +762,17 @@ fn work(
         if let Some(spare) = batch.lines.take() {
             a.sink_mut().spare = Some(spare);
         }
-        for item in &batch.items {
+        for (i, item) in batch.items.iter().enumerate() {
+            // The headers of a frame a few ahead, on their way into this
+            // core's cache while this one is analyzed (the reader read
+            // them on another core).
+            if let Some(&Item::Frame { at, chunk, .. }) = batch.items.get(i + PREFETCH_AHEAD) {
+                let bytes = match chunk {
+                    COPIED => &batch.data[..],
+                    c => &batch.chunks[usize::from(c)][..],
+                };
+                prefetch(bytes, at as usize);
+            }
             match *item {
                 Item::Frame {
                     n,
