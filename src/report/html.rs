@@ -71,7 +71,8 @@ impl Sink for HtmlSink {
     fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
         *self.counts.entry(f.verdict.as_str()).or_default() += 1;
         let steps = self.recorder.take(f.id);
-        self.taught.push(f.verdict, f.id, (f.clone(), steps));
+        self.taught
+            .push_with(f.verdict, f.id, || (f.clone(), steps));
         Ok(())
     }
 

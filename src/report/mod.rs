@@ -83,6 +83,12 @@ impl<T> Kept<T> {
     }
 
     pub fn push(&mut self, verdict: Verdict, key: u32, item: T) {
+        self.push_with(verdict, key, || item);
+    }
+
+    /// `push`, the item made only when it is kept (most of a large
+    /// capture's connections are only counted: no copy of each).
+    pub fn push_with(&mut self, verdict: Verdict, key: u32, item: impl FnOnce() -> T) {
         match self.seen.iter_mut().find(|(v, _)| *v == verdict) {
             Some((_, n)) => *n += 1,
             None => self.seen.push((verdict, 1)),
@@ -90,7 +96,11 @@ impl<T> Kept<T> {
         let r = rank(verdict);
         let kept: usize = self.by_rank.iter().map(|h| h.len()).sum();
         if kept < self.cap {
-            self.by_rank[r].push(Keyed { key, verdict, item });
+            self.by_rank[r].push(Keyed {
+                key,
+                verdict,
+                item: item(),
+            });
             return;
         }
         // Full: the new item replaces the last of the lowest rank kept, if
@@ -101,7 +111,11 @@ impl<T> Kept<T> {
         let last = self.by_rank[worst].peek().map_or(0, |k| k.key);
         if (r, key) < (worst, last) {
             self.by_rank[worst].pop();
-            self.by_rank[r].push(Keyed { key, verdict, item });
+            self.by_rank[r].push(Keyed {
+                key,
+                verdict,
+                item: item(),
+            });
         }
     }
 

@@ -42,7 +42,8 @@ impl Sink for SvgSink {
 
     fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
         let steps = self.recorder.take(f.id);
-        self.taught.push(f.verdict, f.id, (f.clone(), steps));
+        self.taught
+            .push_with(f.verdict, f.id, || (f.clone(), steps));
         Ok(())
     }
 

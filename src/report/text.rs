@@ -401,9 +401,10 @@ impl<W: Write> TextSink<W> {
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);
             self.taught
-                .push(summary.verdict, summary.id, (summary.clone(), steps));
+                .push_with(summary.verdict, summary.id, || (summary.clone(), steps));
         }
-        self.rows.push(summary.verdict, summary.id, summary.clone());
+        self.rows
+            .push_with(summary.verdict, summary.id, || summary.clone());
         Ok(())
     }
 
