@@ -526,7 +526,7 @@ fn analyze_into(
     {
         let controls = analyzer::Controls {
             stop: &signal::STOP,
-            show: None,
+            show: Some(&signal::SHOW),
             every: None,
             partial_on_stop: true,
             quit: Some(&signal::OUTPUT_GONE),

@@ -30,8 +30,8 @@
 //! packet records — formatted by the shards but for the connection's
 //! number — in capture order between them (`run::shardable` says which
 //! outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
-//! applies per shard, and SIGUSR1 / `--stats-every` snapshots are not
-//! taken.
+//! applies per shard, and `--stats-every` snapshots are not taken
+//! (SIGUSR1 prints how far the reading got, not the table so far).
 
 use crate::analyzer::{Analyzer, Controls, LookaheadPass};
 use crate::clock::Clock;
@@ -273,6 +273,8 @@ struct Merge {
     /// Numbered, by where they were reported and id.
     /// (Boxed: a summary is large, and the tree moves its values.)
     ready: std::collections::BTreeMap<(u64, u32), Box<FlowSummary>>,
+    /// Connections handed to the sink so far.
+    reported: u64,
     /// Shards that ended, and their counters added up.
     ended: usize,
     stats: Stats,
@@ -293,6 +295,7 @@ impl Merge {
             next: 0,
             waiting: vec![Vec::new(); shards],
             ready: Default::default(),
+            reported: 0,
             ended: 0,
             stats: Stats::default(),
             packets,
@@ -377,6 +380,7 @@ impl Merge {
                 while flow_at <= n {
                     let (_, f) = self.ready.pop_first().expect("just seen");
                     sink.flow(&f)?;
+                    self.reported += 1;
                     flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
                 }
                 let line = lines.items[*at];
@@ -406,6 +410,7 @@ impl Merge {
                 break;
             }
             sink.flow(&entry.remove())?;
+            self.reported += 1;
         }
         // Those still open at the end of input go on as they come (by id
         // within what has come): holding them until every shard has ended
@@ -419,6 +424,7 @@ impl Merge {
                 let at_end = self.ready.split_off(&(u64::MAX, 0));
                 for f in at_end.into_values() {
                     sink.flow(&f)?;
+                    self.reported += 1;
                 }
             }
         }
@@ -600,6 +606,18 @@ fn read_into(
         }
         if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
             break Ok(false);
+        }
+        if let Some(show) = controls.show
+            && show.load(Ordering::Relaxed)
+            && show.swap(false, Ordering::Relaxed)
+        {
+            // SIGUSR1: how far the reading got (the table so far lives in
+            // the shards: one thread prints it).
+            eprintln!(
+                "kacap: so far: {n} frames read, {} connections begun, {} reported \
+                 (on {shards} threads the table so far is not printed: --threads 1 prints it)",
+                merge.next, merge.reported
+            );
         }
         let frame = match src.next_frame() {
             Ok(Next::Frame(frame)) => frame,

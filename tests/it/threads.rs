@@ -323,3 +323,41 @@ fn merged_and_compressed_inputs_give_what_one_thread_gives() {
         }
     }
 }
+
+#[test]
+fn sigusr1_on_several_threads_says_how_far_the_reading_got_and_changes_nothing() {
+    use std::io::{BufRead, Read};
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("long.pcap");
+    write_pcap(&path, 1, &busy_link(T0, 60.0, 2000.0), PcapOpts::default());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .arg("-r")
+        .arg(&path)
+        .args(["--threads", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A first timeline line: the handler is in place and the reading has
+    // begun; the pipe, unread, soon holds the reader back mid-file.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    out.read_line(&mut text).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    out.read_to_string(&mut text).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    assert!(
+        err.contains("kacap: so far: ") && err.contains("frames read"),
+        "{err}"
+    );
+    let one = run(&path, &[], 1);
+    assert!(one.1 == text, "the timeline differs from one thread's");
+}
