@@ -434,7 +434,8 @@ impl Merge {
 
 /// The shard of a segment's connection: a symmetric hash of its two ends
 /// (the same both ways), cheap enough for the reader to run per frame.
-fn shard_of(seg: &Segment, shards: usize) -> usize {
+/// (Public for tests that place connections on given shards.)
+pub fn shard_of(seg: &Segment, shards: usize) -> usize {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let end = |ip: std::net::IpAddr, port: u16| -> u64 {
         let a = match ip {

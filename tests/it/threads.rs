@@ -361,3 +361,46 @@ fn sigusr1_on_several_threads_says_how_far_the_reading_got_and_changes_nothing()
     let one = run(&path, &[], 1);
     assert!(one.1 == text, "the timeline differs from one thread's");
 }
+
+#[test]
+fn a_connection_alone_on_its_shard_expires_when_one_thread_expires_it() {
+    // A goes quiet and must be forgotten after --idle-timeout while B, on
+    // another shard, keeps the clock moving: A's shard sees no frame after
+    // A's last, so only the reader's sweep can expire it in time (without
+    // the sweep it would be reported at the end, its record in another
+    // place among the packet records).
+    let shard = |c: &Conn, n: usize| {
+        let seg = kacap::decode::decode(kacap::decode::LinkType::Ethernet, &c.frames[0].1).unwrap();
+        kacap::shard::shard_of(&seg, n)
+    };
+    let mut b = Conn::new("10.5.0.2:41000", "10.0.0.5:5432", Link::Ethernet);
+    b.t = T0;
+    b.handshake(100, 200);
+    let mut a = (0..1000)
+        .map(|p| {
+            let mut a = Conn::new(
+                &format!("10.5.0.1:{}", 42000 + p),
+                "10.0.0.5:6379",
+                Link::Ethernet,
+            );
+            a.t = T0;
+            a.handshake(300, 400);
+            a
+        })
+        .find(|a| (2..=3).all(|n| shard(a, n) != shard(&b, n)))
+        .expect("some port puts A on another shard than B");
+    a.wait(1.0).exchange(Dir::Client, b"PING\r\n");
+    for _ in 0..150 {
+        b.wait(2.0).exchange(Dir::Client, b"SELECT 1");
+    }
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("alone.pcap");
+    write_pcap(
+        &path,
+        1,
+        &merge(vec![a.frames, b.frames]),
+        PcapOpts::default(),
+    );
+    same(&path, &["--json", "--idle-timeout", "100"]);
+    same(&path, &["--idle-timeout", "100", "-tttt"]);
+}
