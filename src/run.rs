@@ -569,9 +569,9 @@ fn analyze_into(
 fn shardable(plan: &CapturePlan) -> Option<Option<crate::shard::Format>> {
     use crate::shard::Format;
     let format = match &plan.output {
-        Output::Text(o) if o.teaching() || o.live.is_some() || o.flush_each => return None,
+        Output::Text(o) if o.teaching() || o.live.is_some() => return None,
         Output::Text(o) if !o.timeline => None,
-        Output::Text(o) if o.width.is_none() => Some(Format::Text(Box::new((
+        Output::Text(o) if o.width.is_none() && !o.flush_each => Some(Format::Text(Box::new((
             crate::report::tcpdump::Tcpdump::new(o.style),
             o.clone(),
         )))),

@@ -287,7 +287,7 @@ fn note_color(ev: &PacketEvent) -> &'static str {
 
 /// A timeline line's connection label: `  flow 3: ` (colored by number,
 /// then the note's color opened: `words` names it).
-pub fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
+fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
     if color {
         let c = FLOW_COLORS[(flow_id as usize - 1) % FLOW_COLORS.len()];
         line.s("  \x1b[")
