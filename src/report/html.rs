@@ -59,7 +59,8 @@ impl HtmlSink {
 
 impl Sink for HtmlSink {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
-        self.recorder.record(ev);
+        let shown = !self.taught.closed_to(ev.flow_id);
+        self.recorder.offer(ev, shown);
         Ok(())
     }
 
@@ -93,8 +94,11 @@ impl HtmlSink {
         let none = FlowSteps::default();
         let mut flows: Vec<(&FlowSummary, &FlowSteps)> =
             self.taught.iter().map(|(f, s)| (f, s)).collect();
+        // Open connections that may still be kept (the others' steps are
+        // not recorded: `Recorder::offer`).
         flows.extend(
             open.iter()
+                .filter(|f| !self.taught.closed_to(f.id))
                 .take(super::text::MAX_TAUGHT)
                 .map(|f| (f, self.recorder.peek(f.id).unwrap_or(&none))),
         );

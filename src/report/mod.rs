@@ -119,6 +119,18 @@ impl<T> Kept<T> {
         }
     }
 
+    /// No item with this key can be kept any more: the collection is full
+    /// of the most telling rank, every one with a lower key. It stays so:
+    /// an item only ever replaces one of a higher key. (The recorders stop
+    /// recording such connections: what they would keep is never shown.)
+    pub fn closed_to(&self, key: u32) -> bool {
+        let [best, mid, low] = &self.by_rank;
+        mid.is_empty()
+            && low.is_empty()
+            && best.len() >= self.cap
+            && best.peek().is_some_and(|worst| key > worst.key)
+    }
+
     /// Everything kept, in no order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.by_rank.iter().flatten().map(|k| &k.item)
@@ -208,6 +220,44 @@ pub fn wrap_prose(text: &str, width: Option<u16>) -> String {
 #[cfg(test)]
 mod tests {
     use super::wrap_prose;
+
+    #[test]
+    fn a_key_closed_to_stays_closed_and_would_not_have_been_kept() {
+        use crate::summary::Verdict;
+        // Connections reported out of id order, as they end; a quarter dead.
+        let verdicts = [
+            Verdict::NoKeepalive,
+            Verdict::Alive,
+            Verdict::DeadPeer,
+            Verdict::Alive,
+        ];
+        let mut kept = super::Kept::new(5);
+        let mut closed: Vec<u32> = Vec::new();
+        for i in 0..400u32 {
+            let id = (i * 7919) % 400 + 1;
+            let v = verdicts[(id as usize * 31) % 4];
+            // Whatever was closed before stays closed …
+            assert!(closed.iter().all(|&k| kept.closed_to(k)));
+            let before: Vec<u32> = {
+                let mut k: Vec<u32> = kept.iter().copied().collect();
+                k.sort();
+                k
+            };
+            let was_closed = kept.closed_to(id);
+            kept.push(v, id, id);
+            let mut after: Vec<u32> = kept.iter().copied().collect();
+            after.sort();
+            // … and a closed key is not taken, whatever its verdict.
+            if was_closed {
+                assert_eq!(before, after, "closed to {id}, yet it was kept");
+                closed.push(id);
+            }
+        }
+        assert!(!closed.is_empty(), "the test never reached a closed key");
+        // Keys above the kept dead connections' ids are closed; below, not.
+        let top = kept.iter().copied().max().unwrap();
+        assert!(kept.closed_to(top + 1) && !kept.closed_to(top));
+    }
 
     #[test]
     fn prose_folds_at_spaces_with_a_hanging_indent() {

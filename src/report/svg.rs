@@ -31,7 +31,8 @@ impl SvgSink {
 
 impl Sink for SvgSink {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
-        self.recorder.record(ev);
+        let shown = !self.taught.closed_to(ev.flow_id);
+        self.recorder.offer(ev, shown);
         Ok(())
     }
 

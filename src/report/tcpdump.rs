@@ -211,6 +211,13 @@ impl Tcpdump {
         self.prev = Some(ts);
     }
 
+    /// A segment of a connection never printed: only the stamps' state
+    /// (`-ttt`'s previous time, `-ttttt`'s first) moves.
+    pub fn pass_time(&mut self, ts: Timestamp) {
+        self.first.get_or_insert(ts);
+        self.prev = Some(ts);
+    }
+
     /// A segment not printed: the state later lines depend on (`-ttt`'s
     /// previous time, the relative-sequence bases) moves as if it were.
     pub fn skip(&mut self, ev: &PacketEvent) {

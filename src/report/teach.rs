@@ -172,6 +172,23 @@ impl Recorder {
         }
     }
 
+    /// `record`, or, for a connection whose steps would never be shown
+    /// (`Kept::closed_to`), only what later lines of other connections
+    /// depend on (the stamps' clock); its steps so far are dropped.
+    pub fn offer(&mut self, ev: &PacketEvent, shown: bool) {
+        if shown {
+            return self.record(ev);
+        }
+        if self.flows.remove(&ev.flow_id).is_some()
+            && let Some((printer, _)) = self.lines.as_mut()
+        {
+            printer.forget(ev.flow_id);
+        }
+        if let Some((printer, _)) = self.lines.as_mut() {
+            printer.pass_time(ev.ts);
+        }
+    }
+
     pub fn record(&mut self, ev: &PacketEvent) {
         let fs = self.flows.entry(ev.flow_id).or_default();
         let line = self.lines.as_mut().and_then(|(printer, buf)| {

@@ -154,7 +154,8 @@ impl<W: Write> Sink for TextSink<W> {
     #[inline]
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         if self.opts.teaching() {
-            self.recorder.record(ev);
+            let shown = !self.taught.closed_to(ev.flow_id);
+            self.recorder.offer(ev, shown);
         }
         if !self.opts.timeline {
             return Ok(());
