@@ -1,0 +1,152 @@
+//! Differential: a capture file analyzed on one thread and on two shards
+//! (`--threads`, `src/shard.rs`) must give the same `--json` output —
+//! packet records in capture order, each connection's record where one
+//! thread writes it (connections reported at the same moment in any order
+//! among themselves, as `tests/it/threads.rs` allows) — and the same
+//! timeline, byte for byte. Any difference panics.
+#![no_main]
+
+use kacap::analyzer::{self, Analyzer, Controls, LookaheadPass};
+use kacap::event::FrameSource;
+use kacap::flows::Options;
+use kacap::report::json::{JsonOptions, JsonSink};
+use kacap::report::text::{TextOptions, TextSink};
+use kacap::shard::{self, Format};
+use kacap::source::Source;
+use libfuzzer_sys::fuzz_target;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+fn pass(path: &Path) -> LookaheadPass {
+    let path = path.to_path_buf();
+    Box::new(move || {
+        let mut src = Source::file(&path, None).ok()?;
+        Some(analyzer::lookahead(&mut src, Options::default()))
+    })
+}
+
+fn controls(stop: &AtomicBool) -> Controls<'_> {
+    Controls {
+        stop,
+        show: None,
+        every: None,
+        partial_on_stop: true,
+        quit: None,
+    }
+}
+
+/// Runs of flow records sorted (connections reported at one moment).
+fn canonical(out: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(out);
+    let (mut lines, mut run) = (Vec::new(), Vec::new());
+    for l in text.lines() {
+        if l.starts_with("{\"type\":\"flow\"") {
+            run.push(l.to_string());
+        } else {
+            run.sort();
+            lines.append(&mut run);
+            lines.push(l.to_string());
+        }
+    }
+    run.sort();
+    lines.append(&mut run);
+    lines
+}
+
+fn one_json(path: &PathBuf, opts: JsonOptions) -> Option<Vec<u8>> {
+    let mut src = Source::file(path, None).ok()?;
+    let mut out = Vec::new();
+    let stop = AtomicBool::new(false);
+    let a = Analyzer::new(src.link(), Options::default(), JsonSink::new(&mut out, opts))
+        .with_lookahead(pass(path));
+    let _ = analyzer::drive(&mut src, a, controls(&stop));
+    Some(out)
+}
+
+fn two_json(path: &PathBuf, opts: JsonOptions) -> Option<Vec<u8>> {
+    let mut src = Source::file(path, None).ok()?;
+    let mut out = Vec::new();
+    let stop = AtomicBool::new(false);
+    let sink = JsonSink::new(&mut out, opts);
+    let _ = shard::drive(
+        &mut src,
+        Options::default(),
+        pass(path),
+        sink,
+        2,
+        Some(Format::Json(opts)),
+        controls(&stop),
+    );
+    Some(out)
+}
+
+fn text_opts() -> TextOptions {
+    TextOptions {
+        timeline: true,
+        ..TextOptions::default()
+    }
+}
+
+fn one_text(path: &PathBuf) -> Option<Vec<u8>> {
+    let mut src = Source::file(path, None).ok()?;
+    let mut out = Vec::new();
+    let stop = AtomicBool::new(false);
+    let a = Analyzer::new(src.link(), Options::default(), TextSink::new(&mut out, text_opts()))
+        .with_lookahead(pass(path));
+    let _ = analyzer::drive(&mut src, a, controls(&stop));
+    Some(out)
+}
+
+fn two_text(path: &PathBuf) -> Option<Vec<u8>> {
+    let mut src = Source::file(path, None).ok()?;
+    let mut out = Vec::new();
+    let stop = AtomicBool::new(false);
+    let format = Format::Text(Box::new((
+        kacap::report::tcpdump::Tcpdump::new(text_opts().style),
+        text_opts(),
+    )));
+    let _ = shard::drive(
+        &mut src,
+        Options::default(),
+        pass(path),
+        TextSink::new(&mut out, text_opts()),
+        2,
+        Some(format),
+        controls(&stop),
+    );
+    Some(out)
+}
+
+fuzz_target!(|data: &[u8]| {
+    // SAFETY: memfd_create with a valid C string.
+    let fd = unsafe { libc::memfd_create(c"capture".as_ptr(), 0) };
+    assert!(fd >= 0);
+    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(data).unwrap();
+    }
+    let opts = JsonOptions {
+        packets: true,
+        ..JsonOptions::default()
+    };
+    if let (Some(a), Some(b)) = (one_json(&path, opts), two_json(&path, opts)) {
+        assert!(
+            canonical(&a) == canonical(&b),
+            "--json on two shards differs from one thread:\n{}\n---\n{}",
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b)
+        );
+    }
+    if let (Some(a), Some(b)) = (one_text(&path), two_text(&path)) {
+        assert!(
+            a == b,
+            "the timeline on two shards differs from one thread's:\n{}\n---\n{}",
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b)
+        );
+    }
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(fd) };
+});
