@@ -54,13 +54,21 @@ fuzz_target!(|data: &[u8]| {
         if payload.is_empty() {
             continue;
         }
-        let side = if ctl & 1 == 1 { Side::Server } else { Side::Client };
+        let side = if ctl & 1 == 1 {
+            Side::Server
+        } else {
+            Side::Client
+        };
         let i = side.idx();
         if ctl & 2 != 0 {
             next[i] = next[i] + 100;
         }
         t = t.plus(f64::from(dt) / 100.0);
-        let (src, dst) = if i == 1 { (server, client) } else { (client, server) };
+        let (src, dst) = if i == 1 {
+            (server, client)
+        } else {
+            (client, server)
+        };
         let flags = flags::ACK | flags::PSH | if ctl & 4 != 0 { flags::FIN } else { 0 };
         let seg = decoded(src, dst, flags, next[i].0, next[1 - i].0, payload);
         next[i] = next[i] + payload.len() as u32;

@@ -27,7 +27,12 @@ fuzz_target!(|data: &[u8]| {
             ..JsonOptions::default()
         };
         let stop = AtomicBool::new(false);
-        let _ = analyze(&mut src, Options::default(), JsonSink::new(&mut out, opts), &stop);
+        let _ = analyze(
+            &mut src,
+            Options::default(),
+            JsonSink::new(&mut out, opts),
+            &stop,
+        );
     }
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(fd) };

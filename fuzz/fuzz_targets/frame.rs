@@ -6,9 +6,9 @@
 #![no_main]
 
 use kacap::analyzer::Analyzer;
-use kacap::flows::Options;
 use kacap::decode::LinkType;
 use kacap::event::Frame;
+use kacap::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
 use kacap::report::tcpdump::{Dump, Style, TsFormat};
 use kacap::report::text::{TextOptions, TextSink};

@@ -58,8 +58,12 @@ fn one_json(path: &PathBuf, opts: JsonOptions) -> Option<Vec<u8>> {
     let mut src = Source::file(path, None).ok()?;
     let mut out = Vec::new();
     let stop = AtomicBool::new(false);
-    let a = Analyzer::new(src.link(), Options::default(), JsonSink::new(&mut out, opts))
-        .with_lookahead(pass(path));
+    let a = Analyzer::new(
+        src.link(),
+        Options::default(),
+        JsonSink::new(&mut out, opts),
+    )
+    .with_lookahead(pass(path));
     let _ = analyzer::drive(&mut src, a, controls(&stop));
     Some(out)
 }
@@ -92,8 +96,12 @@ fn one_text(path: &PathBuf) -> Option<Vec<u8>> {
     let mut src = Source::file(path, None).ok()?;
     let mut out = Vec::new();
     let stop = AtomicBool::new(false);
-    let a = Analyzer::new(src.link(), Options::default(), TextSink::new(&mut out, text_opts()))
-        .with_lookahead(pass(path));
+    let a = Analyzer::new(
+        src.link(),
+        Options::default(),
+        TextSink::new(&mut out, text_opts()),
+    )
+    .with_lookahead(pass(path));
     let _ = analyzer::drive(&mut src, a, controls(&stop));
     Some(out)
 }
