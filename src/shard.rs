@@ -26,10 +26,11 @@
 //!   the first shard that needs it, and its answers are shared.
 //!
 //! The merge hands connections to the sink where one analyzer reports them
-//! (at the frame whose sweep or lookup reported them), and, for `--json`,
-//! packet records — formatted by the shards but for the connection's
-//! number — in capture order between them (`run::shardable` says which
-//! outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
+//! (at the frame whose sweep or lookup reported them), and, for `--json`
+//! and the text timeline, packet records and lines — formatted by the
+//! shards but for the connection's number (and a line's stamp, which
+//! depends on the previous packet of any connection) — in capture order
+//! between them (`Format`; `run::shardable` says which outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
 //! applies per shard, and `--stats-every` snapshots are not taken
 //! (SIGUSR1 prints how far the reading got, not the table so far).
 
