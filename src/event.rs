@@ -166,6 +166,15 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
         (**self).packet(event)
     }
+    fn packet_parts(
+        &mut self,
+        ts: crate::time::Timestamp,
+        head: &[u8],
+        flow: u32,
+        tail: &[u8],
+    ) -> io::Result<()> {
+        (**self).packet_parts(ts, head, flow, tail)
+    }
     fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
         (**self).revise(revisions)
     }

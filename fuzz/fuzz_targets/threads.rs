@@ -7,9 +7,10 @@
 #![no_main]
 
 use kacap::analyzer::{self, Analyzer, Controls, LookaheadPass};
-use kacap::event::FrameSource;
+use kacap::event::{FrameSource, Sink};
 use kacap::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
+use kacap::report::tcpdump::Tcpdump;
 use kacap::report::text::{TextOptions, TextSink};
 use kacap::shard::{self, Format};
 use kacap::source::Source;
@@ -54,35 +55,34 @@ fn canonical(out: &[u8]) -> Vec<String> {
     lines
 }
 
-fn one_json(path: &PathBuf, opts: JsonOptions) -> Option<Vec<u8>> {
-    let mut src = Source::file(path, None).ok()?;
-    let mut out = Vec::new();
+/// `sink` fed by one analyzer, as `--threads 1` runs; false when the
+/// input is no capture.
+fn one(path: &Path, sink: impl Sink) -> bool {
+    let Ok(mut src) = Source::file(path, None) else {
+        return false;
+    };
     let stop = AtomicBool::new(false);
-    let a = Analyzer::new(
-        src.link(),
-        Options::default(),
-        JsonSink::new(&mut out, opts),
-    )
-    .with_lookahead(pass(path));
+    let a = Analyzer::new(src.link(), Options::default(), sink).with_lookahead(pass(path));
     let _ = analyzer::drive(&mut src, a, controls(&stop));
-    Some(out)
+    true
 }
 
-fn two_json(path: &PathBuf, opts: JsonOptions) -> Option<Vec<u8>> {
-    let mut src = Source::file(path, None).ok()?;
-    let mut out = Vec::new();
+/// `sink` fed by two shards, the shards formatting `format`.
+fn two(path: &Path, sink: impl Sink, format: Format) -> bool {
+    let Ok(mut src) = Source::file(path, None) else {
+        return false;
+    };
     let stop = AtomicBool::new(false);
-    let sink = JsonSink::new(&mut out, opts);
     let _ = shard::drive(
         &mut src,
         Options::default(),
         pass(path),
         sink,
         2,
-        Some(Format::Json(opts)),
+        Some(format),
         controls(&stop),
     );
-    Some(out)
+    true
 }
 
 fn text_opts() -> TextOptions {
@@ -90,40 +90,6 @@ fn text_opts() -> TextOptions {
         timeline: true,
         ..TextOptions::default()
     }
-}
-
-fn one_text(path: &PathBuf) -> Option<Vec<u8>> {
-    let mut src = Source::file(path, None).ok()?;
-    let mut out = Vec::new();
-    let stop = AtomicBool::new(false);
-    let a = Analyzer::new(
-        src.link(),
-        Options::default(),
-        TextSink::new(&mut out, text_opts()),
-    )
-    .with_lookahead(pass(path));
-    let _ = analyzer::drive(&mut src, a, controls(&stop));
-    Some(out)
-}
-
-fn two_text(path: &PathBuf) -> Option<Vec<u8>> {
-    let mut src = Source::file(path, None).ok()?;
-    let mut out = Vec::new();
-    let stop = AtomicBool::new(false);
-    let format = Format::Text(Box::new((
-        kacap::report::tcpdump::Tcpdump::new(text_opts().style),
-        text_opts(),
-    )));
-    let _ = shard::drive(
-        &mut src,
-        Options::default(),
-        pass(path),
-        TextSink::new(&mut out, text_opts()),
-        2,
-        Some(format),
-        controls(&stop),
-    );
-    Some(out)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -139,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
         packets: true,
         ..JsonOptions::default()
     };
-    if let (Some(a), Some(b)) = (one_json(&path, opts), two_json(&path, opts)) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    if one(&path, JsonSink::new(&mut a, opts))
+        && two(&path, JsonSink::new(&mut b, opts), Format::Json(opts))
+    {
         assert!(
             canonical(&a) == canonical(&b),
             "--json on two shards differs from one thread:\n{}\n---\n{}",
@@ -147,7 +116,11 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&b)
         );
     }
-    if let (Some(a), Some(b)) = (one_text(&path), two_text(&path)) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let text = Format::Text(Box::new((Tcpdump::new(text_opts().style), text_opts())));
+    if one(&path, TextSink::new(&mut a, text_opts()))
+        && two(&path, TextSink::new(&mut b, text_opts()), text)
+    {
         assert!(
             a == b,
             "the timeline on two shards differs from one thread's:\n{}\n---\n{}",

@@ -346,14 +346,9 @@ fn sigusr1_on_several_threads_says_how_far_the_reading_got_and_changes_nothing()
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
     out.read_to_string(&mut text).unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{err}");
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
     assert!(
         err.contains("kacap: so far: ") && err.contains("frames read"),
         "{err}"
