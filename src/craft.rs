@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-pub use crate::decode::flags::{ACK, FIN, PSH, RST, SYN};
+pub use crate::core::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
 /// Link-layer framing (with the pcap LINKTYPE written in the file header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -558,14 +558,14 @@ pub fn decoded<'a>(
     seq: u32,
     ack: u32,
     payload: &'a [u8],
-) -> crate::decode::Segment<'a> {
-    crate::decode::Segment {
+) -> crate::core::decode::Segment<'a> {
+    crate::core::decode::Segment {
         src: src.ip(),
         dst: dst.ip(),
         sport: src.port(),
         dport: dst.port(),
-        seq: crate::seq::SeqNumber(seq),
-        ack: crate::seq::SeqNumber(ack),
+        seq: crate::core::seq::SeqNumber(seq),
+        ack: crate::core::seq::SeqNumber(ack),
         flags,
         win: 512,
         urp: 0,
@@ -575,8 +575,8 @@ pub fn decoded<'a>(
         options_truncated: false,
         payload,
         ttl: 64,
-        link: crate::decode::LinkInfo {
-            kind: crate::decode::LinkType::Raw,
+        link: crate::core::decode::LinkInfo {
+            kind: crate::core::decode::LinkType::Raw,
             ifindex: 0,
             pkttype: None,
         },
@@ -587,16 +587,16 @@ pub fn decoded<'a>(
 /// (no facts from the core state: not injected, answers no probe).
 pub fn data_ctx<'a>(
     n: u64,
-    ts: crate::time::Timestamp,
-    seg: &'a crate::decode::Segment<'a>,
-    from: crate::tcp::Side,
-) -> crate::analysis::Ctx<'a> {
-    crate::analysis::Ctx {
+    ts: crate::core::time::Timestamp,
+    seg: &'a crate::core::decode::Segment<'a>,
+    from: crate::core::tcp::Side,
+) -> crate::analyses::Ctx<'a> {
+    crate::analyses::Ctx {
         n,
         ts,
         seg,
         from,
-        kind: crate::tcp::Kind::Data,
+        kind: crate::core::tcp::Kind::Data,
         silence: None,
         injected: false,
         answers_probe: false,

@@ -1,57 +1,34 @@
 //! kacap: a packet-level TCP keepalive analyzer.
 //!
-//! The pipeline reads top to bottom:
+//! The folders are the layers; each imports only the layers listed before
+//! it (`tests/it/structure.rs` checks it):
 //!
-//! - [`source`]: frames from libpcap (a file, stdin, an interface), behind
-//!   the [`event::FrameSource`] trait ([`event::MemorySource`] for tests);
-//! - [`decode`]: link layer → IP → a view of the TCP segment;
-//! - [`flows`]: the connection table and core TCP state ([`tcp`] types);
-//! - [`classify`]: one [`tcp::Kind`] per segment, rules in documented order;
-//! - analyses ([`analysis`], listed in [`registry`]): [`keepalive`],
-//!   [`middlebox`] idle timeouts, [`http`] keep-alive — each owns its
-//!   per-flow state, notes each segment and summarizes each flow;
-//! - [`summary`]: one typed [`summary::FlowSummary`] per flow with its one
-//!   [`summary::verdict`];
-//! - [`report`]: sinks of [`event::PacketEvent`]s and flow summaries (text
-//!   timeline and table, `--explain`, `--diagram`, JSON Lines).
-//!
-//! [`analyzer`] drives it; [`plan`] turns the command line into a checked
-//! plan before anything happens; [`run`] carries the plan out.
+//! - [`core`]: TCP as the wire shows it — timestamps, sequence numbers,
+//!   decoding, the connection table, one kind per segment;
+//! - [`analyses`]: what kacap reads from a connection beyond its core
+//!   state — keepalive, middlebox idle timeouts, HTTP keep-alive,
+//!   retransmissions, application keepalives — each a folder that owns its
+//!   state *and what it says*, listed in one registry;
+//! - [`pipeline`]: frames in, events and one typed summary per connection
+//!   out, with the one verdict; the driver, the hold-back and lookahead for
+//!   captures started mid-connection, the shards of `--threads`;
+//! - [`input`]: where frames come from (files, live interfaces, pipes,
+//!   merged and compressed captures) behind one trait;
+//! - [`host`]: what kacap reads of the host it runs on (its sockets and
+//!   sysctls, privileges, signals);
+//! - [`report`]: the sinks (text, JSON, Zeek, HTML, SVG, metrics), which
+//!   ask the analyses what to say;
+//! - [`lab`]: the failures reproduced in a private network namespace;
+//! - [`command`]: the command line, resolved into a checked plan, carried
+//!   out.
 
-pub mod analysis;
-pub mod analyzer;
-pub mod app;
-pub mod classify;
-pub mod cli;
-pub mod clock;
-pub mod community_id;
+pub mod analyses;
+pub mod command;
+pub mod core;
 pub mod craft;
-pub mod decode;
 pub mod error;
-pub mod event;
-pub mod fastread;
-pub mod flows;
-pub mod http;
-pub mod inputs;
-pub mod keepalive;
+pub mod host;
+pub mod input;
 pub mod lab;
-pub mod lookahead;
-pub mod merge;
-pub mod metrics;
-pub mod middlebox;
-pub mod plan;
-pub mod privileges;
-pub mod registry;
+pub mod pipeline;
 pub mod report;
-pub mod retransmit;
-pub mod run;
-pub mod seq;
-pub mod shard;
-pub mod signal;
-pub mod sockets;
-pub mod source;
-pub mod summary;
-pub mod tcp;
-pub mod time;
-pub mod traffic;
-pub mod unpack;

@@ -1,7 +1,7 @@
 use clap::{CommandFactory, FromArgMatches};
-use kacap::cli::Args;
+use kacap::command::cli::Args;
+use kacap::command::plan::Plan;
 use kacap::error::Error;
-use kacap::plan::Plan;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
@@ -51,10 +51,10 @@ fn main() -> ExitCode {
     let version = format!(
         "{} ({})",
         env!("CARGO_PKG_VERSION"),
-        kacap::source::libpcap_version()
+        kacap::input::source::libpcap_version()
     );
-    let argv = kacap::cli::tcpdump_order(argv);
-    if let Some(msg) = kacap::cli::unsupported(&argv) {
+    let argv = kacap::command::cli::tcpdump_order(argv);
+    if let Some(msg) = kacap::command::cli::unsupported(&argv) {
         eprintln!("kacap: {msg}");
         return ExitCode::from(2);
     }
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     let mut stderr = io::stderr();
     let result = Plan::from_args(&args).and_then(|plan| {
         let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-        kacap::run::run(&plan, out, &mut stderr)
+        kacap::command::run::run(&plan, out, &mut stderr)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

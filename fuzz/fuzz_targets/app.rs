@@ -8,15 +8,15 @@
 //! 10 ms, a length byte and that many bytes.
 #![no_main]
 
-use kacap::analysis::Analysis;
-use kacap::app::{AppAnalysis, MAX_FOOTPRINT};
+use kacap::analyses::Analysis;
+use kacap::analyses::app::{AppAnalysis, MAX_FOOTPRINT};
 use kacap::craft::{data_ctx, decoded};
-use kacap::decode::flags;
-use kacap::flows::Flow;
-use kacap::http::HttpAnalysis;
-use kacap::seq::SeqNumber;
-use kacap::tcp::Side;
-use kacap::time::Timestamp;
+use kacap::core::decode::flags;
+use kacap::core::flows::Flow;
+use kacap::analyses::http::HttpAnalysis;
+use kacap::core::seq::SeqNumber;
+use kacap::core::tcp::Side;
+use kacap::core::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 

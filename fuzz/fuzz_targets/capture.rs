@@ -2,10 +2,10 @@
 //! analyzer, as `kacap -r FILE --json` reads them. Never panic, never hang.
 #![no_main]
 
-use kacap::analyzer::analyze;
-use kacap::flows::Options;
+use kacap::pipeline::analyzer::analyze;
+use kacap::core::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
-use kacap::source::Source;
+use kacap::input::source::Source;
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;

@@ -5,14 +5,14 @@
 //! and that many bytes, with a 2-byte time step before it.
 #![no_main]
 
-use kacap::analyzer::Analyzer;
-use kacap::decode::LinkType;
-use kacap::event::Frame;
-use kacap::flows::Options;
+use kacap::pipeline::analyzer::Analyzer;
+use kacap::core::decode::LinkType;
+use kacap::pipeline::event::Frame;
+use kacap::core::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
 use kacap::report::tcpdump::{Dump, Style, TsFormat};
 use kacap::report::text::{TextOptions, TextSink};
-use kacap::time::Timestamp;
+use kacap::core::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 const LINKS: [LinkType; 6] = [

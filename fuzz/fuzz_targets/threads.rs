@@ -6,14 +6,14 @@
 //! timeline, byte for byte. Any difference panics.
 #![no_main]
 
-use kacap::analyzer::{self, Analyzer, Controls, LookaheadPass};
-use kacap::event::{FrameSource, Sink};
-use kacap::flows::Options;
+use kacap::pipeline::analyzer::{self, Analyzer, Controls, LookaheadPass};
+use kacap::pipeline::event::{FrameSource, Sink};
+use kacap::core::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
 use kacap::report::tcpdump::Tcpdump;
 use kacap::report::text::{TextOptions, TextSink};
-use kacap::shard::{self, Format};
-use kacap::source::Source;
+use kacap::pipeline::shard::{self, Format};
+use kacap::input::source::Source;
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,12 +1,12 @@
 //! What a segment is and means, in words, for the text timeline.
 
 use super::emit::Emit;
-use crate::app::{AppEvent, Protocol, h2, ws};
-use crate::decode::flags;
-use crate::event::PacketEvent;
-use crate::http::{HttpNote, Stale};
-use crate::keepalive::Note;
-use crate::tcp::Kind;
+use crate::analyses::app::{AppEvent, Protocol, h2, ws};
+use crate::analyses::http::{HttpNote, Stale};
+use crate::analyses::keepalive::Note;
+use crate::core::decode::flags;
+use crate::core::tcp::Kind;
+use crate::pipeline::event::PacketEvent;
 use std::io::{self, Write};
 
 /// Seconds, readably: `2.00s`, `1.02s`, `35ms`, `52µs`.
@@ -58,7 +58,7 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
                 write!(
                     out,
                     "; {end} end on this host: {}",
-                    crate::sockets::join::describe(s)
+                    crate::host::sockets::join::describe(s)
                 )?;
             }
         }

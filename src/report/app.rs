@@ -2,10 +2,10 @@
 //! `--explain` (see `app` and `http` for what is recognized and how).
 
 use super::annotate::Secs;
-use crate::app::{AppSummary, Protocol, h2, ws};
-use crate::http::HttpSummary;
-use crate::summary::FlowSummary;
-use crate::tcp::Side;
+use crate::analyses::app::{AppSummary, Protocol, h2, ws};
+use crate::analyses::http::HttpSummary;
+use crate::core::tcp::Side;
+use crate::pipeline::summary::FlowSummary;
 use std::fmt::Write as _;
 
 fn plural(n: u32, one: &str) -> String {
@@ -38,14 +38,14 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
                 a.protocol.name()
             )
         };
-        if f.verdict == crate::summary::Verdict::AppPingTimeout {
+        if f.verdict == crate::pipeline::summary::Verdict::AppPingTimeout {
             let _ = writeln!(
                 o,
                 "  {latest} went unanswered{}. The peer's application stopped answering: frozen (a stopped \
                  process, a long garbage-collection pause, a blocked event loop), overloaded, or gone. Where the \
                  peer's kernel still acknowledged the pings' segments (bare ACKs in the timeline), the host is up \
                  and only the application is stuck: TCP keepalive cannot see that, application pings can.",
-                if f.close == crate::summary::Close::Open {
+                if f.close == crate::pipeline::summary::Close::Open {
                     ""
                 } else {
                     ", and then the connection ended"
@@ -56,7 +56,7 @@ pub fn explain(f: &FlowSummary) -> Option<String> {
                 o,
                 "  {latest} got no answer {}: one ping is too little to tell a stuck peer from an answer still \
                  on its way.",
-                if f.close == crate::summary::Close::Open {
+                if f.close == crate::pipeline::summary::Close::Open {
                     "before the capture ended"
                 } else {
                     "before the connection was closed normally"
@@ -189,7 +189,7 @@ fn pings(o: &mut String, a: &AppSummary) {
     }
 }
 
-fn goaway(o: &mut String, a: &AppSummary, g: crate::app::Goaway) {
+fn goaway(o: &mut String, a: &AppSummary, g: crate::analyses::app::Goaway) {
     let debug = g.debug.to_string();
     let debug = if debug.is_empty() {
         String::new()

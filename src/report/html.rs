@@ -15,10 +15,10 @@ use super::Kept;
 use super::annotate::Secs;
 use super::tcpdump::Style;
 use super::teach::{self, FlowSteps, Recorder, Step};
-use crate::event::{PacketEvent, Revisions, Sink, Stats};
-use crate::keepalive::{LINUX_DEFAULTS, Note, SystemDefaults, WINDOWS_DEFAULTS};
-use crate::summary::{FlowSummary, Verdict};
-use crate::tcp::Kind;
+use crate::analyses::keepalive::{LINUX_DEFAULTS, Note, SystemDefaults, WINDOWS_DEFAULTS};
+use crate::core::tcp::Kind;
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::File;
@@ -368,7 +368,7 @@ fn flow_json(
     o: &mut String,
     f: &FlowSummary,
     fs: &FlowSteps,
-    t0: crate::time::Timestamp,
+    t0: crate::core::time::Timestamp,
     band: Option<(f64, f64)>,
 ) {
     let (head, tail) = fs.ordered();
@@ -446,7 +446,7 @@ fn page(
         .iter()
         .map(|(f, _)| f.first_ts)
         .min()
-        .unwrap_or(crate::time::Timestamp::new(0, 0));
+        .unwrap_or(crate::core::time::Timestamp::new(0, 0));
     let t1 = flows.iter().map(|(f, _)| f.last_ts).max().unwrap_or(t0);
     let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| (*f).clone()).collect();
     let by_server = bounds(&summaries);

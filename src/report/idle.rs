@@ -2,8 +2,8 @@
 //! advice, and the account of a flow a middlebox killed.
 
 use super::annotate::Secs;
-use crate::middlebox::Cause;
-use crate::summary::FlowSummary;
+use crate::analyses::middlebox::Cause;
+use crate::pipeline::summary::FlowSummary;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

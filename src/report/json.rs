@@ -1,10 +1,10 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
 use super::emit::Emit;
-use crate::event::{PacketEvent, Revisions, Sink, Stats};
-use crate::keepalive::Note;
-use crate::summary::FlowSummary;
-use crate::time::Timestamp;
+use crate::analyses::keepalive::Note;
+use crate::core::time::Timestamp;
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::summary::FlowSummary;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -110,7 +110,7 @@ impl std::fmt::Display for Str<'_> {
 }
 
 /// A joined socket in a flow record (`--sockets`).
-fn socket_json(s: &crate::sockets::Socket) -> String {
+fn socket_json(s: &crate::host::sockets::Socket) -> String {
     format!(
         "{{\"local\":\"{}\",{}}}",
         s.diag.local,
@@ -166,7 +166,7 @@ pub fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
         l.s(",\"app\":\"").s(label.as_str()).s("\"");
     }
     if opts.community_id {
-        let id = crate::community_id::tcp(
+        let id = crate::report::community_id::tcp(
             std::net::SocketAddr::new(seg.src, seg.sport),
             std::net::SocketAddr::new(seg.dst, seg.dport),
             0,
@@ -194,7 +194,7 @@ impl<W: Write> Sink for JsonSink<W> {
     /// connection's number, its tail.
     fn packet_parts(
         &mut self,
-        _ts: crate::time::Timestamp,
+        _ts: crate::core::time::Timestamp,
         head: &[u8],
         flow: u32,
         tail: &[u8],
@@ -239,7 +239,7 @@ impl<W: Write> Sink for JsonSink<W> {
             f.id,
             f.client,
             f.server,
-            crate::community_id::tcp(f.client, f.server, 0)
+            crate::report::community_id::tcp(f.client, f.server, 0)
         )?;
         self.ts(f.first_ts)?;
         self.out.write_all(b",\"last_ts\":")?;
@@ -315,7 +315,7 @@ impl<W: Write> Sink for JsonSink<W> {
             if let Some((req, ans)) = a.exchange {
                 write!(self.out, ",\"exchange\":[{req},{ans}]")?;
             }
-            if a.protocol == crate::app::Protocol::WebSocket {
+            if a.protocol == crate::analyses::app::Protocol::WebSocket {
                 write!(
                     self.out,
                     ",\"close_code\":{},\"abrupt\":{}",
@@ -329,7 +329,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 write!(
                     self.out,
                     ",\"goaway\":{{\"error\":\"{}\",\"debug\":\"{}\",\"last_stream\":{},\"from\":\"{}\"}}",
-                    crate::app::h2::error_name(g.error),
+                    crate::analyses::app::h2::error_name(g.error),
                     escape(&g.debug.to_string()),
                     g.last_stream,
                     g.from.name()
@@ -383,7 +383,7 @@ impl<W: Write> Sink for JsonSink<W> {
 /// A socket's owner and keepalive configuration as JSON members (`"pid":…`
 /// to `"exact":…`): the `kacap sockets` record and a flow's `socket`
 /// (`--sockets`) share them.
-pub fn socket_config_members(s: &crate::sockets::Socket) -> String {
+pub fn socket_config_members(s: &crate::host::sockets::Socket) -> String {
     format!(
         "\"pid\":{},\"comm\":{},\"keepalive\":{},\"idle\":{},\"interval\":{},\"count\":{},\"user_timeout\":{},\"source\":{{\"idle\":\"{}\",\"interval\":\"{}\",\"count\":\"{}\"}},\"exact\":{}",
         s.owner

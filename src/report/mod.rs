@@ -3,10 +3,12 @@
 
 pub mod annotate;
 pub mod app;
+pub mod community_id;
 pub mod emit;
 pub mod html;
 pub mod idle;
 pub mod json;
+pub mod metrics;
 pub mod sockets;
 pub mod svg;
 pub mod table;
@@ -15,7 +17,7 @@ pub mod teach;
 pub mod text;
 pub mod zeek;
 
-use crate::summary::Verdict;
+use crate::pipeline::summary::Verdict;
 
 /// How telling a verdict is, for what a bounded report keeps: dead, reset,
 /// killed connections first (0), then alive or undecided (1), then those
@@ -223,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_key_closed_to_stays_closed_and_would_not_have_been_kept() {
-        use crate::summary::Verdict;
+        use crate::pipeline::summary::Verdict;
         // Connections reported out of id order, as they end; a quarter dead.
         let verdicts = [
             Verdict::NoKeepalive,

@@ -4,10 +4,10 @@
 //! and the checks of what the packets showed against it.
 
 use super::json::escape;
-use crate::event::{PacketEvent, Revisions, Sink, Stats};
-use crate::sockets::join::Joiner;
-use crate::sockets::{Joined, Setting, Socket, Source, Sysctls, Table, verdicts};
-use crate::summary::FlowSummary;
+use crate::host::sockets::join::Joiner;
+use crate::host::sockets::{Joined, Setting, Socket, Source, Sysctls, Table, verdicts};
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::summary::FlowSummary;
 use comfy_table::{CellAlignment, ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -124,7 +124,7 @@ fn cells(s: &Socket) -> Cells {
         Some(k) => format!("{} {}", k.as_str(), secs(Some(d.timer.expires))),
         None => "-".into(),
     };
-    if d.timer.kind == Some(crate::sockets::TimerKind::Keepalive) && d.timer.probes > 0 {
+    if d.timer.kind == Some(crate::host::sockets::TimerKind::Keepalive) && d.timer.probes > 0 {
         timer.push_str(&format!(", {} out", d.timer.probes));
     }
     Cells {
@@ -324,11 +324,11 @@ impl<S: Sink> Sink for SocketJoin<S> {
             return self.inner.packet(ev);
         }
         let (client, server) = match ev.from {
-            crate::tcp::Side::Client => (
+            crate::core::tcp::Side::Client => (
                 SocketAddr::new(ev.seg.src, ev.seg.sport),
                 SocketAddr::new(ev.seg.dst, ev.seg.dport),
             ),
-            crate::tcp::Side::Server => (
+            crate::core::tcp::Side::Server => (
                 SocketAddr::new(ev.seg.dst, ev.seg.dport),
                 SocketAddr::new(ev.seg.src, ev.seg.sport),
             ),
@@ -372,8 +372,8 @@ pub fn checks(f: &FlowSummary) -> Vec<String> {
     let k = &f.findings.keepalive;
     let mut lines = Vec::new();
     for (side, s) in [
-        (crate::tcp::Side::Client, j.client.as_ref()),
-        (crate::tcp::Side::Server, j.server.as_ref()),
+        (crate::core::tcp::Side::Client, j.client.as_ref()),
+        (crate::core::tcp::Side::Server, j.server.as_ref()),
     ] {
         let Some(s) = s else { continue };
         let who = s

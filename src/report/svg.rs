@@ -4,8 +4,8 @@
 
 use super::Kept;
 use super::teach::{self, FlowSteps, Recorder};
-use crate::event::{PacketEvent, Revisions, Sink, Stats};
-use crate::summary::FlowSummary;
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::summary::FlowSummary;
 use std::fs::File;
 use std::io::{self, Write};
 

@@ -1,10 +1,10 @@
 //! The summary table (comfy-table), one row per flow.
 
 use super::annotate::Secs;
-use crate::event::Stats;
-use crate::keepalive::SystemDefaults;
-use crate::summary::FlowSummary;
-use crate::time::Timestamp;
+use crate::analyses::keepalive::SystemDefaults;
+use crate::core::time::Timestamp;
+use crate::pipeline::event::Stats;
+use crate::pipeline::summary::FlowSummary;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use std::io::{self, Write};
@@ -60,7 +60,7 @@ fn app_cell(f: &FlowSummary) -> String {
     };
     if let Some(g) = a.goaway {
         cell.push_str(", GOAWAY ");
-        cell.push_str(crate::app::h2::error_name(g.error));
+        cell.push_str(crate::analyses::app::h2::error_name(g.error));
     }
     if a.abrupt {
         cell.push_str(", no close frame (1006)");

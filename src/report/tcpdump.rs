@@ -2,9 +2,9 @@
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
 use super::emit::Emit;
-use crate::decode::{self, LinkType, Segment, flags};
-use crate::event::PacketEvent;
-use crate::time::Timestamp;
+use crate::core::decode::{self, LinkType, Segment, flags};
+use crate::core::time::Timestamp;
+use crate::pipeline::event::PacketEvent;
 use chrono::{Local, TimeZone};
 
 mod dump;

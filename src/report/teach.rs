@@ -3,18 +3,18 @@
 //! diagram in the terminal) and `--diagram-svg` (the same, for a browser).
 
 use super::annotate::Secs;
-use crate::app::{AppEvent, Label, Protocol};
-use crate::decode::flags;
-use crate::event::PacketEvent;
-use crate::http::HttpSummary;
-use crate::keepalive::Note;
-use crate::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults, WINDOWS_DEFAULTS};
-use crate::retransmit::GaveUp;
-use crate::summary::Verdict;
-use crate::summary::{Close, FlowSummary};
-use crate::tcp::Kind;
-use crate::tcp::Side;
-use crate::time::Timestamp;
+use crate::analyses::app::{AppEvent, Label, Protocol};
+use crate::analyses::http::HttpSummary;
+use crate::analyses::keepalive::Note;
+use crate::analyses::keepalive::{LINUX_DEFAULTS, Prober, SystemDefaults, WINDOWS_DEFAULTS};
+use crate::analyses::retransmit::GaveUp;
+use crate::core::decode::flags;
+use crate::core::tcp::Kind;
+use crate::core::tcp::Side;
+use crate::core::time::Timestamp;
+use crate::pipeline::event::PacketEvent;
+use crate::pipeline::summary::Verdict;
+use crate::pipeline::summary::{Close, FlowSummary};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -232,7 +232,7 @@ impl Recorder {
     }
 
     /// Earlier steps of a flow turned out to be of another kind.
-    pub fn revise(&mut self, r: &crate::event::Revisions) {
+    pub fn revise(&mut self, r: &crate::pipeline::event::Revisions) {
         let Some(fs) = self.flows.get_mut(&r.flow_id) else {
             return;
         };
@@ -313,7 +313,7 @@ pub fn explain(f: &FlowSummary, steps: &[Step]) -> String {
                 let _ = writeln!(
                     o,
                     "  On this host, the {end} end is {}.",
-                    crate::sockets::join::describe(s)
+                    crate::host::sockets::join::describe(s)
                 );
             }
         }

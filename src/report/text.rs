@@ -4,11 +4,11 @@ use super::emit::Emit;
 use super::tcpdump::{Dump, Style, Tcpdump};
 use super::teach::{self, FlowSteps, Recorder};
 use super::{Kept, annotate, table};
-use crate::event::{PacketEvent, Revisions, Sink, Stats, Why};
-use crate::keepalive::{Note, SystemDefaults};
-use crate::summary::{FlowSummary, Verdict};
-use crate::tcp::Kind;
-use crate::time::Timestamp;
+use crate::analyses::keepalive::{Note, SystemDefaults};
+use crate::core::tcp::Kind;
+use crate::core::time::Timestamp;
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats, Why};
+use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::io::{self, Write};
 
 /// Most rows in the table. Beyond, flows are only counted, so a long live
@@ -201,7 +201,7 @@ impl<W: Write> Sink for TextSink<W> {
         flows.sort_by_key(|f| f.id);
         let still_open = open
             .iter()
-            .filter(|f| f.close == crate::summary::Close::Open)
+            .filter(|f| f.close == crate::pipeline::summary::Close::Open)
             .count();
         let mut err = io::stderr().lock();
         writeln!(
@@ -387,7 +387,7 @@ impl<W: Write> TextSink<W> {
 
     fn add_flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
         self.tcpdump.forget(summary.id);
-        let closed = summary.close != crate::summary::Close::Open;
+        let closed = summary.close != crate::pipeline::summary::Close::Open;
         if closed && self.opts.timeline && (self.opts.live.is_some() || self.opts.flush_each) {
             // Streaming: say so as each connection that closed is reported.
             let mut line = std::mem::take(&mut self.line);

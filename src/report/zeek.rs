@@ -5,8 +5,8 @@
 //! time). Fields are documented in `docs/json.md#zeek-logs`.
 
 use super::json::escape;
-use crate::event::{PacketEvent, Sink, Stats};
-use crate::summary::FlowSummary;
+use crate::pipeline::event::{PacketEvent, Sink, Stats};
+use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
 /// The log's columns: name and Zeek type.
@@ -94,7 +94,7 @@ fn values(f: &FlowSummary) -> Vec<V> {
         V::Count(u64::from(f.client.port())),
         V::Str(f.server.ip().to_string()),
         V::Count(u64::from(f.server.port())),
-        V::Str(crate::community_id::tcp(f.client, f.server, 0)),
+        V::Str(crate::report::community_id::tcp(f.client, f.server, 0)),
         V::Secs(f.last_ts.since(f.first_ts).max(0.0)),
         V::Count(f.packets),
         V::Str(f.handshake.as_str().into()),
@@ -122,7 +122,7 @@ fn values(f: &FlowSummary) -> Vec<V> {
 /// stable across runs on the same capture).
 fn uid(f: &FlowSummary) -> String {
     let mut h = sha1_smol::Sha1::new();
-    h.update(crate::community_id::tcp(f.client, f.server, 0).as_bytes());
+    h.update(crate::report::community_id::tcp(f.client, f.server, 0).as_bytes());
     h.update(&f.first_ts.sec.to_be_bytes());
     h.update(&f.first_ts.nsec.to_be_bytes());
     const ABC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -185,13 +185,13 @@ fn color_only_when_asked_or_on_a_terminal_and_never_with_no_color() {
 
 #[test]
 fn use_color_honors_no_color_on_a_terminal() {
-    use kacap::cli::ColorChoice;
+    use kacap::command::cli::ColorChoice;
     // SAFETY: this test binary's other tests do not read NO_COLOR in-process.
     unsafe { std::env::set_var("NO_COLOR", "1") };
-    assert!(!kacap::plan::use_color(ColorChoice::Auto, true));
+    assert!(!kacap::command::plan::use_color(ColorChoice::Auto, true));
     unsafe { std::env::remove_var("NO_COLOR") };
-    assert!(kacap::plan::use_color(ColorChoice::Auto, true));
-    assert!(!kacap::plan::use_color(ColorChoice::Auto, false));
+    assert!(kacap::command::plan::use_color(ColorChoice::Auto, true));
+    assert!(!kacap::command::plan::use_color(ColorChoice::Auto, false));
 }
 
 /// Every option is checked before any side effect: a rejected command leaves

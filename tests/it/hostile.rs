@@ -561,16 +561,16 @@ fn an_interrupted_file_analysis_says_so_and_exits_143() {
 #[derive(Default)]
 struct Order(Vec<bool>, u64);
 
-impl kacap::event::Sink for Order {
-    fn packet(&mut self, _: &kacap::event::PacketEvent) -> std::io::Result<()> {
+impl kacap::pipeline::event::Sink for Order {
+    fn packet(&mut self, _: &kacap::pipeline::event::PacketEvent) -> std::io::Result<()> {
         self.0.push(true);
         Ok(())
     }
-    fn flow(&mut self, _: &kacap::summary::FlowSummary) -> std::io::Result<()> {
+    fn flow(&mut self, _: &kacap::pipeline::summary::FlowSummary) -> std::io::Result<()> {
         self.0.push(false);
         Ok(())
     }
-    fn finish(&mut self, stats: &kacap::event::Stats) -> std::io::Result<()> {
+    fn finish(&mut self, stats: &kacap::pipeline::event::Stats) -> std::io::Result<()> {
         self.1 = stats.time_outliers;
         Ok(())
     }
@@ -587,8 +587,8 @@ impl Order {
 
 /// `count` connections of one SYN each, `step` seconds apart, after an
 /// optional first frame stamped `first`.
-fn syns(count: u32, step: f64, first: Option<f64>) -> Vec<(kacap::time::Timestamp, Vec<u8>)> {
-    use kacap::time::Timestamp;
+fn syns(count: u32, step: f64, first: Option<f64>) -> Vec<(kacap::core::time::Timestamp, Vec<u8>)> {
+    use kacap::core::time::Timestamp;
     let t0 = Timestamp::new(1_700_000_000, 0);
     let syn = |i: u32| {
         let c: std::net::SocketAddr = format!(
@@ -613,12 +613,13 @@ fn syns(count: u32, step: f64, first: Option<f64>) -> Vec<(kacap::time::Timestam
 }
 
 fn order_of(
-    frames: Vec<(kacap::time::Timestamp, Vec<u8>)>,
-    options: kacap::flows::Options,
+    frames: Vec<(kacap::core::time::Timestamp, Vec<u8>)>,
+    options: kacap::core::flows::Options,
 ) -> Order {
-    let mut src = kacap::event::MemorySource::new(kacap::decode::LinkType::Raw, frames);
+    let mut src =
+        kacap::pipeline::event::MemorySource::new(kacap::core::decode::LinkType::Raw, frames);
     let mut order = Order::default();
-    kacap::analyzer::analyze(
+    kacap::pipeline::analyzer::analyze(
         &mut src,
         options,
         &mut order,
@@ -633,9 +634,9 @@ fn order_of(
 /// the table's size bound reports and frees the oldest connections.
 #[test]
 fn wrong_timestamps_do_not_stop_flows_from_expiring() {
-    let options = kacap::flows::Options {
+    let options = kacap::core::flows::Options {
         idle_timeout: 3600.0,
-        ..kacap::flows::Options::default()
+        ..kacap::core::flows::Options::default()
     };
     // 20 000 connections over ~11 h, idle ones forgotten after an hour.
     let normal = order_of(syns(20_000, 2.0, None), options);
@@ -655,7 +656,7 @@ fn wrong_timestamps_do_not_stop_flows_from_expiring() {
     // Every frame stamped alike: nothing ages, the size bound reports.
     let alike = order_of(
         syns(5_000, 0.0, None),
-        kacap::flows::Options {
+        kacap::core::flows::Options {
             max_open: 1_000,
             ..options
         },
@@ -713,7 +714,7 @@ fn explanations_and_diagrams_are_bounded() {
 /// hence 4× here.
 #[test]
 fn a_bare_ack_scan_costs_about_what_syns_cost() {
-    use kacap::time::Timestamp;
+    use kacap::core::time::Timestamp;
     let t0 = Timestamp::new(1_700_000_000, 0);
     let scan = |flags: u8| -> Vec<(Timestamp, Vec<u8>)> {
         (0..50_000u32)
@@ -750,7 +751,7 @@ fn a_bare_ack_scan_costs_about_what_syns_cost() {
             .map(|_| {
                 let frames = scan(flags);
                 let start = cpu();
-                order_of(frames, kacap::flows::Options::default());
+                order_of(frames, kacap::core::flows::Options::default());
                 cpu() - start
             })
             .fold(f64::INFINITY, f64::min)

@@ -5,7 +5,7 @@
 //! with a reason, unless KACAP_LIVE_TESTS=1 (set by .ci/run): then they fail.
 
 use crate::kacap;
-use kacap::traffic::{self, Scenario, Timers};
+use kacap::lab::traffic::{self, Scenario, Timers};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;

@@ -1,16 +1,16 @@
 //! Property tests (proptest) on the library: sequence arithmetic, the
 //! keepalive rule, flow-table invariants, and JSON that always parses.
 
-use kacap::analyzer::analyze;
+use kacap::core::decode::LinkType;
+use kacap::core::flows::Options;
+use kacap::core::seq::SeqNumber;
+use kacap::core::tcp::Kind;
+use kacap::core::time::Timestamp;
 use kacap::craft::tcp_packet;
-use kacap::decode::LinkType;
-use kacap::event::{MemorySource, PacketEvent, Sink, Stats};
-use kacap::flows::Options;
+use kacap::pipeline::analyzer::analyze;
+use kacap::pipeline::event::{MemorySource, PacketEvent, Sink, Stats};
+use kacap::pipeline::summary::FlowSummary;
 use kacap::report::json::{JsonOptions, JsonSink};
-use kacap::seq::SeqNumber;
-use kacap::summary::FlowSummary;
-use kacap::tcp::Kind;
-use kacap::time::Timestamp;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -233,15 +233,15 @@ proptest! {
 /// WebSocket upgrade, or nothing), no panic, and the per-connection state
 /// stays within `app::MAX_FOOTPRINT`.
 mod app_streams {
-    use kacap::analysis::Analysis;
-    use kacap::app::{AppAnalysis, MAX_FOOTPRINT};
+    use kacap::analyses::Analysis;
+    use kacap::analyses::app::{AppAnalysis, MAX_FOOTPRINT};
+    use kacap::analyses::http::HttpAnalysis;
+    use kacap::core::decode::flags;
+    use kacap::core::flows::Flow;
+    use kacap::core::seq::SeqNumber;
+    use kacap::core::tcp::Side;
+    use kacap::core::time::Timestamp;
     use kacap::craft::{data_ctx, decoded};
-    use kacap::decode::flags;
-    use kacap::flows::Flow;
-    use kacap::http::HttpAnalysis;
-    use kacap::seq::SeqNumber;
-    use kacap::tcp::Side;
-    use kacap::time::Timestamp;
     use proptest::prelude::*;
     use std::net::SocketAddr;
 

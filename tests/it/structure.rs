@@ -1,38 +1,93 @@
-//! The shape of `src/`: modules import each other without cycles, and the
-//! core (TCP state, decoding, classification) knows nothing of the analyses
-//! and reports above it. Read from the `crate::` paths in the code (comments
-//! and doc links skipped; a file's `#[cfg(test)]` module, at its end, may use
-//! test helpers such as `craft` and is not counted).
+//! The shape of `src/`: the folders are the layers, each imports only the
+//! layers below it, modules import each other without cycles, analyses do
+//! not read each other, and files stay small enough to read. Read from the
+//! `crate::` paths in the code (comments skipped; a file's `#[cfg(test)]`
+//! module, at its end, may use test helpers such as `craft` and is not
+//! counted).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Top-level module → the top-level modules its code names.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
+/// The layers, bottom up: a folder may import its own and those before it.
+const LAYERS: [&str; 8] = [
+    "core", "host", "analyses", "pipeline", "input", "report", "lab", "command",
+];
+
+/// Files directly in `src/` that are not a layer: the crate's root, the
+/// binary, the error type and the test tools.
+const ROOT_FILES: [&str; 4] = ["lib", "main", "error", "craft"];
+
+fn sources() -> Vec<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut files = vec![];
-    let mut dirs = vec![src.clone()];
+    let mut dirs = vec![src];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else {
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 files.push(path);
             }
         }
     }
-    for path in files {
-        let rel = path.strip_prefix(&src).unwrap();
-        let module = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
+    files.sort();
+    files
+}
+
+/// A file's module as `layer::name` (`report::text`, `analyses::keepalive`,
+/// `error`): the first two parts of its path under `src/`.
+fn module_of(path: &Path) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let parts: Vec<String> = path
+        .strip_prefix(&src)
+        .unwrap()
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    match &parts[..] {
+        [one] => one.clone(),
+        [layer, name, ..] if name != "mod" => format!("{layer}::{name}"),
+        [layer, ..] => layer.clone(),
+        [] => unreachable!(),
+    }
+}
+
+/// The `crate::a::b` paths a line names, as `a::b` (or `a`).
+fn named(line: &str) -> Vec<String> {
+    line.split("crate::")
+        .skip(1)
+        .filter_map(|piece| {
+            let mut parts = piece.split("::").map(|p| {
+                p.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            });
+            let first = parts.next().filter(|p| !p.is_empty())?;
+            if ROOT_FILES.contains(&first.as_str()) {
+                return Some(first);
+            }
+            match parts
+                .next()
+                .filter(|p| p.chars().next().is_some_and(|c| c.is_lowercase()))
+            {
+                Some(second) => Some(format!("{first}::{second}")),
+                None => Some(first),
+            }
+        })
+        .collect()
+}
+
+/// Module → the modules its code names.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in sources() {
+        let module = module_of(&path);
         if module == "lib" || module == "main" {
             continue;
         }
@@ -45,18 +100,18 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             if line.trim_start().starts_with("//") {
                 continue;
             }
-            for piece in line.split("crate::").skip(1) {
-                let name: String = piece
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
+            for name in named(line) {
+                if name != module {
                     deps.insert(name);
                 }
             }
         }
     }
     graph
+}
+
+fn layer(module: &str) -> &str {
+    module.split("::").next().unwrap()
 }
 
 /// A cycle through `node`, if there is one (depth-first search).
@@ -88,7 +143,7 @@ fn cycle(
 #[test]
 fn src_has_no_import_cycles() {
     let graph = imports();
-    assert!(graph.len() > 20, "read too few modules: {graph:?}");
+    assert!(graph.len() > 40, "read too few modules: {graph:?}");
     let mut done = BTreeSet::new();
     for node in graph.keys() {
         if let Some(c) = cycle(&graph, node, &mut vec![], &mut done) {
@@ -98,24 +153,75 @@ fn src_has_no_import_cycles() {
 }
 
 #[test]
-fn the_core_knows_nothing_of_what_is_built_on_it() {
-    let graph = imports();
-    let core = ["seq", "time", "tcp", "decode", "flows", "classify"];
-    for module in core {
-        let deps = &graph[module];
-        let above: Vec<&String> = deps
-            .iter()
-            .filter(|d| !core.contains(&d.as_str()))
-            .collect();
-        assert!(above.is_empty(), "{module} imports {above:?}");
-    }
-    // Analyses see the core and the analysis API, not each other or reports.
-    for analysis in ["keepalive", "middlebox", "http"] {
-        for dep in &graph[analysis] {
+fn each_layer_imports_only_the_layers_below_it() {
+    for (module, deps) in imports() {
+        let Some(mine) = LAYERS.iter().position(|l| *l == layer(&module)) else {
             assert!(
-                core.contains(&dep.as_str()) || dep == "analysis",
-                "{analysis} imports {dep}"
+                ROOT_FILES.contains(&module.as_str()),
+                "{module} is in no layer"
+            );
+            continue;
+        };
+        for dep in deps {
+            let Some(theirs) = LAYERS.iter().position(|l| *l == layer(&dep)) else {
+                continue;
+            };
+            assert!(
+                theirs <= mine,
+                "{module} ({}) imports {dep} ({}), a layer above it",
+                LAYERS[mine],
+                LAYERS[theirs]
             );
         }
+    }
+}
+
+#[test]
+fn analyses_do_not_read_each_other() {
+    for (module, deps) in imports() {
+        let Some(name) = module.strip_prefix("analyses::") else {
+            continue;
+        };
+        if name == "registry" {
+            continue;
+        }
+        for dep in &deps {
+            if let Some(other) = dep.strip_prefix("analyses::") {
+                assert!(
+                    other == name,
+                    "the {name} analysis imports {dep}: analyses never read each other (a fact more than one needs belongs in `analyses::Ctx`)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn files_stay_small_and_src_shows_the_layers() {
+    for path in sources() {
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(
+            lines <= 600,
+            "{} has {lines} lines (at most 600)",
+            path.display()
+        );
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let top: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        top.len() <= 8,
+        "{} files directly in src/: {top:?}",
+        top.len()
+    );
+    for f in &top {
+        assert!(
+            ROOT_FILES.contains(&f.as_str()),
+            "src/{f}.rs belongs in a layer's folder"
+        );
     }
 }

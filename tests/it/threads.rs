@@ -365,8 +365,10 @@ fn a_connection_alone_on_its_shard_expires_when_one_thread_expires_it() {
     // the sweep it would be reported at the end, its record in another
     // place among the packet records).
     let shard = |c: &Conn, n: usize| {
-        let seg = kacap::decode::decode(kacap::decode::LinkType::Ethernet, &c.frames[0].1).unwrap();
-        kacap::shard::shard_of(&seg, n)
+        let seg =
+            kacap::core::decode::decode(kacap::core::decode::LinkType::Ethernet, &c.frames[0].1)
+                .unwrap();
+        kacap::pipeline::shard::shard_of(&seg, n)
     };
     let mut b = Conn::new("10.5.0.2:41000", "10.0.0.5:5432", Link::Ethernet);
     b.t = T0;

@@ -1,8 +1,8 @@
 //! `-e`: the link-level header, as tcpdump prints it (print-ether.c,
 //! print-sll.c, print-null.c, print-raw.c).
 
-use crate::decode::LinkType;
-use crate::event::PacketEvent;
+use crate::core::decode::LinkType;
+use crate::pipeline::event::PacketEvent;
 use crate::report::emit::Emit;
 
 /// An Ethernet type's name, as tcpdump's `ethertype_values` has it.

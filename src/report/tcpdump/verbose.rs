@@ -1,7 +1,7 @@
 //! `-v`: the IP header's fields and the TCP checksum, as tcpdump prints
 //! them (print-ip.c, print-ip6.c, print-tcp.c).
 
-use crate::decode::Segment;
+use crate::core::decode::Segment;
 use crate::report::emit::Emit;
 use std::net::IpAddr;
 

@@ -1,0 +1,845 @@
+//! HTTP/1.x beside TCP keepalive: requests and responses per connection,
+//! `Connection:` headers with the HTTP/1.0 and 1.1 defaults, idle gaps
+//! between requests on a reused connection.
+//!
+//! A connection is HTTP when the first bytes its client sends are a request
+//! line (`GET /path HTTP/1.1`), whatever the port. Each direction is read in
+//! sequence order just far enough to find message heads: a head is buffered
+//! (at most [`MAX_HEAD`] bytes), bodies are skipped by counting
+//! (Content-Length, chunked, or until the close), so memory per connection
+//! stays small. A gap in the capture, or a snaplen that cut the payload,
+//! ends the reading of that direction (`lost`); counts up to there stand.
+
+use crate::analyses::{Analysis, Ctx};
+use crate::core::flows::Flow;
+use crate::core::seq::SeqNumber;
+use crate::core::tcp::{Kind, Side};
+use crate::core::time::Timestamp;
+use std::collections::VecDeque;
+
+/// Most bytes of one message head kept while looking for its end.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most requests waiting for their response (pipelining) remembered.
+const MAX_PENDING: usize = 64;
+
+/// Something worth saying about a segment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HttpNote {
+    Request {
+        number: u32,
+        method: Text<16>,
+        target: Text<48>,
+        /// The connection was reused: request 2 or later.
+        reused: bool,
+        /// Seconds since the previous response ended (reused connections).
+        gap: Option<f64>,
+        persistent: bool,
+    },
+    Response {
+        number: u32,
+        status: u16,
+        persistent: bool,
+    },
+}
+
+/// A short copy of some text, cut with `…` when longer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Text<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+    cut: bool,
+}
+
+impl<const N: usize> Text<N> {
+    pub(crate) fn of(b: &[u8]) -> Self {
+        let mut bytes = [0u8; N];
+        let n = b.len().min(N);
+        bytes[..n].copy_from_slice(&b[..n]);
+        Text {
+            bytes,
+            len: n as u8,
+            cut: b.len() > N,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Display for Text<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for &b in &self.bytes[..usize::from(self.len)] {
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
+            write!(f, "{c}")?;
+        }
+        if self.cut {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    Head,
+    Body(u64),
+    Chunk(ChunkPhase),
+    UntilClose,
+    Lost,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum ChunkPhase {
+    Size,
+    Data(u64),
+    DataEnd(u8),
+    Trailer,
+}
+
+/// One direction of the byte stream.
+#[derive(Clone, Debug)]
+struct Stream {
+    next: Option<SeqNumber>,
+    buf: Vec<u8>,
+    phase: Phase,
+}
+
+impl Stream {
+    fn new() -> Stream {
+        Stream {
+            next: None,
+            buf: Vec::new(),
+            phase: Phase::Head,
+        }
+    }
+}
+
+/// What the connection's HTTP traffic showed.
+#[derive(Clone, Debug)]
+pub struct Http {
+    req: Stream,
+    resp: Stream,
+    pub requests: u32,
+    pub responses: u32,
+    /// "1.1" or "1.0", from the first request line.
+    pub version: Option<&'static str>,
+    /// Persistence negotiated by the first exchange (request and response).
+    pub keep_alive: Option<bool>,
+    first_req_persistent: bool,
+    /// HEAD requests have responses without bodies; one flag per request
+    /// still waiting for its response.
+    pending_head: VecDeque<bool>,
+    last_response_end: Option<Timestamp>,
+    /// The latest request and response both kept the connection open: a
+    /// close after it is an idle close, not the end HTTP asked for.
+    open_for_more: bool,
+    ending: Ending,
+    /// Longest pause between a response and the next request.
+    pub max_gap: Option<f64>,
+    /// `max_gap` before the latest request (restored when that request
+    /// turns out to have crossed the server's FIN).
+    max_gap_before: Option<f64>,
+    /// The server's `Keep-Alive: timeout=N`, from its latest response.
+    pub advertised_timeout: Option<f64>,
+}
+
+/// Whether `b` starts like an HTTP/1.x request line: an upper-case method,
+/// a space, and — when the line ends within `b` — `HTTP/1.0` or `HTTP/1.1`
+/// as its last word. (The HTTP/2 preface `PRI * HTTP/2.0` and a line of
+/// some other protocol, `GET / chatty`, are not HTTP/1.x requests.)
+pub fn looks_like_request(b: &[u8]) -> bool {
+    let method_len = b.iter().take(17).position(|&c| c == b' ');
+    let method_ok = match method_len {
+        Some(n) if n > 0 => b[..n].iter().all(|c| c.is_ascii_uppercase()),
+        _ => false,
+    };
+    if !method_ok {
+        return false;
+    }
+    match b.iter().position(|&c| c == b'\n') {
+        Some(end) => {
+            let line = b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]);
+            let version = line.rsplit(|&c| c == b' ').next().unwrap_or(&[]);
+            version_of(version).is_some()
+        }
+        // The line goes on in a later segment: the method must do.
+        None => true,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Fields of a message head that matter here.
+struct Head {
+    first: [Vec<u8>; 3],
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    /// `Keep-Alive: timeout=N` (seconds).
+    timeout: Option<f64>,
+}
+
+fn parse_head(head: &[u8]) -> Head {
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let start = lines.next().unwrap_or(&[]);
+    let mut parts = start.splitn(3, |&b| b == b' ');
+    let first = [
+        parts.next().unwrap_or(&[]).to_vec(),
+        parts.next().unwrap_or(&[]).to_vec(),
+        parts.next().unwrap_or(&[]).to_vec(),
+    ];
+    let mut h = Head {
+        first,
+        content_length: None,
+        chunked: false,
+        close: false,
+        keep_alive: false,
+        timeout: None,
+    };
+    for line in lines {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = &line[..colon];
+        let value = String::from_utf8_lossy(&line[colon + 1..])
+            .trim()
+            .to_ascii_lowercase();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            h.content_length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            h.chunked = value.split(',').any(|t| t.trim() == "chunked");
+        } else if name.eq_ignore_ascii_case(b"keep-alive") {
+            h.timeout = value
+                .split(',')
+                .filter_map(|p| p.trim().strip_prefix("timeout="))
+                .find_map(|v| v.trim().parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t >= 0.0);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(',') {
+                match token.trim() {
+                    "close" => h.close = true,
+                    "keep-alive" => h.keep_alive = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    h
+}
+
+fn version_of(proto: &[u8]) -> Option<&'static str> {
+    match proto {
+        b"HTTP/1.1" => Some("1.1"),
+        b"HTTP/1.0" => Some("1.0"),
+        _ => None,
+    }
+}
+
+/// HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
+fn persistent(version: Option<&str>, h: &Head) -> bool {
+    match version {
+        Some("1.1") => !h.close,
+        _ => h.keep_alive && !h.close,
+    }
+}
+
+impl Http {
+    pub fn new() -> Http {
+        Http {
+            req: Stream::new(),
+            resp: Stream::new(),
+            requests: 0,
+            responses: 0,
+            version: None,
+            keep_alive: None,
+            first_req_persistent: false,
+            pending_head: VecDeque::new(),
+            last_response_end: None,
+            open_for_more: false,
+            ending: Ending::default(),
+            max_gap: None,
+            max_gap_before: None,
+            advertised_timeout: None,
+        }
+    }
+
+    /// Feeds a segment's payload from the client (`from_client`) or the
+    /// server. `len` is the payload length the IP header gives; `bytes` the
+    /// captured part. Returns the note for the first message this segment
+    /// starts, if any.
+    pub fn feed(
+        &mut self,
+        from_client: bool,
+        seq: SeqNumber,
+        len: u32,
+        bytes: &[u8],
+        ts: Timestamp,
+    ) -> Option<HttpNote> {
+        let stream = if from_client {
+            &mut self.req
+        } else {
+            &mut self.resp
+        };
+        if stream.phase == Phase::Lost || len == 0 {
+            return None;
+        }
+        let next = *stream.next.get_or_insert(seq);
+        let skip = next.diff(seq);
+        if skip < 0 || bytes.len() < len as usize {
+            // A gap before this segment, or payload the snaplen cut.
+            stream.phase = Phase::Lost;
+            stream.buf = Vec::new();
+            return None;
+        }
+        let skip = skip as usize;
+        if skip >= bytes.len() {
+            return None; // all seen before (a retransmission)
+        }
+        stream.next = Some(seq + len);
+        let data = &bytes[skip..];
+        if from_client {
+            self.consume_requests(data, ts)
+        } else {
+            self.consume_responses(data, ts)
+        }
+    }
+
+    /// The connection closed: a response read until the close ends there.
+    pub fn closed(&mut self, ts: Timestamp) {
+        if self.resp.phase == Phase::UntilClose {
+            self.resp.phase = Phase::Head;
+            self.last_response_end = Some(ts);
+        }
+    }
+
+    fn consume_requests(&mut self, mut data: &[u8], ts: Timestamp) -> Option<HttpNote> {
+        let mut note = None;
+        while !data.is_empty() {
+            let (used, head) = step(&mut self.req, data);
+            data = &data[used..];
+            let Some(head) = head else { continue };
+            let h = parse_head(&head);
+            let version = version_of(&h.first[2]);
+            if version.is_none() {
+                // Not an HTTP/1.x request line: this direction is something
+                // else (the HTTP/2 preface after `Upgrade: h2c`…).
+                self.req.phase = Phase::Lost;
+                break;
+            }
+            if self.requests == 0 {
+                self.version = version;
+                self.first_req_persistent = persistent(version, &h);
+            }
+            self.requests += 1;
+            self.open_for_more = persistent(version, &h);
+            if self.pending_head.len() < MAX_PENDING {
+                self.pending_head.push_back(h.first[0] == b"HEAD");
+            }
+            let gap = if self.requests > 1 {
+                self.last_response_end.map(|end| ts.since(end).max(0.0))
+            } else {
+                None
+            };
+            // A request sent after the server's FIN reused nothing.
+            let server_closed = matches!(self.ending.first_fin, Some((Side::Server, _)));
+            if let Some(g) = gap.filter(|_| !server_closed) {
+                self.max_gap_before = self.max_gap;
+                self.max_gap = Some(self.max_gap.map_or(g, |m: f64| m.max(g)));
+            }
+            self.req.phase = match (h.chunked, h.content_length) {
+                (true, _) => Phase::Chunk(ChunkPhase::Size),
+                (false, Some(n)) if n > 0 => Phase::Body(n),
+                _ => Phase::Head,
+            };
+            note.get_or_insert(HttpNote::Request {
+                number: self.requests,
+                method: Text::of(&h.first[0]),
+                target: Text::of(&h.first[1]),
+                reused: self.requests > 1,
+                gap,
+                persistent: persistent(version, &h),
+            });
+        }
+        note
+    }
+
+    fn consume_responses(&mut self, mut data: &[u8], ts: Timestamp) -> Option<HttpNote> {
+        let mut note = None;
+        while !data.is_empty() {
+            let was_body = self.resp.phase != Phase::Head;
+            let (used, head) = step(&mut self.resp, data);
+            data = &data[used..];
+            if was_body && self.resp.phase == Phase::Head {
+                self.last_response_end = Some(ts);
+            }
+            let Some(head) = head else { continue };
+            let h = parse_head(&head);
+            if !h.first[0].starts_with(b"HTTP/") {
+                self.resp.phase = Phase::Lost;
+                break;
+            }
+            let status: u16 = std::str::from_utf8(&h.first[1])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if status == 101 {
+                // Switching Protocols (WebSocket, h2c): the upgrade's answer
+                // is a response; what follows both ways is not HTTP/1.x.
+                self.responses += 1;
+                self.pending_head.pop_front();
+                if self.responses == 1 {
+                    self.keep_alive = Some(self.first_req_persistent);
+                }
+                self.req.phase = Phase::Lost;
+                self.resp.phase = Phase::Lost;
+                self.last_response_end = Some(ts);
+                note.get_or_insert(HttpNote::Response {
+                    number: self.responses,
+                    status,
+                    persistent: true,
+                });
+                break;
+            }
+            if (100..200).contains(&status) {
+                // Interim (100 Continue): the real response follows.
+                self.resp.phase = Phase::Head;
+                continue;
+            }
+            self.responses += 1;
+            let head_request = self.pending_head.pop_front().unwrap_or(false);
+            let keep = persistent(version_of(&h.first[0]), &h);
+            if h.timeout.is_some() {
+                self.advertised_timeout = h.timeout;
+            }
+            self.open_for_more &= keep;
+            if self.responses == 1 {
+                self.keep_alive = Some(self.first_req_persistent && keep);
+            }
+            let no_body = head_request || status == 204 || status == 304;
+            self.resp.phase = if no_body {
+                Phase::Head
+            } else if h.chunked {
+                Phase::Chunk(ChunkPhase::Size)
+            } else if let Some(n) = h.content_length {
+                if n > 0 { Phase::Body(n) } else { Phase::Head }
+            } else {
+                Phase::UntilClose
+            };
+            if self.resp.phase == Phase::Head {
+                self.last_response_end = Some(ts);
+            }
+            note.get_or_insert(HttpNote::Response {
+                number: self.responses,
+                status,
+                persistent: keep,
+            });
+        }
+        note
+    }
+
+    /// The end of the connection, segment by segment: who closed first and
+    /// how long after the last response; a request sent into the server's
+    /// close, and the RST that answers it.
+    fn ending(&mut self, cx: &Ctx, payload: bool) -> Option<Stale> {
+        let seg = cx.seg;
+        let e = &mut self.ending;
+        let server_closed = matches!(e.first_fin, Some((Side::Server, _)));
+        let idle_close = e.first_fin.and_then(|(_, i)| i).map(|i| i as f32);
+        if cx.from == Side::Client && payload {
+            let end = seg.seq + seg.len;
+            e.client_next = Some(e.client_next.map_or(end, |n| n.max(end)));
+            if server_closed && !e.sent_after_fin {
+                e.sent_after_fin = true;
+                return Some(Stale::Request { idle_close });
+            }
+        }
+        if cx.from == Side::Server
+            && seg.has(crate::core::decode::flags::RST)
+            && e.sent_after_fin
+            && !e.stale_request
+        {
+            e.stale_request = true;
+            return Some(Stale::Reset { idle_close });
+        }
+        if seg.has(crate::core::decode::flags::FIN) && e.first_fin.is_none() {
+            // A server FIN that does not acknowledge the client's latest
+            // data was sent before that request arrived: they crossed.
+            let crossed = cx.from == Side::Server
+                && seg.has(crate::core::decode::flags::ACK)
+                && e.client_next.is_some_and(|n| n.diff(seg.ack) > 0);
+            let idle = crossed
+                || (self.open_for_more
+                    && self.resp.phase == Phase::Head
+                    && self.pending_head.is_empty()
+                    && self.requests > 0
+                    && self.requests == self.responses);
+            let since = self
+                .last_response_end
+                .filter(|_| idle)
+                .map(|end| cx.ts.since(end).max(0.0));
+            self.ending.first_fin = Some((cx.from, since));
+            if crossed {
+                self.max_gap = self.max_gap_before;
+                self.ending.sent_after_fin = true;
+                return Some(Stale::Crossed {
+                    idle_close: since.map(|i| i as f32),
+                });
+            }
+        }
+        None
+    }
+
+    /// How long after its last response `side` closed the idle connection.
+    fn idle_close(&self, side: Side) -> Option<f64> {
+        match self.ending.first_fin {
+            Some((s, since)) if s == side => since,
+            _ => None,
+        }
+    }
+
+    /// Persistence as the flow record reports it: from the first exchange,
+    /// or from the first request alone when no response was seen.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive.unwrap_or(self.first_req_persistent)
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
+/// Advances one stream over `data`: returns how many bytes were used, and a
+/// message head when one was completed.
+fn step(s: &mut Stream, data: &[u8]) -> (usize, Option<Vec<u8>>) {
+    match s.phase.clone() {
+        Phase::Lost | Phase::UntilClose => (data.len(), None),
+        Phase::Body(n) => {
+            let used = (n.min(data.len() as u64)) as usize;
+            let left = n - used as u64;
+            s.phase = if left == 0 {
+                Phase::Head
+            } else {
+                Phase::Body(left)
+            };
+            (used, None)
+        }
+        Phase::Head => {
+            let before = s.buf.len();
+            // Look for the end of the head in what we have plus this data
+            // (the 3 bytes before may hold part of "\r\n\r\n").
+            let from = before.saturating_sub(3);
+            let take = data.len().min(MAX_HEAD + 4 - before.min(MAX_HEAD));
+            s.buf.extend_from_slice(&data[..take]);
+            match find(&s.buf[from..], b"\r\n\r\n") {
+                Some(at) => {
+                    let end = from + at + 4;
+                    let used = end - before;
+                    let head = std::mem::take(&mut s.buf);
+                    (used, Some(head[..end].to_vec()))
+                }
+                None if s.buf.len() > MAX_HEAD => {
+                    s.phase = Phase::Lost;
+                    s.buf = Vec::new();
+                    (data.len(), None)
+                }
+                None => (take, None),
+            }
+        }
+        Phase::Chunk(c) => step_chunk(s, c, data),
+    }
+}
+
+fn step_chunk(s: &mut Stream, c: ChunkPhase, data: &[u8]) -> (usize, Option<Vec<u8>>) {
+    match c {
+        ChunkPhase::Data(n) => {
+            let used = (n.min(data.len() as u64)) as usize;
+            let left = n - used as u64;
+            s.phase = Phase::Chunk(if left == 0 {
+                ChunkPhase::DataEnd(2)
+            } else {
+                ChunkPhase::Data(left)
+            });
+            (used, None)
+        }
+        ChunkPhase::DataEnd(n) => {
+            let used = usize::from(n).min(data.len());
+            let left = n - used as u8;
+            s.phase = Phase::Chunk(if left == 0 {
+                ChunkPhase::Size
+            } else {
+                ChunkPhase::DataEnd(left)
+            });
+            (used, None)
+        }
+        ChunkPhase::Size | ChunkPhase::Trailer => {
+            // One line: a chunk size, or a trailer line (empty ends it).
+            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                if s.buf.len() + data.len() > 1024 {
+                    s.phase = Phase::Lost;
+                    s.buf = Vec::new();
+                } else {
+                    s.buf.extend_from_slice(data);
+                }
+                return (data.len(), None);
+            };
+            s.buf.extend_from_slice(&data[..nl]);
+            let line = std::mem::take(&mut s.buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            s.phase = if c == ChunkPhase::Trailer {
+                if line.is_empty() {
+                    Phase::Head
+                } else {
+                    Phase::Chunk(ChunkPhase::Trailer)
+                }
+            } else {
+                let hex: Vec<u8> = line
+                    .iter()
+                    .copied()
+                    .take_while(|b| b.is_ascii_hexdigit())
+                    .collect();
+                match u64::from_str_radix(std::str::from_utf8(&hex).unwrap_or(""), 16) {
+                    Ok(0) => Phase::Chunk(ChunkPhase::Trailer),
+                    Ok(n) => Phase::Chunk(ChunkPhase::Data(n)),
+                    Err(_) => Phase::Lost,
+                }
+            };
+            (nl + 1, None)
+        }
+    }
+}
+
+/// What the flow record says about HTTP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HttpSummary {
+    pub requests: u32,
+    pub responses: u32,
+    pub keep_alive: bool,
+    pub version: Option<&'static str>,
+    /// Longest pause between a response and the next request.
+    pub max_gap: Option<f64>,
+    /// The server closed the idle connection (its FIN, nothing pending)
+    /// this long after its last response.
+    pub server_idle_close: Option<f64>,
+    /// The client closed the idle connection first, this long after the
+    /// last response (a pool closing idle connections: the benign order).
+    pub client_idle_close: Option<f64>,
+    /// The server's `Keep-Alive: timeout=N`.
+    pub advertised_timeout: Option<f64>,
+    /// The keep-alive race: the client sent a request after the server's
+    /// FIN and the server answered RST (a stale pooled connection).
+    pub stale_request: bool,
+}
+
+/// The keep-alive pool race, as it happens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stale {
+    /// Data from the client after the server's FIN; `idle_close` is how
+    /// long after its last response the server had closed.
+    Request { idle_close: Option<f32> },
+    /// The server's FIN crossed a request already on its way (the FIN
+    /// does not acknowledge it).
+    Crossed { idle_close: Option<f32> },
+    /// The server's RST answering it.
+    Reset { idle_close: Option<f32> },
+}
+
+/// What the HTTP analysis says about one segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HttpPacket {
+    /// The connection carries HTTP (its client's first bytes were a request line).
+    pub on: bool,
+    /// An HTTP message this segment starts.
+    pub message: Option<HttpNote>,
+    /// Part of the keep-alive race.
+    pub stale: Option<Stale>,
+}
+
+/// The HTTP analysis: decides on the client's first payload whether the
+/// connection is HTTP, then follows it.
+#[derive(Clone, Debug, Default)]
+pub struct HttpAnalysis {
+    decided: bool,
+    http: Option<Box<Http>>,
+}
+
+/// How an HTTP connection's end went (kept beside `Http`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Ending {
+    /// The first FIN: its side, and how long after the last response it
+    /// came when nothing was pending (an idle close).
+    first_fin: Option<(Side, Option<f64>)>,
+    /// The client sent data after the server's FIN, or the FIN crossed it.
+    sent_after_fin: bool,
+    stale_request: bool,
+    /// The client's next sequence number after its latest data.
+    client_next: Option<SeqNumber>,
+}
+
+impl Analysis for HttpAnalysis {
+    type Note = HttpPacket;
+    type Summary = Option<HttpSummary>;
+
+    #[inline(always)]
+    fn segment(&mut self, cx: &Ctx) -> HttpPacket {
+        let seg = cx.seg;
+        let payload =
+            seg.len > 0 && !matches!(cx.kind, Kind::Keepalive | Kind::ZeroWindowProbe | Kind::Rst);
+        if payload && cx.from == Side::Client && !self.decided {
+            self.decided = true;
+            if looks_like_request(seg.payload) {
+                self.http = Some(Box::default());
+            }
+        }
+        let Some(h) = self.http.as_mut() else {
+            return HttpPacket::default();
+        };
+        let message = if payload {
+            h.feed(
+                cx.from == Side::Client,
+                seg.seq,
+                seg.len,
+                seg.payload,
+                cx.ts,
+            )
+        } else {
+            None
+        };
+        let stale = h.ending(cx, payload);
+        if seg.has(crate::core::decode::flags::FIN | crate::core::decode::flags::RST) {
+            h.closed(cx.ts);
+        }
+        HttpPacket {
+            on: true,
+            message,
+            stale,
+        }
+    }
+
+    fn finish(&mut self, _flow: &Flow, _now: Timestamp) -> Option<HttpSummary> {
+        self.http.as_ref().map(|h| HttpSummary {
+            requests: h.requests,
+            responses: h.responses,
+            keep_alive: h.keep_alive(),
+            version: h.version,
+            max_gap: h.max_gap,
+            server_idle_close: h.idle_close(Side::Server),
+            client_idle_close: h.idle_close(Side::Client),
+            advertised_timeout: h.advertised_timeout,
+            stale_request: h.ending.stale_request,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: f64) -> Timestamp {
+        Timestamp::new(1_700_000_000, 0).plus(s)
+    }
+
+    #[test]
+    fn split_and_pipelined_requests_are_counted() {
+        let mut h = Http::new();
+        let mut seq = SeqNumber(1000);
+        let send = |h: &mut Http, client: bool, bytes: &[u8], at: f64, seq: &mut SeqNumber| {
+            let n = h.feed(client, *seq, bytes.len() as u32, bytes, t(at));
+            *seq = *seq + bytes.len() as u32;
+            n
+        };
+        // A request split in three segments, in the middle of "\r\n\r\n".
+        assert_eq!(send(&mut h, true, b"GET /a HT", 0.0, &mut seq), None);
+        assert_eq!(
+            send(&mut h, true, b"TP/1.1\r\nHost: x\r\n\r", 0.1, &mut seq),
+            None
+        );
+        // The note goes with the segment that completes the head.
+        assert!(matches!(
+            send(&mut h, true, b"\n", 0.2, &mut seq),
+            Some(HttpNote::Request {
+                number: 1,
+                reused: false,
+                ..
+            })
+        ));
+        assert_eq!(h.requests, 1);
+        // Two pipelined requests in one segment.
+        let two = b"GET /b HTTP/1.1\r\n\r\nHEAD /c HTTP/1.1\r\nConnection: close\r\n\r\n";
+        assert!(matches!(
+            send(&mut h, true, two, 1.0, &mut seq),
+            Some(HttpNote::Request {
+                number: 2,
+                reused: true,
+                ..
+            })
+        ));
+        assert_eq!(h.requests, 3);
+        let mut rs = SeqNumber(9);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 99\r\nConnection: close\r\n\r\n";
+        send(&mut h, false, resp, 1.1, &mut rs);
+        assert_eq!(h.responses, 3, "the HEAD response has no body");
+        assert_eq!(h.version, Some("1.1"));
+        assert!(h.keep_alive());
+    }
+
+    #[test]
+    fn http_1_0_defaults_to_close() {
+        let mut h = Http::new();
+        let req = b"GET / HTTP/1.0\r\n\r\n";
+        h.feed(true, SeqNumber(1), req.len() as u32, req, t(0.0));
+        let resp = b"HTTP/1.0 200 OK\r\n\r\nbody until close";
+        h.feed(false, SeqNumber(1), resp.len() as u32, resp, t(0.1));
+        h.closed(t(0.2));
+        assert_eq!((h.requests, h.responses), (1, 1));
+        assert_eq!(h.version, Some("1.0"));
+        assert!(!h.keep_alive());
+    }
+
+    #[test]
+    fn a_gap_in_the_capture_stops_reading_that_direction() {
+        let mut h = Http::new();
+        let req = b"GET / HTTP/1.1\r\n\r\n";
+        h.feed(true, SeqNumber(1), req.len() as u32, req, t(0.0));
+        h.feed(true, SeqNumber(500), req.len() as u32, req, t(1.0));
+        assert_eq!(h.requests, 1);
+        assert!(!looks_like_request(b"\x16\x03\x01 TLS"));
+        assert!(looks_like_request(b"OPTIONS * HTTP/1.1"));
+        assert!(looks_like_request(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(looks_like_request(b"GET /a-very-long-target-split"));
+    }
+
+    #[test]
+    fn not_http1_the_h2c_preface_and_a_line_without_a_version() {
+        assert!(!looks_like_request(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(!looks_like_request(b"GET / chatty\n"));
+        assert!(!looks_like_request(b"PING\r\n"));
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_one_exchange_then_not_http() {
+        let mut h = Http::new();
+        let req = b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        h.feed(true, SeqNumber(1), req.len() as u32, req, t(0.0));
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello";
+        let note = h.feed(false, SeqNumber(1), resp.len() as u32, resp, t(0.1));
+        assert!(matches!(note, Some(HttpNote::Response { status: 101, .. })));
+        // WebSocket frames after it, both ways: no more requests or responses.
+        let frame = b"\x81\x85\x00\x00\x00\x00hello\r\n\r\n";
+        h.feed(
+            true,
+            SeqNumber(1 + req.len() as u32),
+            frame.len() as u32,
+            frame,
+            t(0.2),
+        );
+        assert_eq!((h.requests, h.responses), (1, 1));
+    }
+}

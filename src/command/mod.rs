@@ -1,0 +1,6 @@
+//! The command line: clap's arguments (`cli`), resolved and checked into a
+//! `Plan` before anything happens (`plan`), and carried out (`run`).
+
+pub mod cli;
+pub mod plan;
+pub mod run;

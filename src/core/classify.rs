@@ -1,0 +1,559 @@
+//! Classify: one kind per TCP segment.
+//!
+//! The rules, checked in this order (the first that matches wins). "Sender"
+//! is the side that sent the segment, "peer" the other side; `next` is the
+//! sender's next expected sequence number (see `flows::DirState::next`,
+//! learned from the peer's ACK numbers when the capture starts mid-connection).
+//!
+//! ```text
+//! 1.  `rst`                   RST set. A RST from the peer of a side with an
+//!                             outstanding keepalive probe answers that probe.
+//! 2.  `syn`, `syn-ack`        SYN set (with ACK: `syn-ack`).
+//! 3.  `retransmission`        FIN already seen from the sender (orphaned
+//!                             sockets retransmit their FIN).
+//! 4.  `fin`                   FIN set.
+//! 5.  `zero-window-probe`     the peer's last window was 0, and the segment is
+//!                             1 byte at exactly `next` (RFC 1122), or at most
+//!                             1 byte at `next − 1` (Linux probes a zero window
+//!                             with an old sequence number, like a keepalive).
+//!                             Checked before keepalive: same shape, other cause.
+//! 6.  `keepalive`             0 or 1 byte (Windows and RFC 1122 stacks send one
+//!                             garbage byte), seq == `next − 1`; a 1-byte one
+//!                             only when the peer already acknowledged `next`
+//!                             (otherwise it is a retransmission of the last
+//!                             byte). Checked before retransmission: a 1-byte
+//!                             probe sits below `next`. Rules 5 and 6 apply
+//!                             only while the connection lives (no RST, no
+//!                             FIN exchange yet).
+//! 7.  `keepalive-ack`         no payload, from the peer of a side with an
+//!                             outstanding keepalive probe, acknowledging that
+//!                             side's `next` (the probe's seq + 1). The window
+//!                             may have changed (scaling): it is not compared.
+//! 8.  `zero-window-probe-ack` no payload, answering an outstanding zero-window probe.
+//! 9.  `zero-window`           no payload, window 0: the sender's receive
+//!                             buffer is full, its application is not reading
+//!                             (tshark: ZeroWindow). After 7 and 8: an answer
+//!                             to a probe stays an answer.
+//! 10. `window-update`         no payload, a window above 0 after the sender
+//!                             advertised 0: the stall is over.
+//! 11. `handshake-ack`         no payload, the client's first ACK after the
+//!                             SYN-ACK, acknowledging the server's ISN + 1.
+//! 12. `retransmission`        payload starting before `next`.
+//! 13. `data`                  payload.
+//! 14. `ack`                   anything else (pure ACKs, other window changes).
+//! ```
+
+use crate::core::decode::{Segment, flags};
+use crate::core::flows::Flow;
+use crate::core::tcp::{Kind, Side};
+
+/// Classifies `seg`, sent by `from`, against the flow's state before it.
+pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
+    let me = &flow.dir[from.idx()];
+    let peer = &flow.dir[from.other().idx()];
+    let bare = !seg.has(flags::SYN | flags::FIN | flags::RST);
+
+    // 1-4: control flags.
+    if seg.has(flags::RST) {
+        return Kind::Rst;
+    }
+    if seg.has(flags::SYN) {
+        return if seg.has(flags::ACK) {
+            Kind::SynAck
+        } else {
+            Kind::Syn
+        };
+    }
+    if seg.has(flags::FIN) {
+        let already = me.fin.is_some_and(|f| seg.seq + seg.len <= f);
+        return if already {
+            Kind::Retransmission
+        } else {
+            Kind::Fin
+        };
+    }
+
+    // 5-6: probes (never after a RST or a FIN exchange: the connection is gone).
+    if let Some(next) = me.next
+        && bare
+        && !flow.finished
+    {
+        let below = seg.seq == next - 1 && seg.len <= 1;
+        if peer.win == Some(0) && ((seg.len == 1 && seg.seq == next) || below) {
+            return Kind::ZeroWindowProbe;
+        }
+        let nothing_in_flight = seg.len == 0 || peer.acked.is_none_or(|a| a >= next);
+        if below && nothing_in_flight {
+            return Kind::Keepalive;
+        }
+    }
+
+    // 7-11: replies without payload.
+    if seg.len == 0 && bare {
+        if let Some(p) = peer.probe
+            && seg.has(flags::ACK)
+            && p.answered_by(seg.ack)
+        {
+            return if p.zero_window {
+                Kind::ZeroWindowProbeAck
+            } else {
+                Kind::KeepaliveAck
+            };
+        }
+        if seg.win == 0 {
+            return Kind::ZeroWindow;
+        }
+        if me.win == Some(0) {
+            return Kind::WindowUpdate;
+        }
+        if from == Side::Client
+            && flow.syn_ack
+            && !flow.established
+            && peer.base.is_some_and(|isn| seg.ack == isn + 1)
+        {
+            return Kind::HandshakeAck;
+        }
+        return Kind::Ack;
+    }
+
+    // 12-14: payload.
+    if seg.len > 0 {
+        if me.next.is_some_and(|next| seg.seq < next) {
+            return Kind::Retransmission;
+        }
+        return Kind::Data;
+    }
+    Kind::Ack
+}
+
+/// One test per rule and per rule-order conflict, smoltcp-style: a `const`
+/// segment and an established flow, each test changing only what its rule
+/// looks at (`..SEGMENT`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::decode::{LinkInfo, LinkType};
+    use crate::core::seq::SeqNumber;
+    use crate::core::tcp::{CloseKind, DirState, Outstanding};
+    use crate::core::time::Timestamp;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    /// The client's next sequence number, and the server's.
+    const C_NEXT: u32 = 1000;
+    const S_NEXT: u32 = 5000;
+
+    /// A bare ACK from the client at its next sequence number.
+    const SEGMENT: Segment<'static> = Segment {
+        src: CLIENT,
+        dst: SERVER,
+        sport: 40000,
+        dport: 5432,
+        seq: SeqNumber(C_NEXT),
+        ack: SeqNumber(S_NEXT),
+        flags: flags::ACK,
+        win: 512,
+        urp: 0,
+        header_len: 20,
+        len: 0,
+        options: &[],
+        options_truncated: false,
+        payload: &[],
+        ttl: 64,
+        link: LinkInfo {
+            kind: LinkType::Raw,
+            ifindex: 0,
+            pkttype: None,
+        },
+    };
+
+    /// A bare ACK from the server at its next sequence number.
+    const FROM_SERVER: Segment<'static> = Segment {
+        src: SERVER,
+        dst: CLIENT,
+        sport: 5432,
+        dport: 40000,
+        seq: SeqNumber(S_NEXT),
+        ack: SeqNumber(C_NEXT),
+        ..SEGMENT
+    };
+
+    const ONE_BYTE: &[u8] = b"x";
+    const DATA: &[u8] = b"hello";
+
+    /// An established connection, all data acknowledged both ways, windows open.
+    fn established() -> Flow {
+        let mut f = Flow::new(
+            1,
+            SocketAddr::new(CLIENT, 40000),
+            SocketAddr::new(SERVER, 5432),
+            Timestamp::new(1_700_000_000, 0),
+        );
+        (f.syn, f.syn_ack, f.established) = (true, true, true);
+        f.dir = [
+            DirState {
+                base: Some(SeqNumber(0)),
+                next: Some(SeqNumber(C_NEXT)),
+                acked: Some(SeqNumber(S_NEXT)),
+                win: Some(512),
+                ..DirState::default()
+            },
+            DirState {
+                base: Some(SeqNumber(4000)),
+                next: Some(SeqNumber(S_NEXT)),
+                acked: Some(SeqNumber(C_NEXT)),
+                win: Some(512),
+                ..DirState::default()
+            },
+        ];
+        f
+    }
+
+    fn kind(flow: &Flow, seg: Segment) -> Kind {
+        classify(flow, flow.side_of(&seg), &seg)
+    }
+
+    /// The client has a keepalive probe out (at `C_NEXT − 1`).
+    fn probing() -> Flow {
+        let mut f = established();
+        f.dir[0].probe = Some(Outstanding {
+            seq: SeqNumber(C_NEXT - 1),
+            zero_window: false,
+        });
+        f
+    }
+
+    // Rule 1: rst.
+    #[test]
+    fn rule_1_rst() {
+        let seg = Segment {
+            flags: flags::RST | flags::ACK,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Rst);
+    }
+
+    #[test]
+    fn rule_1_before_2_rst_with_syn_is_rst() {
+        let seg = Segment {
+            flags: flags::RST | flags::SYN,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Rst);
+    }
+
+    #[test]
+    fn rule_1_before_6_rst_one_below_next_is_no_probe() {
+        let seg = Segment {
+            flags: flags::RST,
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Rst);
+    }
+
+    // Rule 2: syn, syn-ack.
+    #[test]
+    fn rule_2_syn_and_syn_ack() {
+        let syn = Segment {
+            flags: flags::SYN,
+            ..SEGMENT
+        };
+        let syn_ack = Segment {
+            flags: flags::SYN | flags::ACK,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&established(), syn), Kind::Syn);
+        assert_eq!(kind(&established(), syn_ack), Kind::SynAck);
+    }
+
+    // Rule 3: a FIN the sender already sent is a retransmission.
+    #[test]
+    fn rule_3_fin_seen_before_is_a_retransmission() {
+        let mut f = established();
+        f.dir[0].fin = Some(SeqNumber(C_NEXT));
+        let seg = Segment {
+            flags: flags::FIN | flags::ACK,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Retransmission);
+    }
+
+    // Rule 4: fin.
+    #[test]
+    fn rule_4_fin() {
+        let seg = Segment {
+            flags: flags::FIN | flags::ACK,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Fin);
+    }
+
+    #[test]
+    fn rule_4_before_13_fin_with_data_is_fin() {
+        let seg = Segment {
+            flags: flags::FIN | flags::PSH | flags::ACK,
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Fin);
+    }
+
+    // Rule 5: zero-window probe.
+    #[test]
+    fn rule_5_zero_window_probe_rfc_1122_one_byte_at_next() {
+        let mut f = established();
+        f.dir[1].win = Some(0);
+        let seg = Segment {
+            len: 1,
+            payload: ONE_BYTE,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::ZeroWindowProbe);
+    }
+
+    #[test]
+    fn rule_5_before_6_linux_zero_window_probe_looks_like_a_keepalive() {
+        // Linux probes a zero window one below next, like a keepalive.
+        let mut f = established();
+        f.dir[1].win = Some(0);
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::ZeroWindowProbe);
+    }
+
+    // Rule 6: keepalive.
+    #[test]
+    fn rule_6_keepalive_zero_bytes_one_below_next() {
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Keepalive);
+    }
+
+    #[test]
+    fn rule_6_keepalive_from_the_server() {
+        let seg = Segment {
+            seq: SeqNumber(S_NEXT - 1),
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&established(), seg), Kind::Keepalive);
+    }
+
+    #[test]
+    fn rule_6_keepalive_one_garbage_byte_when_everything_was_acknowledged() {
+        // Windows and RFC 1122 stacks send one byte below next.
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            len: 1,
+            payload: ONE_BYTE,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Keepalive);
+    }
+
+    #[test]
+    fn rule_6_before_12_one_byte_not_yet_acknowledged_is_a_retransmission() {
+        let mut f = established();
+        f.dir[1].acked = Some(SeqNumber(C_NEXT - 1));
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            len: 1,
+            payload: ONE_BYTE,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Retransmission);
+    }
+
+    #[test]
+    fn rule_6_no_keepalive_after_a_rst() {
+        let mut f = established();
+        f.close = Some((CloseKind::Rst, Side::Server));
+        f.finished = true;
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_6_no_keepalive_after_a_fin_exchange() {
+        let mut f = established();
+        f.close = Some((CloseKind::Fin, Side::Client));
+        f.dir[0].fin = Some(SeqNumber(C_NEXT - 1));
+        f.dir[1].fin = Some(SeqNumber(S_NEXT - 1));
+        f.finished = true;
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_6_needs_the_senders_next_sequence_number() {
+        // Mid-connection start: next unknown (the hold-back learns it).
+        let mut f = established();
+        f.dir[0].next = None;
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    // Rule 7: keepalive-ack.
+    #[test]
+    fn rule_7_keepalive_ack_acknowledges_past_the_probe() {
+        assert_eq!(kind(&probing(), FROM_SERVER), Kind::KeepaliveAck);
+    }
+
+    #[test]
+    fn rule_7_an_ack_below_the_probe_does_not_answer_it() {
+        let seg = Segment {
+            ack: SeqNumber(C_NEXT - 1),
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&probing(), seg), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_7_before_13_data_that_answers_a_probe_is_data() {
+        let seg = Segment {
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&probing(), seg), Kind::Data);
+    }
+
+    // Rule 8: zero-window-probe-ack.
+    #[test]
+    fn rule_8_zero_window_probe_ack() {
+        let mut f = established();
+        f.dir[0].probe = Some(Outstanding {
+            seq: SeqNumber(C_NEXT),
+            zero_window: true,
+        });
+        let seg = Segment {
+            win: 0,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&f, seg), Kind::ZeroWindowProbeAck);
+    }
+
+    // Rule 9: zero-window.
+    #[test]
+    fn rule_9_a_pure_ack_with_window_0_is_a_zero_window() {
+        let seg = Segment {
+            win: 0,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&established(), seg), Kind::ZeroWindow);
+    }
+
+    #[test]
+    fn rule_7_before_9_an_answer_to_a_probe_with_window_0_stays_an_answer() {
+        let seg = Segment {
+            win: 0,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&probing(), seg), Kind::KeepaliveAck);
+    }
+
+    // Rule 10: window-update.
+    #[test]
+    fn rule_10_the_ack_that_reopens_a_zero_window_is_a_window_update() {
+        let mut f = established();
+        f.dir[1].win = Some(0);
+        assert_eq!(kind(&f, FROM_SERVER), Kind::WindowUpdate);
+        // Data that reopens it is data.
+        let seg = Segment {
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&f, seg), Kind::Data);
+    }
+
+    // Rule 11: handshake-ack.
+    #[test]
+    fn rule_11_handshake_ack_acknowledges_the_servers_isn() {
+        let mut f = established();
+        f.established = false;
+        f.dir[1].base = Some(SeqNumber(S_NEXT - 1));
+        assert_eq!(kind(&f, SEGMENT), Kind::HandshakeAck);
+        // The server's ACK is never the handshake's third segment.
+        assert_eq!(kind(&f, FROM_SERVER), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_11_an_ack_of_something_else_is_a_plain_ack() {
+        let mut f = established();
+        f.established = false;
+        f.dir[1].base = Some(SeqNumber(S_NEXT - 1));
+        let seg = Segment {
+            ack: SeqNumber(S_NEXT + 10),
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    // Rule 12: retransmission.
+    #[test]
+    fn rule_12_payload_before_next_is_a_retransmission() {
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - DATA.len() as u32),
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Retransmission);
+    }
+
+    // Rule 13: data.
+    #[test]
+    fn rule_13_payload_at_next_is_data() {
+        let seg = Segment {
+            flags: flags::PSH | flags::ACK,
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&established(), seg), Kind::Data);
+    }
+
+    #[test]
+    fn rule_13_payload_with_next_unknown_is_data() {
+        let mut f = established();
+        f.dir[0].next = None;
+        let seg = Segment {
+            len: DATA.len() as u32,
+            payload: DATA,
+            ..SEGMENT
+        };
+        assert_eq!(kind(&f, seg), Kind::Data);
+    }
+
+    // Rule 14: ack.
+    #[test]
+    fn rule_14_bare_ack_at_next_is_an_ack() {
+        assert_eq!(kind(&established(), SEGMENT), Kind::Ack);
+        assert_eq!(kind(&established(), FROM_SERVER), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_14_another_window_change_is_an_ack() {
+        let seg = Segment {
+            win: 4096,
+            ..FROM_SERVER
+        };
+        assert_eq!(kind(&established(), seg), Kind::Ack);
+    }
+}

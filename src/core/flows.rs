@@ -1,0 +1,601 @@
+//! Flows: the connection table and per-direction sequence state.
+//!
+//! A flow is one TCP connection, keyed by its 4-tuple in either direction.
+//! The client is the side that sent the SYN. Without a SYN (the capture
+//! started mid-connection): the sender of a SYN-ACK is the server; otherwise
+//! the endpoint with the lower port is the server (services listen on low or
+//! well-known ports, clients get ephemeral ports from 32768 up); equal ports:
+//! the lower address is the server.
+//!
+//! A flow that ended (RST, or FIN from both sides) stays in the table for
+//! [`FlowTable::linger`] of capture time, so late segments of that connection
+//! (retransmitted FINs from an orphaned socket, the RSTs they draw) are
+//! attributed to it instead of starting new flows. A new SYN on the same
+//! 4-tuple always starts a new flow.
+
+use crate::core::decode::{Segment, flags};
+use crate::core::seq::SeqNumber;
+use crate::core::tcp::{CloseKind, DirState, Kind, Outstanding, Side};
+use crate::core::time::{FAR, Timestamp};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// One TCP connection: core TCP state only. What an analysis learns about
+/// a connection lives in that analysis (see `analysis`); tcpdump's
+/// relative-sequence bases live in its printer.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// 1-based, in order of first packet.
+    pub id: u32,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    pub dir: [DirState; 2],
+    pub syn: bool,
+    pub syn_ack: bool,
+    pub established: bool,
+    /// The first FIN or RST that began the end of the connection.
+    pub close: Option<(CloseKind, Side)>,
+    /// RST seen, or both FINs seen: the connection is over.
+    pub finished: bool,
+    /// The hold-back (see `analyzer`) already waited to learn this side's
+    /// next sequence number: it never holds the same side twice. Written and
+    /// read by the hold-back only.
+    pub held: [bool; 2],
+}
+
+/// How the handshake was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    Complete,
+    Partial,
+    Missing,
+}
+
+impl Handshake {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handshake::Complete => "complete",
+            Handshake::Partial => "partial",
+            Handshake::Missing => "missing",
+        }
+    }
+}
+
+impl Flow {
+    /// A connection first seen at `ts` (public for tests: a `Flow` in any
+    /// state can be built directly).
+    pub fn new(id: u32, client: SocketAddr, server: SocketAddr, ts: Timestamp) -> Flow {
+        Flow {
+            id,
+            client,
+            server,
+            first_ts: ts,
+            last_ts: ts,
+            packets: 0,
+            dir: [DirState::default(); 2],
+            syn: false,
+            syn_ack: false,
+            established: false,
+            close: None,
+            finished: false,
+            held: [false; 2],
+        }
+    }
+
+    pub fn side_of(&self, seg: &Segment) -> Side {
+        if SocketAddr::new(seg.src, seg.sport) == self.client {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    /// Sequence number relative to the sender's base (JSON `seq`).
+    pub fn rel_seq(&self, from: Side, seq: SeqNumber) -> u32 {
+        self.dir[from.idx()]
+            .base
+            .map_or(seq.0, |b| seq.0.wrapping_sub(b.0))
+    }
+
+    /// Records the segment's effect on the sequence state, after it was
+    /// classified as `kind`.
+    pub fn update(&mut self, from: Side, seg: &Segment, kind: Kind, ts: Timestamp) {
+        self.packets += 1;
+        self.last_ts = ts;
+        let is_syn = seg.has(flags::SYN);
+        let (me, peer) = self.pair_mut(from);
+        if is_syn {
+            me.base = Some(seg.seq);
+        }
+        if seg.has(flags::ACK) {
+            me.acked = Some(me.acked.map_or(seg.ack, |a| a.max(seg.ack)));
+            // The peer's next sequence is at least what we acknowledge.
+            peer.next = Some(peer.next.map_or(seg.ack, |n| n.max(seg.ack)));
+            if peer.base.is_none() {
+                peer.base = Some(seg.ack - 1);
+            }
+            if let Some(p) = peer.probe
+                && !seg.has(flags::RST)
+                && p.answered_by(seg.ack)
+            {
+                peer.probe = None;
+            }
+        }
+        if !seg.has(flags::RST) {
+            me.win = Some(seg.win);
+            if me.ttl == 0 {
+                me.ttl = seg.ttl;
+            }
+        }
+        match kind {
+            Kind::Keepalive | Kind::ZeroWindowProbe => {
+                me.probe = Some(Outstanding {
+                    seq: seg.seq,
+                    zero_window: kind == Kind::ZeroWindowProbe,
+                });
+            }
+            Kind::Rst => {
+                me.probe = None;
+                peer.probe = None;
+            }
+            _ => {
+                if seg.seq_len() > 0 {
+                    me.probe = None;
+                }
+            }
+        }
+        if me.base.is_none() && !seg.has(flags::RST) {
+            me.base = Some(seg.seq - 1);
+        }
+        if !seg.has(flags::RST) && kind != Kind::ZeroWindowProbe && kind != Kind::Keepalive {
+            let end = seg.seq + seg.seq_len();
+            me.next = Some(me.next.map_or(end, |n| n.max(end)));
+        }
+        if seg.has(flags::FIN) && me.fin.is_none() {
+            me.fin = Some(seg.seq + seg.len);
+        }
+        match kind {
+            Kind::Syn => self.syn = true,
+            Kind::SynAck => self.syn_ack = true,
+            Kind::HandshakeAck => self.established = true,
+            _ => {}
+        }
+        if seg.has(flags::RST) {
+            self.close.get_or_insert((CloseKind::Rst, from));
+            self.finished = true;
+        } else if seg.has(flags::FIN) {
+            self.close.get_or_insert((CloseKind::Fin, from));
+            if self.dir[0].fin.is_some() && self.dir[1].fin.is_some() {
+                self.finished = true;
+            }
+        }
+    }
+
+    fn pair_mut(&mut self, from: Side) -> (&mut DirState, &mut DirState) {
+        let [c, s] = &mut self.dir;
+        match from {
+            Side::Client => (c, s),
+            Side::Server => (s, c),
+        }
+    }
+
+    /// How the handshake was seen.
+    pub fn handshake(&self) -> Handshake {
+        if self.syn && self.syn_ack && self.established {
+            Handshake::Complete
+        } else if self.syn || self.syn_ack {
+            Handshake::Partial
+        } else {
+            Handshake::Missing
+        }
+    }
+
+    /// A later segment revealed `side`'s next sequence number (the hold-back
+    /// learned it while the capture started mid-connection).
+    pub fn learn_next(&mut self, side: Side, next: SeqNumber) {
+        let dir = &mut self.dir[side.idx()];
+        dir.next = Some(next);
+        dir.base.get_or_insert(next - 1);
+    }
+
+    /// Whether a RST from `from` is not the peer's own: its TTL differs from
+    /// the TTL `from`'s earlier segments arrived with (see `middlebox`).
+    /// Never between two ends on the same host: no middlebox sits there.
+    pub fn injected(&self, from: Side, seg: &Segment) -> bool {
+        let ttl = self.dir[from.idx()].ttl;
+        seg.has(flags::RST) && ttl != 0 && seg.ttl != ttl && !self.same_host()
+    }
+
+    /// Both ends are on one host: the same address, or loopback
+    /// (127.0.0.0/8, ::1). No middlebox can sit between them.
+    pub fn same_host(&self) -> bool {
+        crate::core::tcp::same_host(self.client.ip(), self.server.ip())
+    }
+}
+
+/// Canonical 4-tuple: the lower endpoint first.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct FlowKey {
+    lo: ([u8; 16], u16),
+    hi: ([u8; 16], u16),
+}
+
+/// An address as 16 bytes (IPv4 mapped into IPv6): cheap to hash and
+/// compare, and only 2-byte aligned, so a key takes 36 bytes.
+fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+impl FlowKey {
+    pub fn of(seg: &Segment) -> FlowKey {
+        let a = (addr_bytes(seg.src), seg.sport);
+        let b = (addr_bytes(seg.dst), seg.dport);
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
+    }
+}
+
+/// How long the table keeps connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Seconds a finished flow keeps absorbing late segments.
+    pub linger: f64,
+    /// Seconds of silence after which an open flow is reported and freed.
+    pub idle_timeout: f64,
+    /// Most connections in the table at once ([`MAX_OPEN`]).
+    pub max_open: usize,
+}
+
+impl Options {
+    /// `--linger`'s default.
+    pub const LINGER: f64 = 60.0;
+    /// `--idle-timeout`'s default: longer than Linux's default keepalive
+    /// time (7200 s) plus its probes, so a default-configured idle
+    /// connection stays one flow.
+    pub const IDLE_TIMEOUT: f64 = 3.0 * 3600.0;
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            linger: Options::LINGER,
+            idle_timeout: Options::IDLE_TIMEOUT,
+            max_open: MAX_OPEN,
+        }
+    }
+}
+
+/// A flow with the per-flow state of the stages above (the analyzer's
+/// analyses): the table keeps them together and frees them together.
+#[derive(Clone, Debug)]
+pub struct Entry<A> {
+    pub flow: Flow,
+    pub state: A,
+}
+
+/// Flows in a slab, found through a small index of slot numbers (4 bytes
+/// a connection, so the index of a busy table stays in the core's cache:
+/// the key is compared in the slot, which the packet touches anyway);
+/// growing the index moves no flows.
+struct Slab<A> {
+    index: hashbrown::HashTable<u32>,
+    slots: Vec<Option<Slot<A>>>,
+    free: Vec<u32>,
+}
+
+struct Slot<A> {
+    key: FlowKey,
+    entry: Entry<A>,
+}
+
+impl<A> Default for Slab<A> {
+    fn default() -> Self {
+        Slab {
+            index: hashbrown::HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+/// The index's hash of a key.
+#[inline]
+fn hash_of(k: &FlowKey) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
+}
+
+impl<A> Slab<A> {
+    /// The slot number of `k`, if it is in the table.
+    #[inline]
+    fn find(&self, k: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_of(k), |&i| {
+                slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+            })
+            .copied()
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get(&self, k: &FlowKey) -> Option<&Entry<A>> {
+        let i = self.find(k)?;
+        self.slots[i as usize].as_ref().map(|s| &s.entry)
+    }
+
+    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Entry<A>> {
+        let i = self.find(k)?;
+        self.slots[i as usize].as_mut().map(|s| &mut s.entry)
+    }
+
+    fn remove(&mut self, k: &FlowKey) -> Option<Entry<A>> {
+        let slots = &self.slots;
+        let found = self.index.find_entry(hash_of(k), |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+        });
+        let (i, _) = found.ok()?.remove();
+        self.free.push(i);
+        self.slots[i as usize].take().map(|s| s.entry)
+    }
+
+    fn get_or_insert_with(&mut self, k: FlowKey, make: impl FnOnce() -> Entry<A>) -> &mut Entry<A> {
+        let hash = hash_of(&k);
+        let slots = &mut self.slots;
+        let found = self.index.find(hash, |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == k)
+        });
+        let i = match found {
+            Some(&i) => i,
+            None => {
+                let slot = Some(Slot {
+                    key: k,
+                    entry: make(),
+                });
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        slots.push(slot);
+                        (slots.len() - 1) as u32
+                    }
+                };
+                let slots = &self.slots;
+                self.index.insert_unique(hash, i, |&j| {
+                    slots[j as usize].as_ref().map_or(0, |s| hash_of(&s.key))
+                });
+                i
+            }
+        };
+        &mut self.slots[i as usize]
+            .as_mut()
+            .expect("every indexed slot holds a flow")
+            .entry
+    }
+
+    fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| keep(&s.entry.flow))
+            .map(|s| s.key)
+            .collect()
+    }
+
+    /// Every flow in the table, with its key.
+    fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Entry<A>)> {
+        self.slots.iter().flatten().map(|s| (&s.key, &s.entry))
+    }
+
+    fn drain(&mut self) -> Vec<Entry<A>> {
+        self.index.clear();
+        self.free.clear();
+        self.slots.drain(..).flatten().map(|s| s.entry).collect()
+    }
+}
+
+/// Most connections in the table at once. Time expires them (`linger`,
+/// `idle_timeout`); when time cannot (all frames stamped alike, a flood of
+/// connections within seconds), the least recently active eighth is
+/// reported and freed, so memory stays bounded (about 700 bytes each).
+pub const MAX_OPEN: usize = 262_144;
+
+/// The connection table. `A` is the per-flow state of the stages above
+/// flows (created with `A::default()` when a flow starts).
+pub struct FlowTable<A> {
+    flows: Slab<A>,
+    /// Flows that finished (key, id, when queued), oldest first, to expire
+    /// after `linger` without segments.
+    finished: VecDeque<(FlowKey, u32, Timestamp)>,
+    next_id: u32,
+    /// How long a finished flow stays to absorb late segments (capture time).
+    pub linger: f64,
+    /// How long an open flow may stay silent before it is reported and freed.
+    pub idle_timeout: f64,
+    /// Most flows at once (see [`MAX_OPEN`]).
+    pub max_open: usize,
+    last_sweep: Option<Timestamp>,
+    last_look: Option<i64>,
+}
+
+impl<A: Default> FlowTable<A> {
+    pub fn new(options: Options) -> FlowTable<A> {
+        FlowTable {
+            flows: Slab::default(),
+            finished: VecDeque::new(),
+            next_id: 1,
+            linger: options.linger,
+            idle_timeout: options.idle_timeout,
+            max_open: options.max_open.max(1),
+            last_sweep: None,
+            last_look: None,
+        }
+    }
+
+    /// The flow a segment belongs to, if it exists.
+    pub fn get_mut(&mut self, seg: &Segment) -> Option<&mut Flow> {
+        self.flows.get_mut(&FlowKey::of(seg)).map(|e| &mut e.flow)
+    }
+
+    /// Finds the segment's flow or starts one. A SYN (without ACK) for a
+    /// finished flow starts a new one; the old flow is handed to `ended`.
+    pub fn lookup(
+        &mut self,
+        seg: &Segment,
+        ts: Timestamp,
+        mut ended: impl FnMut(Entry<A>),
+    ) -> &mut Entry<A> {
+        let key = FlowKey::of(seg);
+        let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if fresh_syn
+            && let Some(Entry { flow: old, .. }) = self.flows.get(&key)
+            && (old.finished || old.syn_ack || old.established)
+            && old.dir[Side::Client.idx()].base != Some(seg.seq)
+        {
+            let old = self.flows.remove(&key).expect("present");
+            ended(old);
+        }
+        if self.flows.len() >= self.max_open && self.flows.get(&key).is_none() {
+            self.evict_oldest((self.max_open / 8).max(1), &mut ended);
+        }
+        let next_id = &mut self.next_id;
+        self.flows.get_or_insert_with(key, || {
+            let a = SocketAddr::new(seg.src, seg.sport);
+            let b = SocketAddr::new(seg.dst, seg.dport);
+            let (client, server) = if seg.has(flags::SYN) {
+                if seg.has(flags::ACK) { (b, a) } else { (a, b) }
+            } else if (a.port(), a.ip()) < (b.port(), b.ip()) {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            let id = *next_id;
+            *next_id += 1;
+            Entry {
+                flow: Flow::new(id, client, server, ts),
+                state: A::default(),
+            }
+        })
+    }
+
+    /// Reports and frees the `n` connections silent longest (finished ones
+    /// first), in flow order.
+    #[cold]
+    fn evict_oldest(&mut self, n: usize, ended: &mut impl FnMut(Entry<A>)) {
+        let mut ages: Vec<(bool, Timestamp, u32, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, e)| (!e.flow.finished, e.flow.last_ts, e.flow.id, *k))
+            .collect();
+        let n = n.min(ages.len());
+        if n == 0 {
+            return;
+        }
+        ages.select_nth_unstable_by_key(n - 1, |&(open, ts, id, _)| (open, ts, id));
+        let mut out: Vec<Entry<A>> = ages[..n]
+            .iter()
+            .filter_map(|(_, _, _, k)| self.flows.remove(k))
+            .collect();
+        out.sort_by_key(|e| e.flow.id);
+        out.into_iter().for_each(ended);
+    }
+
+    /// Queues a flow that just finished, for expiry after `linger`.
+    pub fn mark_finished(&mut self, seg: &Segment, id: u32, ts: Timestamp) {
+        self.finished.push_back((FlowKey::of(seg), id, ts));
+    }
+
+    /// Hands to `ended`, in flow order, the flows that finished and stayed
+    /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
+    /// time) open flows silent for `idle_timeout`.
+    pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Entry<A>)) {
+        // At most one look per second of capture time: this runs per packet.
+        if self.last_look == Some(now.sec) {
+            return;
+        }
+        self.last_look = Some(now.sec);
+        // The clock stepped back (see `clock`): start the sweeps over.
+        if self.last_sweep.is_some_and(|last| now < last) {
+            self.last_sweep = Some(now);
+        }
+        // Stamped far from now (a wrong stamp, a step of the clock): as good
+        // as expired, rather than never.
+        let over = |waited: f64, limit: f64| waited > limit || waited < -FAR;
+        let mut out = Vec::new();
+        while let Some(&(key, id, queued)) = self.finished.front() {
+            if !over(now.since(queued), self.linger) {
+                break;
+            }
+            self.finished.pop_front();
+            match self.flows.get(&key) {
+                Some(e) if e.flow.id == id => {
+                    if over(now.since(e.flow.last_ts), self.linger) {
+                        out.extend(self.flows.remove(&key));
+                    } else {
+                        // Late segments kept it alive: look again later.
+                        let last = e.flow.last_ts;
+                        self.finished.push_back((key, id, last));
+                    }
+                }
+                // Replaced by a new connection on the same 4-tuple, or gone.
+                _ => {}
+            }
+        }
+        let sweep_every = (self.idle_timeout / 8.0).max(1.0);
+        if self
+            .last_sweep
+            .is_none_or(|last| now.since(last) >= sweep_every)
+        {
+            self.last_sweep = Some(now);
+            let idle = self.idle_timeout;
+            let gone = self
+                .flows
+                .keys_where(|f| !f.finished && over(now.since(f.last_ts), idle));
+            out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
+        }
+        if out.is_empty() {
+            return;
+        }
+        out.sort_by_key(|e| e.flow.id);
+        out.into_iter().for_each(&mut ended);
+    }
+
+    /// The flows in the table (open or lingering), in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<A>> {
+        self.flows.iter().map(|(_, e)| e)
+    }
+
+    /// Empties the table at the end of input, in flow order.
+    pub fn drain(&mut self, ended: impl FnMut(Entry<A>)) {
+        let mut all = self.flows.drain();
+        all.sort_by_key(|e| e.flow.id);
+        all.into_iter().for_each(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn per_flow_state_stays_small() {
+        // What a connection costs while it is open or lingering.
+        assert!(std::mem::size_of::<super::FlowKey>() <= 36);
+        assert!(
+            std::mem::size_of::<super::Flow>() <= 336,
+            "{}",
+            std::mem::size_of::<super::Flow>()
+        );
+    }
+}

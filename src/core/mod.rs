@@ -1,0 +1,13 @@
+//! The core: TCP as the wire shows it. Timestamps and the capture clock,
+//! wrapping sequence numbers, decoding a frame into a borrowed segment, the
+//! connection table with its core TCP state, and one kind per segment
+//! (`classify`, its rules in documented order). It knows nothing of the
+//! layers above it: no analysis, report or input is named here.
+
+pub mod classify;
+pub mod clock;
+pub mod decode;
+pub mod flows;
+pub mod seq;
+pub mod tcp;
+pub mod time;

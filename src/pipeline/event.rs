@@ -1,0 +1,282 @@
+//! The boundary types of the pipeline: frames come in from a source, packet
+//! events, flow summaries and the run's counters go out to a [`Sink`].
+
+use crate::analyses::registry::Notes;
+use crate::core::decode::{LinkType, Segment};
+use crate::core::tcp::{Kind, Side};
+use crate::core::time::Timestamp;
+use crate::pipeline::summary::FlowSummary;
+use std::io;
+
+/// One captured frame, borrowed from the source.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// 1-based frame number in the input, counting every frame read.
+    pub n: u64,
+    pub ts: Timestamp,
+    /// Bytes on the wire (the capture may hold fewer).
+    pub len: u32,
+    pub data: &'a [u8],
+}
+
+/// Counters for the summary record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub skipped: u64,
+    pub flows: u64,
+    pub not_ip: u64,
+    pub not_tcp: u64,
+    pub fragments: u64,
+    pub truncated: u64,
+    pub malformed: u64,
+    /// Reading a file was stopped by a signal before its end: a partial
+    /// analysis (JSON `"complete":false`).
+    pub interrupted: bool,
+    /// Frames stamped far from the rest, which the capture clock did not
+    /// follow (see `clock`).
+    pub time_outliers: u64,
+}
+
+/// Everything the reports need to know about one TCP segment.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketEvent<'a> {
+    /// Frame number in the input (1-based, every frame counted).
+    pub n: u64,
+    pub ts: Timestamp,
+    pub seg: &'a Segment<'a>,
+    /// The captured frame (tcpdump -e, -xx) and its length on the wire.
+    pub frame: &'a [u8],
+    pub wire_len: u32,
+    pub flow_id: u32,
+    pub from: Side,
+    pub kind: Kind,
+    /// Sequence number relative to the sender's ISN (JSON).
+    pub rel_seq: u32,
+    /// ACK number relative to the other side's ISN, when ACK is set (JSON).
+    pub rel_ack: Option<u32>,
+    /// The connection had already ended (RST, or FIN both ways) before this.
+    pub late: bool,
+    /// This FIN or RST begins the end of the connection.
+    pub first_close: bool,
+    /// A RST a middlebox injected: the TTL its supposed sender's own
+    /// segments arrive with (this RST's differs).
+    pub injected: Option<u8>,
+    /// What each analysis says about it (`notes.keepalive`, `notes.http`, …).
+    pub notes: Notes,
+    /// `--sockets`: on a connection's first packet, its ends that are
+    /// sockets of this host (see `sockets::join`).
+    pub socket: Option<&'a crate::host::sockets::Joined>,
+}
+
+/// Why earlier segments are revised (see `lookahead`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The peer's ACK number showed the sender's next sequence number.
+    PeerAck,
+    /// The sender's RST showed its next sequence number.
+    OwnRst,
+    /// The sender's next segment showed its next sequence number.
+    OwnSegment,
+    /// The same bare segment came again, with nothing from the peer between.
+    Repeated,
+}
+
+/// Earlier segments of one flow that later evidence showed to be of
+/// another kind (live captures and pipes only: a file is read ahead).
+#[derive(Clone, Copy, Debug)]
+pub struct Revisions<'a> {
+    pub flow_id: u32,
+    /// The side that sent them.
+    pub from: Side,
+    pub why: Why,
+    pub items: &'a [Revision],
+}
+
+/// One revised segment: its frame number, its kind now, and what the
+/// analyses say about it now.
+#[derive(Clone, Copy, Debug)]
+pub struct Revision {
+    pub n: u64,
+    pub kind: Kind,
+    pub notes: Notes,
+}
+
+/// A consumer of the event stream: a report.
+pub trait Sink {
+    /// One TCP segment, in capture order.
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()>;
+    /// Earlier segments turned out to be of another kind.
+    fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
+        Ok(())
+    }
+    /// A packet record formatted by a shard (`shard`, `--json` or the text
+    /// timeline on several threads): its head, the connection's number, its
+    /// tail; `ts`, the frame's stamp (the text timeline writes it). Only the
+    /// JSON and text sinks take them (`run::shardable` sees to it).
+    fn packet_parts(
+        &mut self,
+        _ts: crate::core::time::Timestamp,
+        _head: &[u8],
+        _flow: u32,
+        _tail: &[u8],
+    ) -> io::Result<()> {
+        Err(io::Error::other(
+            "this output does not take packet records from shards",
+        ))
+    }
+    /// One connection, when it is reported (ended, expired, end of input).
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
+    /// The end of the input.
+    fn finish(&mut self, stats: &Stats) -> io::Result<()>;
+    /// A look at the run while it goes on (SIGUSR1, `--stats-every`): the
+    /// connections still open, as they would be summarized now, and the
+    /// counters so far. Nothing is reported twice because of it.
+    fn snapshot(&mut self, _open: &[FlowSummary], _stats: &Stats) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Two sinks fed the same stream (`--json` with `--diagram-svg`).
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
+        self.0.packet(event)?;
+        self.1.packet(event)
+    }
+    fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
+        self.0.revise(revisions)?;
+        self.1.revise(revisions)
+    }
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        self.0.flow(flow)?;
+        self.1.flow(flow)
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.0.finish(stats)?;
+        self.1.finish(stats)
+    }
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.0.snapshot(open, stats)?;
+        self.1.snapshot(open, stats)
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
+        (**self).packet(event)
+    }
+    fn packet_parts(
+        &mut self,
+        ts: crate::core::time::Timestamp,
+        head: &[u8],
+        flow: u32,
+        tail: &[u8],
+    ) -> io::Result<()> {
+        (**self).packet_parts(ts, head, flow, tail)
+    }
+    fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
+        (**self).revise(revisions)
+    }
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        (**self).flow(flow)
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        (**self).finish(stats)
+    }
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        (**self).snapshot(open, stats)
+    }
+}
+
+/// What a frame source yields next.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// A live source has no frame yet. `Some(now)`: it waited its timeout
+    /// in vain, at wall-clock time `now` — the analyzer's tick (held frames
+    /// released, silent flows expired).
+    Idle(Option<Timestamp>),
+    /// End of input (or `-c` reached, or stopped).
+    End,
+}
+
+/// How reading ended, when it did not simply reach the end or get stopped.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// The sink failed (e.g. a closed pipe).
+    Output(io::Error),
+    /// The file ends in the middle of a packet (tcpdump killed hard, a copy
+    /// in progress); everything before it was analyzed.
+    Truncated(String),
+    /// Writing the `-w` file failed.
+    Save(String),
+    /// The live capture failed (interface went away, …).
+    Capture(String),
+}
+
+/// Packet counters of a live capture, as tcpdump prints them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureStats {
+    pub captured: u64,
+    pub received: u32,
+    pub dropped: u32,
+}
+
+/// Where frames come from: a capture file, a live interface (libpcap, see
+/// `source`), or frames in memory (tests, see [`MemorySource`]).
+pub trait FrameSource {
+    /// How to decode its frames.
+    fn link(&self) -> LinkType;
+    /// The next frame, an idle wake-up, or the end.
+    fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd>;
+    /// Live packet counters (files and memory have none).
+    fn stats(&mut self) -> Option<CaptureStats> {
+        None
+    }
+    /// The buffer the fast path reads frames into, when it does (`shard`:
+    /// frames found in it are shared with the analyzers, not copied).
+    fn current_chunk(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
+        None
+    }
+}
+
+/// Frames held in memory, numbered from 1: the pipeline without libpcap.
+#[derive(Debug)]
+pub struct MemorySource {
+    link: LinkType,
+    frames: std::vec::IntoIter<(Timestamp, Vec<u8>)>,
+    current: Vec<u8>,
+    n: u64,
+}
+
+impl MemorySource {
+    pub fn new(link: LinkType, frames: Vec<(Timestamp, Vec<u8>)>) -> MemorySource {
+        MemorySource {
+            link,
+            frames: frames.into_iter(),
+            current: Vec::new(),
+            n: 0,
+        }
+    }
+}
+
+impl FrameSource for MemorySource {
+    fn link(&self) -> LinkType {
+        self.link
+    }
+
+    fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
+        let Some((ts, data)) = self.frames.next() else {
+            return Ok(Next::End);
+        };
+        self.n += 1;
+        self.current = data;
+        Ok(Next::Frame(Frame {
+            n: self.n,
+            ts,
+            len: self.current.len() as u32,
+            data: &self.current,
+        }))
+    }
+}

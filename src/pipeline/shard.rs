@@ -1,0 +1,844 @@
+//! `--threads N`: one capture file on N cores, with results identical to
+//! one analyzer's.
+//!
+//! One reader (this thread) reads the frames, decodes each just enough to
+//! know its connection, and hands it to one of N analyzers (shards) by a
+//! symmetric hash of its two ends (both directions of a connection go to
+//! the same one). Frames travel in batches: where the fast path read them,
+//! as places in its own buffers, shared (`FrameSource::current_chunk`);
+//! else copied into reused buffers — no allocation per packet. Channels are
+//! bounded both ways (the reader takes the shards' reports while a shard's
+//! queue is full), so memory stays bounded whichever side is slower.
+//!
+//! What a single analyzer shares across connections is kept by the reader
+//! and given to every shard, so each connection is analyzed exactly as one
+//! analyzer would:
+//! - the capture clock (`Clock`, robust to outlying stamps) runs over every
+//!   TCP segment, and each frame carries it (`Analyzer::frame_at`);
+//! - the sweep for connections that ended or went quiet happens, in a single
+//!   analyzer, when the clock enters a new second: the reader puts a sweep
+//!   at that point of every shard's stream (`Analyzer::expire_at`);
+//! - connection ids are numbered by first frame, as one analyzer numbers
+//!   them: each shard reports the first frame of its connections and the
+//!   merge (`Merge`) numbers them as soon as no shard can report an earlier
+//!   one;
+//! - the lookahead pass (a capture started mid-connection) runs once, for
+//!   the first shard that needs it, and its answers are shared.
+//!
+//! The merge hands connections to the sink where one analyzer reports them
+//! (at the frame whose sweep or lookup reported them), and, for `--json`
+//! and the text timeline, packet records and lines — formatted by the
+//! shards but for the connection's number (and a line's stamp, which
+//! depends on the previous packet of any connection) — in capture order
+//! between them (`Format`; `run::shardable` says which outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
+//! applies per shard, and `--stats-every` snapshots are not taken
+//! (SIGUSR1 prints how far the reading got, not the table so far).
+
+use crate::core::clock::Clock;
+use crate::core::decode::{LinkType, Segment, decode};
+use crate::core::flows::Options;
+use crate::core::time::Timestamp;
+use crate::pipeline::analyzer::{Analyzer, Controls, LookaheadPass};
+use crate::pipeline::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
+use crate::pipeline::lookahead::Hints;
+use crate::pipeline::summary::FlowSummary;
+use crate::report::json::JsonOptions;
+use crate::report::tcpdump::Tcpdump;
+use crate::report::text::TextOptions;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A batch is sent when it holds this many frames …
+const BATCH_FRAMES: usize = 1024;
+/// … or this many bytes of them.
+const BATCH_BYTES: usize = 256 << 10;
+/// Batches in flight per shard (the bound on the reader running ahead).
+const IN_FLIGHT: usize = 4;
+/// Reports in flight from all shards (the bound on the shards running
+/// ahead of the output).
+const REPORTS_IN_FLIGHT: usize = 8;
+
+/// What a shard is told, in capture order.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// A frame (its bytes at `at..at + caplen` of the batch's data) and the
+    /// capture clock after it (`None`: not a TCP segment, the clock does
+    /// not see it).
+    Frame {
+        n: u64,
+        ts: Timestamp,
+        len: u32,
+        at: u32,
+        caplen: u32,
+        now: Option<Timestamp>,
+        /// Its bytes are in the batch's `chunks[chunk]` (the reader's own
+        /// buffer, shared), or, `COPIED`, in its `data`.
+        chunk: u16,
+    },
+    /// The clock entered a new second at frame `n`: sweep.
+    Sweep { now: Timestamp, n: u64 },
+}
+
+/// `Item::Frame::chunk` of a frame copied into the batch.
+const COPIED: u16 = u16::MAX;
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// The source's buffers its frames are in (see `FrameSource::current_chunk`).
+    chunks: Vec<Arc<Vec<u8>>>,
+    items: Vec<Item>,
+    /// The reader had read every frame up to this one when it sent the
+    /// batch: the shard has every frame of its own up to it.
+    upto: u64,
+    /// The last batch: the clock at the end of input, and its outliers.
+    end: Option<(Timestamp, u64)>,
+    /// A buffer of packet records the merge has written, back to the shard
+    /// to fill again (no allocation and growth per report).
+    lines: Option<Lines>,
+}
+
+impl Batch {
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES || self.chunks.len() >= 8
+    }
+}
+
+/// Every shard's batch is sent at least this often (in frames read), so
+/// that a quiet shard's progress does not hold back the numbering.
+const FLUSH_FRAMES: u64 = 1 << 16;
+
+/// What a shard tells the reader after each batch.
+#[derive(Default)]
+struct Report {
+    /// The first frames of the connections it saw begin (in order).
+    started: Vec<u64>,
+    /// Connections reported, with the shard's own ids, each with the frame
+    /// at which it was reported (`u64::MAX`: at the end of input).
+    flows: Vec<(u64, Box<FlowSummary>)>,
+    /// `--json` packet records, formatted but for the connection's number.
+    lines: Lines,
+    /// It has analyzed every frame of its own up to this one.
+    upto: u64,
+    /// The end: its counters.
+    end: Option<Stats>,
+}
+
+/// Packet records of one shard, in its capture order: each is
+/// `bytes[start..mid]`, the connection's number, `bytes[mid..end]`.
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    items: Vec<Line>,
+}
+
+#[derive(Clone, Copy)]
+struct Line {
+    n: u64,
+    ts: Timestamp,
+    /// The shard's own id of the connection.
+    flow: u32,
+    start: u32,
+    mid: u32,
+    end: u32,
+}
+
+/// A shard sends its packet records when they reach this many bytes.
+const LINES_BYTES: usize = 1 << 20;
+
+/// A shard's sink: the connections begun and reported since its last
+/// report, sent on every [`CHUNK_FLOWS`] reported (the end of input reports
+/// every connection still open at once).
+struct Collect {
+    shard: usize,
+    to: SyncSender<(usize, Report)>,
+    flows: Vec<(u64, Box<FlowSummary>)>,
+    started: Vec<u64>,
+    /// Connections begun so far (ids are dense, in first-frame order).
+    seen: u32,
+    /// The frame being analyzed (or swept at): where a report comes in the
+    /// capture.
+    at: u64,
+    /// The shard's progress as its last report said it.
+    upto: u64,
+    /// Packet records or timeline lines: how to format them.
+    format: Option<Format>,
+    lines: Lines,
+    /// A written buffer given back (`Batch::lines`), for the next report.
+    spare: Option<Lines>,
+}
+
+/// What a shard formats for each packet (`run::shardable` says when).
+#[derive(Clone)]
+pub enum Format {
+    /// `--json` packet records.
+    Json(JsonOptions),
+    /// The text timeline's lines, without their stamp and label (terminal
+    /// folding and live notes are not done on shards). Its own printer
+    /// keeps the relative-sequence bases of the shard's connections.
+    Text(Box<(Tcpdump, TextOptions)>),
+}
+
+/// Reported connections sent at once, at most.
+const CHUNK_FLOWS: usize = 1024;
+
+impl Collect {
+    /// Sends what was collected; `upto`: how far the shard has got.
+    fn report(&mut self, upto: u64, end: Option<Stats>) -> bool {
+        self.upto = upto;
+        let r = Report {
+            started: std::mem::take(&mut self.started),
+            flows: std::mem::take(&mut self.flows),
+            lines: std::mem::replace(&mut self.lines, self.spare.take().unwrap_or_default()),
+            upto,
+            end,
+        };
+        self.to.send((self.shard, r)).is_ok()
+    }
+}
+
+impl Sink for Collect {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        if ev.flow_id > self.seen {
+            self.seen = ev.flow_id;
+            self.started.push(ev.n);
+        }
+        if let Some(format) = &mut self.format {
+            let l = &mut self.lines;
+            let start = l.bytes.len();
+            let mid = match format {
+                Format::Json(opts) => {
+                    crate::report::json::packet_head(&mut l.bytes, ev, *opts);
+                    let mid = l.bytes.len();
+                    crate::report::json::packet_tail(&mut l.bytes, ev, *opts);
+                    mid
+                }
+                Format::Text(text) => {
+                    let (tcpdump, opts) = &mut **text;
+                    crate::report::text::shard_line(tcpdump, &mut l.bytes, ev, opts)?
+                }
+            };
+            l.items.push(Line {
+                n: ev.n,
+                ts: ev.ts,
+                flow: ev.flow_id,
+                start: start as u32,
+                mid: mid as u32,
+                end: l.bytes.len() as u32,
+            });
+            if l.bytes.len() >= LINES_BYTES {
+                // Mid-batch: the progress is still the last batch's.
+                self.report(self.upto, None);
+            }
+        }
+        Ok(())
+    }
+
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        if let Some(Format::Text(text)) = &mut self.format {
+            text.0.forget(flow.id);
+        }
+        self.flows.push((self.at, Box::new(flow.clone())));
+        if self.flows.len() >= CHUNK_FLOWS {
+            // Mid-batch: the progress is still the last batch's.
+            self.report(self.upto, None);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Numbers the shards' connections as one analyzer would (by first frame)
+/// as soon as no shard can still report an earlier one, and hands them to
+/// the sink in the order they were reported in the capture (by frame, then
+/// id), as soon as no shard can still report one before; those still open
+/// at the end of input as they come (by id within each shard's chunk: the
+/// one order that is not the same from run to run). Memory: 4 bytes per
+/// connection for the numbering, and the connections reported but not yet
+/// handed on (a few batches' worth).
+struct Merge {
+    /// Per shard: first frames of connections not yet numbered.
+    started: Vec<std::collections::VecDeque<u64>>,
+    /// Per shard: how far it has analyzed.
+    progress: Vec<u64>,
+    /// Per shard: its ids (index: own id − 1) to the whole's.
+    ids: Vec<Vec<u32>>,
+    next: u32,
+    /// Per shard: reported connections waiting for their number.
+    waiting: Vec<Vec<(u64, Box<FlowSummary>)>>,
+    /// Numbered, by where they were reported and id.
+    /// (Boxed: a summary is large, and the tree moves its values.)
+    ready: std::collections::BTreeMap<(u64, u32), Box<FlowSummary>>,
+    /// Connections handed to the sink so far.
+    reported: u64,
+    /// Shards that ended, and their counters added up.
+    ended: usize,
+    stats: Stats,
+    /// Packet records: per shard, those not yet written (and how far into
+    /// the first chunk); written in capture order.
+    packets: bool,
+    lines: Vec<std::collections::VecDeque<(Lines, usize)>>,
+    /// Per shard: a written buffer to give back (`Batch::lines`).
+    spare: Vec<Option<Lines>>,
+}
+
+impl Merge {
+    fn new(shards: usize, packets: bool) -> Merge {
+        Merge {
+            started: vec![Default::default(); shards],
+            progress: vec![0; shards],
+            ids: vec![Vec::new(); shards],
+            next: 0,
+            waiting: vec![Vec::new(); shards],
+            ready: Default::default(),
+            reported: 0,
+            ended: 0,
+            stats: Stats::default(),
+            packets,
+            lines: (0..shards).map(|_| Default::default()).collect(),
+            spare: (0..shards).map(|_| None).collect(),
+        }
+    }
+
+    /// The next packet record of shard `s` not yet written.
+    fn next_line(&self, s: usize) -> Option<Line> {
+        let (lines, at) = self.lines[s].front()?;
+        lines.items.get(*at).copied()
+    }
+
+    fn absorb(&mut self, shard: usize, r: Report) {
+        if let Some(s) = &r.end {
+            add(&mut self.stats, s);
+            self.ended += 1;
+        }
+        self.started[shard].extend(r.started);
+        self.progress[shard] = r.upto;
+        self.waiting[shard].extend(r.flows);
+        if !r.lines.items.is_empty() {
+            self.lines[shard].push_back((r.lines, 0));
+        }
+    }
+
+    /// Numbers what can be, then hands on what no shard can precede.
+    fn emit(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+        let safe = self.progress.iter().copied().min().unwrap_or(0);
+        loop {
+            let first = (0..self.started.len())
+                .filter_map(|s| self.started[s].front().map(|&n| (n, s)))
+                .min();
+            match first {
+                Some((n, s)) if n <= safe => {
+                    self.started[s].pop_front();
+                    self.next += 1;
+                    self.ids[s].push(self.next);
+                }
+                _ => break,
+            }
+        }
+        for s in 0..self.waiting.len() {
+            if self.waiting[s].is_empty() {
+                continue;
+            }
+            for (at, mut f) in std::mem::take(&mut self.waiting[s]) {
+                match self.ids[s].get(f.id as usize - 1) {
+                    Some(&id) => {
+                        f.id = id;
+                        self.ready.insert((at, id), f);
+                    }
+                    None => self.waiting[s].push((at, f)),
+                }
+            }
+        }
+        // Packet records in capture order, each after the connections
+        // reported before it (as one analyzer writes them): a run of one
+        // shard's records at a time, up to the next of another shard's.
+        while self.packets {
+            let (mut first, mut second) = (None, u64::MAX);
+            for s in 0..self.lines.len() {
+                if let Some(l) = self.next_line(s) {
+                    match first {
+                        Some((n, _)) if n < l.n => second = second.min(l.n),
+                        _ => {
+                            second = second.min(first.map_or(u64::MAX, |(n, _)| n));
+                            first = Some((l.n, s));
+                        }
+                    }
+                }
+            }
+            let Some((n, s)) = first.filter(|&(n, _)| n <= safe) else {
+                break;
+            };
+            let upto = second.min(safe.saturating_add(1));
+            let mut flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
+            let (lines, at) = self.lines[s].front_mut().expect("just seen");
+            let mut n = n;
+            loop {
+                while flow_at <= n {
+                    let (_, f) = self.ready.pop_first().expect("just seen");
+                    sink.flow(&f)?;
+                    self.reported += 1;
+                    flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
+                }
+                let line = lines.items[*at];
+                let id = self.ids[s][line.flow as usize - 1];
+                let b = &lines.bytes;
+                sink.packet_parts(
+                    line.ts,
+                    &b[line.start as usize..line.mid as usize],
+                    id,
+                    &b[line.mid as usize..line.end as usize],
+                )?;
+                *at += 1;
+                match lines.items.get(*at) {
+                    Some(next) if next.n < upto => n = next.n,
+                    _ => break,
+                }
+            }
+            if *at == lines.items.len() {
+                let mut done = self.lines[s].pop_front().expect("just seen").0;
+                done.bytes.clear();
+                done.items.clear();
+                self.spare[s] = Some(done);
+            }
+        }
+        while let Some(entry) = self.ready.first_entry() {
+            if entry.key().0 > safe {
+                break;
+            }
+            sink.flow(&entry.remove())?;
+            self.reported += 1;
+        }
+        // Those still open at the end of input go on as they come (by id
+        // within what has come): holding them until every shard has ended
+        // would hold every open connection's summary at once. Not with
+        // packet records: they all come before.
+        if safe < u64::MAX && !self.packets {
+            while let Some(entry) = self.ready.last_entry() {
+                if entry.key().0 != u64::MAX {
+                    break;
+                }
+                let at_end = self.ready.split_off(&(u64::MAX, 0));
+                for f in at_end.into_values() {
+                    sink.flow(&f)?;
+                    self.reported += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shard of a segment's connection: a symmetric hash of its two ends
+/// (the same both ways), cheap enough for the reader to run per frame.
+/// (Public for tests that place connections on given shards.)
+pub fn shard_of(seg: &Segment, shards: usize) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let end = |ip: std::net::IpAddr, port: u16| -> u64 {
+        let a = match ip {
+            std::net::IpAddr::V4(a) => u64::from(a.to_bits()),
+            std::net::IpAddr::V6(a) => {
+                let b = a.to_bits();
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+            }
+        };
+        (a << 16 ^ u64::from(port)).wrapping_mul(K)
+    };
+    let h = end(seg.src, seg.sport).wrapping_add(end(seg.dst, seg.dport));
+    let h = (h ^ (h >> 31)).wrapping_mul(K);
+    ((h >> 32) as usize * shards) >> 32
+}
+
+/// Reads `src` and analyzes it on `shards` threads into `sink`.
+/// `format`: packet records or timeline lines (formatted in the shards,
+/// written in capture order by the merge); else the connections only.
+pub fn drive<S: Sink>(
+    src: &mut impl FrameSource,
+    options: Options,
+    pass: LookaheadPass,
+    mut sink: S,
+    shards: usize,
+    format: Option<Format>,
+    controls: Controls,
+) -> Result<(), ReadEnd> {
+    let link = src.link();
+    let lookahead = shared_lookahead(pass);
+    let mut merge = Merge::new(shards, format.is_some());
+    let done = std::thread::scope(|scope| {
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
+        let (report_tx, reports) = sync_channel::<(usize, Report)>(REPORTS_IN_FLIGHT);
+        let mut to = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
+            to.push(tx);
+            let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
+            let format = format.clone();
+            scope.spawn(move || work(shard, format, link, options, pass, rx, free, report));
+        }
+        drop((free_tx, report_tx));
+        // The shards' reports so far (`wait`: for one, a while), numbered
+        // and handed to the sink; false when none can come any more.
+        let mut take = |merge: &mut Merge, wait: bool| -> io::Result<bool> {
+            let mut first = wait;
+            loop {
+                let next = if first {
+                    first = false;
+                    reports.recv_timeout(std::time::Duration::from_millis(5))
+                } else {
+                    reports.try_recv().map_err(|e| match e {
+                        std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        std::sync::mpsc::TryRecvError::Disconnected => {
+                            RecvTimeoutError::Disconnected
+                        }
+                    })
+                };
+                match next {
+                    Ok((shard, r)) => merge.absorb(shard, r),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        merge.emit(&mut sink)?;
+                        return Ok(false);
+                    }
+                }
+            }
+            merge.emit(&mut sink)?;
+            Ok(true)
+        };
+        let (read, outliers) = read_into(src, link, to, &free_rx, &controls, &mut take, &mut merge);
+        // The rest: until every shard has ended (one that failed closes
+        // its channel; the scope's join then panics with its panic).
+        let mut rest = Ok(());
+        while merge.ended < shards {
+            match take(&mut merge, true) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    rest = Err(ReadEnd::Output(e));
+                    break;
+                }
+            }
+        }
+        rest.map(|()| (read, outliers))
+    });
+    // As one analyzer: what was read is reported even when the reading
+    // ended in an error (a cut file), which then comes back.
+    let (read, outliers) = done?;
+    if let Err(ReadEnd::Output(e)) = read {
+        return Err(ReadEnd::Output(e));
+    }
+    let mut stats = merge.stats;
+    stats.interrupted = matches!(read, Ok(true)) && controls.partial_on_stop;
+    stats.time_outliers = outliers;
+    stats.flows = u64::from(merge.next);
+    sink.finish(&stats).map_err(ReadEnd::Output)?;
+    read.map(|_| ())
+}
+
+/// Adds a shard's counters to the whole's.
+fn add(to: &mut Stats, s: &Stats) {
+    to.frames += s.frames;
+    to.tcp_segments += s.tcp_segments;
+    to.skipped += s.skipped;
+    to.not_ip += s.not_ip;
+    to.not_tcp += s.not_tcp;
+    to.fragments += s.fragments;
+    to.truncated += s.truncated;
+    to.malformed += s.malformed;
+}
+
+/// One lookahead pass for all shards: the first that needs it runs it (the
+/// others wait for it), each gets its own copy of the answers.
+fn shared_lookahead(pass: LookaheadPass) -> impl Fn() -> LookaheadPass {
+    let shared = Arc::new((Mutex::new(Some(pass)), OnceLock::<Option<Hints>>::new()));
+    move || {
+        let shared = shared.clone();
+        Box::new(move || {
+            let (pass, hints) = &*shared;
+            hints
+                .get_or_init(|| {
+                    let pass = pass.lock().ok().and_then(|mut p| p.take());
+                    pass.and_then(|p| p())
+                })
+                .clone()
+        })
+    }
+}
+
+/// The reader: frames to shards, a sweep to every shard when the clock
+/// enters a new second; `take` hands the shards' reports on as they come.
+/// Returns whether a signal stopped it, and the clock's outliers.
+fn read_into(
+    src: &mut impl FrameSource,
+    link: LinkType,
+    to: Vec<SyncSender<Batch>>,
+    free: &Receiver<Batch>,
+    controls: &Controls,
+    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
+    merge: &mut Merge,
+) -> (Result<bool, ReadEnd>, u64) {
+    let shards = to.len();
+    let fresh = || free.try_recv().unwrap_or_default();
+    let mut batches: Vec<Batch> = (0..shards).map(|_| fresh()).collect();
+    let mut clock = Clock::default();
+    let mut second: Option<i64> = None;
+    let mut n = 0;
+    let mut next_flush = FLUSH_FRAMES;
+    let mut cached: Option<Arc<Vec<u8>>> = src.current_chunk().cloned();
+    // Sends shard `i`'s batch (stamped with how far the reader got),
+    // taking the shards' reports while its queue is full (a shard may be
+    // waiting for room to report); false when the shard is gone.
+    let send = |batches: &mut Vec<Batch>,
+                i: usize,
+                n: u64,
+                merge: &mut Merge,
+                take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>|
+     -> io::Result<bool> {
+        let mut full = std::mem::replace(&mut batches[i], fresh());
+        full.upto = n;
+        full.lines = merge.spare[i].take();
+        put(&to[i], full, merge, take)
+    };
+    let result = loop {
+        if controls.stop.load(Ordering::Relaxed) {
+            break Ok(true);
+        }
+        if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
+            break Ok(false);
+        }
+        if let Some(show) = controls.show
+            && show.load(Ordering::Relaxed)
+            && show.swap(false, Ordering::Relaxed)
+        {
+            // SIGUSR1: how far the reading got (the table so far lives in
+            // the shards: one thread prints it).
+            eprintln!(
+                "kacap: so far: {n} frames read, {} connections begun, {} reported \
+                 (on {shards} threads the table so far is not printed: --threads 1 prints it)",
+                merge.next, merge.reported
+            );
+        }
+        let frame = match src.next_frame() {
+            Ok(Next::Frame(frame)) => frame,
+            Ok(Next::Idle(_)) => continue,
+            Ok(Next::End) => break Ok(false),
+            Err(e) => break Err(e),
+        };
+        n = frame.n;
+        // Where the frame's bytes are in the shared buffer, if they are.
+        let shared_at = cached.as_ref().and_then(|c| {
+            let base = c.as_ptr() as usize;
+            let p = frame.data.as_ptr() as usize;
+            (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
+        });
+        let (shard, now) = match decode(link, frame.data) {
+            Ok(seg) => {
+                let now = clock.frame(frame.ts);
+                if second != Some(now.sec) {
+                    second = Some(now.sec);
+                    for b in batches.iter_mut() {
+                        b.items.push(Item::Sweep { now, n: frame.n });
+                    }
+                }
+                (shard_of(&seg, shards), Some(now))
+            }
+            // Counted (as skipped) by the first shard.
+            Err(_) => (0, None),
+        };
+        let b = &mut batches[shard];
+        let (chunk, at) = match (shared_at, &cached) {
+            (Some(at), Some(c)) => {
+                if b.chunks.last().is_none_or(|last| !Arc::ptr_eq(last, c)) {
+                    b.chunks.push(c.clone());
+                }
+                ((b.chunks.len() - 1) as u16, at)
+            }
+            _ => {
+                let at = b.data.len();
+                b.data.extend_from_slice(frame.data);
+                (COPIED, at)
+            }
+        };
+        b.items.push(Item::Frame {
+            n: frame.n,
+            ts: frame.ts,
+            len: frame.len,
+            at: at as u32,
+            caplen: frame.data.len() as u32,
+            now,
+            chunk,
+        });
+        // The source read into another buffer: share that one from now on
+        // (holding it makes the source read the next into a new one).
+        if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
+            cached = src.current_chunk().cloned();
+        }
+        let flush = n >= next_flush;
+        if b.full() || flush {
+            let all: Vec<usize> = if flush {
+                next_flush = n + FLUSH_FRAMES;
+                (0..shards).collect()
+            } else {
+                vec![shard]
+            };
+            let mut sent = Ok(true);
+            for i in all {
+                sent = send(&mut batches, i, n, merge, take);
+                if !matches!(sent, Ok(true)) {
+                    break;
+                }
+            }
+            match sent.and_then(|ok| take(merge, false).map(|_| ok)) {
+                Ok(true) => {}
+                Ok(false) => break Ok(false),
+                Err(e) => break Err(ReadEnd::Output(e)),
+            }
+        }
+    };
+    for (i, mut b) in batches.into_iter().enumerate() {
+        // Every frame has been read: the last batch covers them all (its
+        // shard's last report, after its connections still open, says
+        // `u64::MAX`).
+        b.upto = n;
+        b.end = Some((clock.now(), clock.outliers));
+        if let Err(e) = put(&to[i], b, merge, take) {
+            return (Err(ReadEnd::Output(e)), clock.outliers);
+        }
+    }
+    (result, clock.outliers)
+}
+
+/// Puts `batch` in a shard's queue, taking the shards' reports while the
+/// queue is full; false when the shard is gone.
+fn put(
+    to: &SyncSender<Batch>,
+    mut batch: Batch,
+    merge: &mut Merge,
+    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
+) -> io::Result<bool> {
+    loop {
+        match to.try_send(batch) {
+            Ok(()) => return Ok(true),
+            Err(TrySendError::Disconnected(_)) => return Ok(false),
+            Err(TrySendError::Full(b)) => {
+                batch = b;
+                take(merge, true)?;
+            }
+        }
+    }
+}
+
+/// Frames ahead whose headers a shard asks the core to fetch.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the core to fetch the two cache lines at `bytes[at..]` (a hint:
+/// nothing happens past the end).
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at + 64 < bytes.len() {
+        // SAFETY: the addresses are inside `bytes`; a prefetch reads nothing.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let p = bytes.as_ptr().add(at).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
+/// A shard: analyzes its frames, reporting after each batch what it saw
+/// begin and end; at the end, its counters.
+#[allow(clippy::too_many_arguments)]
+fn work(
+    shard: usize,
+    format: Option<Format>,
+    link: LinkType,
+    options: Options,
+    pass: LookaheadPass,
+    rx: Receiver<Batch>,
+    free: std::sync::mpsc::Sender<Batch>,
+    report: SyncSender<(usize, Report)>,
+) -> io::Result<()> {
+    let collect = Collect {
+        shard,
+        to: report,
+        flows: Vec::new(),
+        started: Vec::new(),
+        seen: 0,
+        at: 0,
+        upto: 0,
+        format,
+        lines: Lines::default(),
+        spare: None,
+    };
+    let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);
+    for mut batch in rx.iter() {
+        if let Some(spare) = batch.lines.take() {
+            a.sink_mut().spare = Some(spare);
+        }
+        for (i, item) in batch.items.iter().enumerate() {
+            // The headers of a frame a few ahead, on their way into this
+            // core's cache while this one is analyzed (the reader read
+            // them on another core).
+            if let Some(&Item::Frame { at, chunk, .. }) = batch.items.get(i + PREFETCH_AHEAD) {
+                let bytes = match chunk {
+                    COPIED => &batch.data[..],
+                    c => &batch.chunks[usize::from(c)][..],
+                };
+                prefetch(bytes, at as usize);
+            }
+            match *item {
+                Item::Frame {
+                    n,
+                    ts,
+                    len,
+                    at,
+                    caplen,
+                    now,
+                    chunk,
+                } => {
+                    a.sink_mut().at = n;
+                    let bytes = match chunk {
+                        COPIED => &batch.data[..],
+                        c => &batch.chunks[usize::from(c)][..],
+                    };
+                    let data = &bytes[at as usize..(at + caplen) as usize];
+                    let frame = Frame { n, ts, len, data };
+                    match now {
+                        Some(now) => a.frame_at(&frame, now)?,
+                        None => a.frame(&frame)?,
+                    }
+                }
+                Item::Sweep { now, n } => {
+                    a.sink_mut().at = n;
+                    a.expire_at(now)?;
+                }
+            }
+        }
+        if let Some((now, outliers)) = batch.end {
+            let stats = a.stats;
+            let sink = a.sink_mut();
+            // The connections still open, reported in chunks: the shard has
+            // analyzed every frame, but only its last report may say it is
+            // done (then nothing can come before what it reported).
+            (sink.at, sink.upto) = (u64::MAX, batch.upto);
+            let mut collect = a.finish_at(now, outliers)?;
+            collect.report(u64::MAX, Some(stats));
+            return Ok(());
+        }
+        if !a.sink_mut().report(batch.upto, None) {
+            return Ok(());
+        }
+        batch.items.clear();
+        batch.data.clear();
+        batch.chunks.clear();
+        let _ = free.send(batch);
+    }
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! `--metrics ADDR:PORT`: a Prometheus exposition endpoint (`GET
+//! /metrics`, text format 0.0.4) for kacap running as a monitor.
+//!
+//! The analysis thread updates [`Metrics`] through [`MetricsSink`] (a sink
+//! wrapped around the output's, so every output works with it); a small
+//! HTTP server thread ([`serve`]) renders it on each scrape. Label sets are
+//! bounded: verdicts and probe results are fixed lists, and per-server
+//! series exist for at most [`MAX_SERVERS`] servers (the first seen; the
+//! rest are counted under `server="other"`), so memory stays flat over
+//! days whatever the traffic.
+
+use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::summary::{FlowSummary, Verdict};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Servers with series of their own.
+pub const MAX_SERVERS: usize = 50;
+
+const VERDICTS: [Verdict; 12] = [
+    Verdict::Alive,
+    Verdict::DeadPeer,
+    Verdict::PeerReset,
+    Verdict::NoKeepalive,
+    Verdict::IdleTimeout,
+    Verdict::RetransmitTimeout,
+    Verdict::AcksDropped,
+    Verdict::Undecided,
+    Verdict::AppKeepalive,
+    Verdict::AppPingTimeout,
+    Verdict::TooManyPings,
+    Verdict::StaleConnection,
+];
+
+/// Upper bounds (seconds) of the dead-peer detection histogram: from a
+/// loopback lab's seconds to Linux's default 2 h 11 min.
+const DETECT_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 10800.0,
+];
+
+/// What one server's connections showed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Server {
+    flows: u64,
+    idle: Option<f64>,
+    interval: Option<f64>,
+    /// Longest silence a connection survived, shortest that killed one.
+    survived: Option<f64>,
+    killed: Option<f64>,
+}
+
+/// The numbers, as the exposition shows them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    flows_seen: u64,
+    flows_by_verdict: [u64; VERDICTS.len()],
+    /// [prober client/server][answered, unanswered, rst]
+    probes: [[u64; 3]; 2],
+    detect_count: u64,
+    detect_sum: f64,
+    detect_buckets: [u64; DETECT_BUCKETS.len()],
+    retransmit_timeouts: u64,
+    app_pings: HashMap<&'static str, u64>,
+    segments: u64,
+    bytes: u64,
+    frames: u64,
+    servers: HashMap<SocketAddr, Server>,
+    other: Server,
+}
+
+impl Metrics {
+    fn packet(&mut self, ev: &PacketEvent) {
+        self.segments += 1;
+        self.bytes += u64::from(ev.wire_len);
+    }
+
+    fn flow(&mut self, f: &FlowSummary) {
+        if let Some(i) = VERDICTS.iter().position(|v| *v == f.verdict) {
+            self.flows_by_verdict[i] += 1;
+        }
+        let k = &f.findings.keepalive;
+        if let Some(p) = k.prober {
+            let side = p.side().idx();
+            self.probes[side][0] += u64::from(k.answered);
+            self.probes[side][1] += u64::from(k.unanswered);
+            self.probes[side][2] += u64::from(k.rst);
+        }
+        if f.verdict == Verdict::DeadPeer
+            && let (Some(idle), Some(interval), Some(count)) = (k.idle, k.interval, k.count)
+        {
+            // From the last sign of life to the kernel's RST.
+            let t = idle + interval * f64::from(count);
+            self.detect_count += 1;
+            self.detect_sum += t;
+            for (b, le) in self.detect_buckets.iter_mut().zip(DETECT_BUCKETS) {
+                if t <= le {
+                    *b += 1;
+                }
+            }
+        }
+        if f.verdict == Verdict::RetransmitTimeout {
+            self.retransmit_timeouts += 1;
+        }
+        if let Some(a) = f.findings.app {
+            *self.app_pings.entry(a.protocol.as_str()).or_default() += u64::from(a.pings);
+        }
+        let tracked = self.servers.len() < MAX_SERVERS || self.servers.contains_key(&f.server);
+        let s = if tracked {
+            self.servers.entry(f.server).or_default()
+        } else {
+            &mut self.other
+        };
+        s.flows += 1;
+        if k.idle.is_some() {
+            s.idle = k.idle;
+        }
+        if k.interval.is_some() {
+            s.interval = k.interval;
+        }
+        let idle = &f.findings.idle;
+        if let Some(v) = idle.survived {
+            s.survived = Some(s.survived.map_or(v, |m| m.max(v)));
+        }
+        if let Some((v, _)) = idle.killed {
+            s.killed = Some(s.killed.map_or(v, |m| m.min(v)));
+        }
+    }
+
+    /// The exposition (text format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            &mut o,
+            "kacap_flows_total",
+            "counter",
+            "TCP connections reported, by verdict.",
+        );
+        for (v, n) in VERDICTS.iter().zip(self.flows_by_verdict) {
+            let _ = writeln!(o, "kacap_flows_total{{verdict=\"{}\"}} {n}", v.as_str());
+        }
+        let reported: u64 = self.flows_by_verdict.iter().sum();
+        head(
+            &mut o,
+            "kacap_flows_open",
+            "gauge",
+            "TCP connections seen and not reported yet (in memory).",
+        );
+        let _ = writeln!(
+            o,
+            "kacap_flows_open {}",
+            self.flows_seen.saturating_sub(reported)
+        );
+        head(
+            &mut o,
+            "kacap_keepalive_probes_total",
+            "counter",
+            "Keepalive probes of reported connections, by probing side and what became of them.",
+        );
+        for (side, name) in [(0, "client"), (1, "server")] {
+            for (r, result) in ["answered", "unanswered", "rst"].iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "kacap_keepalive_probes_total{{prober=\"{name}\",result=\"{result}\"}} {}",
+                    self.probes[side][r]
+                );
+            }
+        }
+        head(
+            &mut o,
+            "kacap_dead_peer_detection_seconds",
+            "histogram",
+            "Time from a dead-peer connection's last sign of life to its prober's reset (inferred TCP_KEEPIDLE + TCP_KEEPINTVL x TCP_KEEPCNT).",
+        );
+        for (le, n) in DETECT_BUCKETS.iter().zip(self.detect_buckets) {
+            let _ = writeln!(
+                o,
+                "kacap_dead_peer_detection_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "kacap_dead_peer_detection_seconds_bucket{{le=\"+Inf\"}} {}\nkacap_dead_peer_detection_seconds_sum {}\nkacap_dead_peer_detection_seconds_count {}",
+            self.detect_count, self.detect_sum, self.detect_count
+        );
+        head(
+            &mut o,
+            "kacap_retransmit_timeouts_total",
+            "counter",
+            "Connections whose unanswered data was retransmitted until the sender gave up.",
+        );
+        let _ = writeln!(
+            o,
+            "kacap_retransmit_timeouts_total {}",
+            self.retransmit_timeouts
+        );
+        head(
+            &mut o,
+            "kacap_app_keepalive_pings_total",
+            "counter",
+            "Application keepalive pings of reported connections, by protocol.",
+        );
+        for p in ["http2", "websocket", "redis", "mysql", "encrypted"] {
+            let _ = writeln!(
+                o,
+                "kacap_app_keepalive_pings_total{{protocol=\"{p}\"}} {}",
+                self.app_pings.get(p).copied().unwrap_or(0)
+            );
+        }
+        head(
+            &mut o,
+            "kacap_tcp_segments_total",
+            "counter",
+            "TCP segments analyzed.",
+        );
+        let _ = writeln!(o, "kacap_tcp_segments_total {}", self.segments);
+        head(
+            &mut o,
+            "kacap_bytes_total",
+            "counter",
+            "Bytes on the wire of the TCP segments analyzed.",
+        );
+        let _ = writeln!(o, "kacap_bytes_total {}", self.bytes);
+        head(
+            &mut o,
+            "kacap_frames_total",
+            "counter",
+            "Frames read (updated at each snapshot and at the end).",
+        );
+        let _ = writeln!(o, "kacap_frames_total {}", self.frames);
+        let mut servers: Vec<(String, &Server)> = self
+            .servers
+            .iter()
+            .map(|(a, s)| (a.to_string(), s))
+            .collect();
+        servers.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.other.flows > 0 {
+            servers.push(("other".to_string(), &self.other));
+        }
+        head(
+            &mut o,
+            "kacap_server_flows_total",
+            "counter",
+            "Reported connections per server (the first 50 servers; the rest as server=\"other\").",
+        );
+        for (name, s) in &servers {
+            let _ = writeln!(
+                o,
+                "kacap_server_flows_total{{server=\"{name}\"}} {}",
+                s.flows
+            );
+        }
+        head(
+            &mut o,
+            "kacap_keepalive_idle_seconds",
+            "gauge",
+            "Latest inferred TCP_KEEPIDLE of a server's connections.",
+        );
+        for (name, s) in &servers {
+            if let Some(v) = s.idle {
+                let _ = writeln!(o, "kacap_keepalive_idle_seconds{{server=\"{name}\"}} {v}");
+            }
+        }
+        head(
+            &mut o,
+            "kacap_keepalive_interval_seconds",
+            "gauge",
+            "Latest inferred TCP_KEEPINTVL of a server's connections.",
+        );
+        for (name, s) in &servers {
+            if let Some(v) = s.interval {
+                let _ = writeln!(
+                    o,
+                    "kacap_keepalive_interval_seconds{{server=\"{name}\"}} {v}"
+                );
+            }
+        }
+        head(
+            &mut o,
+            "kacap_idle_timeout_seconds",
+            "gauge",
+            "Middlebox idle timeout bounds per server: the longest silence a connection survived (lower) and the shortest that killed one (upper).",
+        );
+        for (name, s) in &servers {
+            if let Some(v) = s.survived {
+                let _ = writeln!(
+                    o,
+                    "kacap_idle_timeout_seconds{{server=\"{name}\",bound=\"lower\"}} {v}"
+                );
+            }
+            if let Some(v) = s.killed {
+                let _ = writeln!(
+                    o,
+                    "kacap_idle_timeout_seconds{{server=\"{name}\",bound=\"upper\"}} {v}"
+                );
+            }
+        }
+        o
+    }
+}
+
+/// The output's sink, with the metrics kept beside it.
+pub struct MetricsSink<S: Sink> {
+    inner: S,
+    metrics: Arc<Mutex<Metrics>>,
+    /// Flows already counted as seen.
+    seen: rustc_hash::FxHashSet<u32>,
+}
+
+impl<S: Sink> MetricsSink<S> {
+    pub fn new(inner: S, metrics: Arc<Mutex<Metrics>>) -> Self {
+        MetricsSink {
+            inner,
+            metrics,
+            seen: Default::default(),
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Metrics)) {
+        if let Ok(mut m) = self.metrics.lock() {
+            f(&mut m);
+        }
+    }
+}
+
+impl<S: Sink> Sink for MetricsSink<S> {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        let new = self.seen.insert(ev.flow_id);
+        self.with(|m| {
+            m.packet(ev);
+            if new {
+                m.flows_seen += 1;
+            }
+        });
+        self.inner.packet(ev)
+    }
+
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        self.inner.revise(r)
+    }
+
+    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+        self.seen.remove(&f.id);
+        self.with(|m| m.flow(f));
+        self.inner.flow(f)
+    }
+
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.with(|m| m.frames = stats.frames);
+        self.inner.finish(stats)
+    }
+
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.with(|m| m.frames = stats.frames);
+        self.inner.snapshot(open, stats)
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub fn serve(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let _ = answer(conn, &metrics);
+        }
+    });
+}
+
+/// One request: the request line and headers, then the answer; the
+/// connection is closed after it.
+fn answer(mut conn: TcpStream, metrics: &Mutex<Metrics>) -> io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // Headers up to the blank line (bounded: a scrape sends a few).
+    for _ in 0..100 {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let mut words = request.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.lock().map(|m| m.render()).unwrap_or_default(),
+        ),
+        ("GET" | "HEAD", "/") => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "kacap: metrics at /metrics\n".to_string(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n".into(),
+        ),
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        conn.write_all(body.as_bytes())?;
+    }
+    conn.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_exposition_has_help_type_and_every_verdict() {
+        let m = Metrics::default();
+        let text = m.render();
+        assert!(text.contains("# TYPE kacap_flows_total counter"));
+        assert!(text.contains("kacap_flows_total{verdict=\"dead-peer\"} 0"));
+        assert!(text.contains("kacap_dead_peer_detection_seconds_bucket{le=\"+Inf\"} 0"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_server_answers_a_scrape_and_nothing_else() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve(listener, Arc::new(Mutex::new(Metrics::default())));
+        let get = |req: &str| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(req.as_bytes()).unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        };
+        let ok = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains("text/plain; version=0.0.4"));
+        assert!(ok.contains("kacap_flows_open 0"));
+        assert!(get("GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+    }
+}
