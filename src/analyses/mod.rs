@@ -1,25 +1,35 @@
-//! Analyses: what kacap reads from a connection beyond its core TCP state
-//! (keepalive, middlebox idle timeouts, HTTP keep-alive, …).
+//! The analyses: what kacap reads from a connection beyond its core TCP
+//! state — keepalive, middlebox idle timeouts, HTTP keep-alive,
+//! retransmissions, application keepalives — and what it says about them.
 //!
-//! Each analysis is one module with one type that implements [`Analysis`]:
-//! it owns its per-flow state (one value per connection, created with
-//! `Default` when the connection is first seen — keep it small, boxing what
-//! only some connections need), sees every segment of its connection as an
-//! immutable [`Ctx`], contributes a [`Analysis::Note`] to that segment's
-//! packet event and, when the connection is reported, a
-//! [`Analysis::Summary`] to its flow summary. Analyses do not see each
-//! other: what more than one needs (was a RST injected? does this segment
-//! answer a probe?) is a fact about the segment, computed once in `Ctx`.
+//! The contract. Each analysis is a folder (`keepalive/`, `middlebox/`, …)
+//! with one type that implements [`Analysis`] (its state machine: per-flow
+//! state, a note per segment, a summary per connection) and [`Describe`]
+//! (its words in every output: `describe`). It sees every segment of its
+//! connection as an immutable [`Ctx`] and nothing of the other analyses:
+//! what more than one needs of a segment is a fact in `Ctx`, computed once
+//! by the pipeline; what more than one needs of a connection is in
+//! `event::Shared`, filled by the analysis that knows it. Its findings are
+//! read by its own folder and by the one verdict rule (`registry::verdict`),
+//! never by an output: outputs run over the loops `registry.rs` generates.
 //!
-//! They are listed in `registry.rs` — adding one is a module and a line
-//! there. The verdict that combines their summaries is `summary::verdict`.
+//! Also here, because every analysis's words use them: the records they
+//! describe (`event`: a segment, a connection, a kept step) and the
+//! verdicts as data (`verdict`). This layer imports only the core and the
+//! host's types (a connection's joined sockets).
+//!
+//! Adding one: see CONTRIBUTING.md ("Adding an analysis").
 
 pub mod app;
+pub mod describe;
+pub mod event;
 pub mod http;
 pub mod keepalive;
+pub mod macros;
 pub mod middlebox;
 pub mod registry;
 pub mod retransmit;
+pub mod verdict;
 
 use crate::core::decode::Segment;
 use crate::core::flows::Flow;
@@ -74,55 +84,3 @@ pub trait Analysis: Default + Clone {
     /// reported at (the last frame's at the end of the input).
     fn finish(&mut self, flow: &Flow, now: Timestamp) -> Self::Summary;
 }
-
-/// Declares the analyses kacap runs, in order: per-flow state
-/// ([`PerFlow`](crate::analyses::registry::PerFlow)), the notes of one segment
-/// (`Notes`) and the findings of one connection (`Findings`), each with one
-/// field per analysis. Used once, in `registry.rs`.
-macro_rules! analyses {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty,)+) => {
-        /// Every analysis's state for one connection.
-        #[derive(Clone, Debug, Default)]
-        pub struct PerFlow {
-            $($(#[$doc])* pub $name: $ty,)+
-        }
-
-        /// Every analysis's note on one segment.
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct Notes {
-            $($(#[$doc])* pub $name: <$ty as $crate::analyses::Analysis>::Note,)+
-        }
-
-        /// Every analysis's summary of one connection.
-        #[derive(Clone, Debug)]
-        pub struct Findings {
-            $($(#[$doc])* pub $name: <$ty as $crate::analyses::Analysis>::Summary,)+
-        }
-
-        impl PerFlow {
-            /// Runs every analysis on one segment, in the order listed.
-            #[inline]
-            pub fn segment(&mut self, cx: &$crate::analyses::Ctx) -> Notes {
-                use $crate::analyses::Analysis as _;
-                Notes { $($name: self.$name.segment(cx),)+ }
-            }
-
-            /// Every analysis's account of a revised segment.
-            pub fn revise(&mut self, cx: &$crate::analyses::Ctx) -> Notes {
-                use $crate::analyses::Analysis as _;
-                Notes { $($name: self.$name.revise(cx),)+ }
-            }
-
-            /// Every analysis's summary of the connection that ended.
-            pub fn finish(
-                &mut self,
-                flow: &$crate::core::flows::Flow,
-                now: $crate::core::time::Timestamp,
-            ) -> Findings {
-                use $crate::analyses::Analysis as _;
-                Findings { $($name: self.$name.finish(flow, now),)+ }
-            }
-        }
-    };
-}
-pub(crate) use analyses;

@@ -2,7 +2,6 @@
 //! happens — no file is created, no capture opened, no signal handler
 //! installed until every option is known to fit. `run` carries it out.
 
-use crate::analyses::keepalive::SystemDefaults;
 use crate::command::cli::{Args, ColorChoice, Command, Direction, LabScenario};
 use crate::core::flows::Options;
 use crate::error::Error;
@@ -468,9 +467,8 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
     Output::Text(TextOptions {
         color: use_color(args.color, std::io::stdout().is_terminal()),
         timeline: !args.summary,
-        live: live.then(|| LiveInfo {
-            defaults: SystemDefaults::read(),
-        }),
+        // The sysctls are read when the capture starts, in its namespace.
+        live: live.then(LiveInfo::default),
         explain: args.explain || lab,
         diagram: args.diagram,
         svg: args.diagram_svg.clone(),

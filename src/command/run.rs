@@ -8,7 +8,7 @@ use crate::input::source::{PipeSource, Source, list_interfaces};
 use crate::lab;
 use crate::pipeline::analyzer::{self, Analyzer, LookaheadPass};
 use crate::pipeline::event::{FrameSource, ReadEnd, Sink};
-use crate::report::json::{JsonSink, escape};
+use crate::report::json::JsonSink;
 use crate::report::svg::SvgSink;
 use crate::report::text::TextSink;
 use std::io::{self, IsTerminal, Write};
@@ -192,7 +192,7 @@ fn run_many(
 /// What precedes one file's output when several are analyzed.
 fn file_header(path: &Path, json: bool) -> String {
     if json {
-        let name = escape(&path.to_string_lossy());
+        let name = crate::core::text::escape(&path.to_string_lossy());
         format!("{{\"type\":\"file\",\"path\":\"{name}\"}}\n")
     } else {
         format!("==> {} <==\n", shown(&path.to_string_lossy()))
@@ -355,7 +355,7 @@ fn run_capture(
             err,
             "kacap: {}: interrupted after {}{read}: partial analysis",
             src.name,
-            crate::report::plural(src.captured, "frame")
+            crate::core::text::plural(src.captured, "frame")
         );
         signal::PARTIAL.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -428,13 +428,20 @@ fn analyze_output(
             html,
             crate::report::zeek::ZeekSink::new(out, *json, *flush_each),
         ),
-        (Output::Text(opts), svg) => analyze_html(
-            src,
-            plan,
-            pass,
-            html,
-            TextSink::new(out, opts.clone()).with_svg(svg),
-        ),
+        (Output::Text(opts), svg) => {
+            let mut opts = opts.clone();
+            if let Some(live) = opts.live.as_mut() {
+                // The namespace the capture runs in (after --netns, its own).
+                live.sysctls = crate::host::sysctls::Sysctls::read().ok();
+            }
+            analyze_html(
+                src,
+                plan,
+                pass,
+                html,
+                TextSink::new(out, opts).with_svg(svg),
+            )
+        }
     }
 }
 
@@ -459,9 +466,7 @@ fn analyze_html(
             // Live: the sysctls of the namespace the capture runs in (with
             // `--netns`, the connections' own).
             let host = match plan.input {
-                crate::command::plan::Input::Live(_) => {
-                    crate::analyses::keepalive::SystemDefaults::read()
-                }
+                crate::command::plan::Input::Live(_) => crate::host::sysctls::Sysctls::read().ok(),
                 _ => None,
             };
             analyze_measured(

@@ -7,7 +7,10 @@
 pub mod classify;
 pub mod clock;
 pub mod decode;
+pub mod emit;
 pub mod flows;
+pub mod proto;
 pub mod seq;
 pub mod tcp;
+pub mod text;
 pub mod time;

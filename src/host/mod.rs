@@ -5,3 +5,4 @@
 pub mod privileges;
 pub mod signal;
 pub mod sockets;
+pub mod sysctls;

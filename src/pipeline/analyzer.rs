@@ -553,7 +553,7 @@ fn report(
 /// The summary of a connection that is reported: its analyses finish.
 fn summarize(mut e: Entry<PerFlow>, now: Timestamp) -> FlowSummary {
     let findings = e.state.finish(&e.flow, now);
-    FlowSummary::new(&e.flow, findings)
+    crate::pipeline::summary::summarize(&e.flow, findings)
 }
 
 /// Classifies one segment, runs the analyses on it, updates the flow, and

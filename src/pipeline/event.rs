@@ -2,7 +2,7 @@
 //! events, flow summaries and the run's counters go out to a [`Sink`].
 
 use crate::analyses::registry::Notes;
-use crate::core::decode::{LinkType, Segment};
+use crate::core::decode::LinkType;
 use crate::core::tcp::{Kind, Side};
 use crate::core::time::Timestamp;
 use crate::pipeline::summary::FlowSummary;
@@ -39,36 +39,7 @@ pub struct Stats {
     pub time_outliers: u64,
 }
 
-/// Everything the reports need to know about one TCP segment.
-#[derive(Clone, Copy, Debug)]
-pub struct PacketEvent<'a> {
-    /// Frame number in the input (1-based, every frame counted).
-    pub n: u64,
-    pub ts: Timestamp,
-    pub seg: &'a Segment<'a>,
-    /// The captured frame (tcpdump -e, -xx) and its length on the wire.
-    pub frame: &'a [u8],
-    pub wire_len: u32,
-    pub flow_id: u32,
-    pub from: Side,
-    pub kind: Kind,
-    /// Sequence number relative to the sender's ISN (JSON).
-    pub rel_seq: u32,
-    /// ACK number relative to the other side's ISN, when ACK is set (JSON).
-    pub rel_ack: Option<u32>,
-    /// The connection had already ended (RST, or FIN both ways) before this.
-    pub late: bool,
-    /// This FIN or RST begins the end of the connection.
-    pub first_close: bool,
-    /// A RST a middlebox injected: the TTL its supposed sender's own
-    /// segments arrive with (this RST's differs).
-    pub injected: Option<u8>,
-    /// What each analysis says about it (`notes.keepalive`, `notes.http`, …).
-    pub notes: Notes,
-    /// `--sockets`: on a connection's first packet, its ends that are
-    /// sockets of this host (see `sockets::join`).
-    pub socket: Option<&'a crate::host::sockets::Joined>,
-}
+pub use crate::analyses::registry::PacketEvent;
 
 /// Why earlier segments are revised (see `lookahead`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

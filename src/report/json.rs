@@ -1,11 +1,10 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
-use super::emit::Emit;
-use crate::analyses::keepalive::Note;
-use crate::core::time::Timestamp;
+use crate::analyses::registry::{Findings, Notes};
+use crate::core::emit::Emit;
+use crate::core::text::{Str, escape};
 use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 /// What the JSON output includes.
@@ -37,12 +36,6 @@ impl<W: Write> JsonSink<W> {
         }
     }
 
-    fn ts(&mut self, ts: Timestamp) -> io::Result<()> {
-        self.line.clear();
-        self.line.n(ts.sec).frac(ts.nsec, self.opts.nano);
-        self.out.write_all(&self.line)
-    }
-
     fn end_record(&mut self) -> io::Result<()> {
         if self.opts.flush_each {
             self.out.flush()?;
@@ -55,26 +48,6 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
-/// `s` as a JSON string body: quotes, backslashes and control characters
-/// escaped (`\n`, `\u001b`, …).
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// `ip:port`, IPv6 in brackets, as SocketAddr prints it.
 fn endpoint(l: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
     if ip.is_ipv6() {
@@ -83,30 +56,6 @@ fn endpoint(l: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
         l.ip(ip);
     }
     l.s(":").n(port);
-}
-
-/// A JSON number for seconds, or null.
-struct Num(Option<f64>);
-
-impl std::fmt::Display for Num {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(v) if v.is_finite() => write!(f, "{}", (v * 1e6).round() / 1e6),
-            _ => f.write_str("null"),
-        }
-    }
-}
-
-/// A JSON string (endpoints and names need no escaping but quotes).
-struct Str<'a>(Option<&'a str>);
-
-impl std::fmt::Display for Str<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(s) => write!(f, "\"{s}\""),
-            None => f.write_str("null"),
-        }
-    }
 }
 
 /// A joined socket in a flow record (`--sockets`).
@@ -149,21 +98,9 @@ pub fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
         .s(",\"kind\":\"")
         .s(ev.kind.as_str())
         .s("\"");
-    match ev.notes.keepalive {
-        Note::Probe { number, idle, .. } => {
-            l.s(",\"probe\":").n(number).s(",\"idle\":");
-            let _ = write!(l, "{}", Num(idle));
-        }
-        Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
-            l.s(",\"reply_to\":").n(reply_to);
-        }
-        Note::GaveUp { .. } | Note::None => {}
-    }
+    Notes::json(ev, l);
     if ev.injected.is_some() {
         l.s(",\"injected\":true");
-    }
-    if let Some(label) = ev.notes.app.label {
-        l.s(",\"app\":\"").s(label.as_str()).s("\"");
     }
     if opts.community_id {
         let id = crate::report::community_id::tcp(
@@ -221,10 +158,7 @@ impl<W: Write> Sink for JsonSink<W> {
                 .s(",\"kind\":\"")
                 .s(item.kind.as_str())
                 .s("\"");
-            if let Note::Probe { number, idle, .. } = item.notes.keepalive {
-                l.s(",\"probe\":").n(number).s(",\"idle\":");
-                let _ = write!(l, "{}", Num(idle));
-            }
+            item.notes.json_revise(l);
             l.s("}\n");
             self.out.write_all(&self.line)?;
         }
@@ -232,110 +166,34 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
-        let k = &f.findings.keepalive;
-        write!(
-            self.out,
+        let l = &mut self.line;
+        l.clear();
+        let _ = write!(
+            l,
             "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"community_id\":\"{}\",\"first_ts\":",
             f.id,
             f.client,
             f.server,
             crate::report::community_id::tcp(f.client, f.server, 0)
-        )?;
-        self.ts(f.first_ts)?;
-        self.out.write_all(b",\"last_ts\":")?;
-        self.ts(f.last_ts)?;
-        write!(
-            self.out,
-            ",\"packets\":{},\"handshake\":\"{}\",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}},\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"",
-            f.packets,
-            f.handshake.as_str(),
-            Str(k.prober.map(|p| p.as_str())),
-            k.probes,
-            k.answered,
-            k.unanswered,
-            k.rst,
-            Num(k.idle),
-            Num(k.interval),
-            k.count
-                .map_or_else(|| "null".to_string(), |c| c.to_string()),
+        );
+        l.n(f.first_ts.sec).frac(f.first_ts.nsec, self.opts.nano);
+        l.s(",\"last_ts\":");
+        l.n(f.last_ts.sec).frac(f.last_ts.nsec, self.opts.nano);
+        l.s(",\"packets\":")
+            .n(f.packets)
+            .s(",\"handshake\":\"")
+            .s(f.handshake.as_str())
+            .s("\"");
+        Findings::json(f, true, l);
+        let _ = write!(
+            l,
+            ",\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"",
             f.close.as_str(),
             Str(f.close.by().map(|s| s.name())),
             f.verdict.as_str()
-        )?;
-        let idle = &f.findings.idle;
-        let (killed_after, cause) = match idle.killed {
-            Some((k, c)) => (Some(k), Some(c.as_str())),
-            None => (None, None),
-        };
-        write!(
-            self.out,
-            ",\"idle_timeout\":{{\"survived\":{},\"killed_after\":{},\"cause\":{}}}",
-            Num(idle.survived),
-            Num(killed_after),
-            Str(cause)
-        )?;
-        if let Some(r) = f.findings.retransmit {
-            write!(
-                self.out,
-                ",\"retransmit\":{{\"count\":{},\"gave_up_after\":{}}}",
-                r.count,
-                Num(r.gave_up_after)
-            )?;
-        }
-        if let Some(h) = f.findings.http {
-            write!(
-                self.out,
-                ",\"http\":{{\"requests\":{},\"responses\":{},\"keep_alive\":{},\"version\":{},\"server_idle_close\":{},\"client_idle_close\":{},\"advertised_timeout\":{},\"stale_request\":{}}}",
-                h.requests,
-                h.responses,
-                h.keep_alive,
-                Str(h.version),
-                Num(h.server_idle_close),
-                Num(h.client_idle_close),
-                Num(h.advertised_timeout),
-                h.stale_request
-            )?;
-        }
-        if let Some(a) = f.findings.app {
-            write!(
-                self.out,
-                ",\"app_keepalive\":{{\"protocol\":\"{}\",\"pings\":{},\"pongs\":{},\"interval\":{},\"unanswered\":{},\"pinger\":{},\"rtt\":{}",
-                a.protocol.as_str(),
-                a.pings,
-                a.pongs,
-                Num(a.interval),
-                a.unanswered,
-                Str(if a.both {
-                    Some("both")
-                } else {
-                    a.pinger.map(|s| s.name())
-                }),
-                Num(a.rtt),
-            )?;
-            if let Some((req, ans)) = a.exchange {
-                write!(self.out, ",\"exchange\":[{req},{ans}]")?;
-            }
-            if a.protocol == crate::analyses::app::Protocol::WebSocket {
-                write!(
-                    self.out,
-                    ",\"close_code\":{},\"abrupt\":{}",
-                    a.close_code
-                        .map_or_else(|| "null".to_string(), |c| c.to_string()),
-                    a.abrupt
-                )?;
-            }
-            self.out.write_all(b"}")?;
-            if let Some(g) = a.goaway {
-                write!(
-                    self.out,
-                    ",\"goaway\":{{\"error\":\"{}\",\"debug\":\"{}\",\"last_stream\":{},\"from\":\"{}\"}}",
-                    crate::analyses::app::h2::error_name(g.error),
-                    escape(&g.debug.to_string()),
-                    g.last_stream,
-                    g.from.name()
-                )?;
-            }
-        }
+        );
+        Findings::json(f, false, l);
+        self.out.write_all(l)?;
         if let Some(j) = f.sockets.as_deref() {
             // The client end's socket when it is on this host, else the
             // server end's; over loopback both, the server's as the peer.
@@ -372,9 +230,9 @@ impl<W: Write> Sink for JsonSink<W> {
         writeln!(
             err,
             "kacap: so far {}, {}, {} ({} open)",
-            super::plural(stats.frames, "frame"),
-            super::plural(stats.tcp_segments, "TCP segment"),
-            super::plural(stats.flows, "flow"),
+            crate::core::text::plural(stats.frames, "frame"),
+            crate::core::text::plural(stats.tcp_segments, "TCP segment"),
+            crate::core::text::plural(stats.flows, "flow"),
             open.len()
         )
     }
@@ -405,19 +263,4 @@ pub fn socket_config_members(s: &crate::host::sockets::Socket) -> String {
         s.count.source.as_str(),
         s.exact,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escape_quotes_backslashes_and_control_characters() {
-        assert_eq!(super::escape("caps/a.pcap"), "caps/a.pcap");
-        assert_eq!(
-            super::escape("a\"b\\c\nd\te\u{1b}[31mf\u{7f}"),
-            "a\\\"b\\\\c\\nd\\te\\u001b[31mf\\u007f"
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&format!("\"{}\"", super::escape("x\u{1}\u{1f}y"))).unwrap();
-        assert_eq!(v, "x\u{1}\u{1f}y");
-    }
 }

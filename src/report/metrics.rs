@@ -9,6 +9,8 @@
 //! rest are counted under `server="other"`), so memory stays flat over
 //! days whatever the traffic.
 
+use crate::analyses::describe::metric_head;
+use crate::analyses::registry::{ServerTallies, Tallies};
 use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
 use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::collections::HashMap;
@@ -21,50 +23,21 @@ use std::time::Duration;
 /// Servers with series of their own.
 pub const MAX_SERVERS: usize = 50;
 
-const VERDICTS: [Verdict; 12] = [
-    Verdict::Alive,
-    Verdict::DeadPeer,
-    Verdict::PeerReset,
-    Verdict::NoKeepalive,
-    Verdict::IdleTimeout,
-    Verdict::RetransmitTimeout,
-    Verdict::AcksDropped,
-    Verdict::Undecided,
-    Verdict::AppKeepalive,
-    Verdict::AppPingTimeout,
-    Verdict::TooManyPings,
-    Verdict::StaleConnection,
-];
-
-/// Upper bounds (seconds) of the dead-peer detection histogram: from a
-/// loopback lab's seconds to Linux's default 2 h 11 min.
-const DETECT_BUCKETS: [f64; 12] = [
-    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 10800.0,
-];
-
 /// What one server's connections showed.
 #[derive(Clone, Copy, Debug, Default)]
 struct Server {
     flows: u64,
-    idle: Option<f64>,
-    interval: Option<f64>,
-    /// Longest silence a connection survived, shortest that killed one.
-    survived: Option<f64>,
-    killed: Option<f64>,
+    /// Each analysis's per-server part.
+    tallies: ServerTallies,
 }
 
 /// The numbers, as the exposition shows them.
 #[derive(Debug, Default)]
 pub struct Metrics {
     flows_seen: u64,
-    flows_by_verdict: [u64; VERDICTS.len()],
-    /// [prober client/server][answered, unanswered, rst]
-    probes: [[u64; 3]; 2],
-    detect_count: u64,
-    detect_sum: f64,
-    detect_buckets: [u64; DETECT_BUCKETS.len()],
-    retransmit_timeouts: u64,
-    app_pings: HashMap<&'static str, u64>,
+    flows_by_verdict: [u64; Verdict::ALL.len()],
+    /// Each analysis's part.
+    tallies: Tallies,
     segments: u64,
     bytes: u64,
     frames: u64,
@@ -79,35 +52,7 @@ impl Metrics {
     }
 
     fn flow(&mut self, f: &FlowSummary) {
-        if let Some(i) = VERDICTS.iter().position(|v| *v == f.verdict) {
-            self.flows_by_verdict[i] += 1;
-        }
-        let k = &f.findings.keepalive;
-        if let Some(p) = k.prober {
-            let side = p.side().idx();
-            self.probes[side][0] += u64::from(k.answered);
-            self.probes[side][1] += u64::from(k.unanswered);
-            self.probes[side][2] += u64::from(k.rst);
-        }
-        if f.verdict == Verdict::DeadPeer
-            && let (Some(idle), Some(interval), Some(count)) = (k.idle, k.interval, k.count)
-        {
-            // From the last sign of life to the kernel's RST.
-            let t = idle + interval * f64::from(count);
-            self.detect_count += 1;
-            self.detect_sum += t;
-            for (b, le) in self.detect_buckets.iter_mut().zip(DETECT_BUCKETS) {
-                if t <= le {
-                    *b += 1;
-                }
-            }
-        }
-        if f.verdict == Verdict::RetransmitTimeout {
-            self.retransmit_timeouts += 1;
-        }
-        if let Some(a) = f.findings.app {
-            *self.app_pings.entry(a.protocol.as_str()).or_default() += u64::from(a.pings);
-        }
+        self.flows_by_verdict[f.verdict as usize] += 1;
         let tracked = self.servers.len() < MAX_SERVERS || self.servers.contains_key(&f.server);
         let s = if tracked {
             self.servers.entry(f.server).or_default()
@@ -115,34 +60,20 @@ impl Metrics {
             &mut self.other
         };
         s.flows += 1;
-        if k.idle.is_some() {
-            s.idle = k.idle;
-        }
-        if k.interval.is_some() {
-            s.interval = k.interval;
-        }
-        let idle = &f.findings.idle;
-        if let Some(v) = idle.survived {
-            s.survived = Some(s.survived.map_or(v, |m| m.max(v)));
-        }
-        if let Some((v, _)) = idle.killed {
-            s.killed = Some(s.killed.map_or(v, |m| m.min(v)));
-        }
+        self.tallies.tally(&mut s.tallies, f);
     }
 
     /// The exposition (text format 0.0.4).
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
+        let head = metric_head;
         head(
             &mut o,
             "kacap_flows_total",
             "counter",
             "TCP connections reported, by verdict.",
         );
-        for (v, n) in VERDICTS.iter().zip(self.flows_by_verdict) {
+        for (v, n) in Verdict::ALL.iter().zip(self.flows_by_verdict) {
             let _ = writeln!(o, "kacap_flows_total{{verdict=\"{}\"}} {n}", v.as_str());
         }
         let reported: u64 = self.flows_by_verdict.iter().sum();
@@ -157,62 +88,7 @@ impl Metrics {
             "kacap_flows_open {}",
             self.flows_seen.saturating_sub(reported)
         );
-        head(
-            &mut o,
-            "kacap_keepalive_probes_total",
-            "counter",
-            "Keepalive probes of reported connections, by probing side and what became of them.",
-        );
-        for (side, name) in [(0, "client"), (1, "server")] {
-            for (r, result) in ["answered", "unanswered", "rst"].iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "kacap_keepalive_probes_total{{prober=\"{name}\",result=\"{result}\"}} {}",
-                    self.probes[side][r]
-                );
-            }
-        }
-        head(
-            &mut o,
-            "kacap_dead_peer_detection_seconds",
-            "histogram",
-            "Time from a dead-peer connection's last sign of life to its prober's reset (inferred TCP_KEEPIDLE + TCP_KEEPINTVL x TCP_KEEPCNT).",
-        );
-        for (le, n) in DETECT_BUCKETS.iter().zip(self.detect_buckets) {
-            let _ = writeln!(
-                o,
-                "kacap_dead_peer_detection_seconds_bucket{{le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            o,
-            "kacap_dead_peer_detection_seconds_bucket{{le=\"+Inf\"}} {}\nkacap_dead_peer_detection_seconds_sum {}\nkacap_dead_peer_detection_seconds_count {}",
-            self.detect_count, self.detect_sum, self.detect_count
-        );
-        head(
-            &mut o,
-            "kacap_retransmit_timeouts_total",
-            "counter",
-            "Connections whose unanswered data was retransmitted until the sender gave up.",
-        );
-        let _ = writeln!(
-            o,
-            "kacap_retransmit_timeouts_total {}",
-            self.retransmit_timeouts
-        );
-        head(
-            &mut o,
-            "kacap_app_keepalive_pings_total",
-            "counter",
-            "Application keepalive pings of reported connections, by protocol.",
-        );
-        for p in ["http2", "websocket", "redis", "mysql", "encrypted"] {
-            let _ = writeln!(
-                o,
-                "kacap_app_keepalive_pings_total{{protocol=\"{p}\"}} {}",
-                self.app_pings.get(p).copied().unwrap_or(0)
-            );
-        }
+        self.tallies.render(&mut o);
         head(
             &mut o,
             "kacap_tcp_segments_total",
@@ -256,51 +132,11 @@ impl Metrics {
                 s.flows
             );
         }
-        head(
-            &mut o,
-            "kacap_keepalive_idle_seconds",
-            "gauge",
-            "Latest inferred TCP_KEEPIDLE of a server's connections.",
-        );
-        for (name, s) in &servers {
-            if let Some(v) = s.idle {
-                let _ = writeln!(o, "kacap_keepalive_idle_seconds{{server=\"{name}\"}} {v}");
-            }
-        }
-        head(
-            &mut o,
-            "kacap_keepalive_interval_seconds",
-            "gauge",
-            "Latest inferred TCP_KEEPINTVL of a server's connections.",
-        );
-        for (name, s) in &servers {
-            if let Some(v) = s.interval {
-                let _ = writeln!(
-                    o,
-                    "kacap_keepalive_interval_seconds{{server=\"{name}\"}} {v}"
-                );
-            }
-        }
-        head(
-            &mut o,
-            "kacap_idle_timeout_seconds",
-            "gauge",
-            "Middlebox idle timeout bounds per server: the longest silence a connection survived (lower) and the shortest that killed one (upper).",
-        );
-        for (name, s) in &servers {
-            if let Some(v) = s.survived {
-                let _ = writeln!(
-                    o,
-                    "kacap_idle_timeout_seconds{{server=\"{name}\",bound=\"lower\"}} {v}"
-                );
-            }
-            if let Some(v) = s.killed {
-                let _ = writeln!(
-                    o,
-                    "kacap_idle_timeout_seconds{{server=\"{name}\",bound=\"upper\"}} {v}"
-                );
-            }
-        }
+        let servers: Vec<(&str, &ServerTallies)> = servers
+            .iter()
+            .map(|(name, s)| (name.as_str(), &s.tallies))
+            .collect();
+        Tallies::render_servers(&servers, &mut o);
         o
     }
 }

@@ -1,12 +1,13 @@
-//! Report: the sinks of the event stream (text timeline and table with
-//! `--explain` / `--diagram`, JSON Lines), and what they share.
+//! Report: the sinks of the event stream — the text timeline and table
+//! (with `--explain`, `--diagram`, `--diagram-svg`), JSON Lines, Zeek logs,
+//! the HTML report, Prometheus metrics, the host's sockets — and what they
+//! share (`Kept`, prose folding). A sink writes the core's words and runs
+//! over the registry's loops for every analysis's; it never reads an
+//! analysis's findings.
 
 pub mod annotate;
-pub mod app;
 pub mod community_id;
-pub mod emit;
 pub mod html;
-pub mod idle;
 pub mod json;
 pub mod metrics;
 pub mod sockets;
@@ -17,27 +18,9 @@ pub mod teach;
 pub mod text;
 pub mod zeek;
 
-use crate::pipeline::summary::Verdict;
+use crate::analyses::verdict::Verdict;
 
-/// How telling a verdict is, for what a bounded report keeps: dead, reset,
-/// killed connections first (0), then alive or undecided (1), then those
-/// without keepalive (2).
-pub fn rank(v: Verdict) -> usize {
-    match v {
-        Verdict::DeadPeer
-        | Verdict::PeerReset
-        | Verdict::IdleTimeout
-        | Verdict::RetransmitTimeout
-        | Verdict::AcksDropped
-        | Verdict::TooManyPings
-        | Verdict::AppPingTimeout
-        | Verdict::StaleConnection => 0,
-        Verdict::Alive | Verdict::Undecided | Verdict::AppKeepalive => 1,
-        Verdict::NoKeepalive => 2,
-    }
-}
-
-/// At most `cap` items, the most telling kept (by [`rank`], then the
+/// At most `cap` items, the most telling kept (by `Verdict::rank`, then the
 /// earliest connection, by `key`: its id): a long capture's report stays
 /// bounded; what is left out is counted by verdict. What is kept does not
 /// depend on the order items come in (connections are reported as they end;
@@ -95,7 +78,7 @@ impl<T> Kept<T> {
             Some((_, n)) => *n += 1,
             None => self.seen.push((verdict, 1)),
         }
-        let r = rank(verdict);
+        let r = verdict.rank();
         let kept: usize = self.by_rank.iter().map(|h| h.len()).sum();
         if kept < self.cap {
             self.by_rank[r].push(Keyed {
@@ -154,7 +137,7 @@ impl<T> Kept<T> {
             .seen
             .iter()
             .map(|&(v, n)| {
-                let kept = self.by_rank[rank(v)]
+                let kept = self.by_rank[v.rank()]
                     .iter()
                     .filter(|k| k.verdict == v)
                     .count() as u64;
@@ -162,22 +145,13 @@ impl<T> Kept<T> {
             })
             .filter(|&(_, n)| n > 0)
             .collect();
-        left.sort_by_key(|&(v, _)| (rank(v), v.as_str()));
+        left.sort_by_key(|&(v, _)| (v.rank(), v.as_str()));
         (!left.is_empty()).then(|| {
             left.iter()
                 .map(|(v, n)| format!("{n} {}", v.as_str()))
                 .collect::<Vec<_>>()
                 .join(", ")
         })
-    }
-}
-
-/// `1 flow`, `2 flows`: a count and a regular English noun.
-pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 
@@ -225,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_key_closed_to_stays_closed_and_would_not_have_been_kept() {
-        use crate::pipeline::summary::Verdict;
+        use crate::analyses::verdict::Verdict;
         // Connections reported out of id order, as they end; a quarter dead.
         let verdicts = [
             Verdict::NoKeepalive,

@@ -3,7 +3,7 @@
 //! and `--sockets`: the sink that joins the socket table to a live capture,
 //! and the checks of what the packets showed against it.
 
-use super::json::escape;
+use crate::core::text::escape;
 use crate::host::sockets::join::Joiner;
 use crate::host::sockets::{Joined, Setting, Socket, Source, Sysctls, Table, verdicts};
 use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
@@ -361,83 +361,4 @@ impl<S: Sink> Sink for SocketJoin<S> {
         let open: Vec<FlowSummary> = open.iter().map(|f| self.with_sockets(f)).collect();
         self.inner.snapshot(&open, stats)
     }
-}
-
-/// What the packets showed, checked against the configuration: one line
-/// per finding, for the table's notes and `--explain`.
-pub fn checks(f: &FlowSummary) -> Vec<String> {
-    let Some(j) = f.sockets.as_deref() else {
-        return Vec::new();
-    };
-    let k = &f.findings.keepalive;
-    let mut lines = Vec::new();
-    for (side, s) in [
-        (crate::core::tcp::Side::Client, j.client.as_ref()),
-        (crate::core::tcp::Side::Server, j.server.as_ref()),
-    ] {
-        let Some(s) = s else { continue };
-        let who = s
-            .owner
-            .as_ref()
-            .map_or("its".to_string(), |o| format!("pid {}'s", o.pid));
-        let probed = match k.prober {
-            Some(p) => p.includes(side),
-            None => false,
-        };
-        match s.keepalive {
-            Some(false) if !probed => lines.push(format!(
-                "the {} end: no keepalive probe will come from it: SO_KEEPALIVE is off on {who} socket",
-                side.name()
-            )),
-            Some(true) if probed => {
-                if let Some(idle) = k.idle {
-                    let set = f64::from(s.idle.value);
-                    let verb = if (idle - set).abs() <= 1.0 + set * 0.05 {
-                        "matches"
-                    } else {
-                        "differs from"
-                    };
-                    lines.push(format!(
-                        "the {} end: observed idle {idle:.1} s {verb} TCP_KEEPIDLE {} on {who} socket ({})",
-                        side.name(),
-                        s.idle.value,
-                        s.idle.source.as_str()
-                    ));
-                }
-                if let Some(intvl) = k.interval {
-                    let set = f64::from(s.interval.value);
-                    let verb = if (intvl - set).abs() <= 1.0 + set * 0.05 {
-                        "matches"
-                    } else {
-                        "differs from"
-                    };
-                    lines.push(format!(
-                        "the {} end: observed interval {intvl:.1} s {verb} TCP_KEEPINTVL {} ({})",
-                        side.name(),
-                        s.interval.value,
-                        s.interval.source.as_str()
-                    ));
-                }
-            }
-            Some(true) if k.probes == 0 => lines.push(format!(
-                "the {} end: SO_KEEPALIVE is on ({who} socket) but no probe was seen: the connection was not idle for TCP_KEEPIDLE {} s within the capture",
-                side.name(),
-                s.idle.value
-            )),
-            _ => {}
-        }
-        if let Some(h) = j.host_sysctls
-            && s.keepalive == Some(true)
-            && s.idle.source == Source::Sysctl
-            && h.time != j.sysctls.time
-        {
-            lines.push(format!(
-                "the {} end follows its namespace's tcp_keepalive_time {}, not the host's {}",
-                side.name(),
-                j.sysctls.time,
-                h.time
-            ));
-        }
-    }
-    lines
 }

@@ -1,74 +1,15 @@
-//! The summary table (comfy-table), one row per flow.
+//! The summary table (comfy-table), one row per flow: the core's columns
+//! (the connection, its handshake, how it ended, its verdict), each
+//! analysis's among them (`Describe::CORE`) or after them when a connection
+//! has something to say there, and the joined sockets.
 
-use super::annotate::Secs;
-use crate::analyses::keepalive::SystemDefaults;
-use crate::core::time::Timestamp;
+use crate::analyses::describe::Column;
+use crate::analyses::registry::Findings;
 use crate::pipeline::event::Stats;
 use crate::pipeline::summary::FlowSummary;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use std::io::{self, Write};
-
-fn opt_secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_string(), |s| Secs(s).to_string())
-}
-
-fn opt_count(v: Option<u32>) -> String {
-    v.map_or_else(|| "-".to_string(), |c| c.to_string())
-}
-
-/// How the connection ended, e.g. `FIN by client`, `RST by server`, `open`.
-pub fn ending(f: &FlowSummary) -> String {
-    match f.close.by() {
-        Some(side) => format!("{} by {}", f.close.as_str().to_uppercase(), side.name()),
-        None => "open".to_string(),
-    }
-}
-
-/// The HTTP column: `3 req, keep-alive, 1.1`.
-fn http_cell(f: &FlowSummary) -> String {
-    match f.findings.http {
-        Some(h) => format!(
-            "{} req/{} resp, {}{}",
-            h.requests,
-            h.responses,
-            if h.keep_alive { "keep-alive" } else { "close" },
-            h.version.map(|v| format!(", {v}")).unwrap_or_default()
-        ),
-        None => "-".to_string(),
-    }
-}
-
-/// The app column: `http2 4 pings/1.00s`, `websocket 6/6 …, close 1006`,
-/// `encrypted? 6×39/39 B/1.00s`, `http2 GOAWAY ENHANCE_YOUR_CALM`.
-fn app_cell(f: &FlowSummary) -> String {
-    let Some(a) = f.findings.app else {
-        return "-".to_string();
-    };
-    let every = a
-        .interval
-        .map(|i| format!(" every {}", super::annotate::Secs(i)))
-        .unwrap_or_default();
-    let mut cell = match a.exchange {
-        Some((req, ans)) => format!("encrypted? {}×{req}/{ans} B{every}", a.pings),
-        None => format!(
-            "{} {}/{} pings{every}",
-            a.protocol.as_str(),
-            a.pongs.min(a.pings),
-            a.pings
-        ),
-    };
-    if let Some(g) = a.goaway {
-        cell.push_str(", GOAWAY ");
-        cell.push_str(crate::analyses::app::h2::error_name(g.error));
-    }
-    if a.abrupt {
-        cell.push_str(", no close frame (1006)");
-    } else if let Some(code) = a.close_code {
-        cell.push_str(&format!(", close {code}"));
-    }
-    cell
-}
 
 /// The socket column (`--sockets`): `client 4242 python3 on 20/75/9`.
 fn socket_cell(f: &FlowSummary) -> String {
@@ -121,44 +62,30 @@ pub fn write(
     write!(
         out,
         "{}, {}, {} skipped, {}",
-        super::plural(stats.frames, "frame"),
-        super::plural(stats.tcp_segments, "TCP segment"),
+        crate::core::text::plural(stats.frames, "frame"),
+        crate::core::text::plural(stats.tcp_segments, "TCP segment"),
         stats.skipped,
-        super::plural(stats.flows, "flow")
+        crate::core::text::plural(stats.flows, "flow")
     )?;
     if stats.time_outliers > 0 {
         write!(
             out,
             "; {} stamped more than a day from the rest (the clock did not follow them)",
-            super::plural(stats.time_outliers, "frame")
+            crate::core::text::plural(stats.time_outliers, "frame")
         )?;
     }
     writeln!(out)
 }
 
 fn full(flows: &[FlowSummary]) -> Table {
-    let with_http = flows.iter().any(|f| f.findings.http.is_some());
-    let with_app = flows.iter().any(|f| f.findings.app.is_some());
+    let shown = Findings::shown_in(flows);
     let with_sockets = flows.iter().any(|f| f.sockets.is_some());
-    let mut header = vec![
-        "flow",
-        "client",
-        "server",
-        "handshake",
-        "prober",
-        "probes sent/ans/unans/rst",
-        "idle",
-        "intvl",
-        "count",
-        "ended",
-        "verdict",
-    ];
-    if with_http {
-        header.push("http");
-    }
-    if with_app {
-        header.push("app keepalive");
-    }
+    let core = Findings::columns(&shown, true);
+    let more = Findings::columns(&shown, false);
+    let mut header: Vec<&str> = vec!["flow", "client", "server", "handshake"];
+    header.extend(core.iter().map(|c| c.header));
+    header.extend(["ended", "verdict"]);
+    header.extend(more.iter().map(|c| c.header));
     if with_sockets {
         header.push("socket (keepalive idle/intvl/cnt)");
     }
@@ -167,51 +94,43 @@ fn full(flows: &[FlowSummary]) -> Table {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header);
     for f in flows {
-        let k = &f.findings.keepalive;
         let mut row = vec![
             f.id.to_string(),
             f.client.to_string(),
             f.server.to_string(),
             f.handshake.as_str().to_string(),
-            k.prober.map_or("-", |p| p.as_str()).to_string(),
-            format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst),
-            opt_secs(k.idle),
-            opt_secs(k.interval),
-            opt_count(k.count),
-            ending(f),
-            f.verdict.as_str().to_string(),
         ];
-        if with_http {
-            row.push(http_cell(f));
-        }
-        if with_app {
-            row.push(app_cell(f));
-        }
+        row.extend(Findings::cells(f, &shown, true));
+        row.extend([f.ending(), f.verdict.as_str().to_string()]);
+        row.extend(Findings::cells(f, &shown, false));
         if with_sockets {
             row.push(socket_cell(f));
         }
         t.add_row(row);
     }
-    align_right(&mut t, &[0, 5, 6, 7, 8]);
+    let right = |columns: &[Column], from: usize| -> Vec<usize> {
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.right)
+            .map(|(i, _)| from + i)
+            .collect()
+    };
+    let mut right_aligned = vec![0];
+    right_aligned.extend(right(&core, 4));
+    right_aligned.extend(right(&more, 6 + core.len()));
+    align_right(&mut t, &right_aligned);
     t
 }
 
 fn compact(flows: &[FlowSummary], width: u16) -> Table {
-    let with_http = flows.iter().any(|f| f.findings.http.is_some());
-    let with_app = flows.iter().any(|f| f.findings.app.is_some());
+    let shown = Findings::shown_in(flows);
     let with_sockets = flows.iter().any(|f| f.sockets.is_some());
-    let mut header = vec![
-        "flow",
-        "client\n→ server",
-        "prober s/a/u/r\nidle/intvl ×count",
-        "verdict\nended",
-    ];
-    if with_http {
-        header.push("http");
-    }
-    if with_app {
-        header.push("app");
-    }
+    let core = Findings::compact_columns(&shown, true);
+    let mut header = vec!["flow", "client\n→ server"];
+    header.extend(&core);
+    header.push("verdict\nended");
+    header.extend(Findings::compact_columns(&shown, false));
     if with_sockets {
         header.push("socket");
     }
@@ -220,44 +139,31 @@ fn compact(flows: &[FlowSummary], width: u16) -> Table {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width)
         .set_header(header);
-    // Each cell's widest line, headers included (padding: one each side).
-    let mut widest = [16u16, 17, 7];
+    // The cells never split (addresses, the core analyses', the verdict):
+    // each one's widest line, headers included (padding: one each side).
+    let mut widest: Vec<u16> = vec![16];
+    widest.extend(
+        core.iter()
+            .map(|h| h.lines().map(|l| l.chars().count()).max().unwrap_or(0) as u16),
+    );
+    widest.push(7);
     for f in flows {
-        let k = &f.findings.keepalive;
-        let counts = format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst);
-        let keepalive = match (k.prober, k.idle, k.interval, k.count) {
-            (None, None, None, None) => counts,
-            (prober, idle, interval, count) => format!(
-                "{} {counts}\n{}/{} ×{}",
-                prober.map_or("-", |p| p.as_str()),
-                opt_secs(idle),
-                opt_secs(interval),
-                opt_count(count)
-            ),
-        };
-        let cells = [
-            format!("{}\n→ {}", f.client, f.server),
-            keepalive,
-            format!("{}\n{}", f.verdict.as_str(), ending(f)),
-        ];
+        let mut cells = vec![format!("{}\n→ {}", f.client, f.server)];
+        cells.extend(Findings::compact_cells(f, &shown, true));
+        cells.push(format!("{}\n{}", f.verdict.as_str(), f.ending()));
         for (w, cell) in widest.iter_mut().zip(&cells) {
             let longest = cell.lines().map(|l| l.chars().count()).max().unwrap_or(0);
             *w = (*w).max(longest as u16);
         }
         let mut row = vec![f.id.to_string()];
         row.extend(cells);
-        if with_http {
-            row.push(http_cell(f));
-        }
-        if with_app {
-            row.push(app_cell(f));
-        }
+        row.extend(Findings::compact_cells(f, &shown, false));
         if with_sockets {
             row.push(socket_cell(f));
         }
         t.add_row(row);
     }
-    // Addresses, counts and verdicts are never split; the http and app cells wrap.
+    // Addresses, counts and verdicts are never split; the others wrap.
     for (i, w) in widest.into_iter().enumerate() {
         if let Some(c) = t.column_mut(i + 1) {
             c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(w + 2)));
@@ -273,72 +179,4 @@ fn align_right(t: &mut Table, cols: &[usize]) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-}
-
-/// After a live capture: this host's keepalive defaults next to what the
-/// flows did, and when each open flow's next probe is due.
-pub fn write_live_notes(
-    out: &mut impl Write,
-    flows: &[FlowSummary],
-    defaults: Option<SystemDefaults>,
-    now: Timestamp,
-) -> io::Result<()> {
-    if let Some(d) = defaults {
-        writeln!(
-            out,
-            "system defaults (/proc/sys/net/ipv4): tcp_keepalive_time {}s, tcp_keepalive_intvl {}s, tcp_keepalive_probes {}",
-            d.time, d.intvl, d.probes
-        )?;
-        for f in flows {
-            let k = &f.findings.keepalive;
-            let [idle, interval, count] = d.differing(k.idle, k.interval, k.count);
-            let mut parts = Vec::new();
-            if idle {
-                parts.push(format!("idle {}", opt_secs(k.idle)));
-            }
-            if interval {
-                parts.push(format!("interval {}", opt_secs(k.interval)));
-            }
-            if count {
-                parts.push(format!("count {}", opt_count(k.count)));
-            }
-            if parts.is_empty() {
-                continue;
-            }
-            writeln!(
-                out,
-                "flow {}: {} differ{} from them: its {} sets TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT itself",
-                f.id,
-                parts.join(", "),
-                if parts.len() == 1 { "s" } else { "" },
-                k.prober.map_or("socket", |p| p.as_str()),
-            )?;
-        }
-    }
-    for f in flows {
-        for check in super::sockets::checks(f) {
-            writeln!(out, "flow {}: {check}", f.id)?;
-        }
-    }
-    for f in flows {
-        if let Some(due) = f.findings.keepalive.next_probe {
-            let wait = due.since(now);
-            if wait >= 0.0 {
-                writeln!(
-                    out,
-                    "flow {} still open: next probe expected in ~{}",
-                    f.id,
-                    Secs(wait)
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "flow {} still open: a probe was due {} ago and none was seen",
-                    f.id,
-                    Secs(-wait)
-                )?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The text `tcpdump -n` prints for a TCP segment (tcpdump 4.99,
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
-use super::emit::Emit;
 use crate::core::decode::{self, LinkType, Segment, flags};
+use crate::core::emit::Emit;
 use crate::core::time::Timestamp;
 use crate::pipeline::event::PacketEvent;
 use chrono::{Local, TimeZone};

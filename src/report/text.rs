@@ -1,12 +1,13 @@
 //! The default output: a tcpdump-style timeline, annotated, then the table.
 
-use super::emit::Emit;
 use super::tcpdump::{Dump, Style, Tcpdump};
 use super::teach::{self, FlowSteps, Recorder};
 use super::{Kept, annotate, table};
-use crate::analyses::keepalive::{Note, SystemDefaults};
-use crate::core::tcp::Kind;
+use crate::analyses::registry::{Evidence, Findings, Notes};
+use crate::core::emit::Emit;
+use crate::core::text::join_and;
 use crate::core::time::Timestamp;
+use crate::host::sysctls::Sysctls;
 use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats, Why};
 use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::io::{self, Write};
@@ -26,8 +27,9 @@ const FLOW_COLORS: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
 /// What only a live capture shows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LiveInfo {
-    /// This host's keepalive sysctls, to compare with the inferred values.
-    pub defaults: Option<SystemDefaults>,
+    /// The keepalive sysctls of the namespace captured in, to compare with
+    /// the inferred values.
+    pub sysctls: Option<Sysctls>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -70,8 +72,9 @@ pub struct TextSink<W: Write> {
     taught: Kept<(FlowSummary, FlowSteps)>,
     /// The line being built (reused: no allocation per packet).
     line: Vec<u8>,
-    /// Middlebox idle-timeout evidence per server.
-    idle: super::idle::Estimator,
+    /// What the analyses' advice after the table needs, from every
+    /// connection reported.
+    evidence: Evidence,
     /// The `--diagram-svg` file, opened before the capture started.
     svg_file: Option<(std::fs::File, String)>,
 }
@@ -86,7 +89,7 @@ impl<W: Write> TextSink<W> {
             recorder: Recorder::default(),
             taught: Kept::new(MAX_TAUGHT),
             line: Vec::with_capacity(512),
-            idle: Default::default(),
+            evidence: Evidence::default(),
             svg_file: None,
         }
     }
@@ -106,8 +109,7 @@ impl<W: Write> TextSink<W> {
             for (f, steps) in &taught {
                 self.out.write_all(b"\n")?;
                 if self.opts.explain {
-                    let (head, tail) = steps.ordered();
-                    let all: Vec<_> = head.into_iter().chain(tail).collect();
+                    let all = steps.all();
                     let text = super::wrap_prose(&teach::explain(f, &all), self.opts.width);
                     self.out.write_all(text.as_bytes())?;
                     self.out.write_all(b"\n")?;
@@ -115,12 +117,12 @@ impl<W: Write> TextSink<W> {
                 self.out.write_all(teach::diagram(f, steps).as_bytes())?;
             }
             if self.opts.explain {
-                let summaries: Vec<FlowSummary> = taught.iter().map(|(f, _)| f.clone()).collect();
-                for bound in super::app::server_timeouts(&summaries) {
+                let summaries: Vec<&FlowSummary> = taught.iter().map(|(f, _)| f).collect();
+                for bound in Findings::afterword(&summaries) {
                     let text = super::wrap_prose(&bound, self.opts.width);
                     writeln!(self.out, "{text}\n")?;
                 }
-                if let Some(note) = teach::http_footnote(&summaries) {
+                for note in Findings::footnotes(&summaries) {
                     writeln!(self.out, "{note}")?;
                 }
             }
@@ -214,78 +216,6 @@ impl<W: Write> Sink for TextSink<W> {
     }
 }
 
-/// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`.
-fn ended_line(f: &FlowSummary) -> String {
-    let k = &f.findings.keepalive;
-    let what = match f.verdict {
-        Verdict::DeadPeer => format!(
-            "after {}",
-            super::plural(u64::from(k.unanswered), "unanswered probe")
-        ),
-        Verdict::PeerReset => "a keepalive probe was answered by RST".to_string(),
-        Verdict::Alive => format!("{} of {} probes answered", k.answered, k.probes),
-        Verdict::NoKeepalive => "no keepalive probe was seen".to_string(),
-        Verdict::IdleTimeout => "a middlebox forgot it while it was idle".to_string(),
-        Verdict::RetransmitTimeout => "data retransmitted until the sender gave up".to_string(),
-        Verdict::AcksDropped => {
-            "the peer answered, the answers never reached the prober".to_string()
-        }
-        Verdict::Undecided => {
-            "a probe, and the capture ended before its answer could come".to_string()
-        }
-        Verdict::AppKeepalive => match f.findings.app {
-            Some(a) => format!(
-                "{} pings by the application, {} answered",
-                a.protocol.name(),
-                a.pongs.min(a.pings)
-            ),
-            None => "application pings".to_string(),
-        },
-        Verdict::AppPingTimeout => match f.findings.app {
-            Some(a) => format!(
-                "the latest {} went unanswered",
-                super::plural(
-                    u64::from(a.trailing_unanswered),
-                    &format!("{} ping", a.protocol.name())
-                )
-            ),
-            None => "application pings went unanswered".to_string(),
-        },
-        Verdict::TooManyPings => {
-            "the server refused the client's HTTP/2 pings (GOAWAY too_many_pings)".to_string()
-        }
-        Verdict::StaleConnection => {
-            "a request sent after the server had closed, answered by RST".to_string()
-        }
-    };
-    let sep = if f.verdict == Verdict::DeadPeer {
-        " "
-    } else {
-        ": "
-    };
-    format!(
-        "flow {} ended: {}{sep}{what} ({})",
-        f.id,
-        f.verdict.as_str(),
-        table::ending(f)
-    )
-}
-
-fn note_color(ev: &PacketEvent) -> &'static str {
-    match (ev.kind, ev.notes.keepalive) {
-        (_, Note::GaveUp { .. }) | (_, Note::PeerReset { .. }) => "1;31",
-        (Kind::Rst, _) => "31",
-        (Kind::Keepalive, _) => "1;33",
-        (_, Note::ProbeAnswered { .. }) => "1;32",
-        (Kind::ZeroWindowProbe, _)
-        | (Kind::ZeroWindowProbeAck, _)
-        | (Kind::ZeroWindow, _)
-        | (Kind::WindowUpdate, _) => "33",
-        (Kind::Retransmission, _) => "35",
-        _ => "2",
-    }
-}
-
 /// A timeline line's connection label: `  flow 3: ` (colored by number,
 /// then the note's color opened: `words` names it).
 fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
@@ -304,11 +234,11 @@ fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
 /// What the segment is, after the label (the note's color first).
 fn words(line: &mut Vec<u8>, ev: &PacketEvent, opts: &TextOptions) -> io::Result<()> {
     if opts.color {
-        line.s(note_color(ev)).s("m");
+        line.s(annotate::color(ev)).s("m");
     }
     annotate::write(line, ev)?;
     if opts.live.is_some() {
-        expectation(line, ev)?;
+        Notes::expect(ev, line)?;
     }
     Ok(())
 }
@@ -398,7 +328,7 @@ impl<W: Write> TextSink<W> {
             line.s(&ended_line(summary));
             self.end_line(line)?;
         }
-        self.idle.add(summary);
+        self.evidence.gather(summary);
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);
             self.taught
@@ -425,9 +355,11 @@ impl<W: Write> TextSink<W> {
             )?;
         }
         if let Some(live) = self.opts.live {
-            table::write_live_notes(&mut self.out, &flows, live.defaults, Timestamp::now())?;
+            for note in Findings::live_notes(&flows, live.sysctls, Timestamp::now()) {
+                writeln!(self.out, "{note}")?;
+            }
         }
-        let advice = self.idle.advice();
+        let advice = self.evidence.advice();
         if !advice.is_empty() {
             write!(
                 self.out,
@@ -443,14 +375,7 @@ impl<W: Write> TextSink<W> {
 /// `  ↳ flow 1: frames 1 and 2 were keepalive probes #1 and #2 (why)`.
 fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
     let frames: Vec<String> = r.items.iter().map(|i| i.n.to_string()).collect();
-    let probes: Vec<String> = r
-        .items
-        .iter()
-        .filter_map(|i| match i.notes.keepalive {
-            Note::Probe { ordinal, .. } => Some(format!("#{ordinal}")),
-            _ => None,
-        })
-        .collect();
+    let probes: Vec<String> = r.items.iter().filter_map(|i| i.notes.revised()).collect();
     let (who, peer) = (r.from.name(), r.from.other().name());
     let why = match r.why {
         Why::PeerAck => {
@@ -481,6 +406,23 @@ fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
 }
 
 /// Columns `text` takes on a terminal: characters, less color escapes.
+/// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`:
+/// the verdict's owner says what it means here.
+fn ended_line(f: &FlowSummary) -> String {
+    let sep = if f.verdict == Verdict::DeadPeer {
+        " "
+    } else {
+        ": "
+    };
+    format!(
+        "flow {} ended: {}{sep}{} ({})",
+        f.id,
+        f.verdict.as_str(),
+        Findings::ended(f),
+        f.ending()
+    )
+}
+
 fn visible_width(text: &str) -> usize {
     let mut n = 0;
     let mut escape = false;
@@ -527,29 +469,4 @@ fn fold(line: &mut Vec<u8>, at: usize, width: usize) {
     }
     line.truncate(at);
     line.extend_from_slice(folded.as_bytes());
-}
-
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-/// Live: when the prober's next probe is due, after a probe or its answer.
-fn expectation(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
-    let (what, due) = match ev.notes.keepalive {
-        Note::Probe { next_due, .. } => ("next probe (or the RST) expected in", next_due),
-        Note::ProbeAnswered { next_due, .. } => ("next probe expected in", next_due),
-        _ => return Ok(()),
-    };
-    if let Some(due) = due {
-        write!(
-            out,
-            "; {what} ~{}",
-            annotate::Secs(due.since(ev.ts).max(0.0))
-        )?;
-    }
-    Ok(())
 }

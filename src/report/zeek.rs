@@ -4,13 +4,15 @@
 //! it and it joins `conn.log` by `community_id` (or by the 5-tuple and
 //! time). Fields are documented in `docs/json.md#zeek-logs`.
 
-use super::json::escape;
+use crate::analyses::describe::Field as V;
+use crate::analyses::registry::Findings;
+use crate::core::text::escape;
 use crate::pipeline::event::{PacketEvent, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
-/// The log's columns: name and Zeek type.
-pub const FIELDS: [(&str, &str); 24] = [
+/// The core's columns before the analyses' among them, and after.
+const HEAD: [(&str, &str); 11] = [
     ("ts", "time"),
     ("uid", "string"),
     ("id.orig_h", "addr"),
@@ -22,27 +24,16 @@ pub const FIELDS: [(&str, &str); 24] = [
     ("packets", "count"),
     ("handshake", "string"),
     ("verdict", "string"),
-    ("prober", "string"),
-    ("probes", "count"),
-    ("probes_answered", "count"),
-    ("probes_unanswered", "count"),
-    ("probes_rst", "count"),
-    ("ka_idle", "interval"),
-    ("ka_interval", "interval"),
-    ("ka_count", "count"),
-    ("close", "string"),
-    ("closed_by", "string"),
-    ("idle_timeout_survived", "interval"),
-    ("idle_timeout_killed_after", "interval"),
-    ("app_keepalive", "string"),
 ];
+const CLOSE: [(&str, &str); 2] = [("close", "string"), ("closed_by", "string")];
 
-/// One value of a record.
-enum V {
-    Unset,
-    Str(String),
-    Count(u64),
-    Secs(f64),
+/// The log's columns: name and Zeek type.
+pub fn fields() -> Vec<(&'static str, &'static str)> {
+    let mut f = HEAD.to_vec();
+    f.extend(Findings::zeek_fields(true));
+    f.extend(CLOSE);
+    f.extend(Findings::zeek_fields(false));
+    f
 }
 
 pub struct ZeekSink<W: Write> {
@@ -71,8 +62,9 @@ impl<W: Write> ZeekSink<W> {
             return Ok(());
         }
         self.header = true;
-        let names: Vec<&str> = FIELDS.iter().map(|f| f.0).collect();
-        let types: Vec<&str> = FIELDS.iter().map(|f| f.1).collect();
+        let fields = fields();
+        let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        let types: Vec<&str> = fields.iter().map(|f| f.1).collect();
         write!(
             self.out,
             "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tkacap\n#open\t{}\n#fields\t{}\n#types\t{}\n",
@@ -84,10 +76,7 @@ impl<W: Write> ZeekSink<W> {
 }
 
 fn values(f: &FlowSummary) -> Vec<V> {
-    let k = &f.findings.keepalive;
-    let secs = |v: Option<f64>| v.map_or(V::Unset, V::Secs);
-    let idle = &f.findings.idle;
-    vec![
+    let mut v = vec![
         V::Secs(f.first_ts.sec as f64 + f64::from(f.first_ts.nsec) * 1e-9),
         V::Str(uid(f)),
         V::Str(f.client.ip().to_string()),
@@ -99,22 +88,12 @@ fn values(f: &FlowSummary) -> Vec<V> {
         V::Count(f.packets),
         V::Str(f.handshake.as_str().into()),
         V::Str(f.verdict.as_str().into()),
-        k.prober.map_or(V::Unset, |p| V::Str(p.as_str().into())),
-        V::Count(u64::from(k.probes)),
-        V::Count(u64::from(k.answered)),
-        V::Count(u64::from(k.unanswered)),
-        V::Count(u64::from(k.rst)),
-        secs(k.idle),
-        secs(k.interval),
-        k.count.map_or(V::Unset, |c| V::Count(u64::from(c))),
-        V::Str(f.close.as_str().into()),
-        f.close.by().map_or(V::Unset, |s| V::Str(s.name().into())),
-        secs(idle.survived),
-        secs(idle.killed.map(|(k, _)| k)),
-        f.findings
-            .app
-            .map_or(V::Unset, |a| V::Str(a.protocol.as_str().into())),
-    ]
+    ];
+    Findings::zeek(f, true, &mut v);
+    v.push(V::Str(f.close.as_str().into()));
+    v.push(f.close.by().map_or(V::Unset, |s| V::Str(s.name().into())));
+    Findings::zeek(f, false, &mut v);
+    v
 }
 
 /// A Zeek-like connection uid: `K` and 17 base62 characters from the
@@ -160,7 +139,7 @@ impl<W: Write> Sink for ZeekSink<W> {
         if self.json {
             let mut line = String::from("{");
             let mut first = true;
-            for ((name, _), v) in FIELDS.iter().zip(&vals) {
+            for ((name, _), v) in fields().iter().zip(&vals) {
                 let text = match v {
                     V::Unset => continue,
                     V::Str(s) => format!("\"{}\"", escape(s)),

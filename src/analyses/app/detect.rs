@@ -157,7 +157,7 @@ pub fn detect(cx: &Ctx, state: Option<&State>) -> Detect {
     }
     if client
         && first.is_ascii_uppercase()
-        && crate::analyses::http::looks_like_request(p)
+        && crate::core::proto::looks_like_request(p)
         && let Some(want) = upgrade_of(p)
     {
         return Detect::Found(Found {

@@ -9,8 +9,8 @@
 
 use super::{AppEvent, AppNote, Goaway, GoawayNote, Label, Need, State};
 use crate::analyses::Ctx;
-use crate::analyses::http::Text;
 use crate::core::tcp::Side;
+use crate::core::text::Text;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

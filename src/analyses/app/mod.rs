@@ -23,13 +23,14 @@ mod detect;
 pub mod h2;
 mod plain;
 mod rhythm;
+mod say;
 pub mod ws;
 
-use crate::analyses::http::Text;
 use crate::analyses::{Analysis, Ctx};
 use crate::core::flows::Flow;
 use crate::core::seq::SeqNumber;
 use crate::core::tcp::{Kind, Side};
+use crate::core::text::Text;
 use crate::core::time::Timestamp;
 
 /// Payload segments of a connection looked at for a protocol whatever their

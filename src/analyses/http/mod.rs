@@ -10,10 +10,14 @@
 //! stays small. A gap in the capture, or a snaplen that cut the payload,
 //! ends the reading of that direction (`lost`); counts up to there stand.
 
+mod say;
+
 use crate::analyses::{Analysis, Ctx};
 use crate::core::flows::Flow;
+use crate::core::proto::{looks_like_request, version_of};
 use crate::core::seq::SeqNumber;
 use crate::core::tcp::{Kind, Side};
+use crate::core::text::Text;
 use crate::core::time::Timestamp;
 use std::collections::VecDeque;
 
@@ -40,44 +44,6 @@ pub enum HttpNote {
         status: u16,
         persistent: bool,
     },
-}
-
-/// A short copy of some text, cut with `…` when longer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Text<const N: usize> {
-    bytes: [u8; N],
-    len: u8,
-    cut: bool,
-}
-
-impl<const N: usize> Text<N> {
-    pub(crate) fn of(b: &[u8]) -> Self {
-        let mut bytes = [0u8; N];
-        let n = b.len().min(N);
-        bytes[..n].copy_from_slice(&b[..n]);
-        Text {
-            bytes,
-            len: n as u8,
-            cut: b.len() > N,
-        }
-    }
-}
-
-impl<const N: usize> std::fmt::Display for Text<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for &b in &self.bytes[..usize::from(self.len)] {
-            let c = if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            };
-            write!(f, "{c}")?;
-        }
-        if self.cut {
-            f.write_str("…")?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,30 +110,6 @@ pub struct Http {
     pub advertised_timeout: Option<f64>,
 }
 
-/// Whether `b` starts like an HTTP/1.x request line: an upper-case method,
-/// a space, and — when the line ends within `b` — `HTTP/1.0` or `HTTP/1.1`
-/// as its last word. (The HTTP/2 preface `PRI * HTTP/2.0` and a line of
-/// some other protocol, `GET / chatty`, are not HTTP/1.x requests.)
-pub fn looks_like_request(b: &[u8]) -> bool {
-    let method_len = b.iter().take(17).position(|&c| c == b' ');
-    let method_ok = match method_len {
-        Some(n) if n > 0 => b[..n].iter().all(|c| c.is_ascii_uppercase()),
-        _ => false,
-    };
-    if !method_ok {
-        return false;
-    }
-    match b.iter().position(|&c| c == b'\n') {
-        Some(end) => {
-            let line = b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]);
-            let version = line.rsplit(|&c| c == b' ').next().unwrap_or(&[]);
-            version_of(version).is_some()
-        }
-        // The line goes on in a later segment: the method must do.
-        None => true,
-    }
-}
-
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -231,14 +173,6 @@ fn parse_head(head: &[u8]) -> Head {
         }
     }
     h
-}
-
-fn version_of(proto: &[u8]) -> Option<&'static str> {
-    match proto {
-        b"HTTP/1.1" => Some("1.1"),
-        b"HTTP/1.0" => Some("1.0"),
-        _ => None,
-    }
 }
 
 /// HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.

@@ -19,6 +19,10 @@
 //! - `count`: unanswered probes in an episode the prober ended with its own
 //!   RST (TCP_KEEPCNT).
 
+mod explain;
+mod say;
+mod settings;
+
 use crate::analyses::{Analysis, Ctx};
 use crate::core::flows::Flow;
 use crate::core::tcp::{Kind, Side};
@@ -655,22 +659,6 @@ pub const WINDOWS_DEFAULTS: SystemDefaults = SystemDefaults {
 };
 
 impl SystemDefaults {
-    /// Reads the sysctls; `None` where they do not exist (not Linux).
-    pub fn read() -> Option<SystemDefaults> {
-        let get = |name: &str| -> Option<f64> {
-            std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        Some(SystemDefaults {
-            time: get("tcp_keepalive_time")?,
-            intvl: get("tcp_keepalive_intvl")?,
-            probes: get("tcp_keepalive_probes")? as u32,
-        })
-    }
-
     /// Which inferred settings differ from these defaults (10% timer
     /// slack; unknown values are not compared): `idle`, `interval`, `count`.
     pub fn differing(

@@ -17,6 +17,9 @@
 //! not tell: a Linux peer that lost the connection answers with a bare RST
 //! too.)
 
+mod advice;
+mod say;
+
 use crate::analyses::{Analysis, Ctx};
 use crate::core::decode::flags;
 use crate::core::flows::Flow;

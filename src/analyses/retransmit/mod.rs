@@ -17,6 +17,8 @@
 //! retransmission would take (2.2 × the last backoff gap: the RTO doubles) — or the capture
 //! ended mid-backoff.
 
+mod say;
+
 use crate::analyses::{Analysis, Ctx};
 use crate::core::decode::flags;
 use crate::core::flows::Flow;

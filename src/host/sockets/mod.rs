@@ -162,14 +162,7 @@ pub struct SockOpts {
     pub user_timeout_ms: u32,
 }
 
-/// A network namespace's keepalive sysctls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sysctls {
-    pub time: u32,
-    pub intvl: u32,
-    pub probes: u32,
-    pub retries2: Option<u32>,
-}
+pub use crate::host::sysctls::Sysctls;
 
 /// Where a value comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

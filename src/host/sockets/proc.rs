@@ -54,21 +54,9 @@ pub fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-fn read_u32(path: &str) -> io::Result<u32> {
-    let s = std::fs::read_to_string(path)?;
-    s.trim()
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: not a number")))
-}
-
 /// The current network namespace's keepalive sysctls.
 pub fn sysctls() -> io::Result<Sysctls> {
-    Ok(Sysctls {
-        time: read_u32("/proc/sys/net/ipv4/tcp_keepalive_time")?,
-        intvl: read_u32("/proc/sys/net/ipv4/tcp_keepalive_intvl")?,
-        probes: read_u32("/proc/sys/net/ipv4/tcp_keepalive_probes")?,
-        retries2: read_u32("/proc/sys/net/ipv4/tcp_retries2").ok(),
-    })
+    Sysctls::read()
 }
 
 /// The current network namespace, as `readlink /proc/self/ns/net` names it.

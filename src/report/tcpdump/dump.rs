@@ -1,7 +1,7 @@
 //! `-x`, `-X`, `-A`: the packet's bytes, as tcpdump prints them
 //! (print-ascii.c): sixteen bytes a line, `\t0x0000: ` offsets.
 
-use crate::report::emit::Emit;
+use crate::core::emit::Emit;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -2,8 +2,8 @@
 //! print-sll.c, print-null.c, print-raw.c).
 
 use crate::core::decode::LinkType;
+use crate::core::emit::Emit;
 use crate::pipeline::event::PacketEvent;
-use crate::report::emit::Emit;
 
 /// An Ethernet type's name, as tcpdump's `ethertype_values` has it.
 fn ethertype_name(t: u16) -> &'static str {

@@ -2,7 +2,7 @@
 //! them (print-ip.c, print-ip6.c, print-tcp.c).
 
 use crate::core::decode::Segment;
-use crate::report::emit::Emit;
+use crate::core::emit::Emit;
 use std::net::IpAddr;
 
 /// The one's-complement sum of `chunks` as 16-bit big-endian words (an odd

@@ -12,26 +12,27 @@
 //! `docs/usage.md`.
 
 use super::Kept;
-use super::annotate::Secs;
 use super::tcpdump::Style;
-use super::teach::{self, FlowSteps, Recorder, Step};
-use crate::analyses::keepalive::{LINUX_DEFAULTS, Note, SystemDefaults, WINDOWS_DEFAULTS};
+use super::teach::{self, FlowSteps, Recorder};
+use crate::analyses::registry::{Findings, FlowStep, Marks};
+use crate::analyses::verdict::{TABLE, Tone};
 use crate::core::tcp::Kind;
+use crate::host::sysctls::Sysctls;
 use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
 use crate::pipeline::summary::{FlowSummary, Verdict};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 
-const CSS: &str = include_str!("html/report.css");
-const JS: &str = include_str!("html/report.js");
+const CSS: &str = include_str!("report.css");
+const JS: &str = include_str!("report.js");
 
 pub struct HtmlSink {
     file: File,
     name: String,
     /// Live: this host's keepalive sysctls, compared with what was seen.
-    host: Option<SystemDefaults>,
+    host: Option<Sysctls>,
     recorder: Recorder,
     taught: Kept<(FlowSummary, FlowSteps)>,
     counts: BTreeMap<&'static str, u64>,
@@ -42,7 +43,7 @@ impl HtmlSink {
     /// were dropped); `name`: its path, for messages.
     /// `style`: how a mark's tcpdump line is printed (the run's `-t`,
     /// `-S`, `-v`…; never a dump).
-    pub fn new(file: File, name: String, style: Style, host: Option<SystemDefaults>) -> HtmlSink {
+    pub fn new(file: File, name: String, style: Style, host: Option<Sysctls>) -> HtmlSink {
         HtmlSink {
             file,
             name,
@@ -123,197 +124,11 @@ impl HtmlSink {
     }
 }
 
-/// Per server, the middlebox idle timeout its connections bound: the
-/// longest silence one survived and the shortest that killed one.
-type Bounds = BTreeMap<std::net::SocketAddr, (Option<f64>, Option<f64>, u32)>;
-
-fn bounds(flows: &[FlowSummary]) -> Bounds {
-    let mut by: Bounds = BTreeMap::new();
-    for f in flows {
-        let idle = &f.findings.idle;
-        let e = by.entry(f.server).or_default();
-        if let Some(s) = idle.survived {
-            e.0 = Some(e.0.map_or(s, |m: f64| m.max(s)));
-        }
-        if let Some((k, _)) = idle.killed {
-            e.1 = Some(e.1.map_or(k, |m: f64| m.min(k)));
-            e.2 += 1;
-        }
-    }
-    by
-}
-
-fn middlebox_bands(by: &Bounds) -> Vec<String> {
-    by.iter()
-        .map(|(s, b)| (*s, *b))
-        .filter_map(|(server, (lo, hi, killed))| {
-            let hi = hi?;
-            let secs = |v: f64| super::annotate::Secs(v).to_string();
-            Some(match lo {
-                Some(lo) => format!(
-                    "{server}: connections idle longer than {}–{} died ({killed} killed by a middlebox after an idle gap): keep them busier than every {}",
-                    secs(lo),
-                    secs(hi),
-                    secs(lo)
-                ),
-                None => format!(
-                    "{server}: {killed} connection(s) killed by a middlebox after {} idle",
-                    secs(hi)
-                ),
-            })
-        })
-        .collect()
-}
-
-/// The keepalive settings the connections showed, per server and prober,
-/// next to the defaults: Linux's (or Windows' for one-byte probes) and,
-/// live, this host's sysctls.
-fn settings_notes(
-    flows: &[(&FlowSummary, &FlowSteps)],
-    host: Option<SystemDefaults>,
-) -> Vec<String> {
-    /// Server, prober, Windows-style probes.
-    type Key = (std::net::SocketAddr, &'static str, bool);
-    let mut groups: BTreeMap<Key, Seen> = BTreeMap::new();
-    for (f, fs) in flows {
-        let k = &f.findings.keepalive;
-        let Some(prober) = k.prober else { continue };
-        if k.idle.is_none() && k.interval.is_none() && k.count.is_none() {
-            continue;
-        }
-        let windows = fs
-            .head
-            .iter()
-            .chain(fs.tail.iter())
-            .any(|s| s.kind == Kind::Keepalive && s.len == 1);
-        let d = if windows {
-            WINDOWS_DEFAULTS
-        } else {
-            LINUX_DEFAULTS
-        };
-        let e = groups
-            .entry((f.server, prober.as_str(), windows))
-            .or_default();
-        e.n += 1;
-        e.idle.add(k.idle);
-        e.interval.add(k.interval);
-        e.count.add(k.count.map(f64::from));
-        let or = |a: &mut [bool; 3], b: [bool; 3]| {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x |= y;
-            }
-        };
-        or(&mut e.differ, d.differing(k.idle, k.interval, k.count));
-        if let Some(h) = host {
-            or(&mut e.differ_host, h.differing(k.idle, k.interval, k.count));
-        }
-    }
-    const MAX_GROUPS: usize = 20;
-    let mut notes = Vec::new();
-    for ((server, prober, windows), e) in groups.iter().take(MAX_GROUPS) {
-        let mut seen = Vec::new();
-        if let Some(i) = e.idle.show(|v| Secs(v).to_string()) {
-            seen.push(format!("after {i} idle"));
-        }
-        if let Some(i) = e.interval.show(|v| Secs(v).to_string()) {
-            seen.push(format!("every {i}"));
-        }
-        if let Some(c) = e.count.show(|v| format!("{v:.0}")) {
-            seen.push(format!("gives up after {c} unanswered"));
-        }
-        let (stack, d) = if *windows {
-            ("Windows'", WINDOWS_DEFAULTS)
-        } else {
-            ("Linux's", LINUX_DEFAULTS)
-        };
-        let mut text = format!(
-            "{} connection{} to {server}: the {prober} probes {} — {}",
-            e.n,
-            if e.n == 1 { "" } else { "s" },
-            seen.join(", "),
-            compare(stack, "defaults", d, e.differ)
-        );
-        if let Some(h) = host {
-            text.push_str("; ");
-            text.push_str(&compare(
-                "this host's",
-                "tcp_keepalive_* sysctls",
-                h,
-                e.differ_host,
-            ));
-        }
-        notes.push(text);
-    }
-    if groups.len() > MAX_GROUPS {
-        notes.push(format!(
-            "… and {} more server and prober pairs with keepalive settings (kacap --json has each connection's)",
-            groups.len() - MAX_GROUPS
-        ));
-    }
-    notes
-}
-
-/// The keepalive settings a server's connections showed.
-#[derive(Default)]
-struct Seen {
-    n: u32,
-    idle: Range,
-    interval: Range,
-    count: Range,
-    /// Idle, interval, count: some connection's differ from the stack's
-    /// defaults; from the host's sysctls.
-    differ: [bool; 3],
-    differ_host: [bool; 3],
-}
-
-/// The smallest and largest of some values.
-#[derive(Default)]
-struct Range(Option<(f64, f64)>);
-
-impl Range {
-    fn add(&mut self, v: Option<f64>) {
-        if let Some(v) = v {
-            self.0 = Some(self.0.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
-        }
-    }
-
-    /// "2.00s", or "2.00s–25.00s" when they differ.
-    fn show(&self, f: impl Fn(f64) -> String) -> Option<String> {
-        let (a, b) = self.0?;
-        let (a, b) = (f(a), f(b));
-        Some(if a == b { a } else { format!("{a}–{b}") })
-    }
-}
-
-/// "Linux's defaults are 7200 s / 75 s / 9: idle and interval differ".
-fn compare(whose: &str, what: &str, d: SystemDefaults, differ: [bool; 3]) -> String {
-    let differ: Vec<&str> = differ
-        .iter()
-        .zip(["idle", "interval", "count"])
-        .filter_map(|(&off, name)| off.then_some(name))
-        .collect();
-    let head = format!(
-        "{whose} {what} are {} s / {} s / {}",
-        d.time, d.intvl, d.probes
-    );
-    let differ = match differ.as_slice() {
-        [] => String::new(),
-        [one] => format!("{one} differs"),
-        [a, b] => format!("{a} and {b} differ"),
-        _ => "idle, interval and count differ".to_string(),
-    };
-    if differ.is_empty() {
-        format!("{head}: what was seen matches them")
-    } else {
-        format!("{head}: {differ} (set by the application's setsockopt, or the host's settings)")
-    }
-}
-
 /// A JSON string, safe inside `<script>` (no `</`).
 fn js_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
-    o.push_str(&super::json::escape(s).replace("</", "<\\/"));
+    o.push_str(&crate::core::text::escape(s).replace("</", "<\\/"));
     o.push('"');
     o
 }
@@ -333,32 +148,27 @@ fn esc(s: &str) -> String {
 }
 
 /// What a mark is, for its shape (probe fates told apart by shape, not
-/// only color).
-fn mark_kind(s: &Step, answered: &HashSet<u64>, reset: &HashSet<u64>) -> &'static str {
+/// only color): an injected RST, an analysis's shape, else its kind's.
+fn mark_kind(s: &FlowStep, all: &[FlowStep]) -> &'static str {
     if s.injected {
         return "injected";
     }
-    if s.app.is_some() {
-        return "app";
+    if let Some(shape) = Marks::shape(s, all) {
+        return shape;
     }
-    match (s.kind, s.note) {
-        (Kind::Keepalive, _) if reset.contains(&s.n) => "probe-rst",
-        (Kind::Keepalive, _) if answered.contains(&s.n) => "probe-ok",
-        (Kind::Keepalive, _) => "probe-lost",
-        (Kind::KeepaliveAck, _) => "probe-ack",
-        (Kind::Syn | Kind::SynAck | Kind::HandshakeAck, _) => "handshake",
-        (Kind::Data, _) => "data",
-        (Kind::Retransmission, _) => "retransmit",
-        (Kind::Fin, _) => "fin",
-        (Kind::Rst, _) => "rst",
-        (
-            Kind::ZeroWindow
-            | Kind::ZeroWindowProbe
-            | Kind::ZeroWindowProbeAck
-            | Kind::WindowUpdate,
-            _,
-        ) => "window",
-        (Kind::Ack, _) => "ack",
+    match s.kind {
+        Kind::Keepalive => "probe-lost",
+        Kind::KeepaliveAck => "probe-ack",
+        Kind::Syn | Kind::SynAck | Kind::HandshakeAck => "handshake",
+        Kind::Data => "data",
+        Kind::Retransmission => "retransmit",
+        Kind::Fin => "fin",
+        Kind::Rst => "rst",
+        Kind::ZeroWindow
+        | Kind::ZeroWindowProbe
+        | Kind::ZeroWindowProbeAck
+        | Kind::WindowUpdate => "window",
+        Kind::Ack => "ack",
     }
 }
 
@@ -372,40 +182,23 @@ fn flow_json(
     band: Option<(f64, f64)>,
 ) {
     let (head, tail) = fs.ordered();
-    let all: Vec<Step> = head.iter().chain(tail.iter()).copied().collect();
-    let mut answered = HashSet::new();
-    let mut reset = HashSet::new();
-    for s in &all {
-        match s.note {
-            Note::ProbeAnswered { reply_to, .. } => {
-                answered.insert(reply_to);
-            }
-            Note::PeerReset { reply_to, .. } => {
-                reset.insert(reply_to);
-            }
-            _ => {}
-        }
-    }
-    let k = &f.findings.keepalive;
+    let all: Vec<FlowStep> = head.iter().chain(tail.iter()).copied().collect();
     let explain = teach::explain(f, &all);
     let diagram = teach::svg_of([(f, fs)]);
     let _ = write!(
         o,
-        "{{\"id\":{},\"client\":{},\"server\":{},\"verdict\":{},\"rank\":{},\"prober\":{},\"probes\":[{},{},{},{}],\"idle\":{},\"interval\":{},\"count\":{},\"ended\":{},\"elided\":{},\"elidedAfter\":{},\"band\":{},\"explain\":{},\"diagram\":{},\"marks\":[",
+        "{{\"id\":{},\"client\":{},\"server\":{},\"verdict\":{},\"rank\":{}",
         f.id,
         js_str(&f.client.to_string()),
         js_str(&f.server.to_string()),
         js_str(f.verdict.as_str()),
-        super::rank(f.verdict),
-        js_str(k.prober.map_or("-", |p| p.as_str())),
-        k.probes,
-        k.answered,
-        k.unanswered,
-        k.rst,
-        num(k.idle),
-        num(k.interval),
-        k.count.map_or("null".into(), |c| c.to_string()),
-        js_str(&super::table::ending(f)),
+        f.verdict.rank(),
+    );
+    Findings::html(f, o);
+    let _ = write!(
+        o,
+        ",\"ended\":{},\"elided\":{},\"elidedAfter\":{},\"band\":{},\"explain\":{},\"diagram\":{},\"marks\":[",
+        js_str(&f.ending()),
         fs.elided,
         head.len(),
         band.map_or("null".into(), |(lo, hi)| format!(
@@ -424,7 +217,7 @@ fn flow_json(
             o,
             "[{},{},{},{},{},{},{}]",
             num(Some(s.ts.since(t0))),
-            js_str(mark_kind(s, &answered, &reset)),
+            js_str(mark_kind(s, &all)),
             js_str(s.from.name()),
             s.n,
             js_str(&teach::label(s)),
@@ -440,7 +233,7 @@ fn page(
     counts: &BTreeMap<&'static str, u64>,
     stats: &Stats,
     omitted: Option<&str>,
-    host: Option<SystemDefaults>,
+    host: Option<Sysctls>,
 ) -> String {
     let t0 = flows
         .iter()
@@ -448,16 +241,13 @@ fn page(
         .min()
         .unwrap_or(crate::core::time::Timestamp::new(0, 0));
     let t1 = flows.iter().map(|(f, _)| f.last_ts).max().unwrap_or(t0);
-    let summaries: Vec<FlowSummary> = flows.iter().map(|(f, _)| (*f).clone()).collect();
-    let by_server = bounds(&summaries);
+    let summaries: Vec<&FlowSummary> = flows.iter().map(|(f, _)| *f).collect();
     let mut data = String::from("{\"flows\":[");
     for (i, (f, fs)) in flows.iter().enumerate() {
         if i > 0 {
             data.push(',');
         }
-        let band = by_server
-            .get(&f.server)
-            .and_then(|&(lo, hi, _)| Some((lo.unwrap_or(0.0), hi?)));
+        let band = Findings::band(&summaries, f);
         flow_json(&mut data, f, fs, t0, band);
     }
     let start = chrono::DateTime::from_timestamp(t0.sec, t0.nsec)
@@ -481,9 +271,13 @@ fn page(
         let _ = write!(data, "{}:{n}", js_str(v));
     }
     data.push_str("},\"notes\":[");
-    let mut notes = middlebox_bands(&by_server);
-    notes.extend(super::app::server_timeouts(&summaries));
-    notes.extend(settings_notes(flows, host));
+    let steps: Vec<Vec<FlowStep>> = flows.iter().map(|(_, fs)| fs.all()).collect();
+    let with_steps: Vec<(&FlowSummary, &[FlowStep])> = flows
+        .iter()
+        .zip(&steps)
+        .map(|((f, _), s)| (*f, s.as_slice()))
+        .collect();
+    let notes = Findings::overview(&with_steps, host);
     for (i, n) in notes.iter().enumerate() {
         if i > 0 {
             data.push(',');
@@ -491,24 +285,11 @@ fn page(
         data.push_str(&js_str(n));
     }
     data.push_str("]}");
-    let verdict_options: String = [
-        Verdict::DeadPeer,
-        Verdict::PeerReset,
-        Verdict::IdleTimeout,
-        Verdict::RetransmitTimeout,
-        Verdict::AcksDropped,
-        Verdict::StaleConnection,
-        Verdict::TooManyPings,
-        Verdict::AppPingTimeout,
-        Verdict::Undecided,
-        Verdict::Alive,
-        Verdict::AppKeepalive,
-        Verdict::NoKeepalive,
-    ]
-    .iter()
-    .filter(|v| counts.contains_key(v.as_str()))
-    .map(|v| format!("<option>{}</option>", esc(v.as_str())))
-    .collect();
+    let verdict_options: String = Verdict::ALL
+        .iter()
+        .filter(|v| counts.contains_key(v.as_str()))
+        .map(|v| format!("<option>{}</option>", esc(v.as_str())))
+        .collect();
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -517,7 +298,7 @@ fn page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="kacap {version}">
 <title>kacap report</title>
-<style>{CSS}</style>
+<style>{CSS}{tones}</style>
 </head>
 <body>
 <header>
@@ -571,5 +352,23 @@ fn page(
 </html>
 "#,
         version = env!("CARGO_PKG_VERSION"),
+        tones = tones(),
+    )
+}
+
+/// The verdict cells' colours, from the verdict table's tones.
+fn tones() -> String {
+    let cells = |tone: Tone| -> String {
+        TABLE
+            .iter()
+            .filter(|r| r.tone == tone)
+            .map(|r| format!("td.v-{}", r.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{} {{ color: var(--bad); font-weight: bold; }}\n{} {{ color: var(--ok); }}\n",
+        cells(Tone::Bad),
+        cells(Tone::Good)
     )
 }

@@ -1,10 +1,10 @@
-//! Reporting middlebox idle timeouts: per-server bounds from all flows, the
-//! advice, and the account of a flow a middlebox killed.
+//! A middlebox's idle timeout across connections: per server, the evidence
+//! every connection reported gives (the advice after the table), and the
+//! bounds the connections a report shows give (the HTML report's bands).
 
-use super::annotate::Secs;
-use crate::analyses::middlebox::Cause;
-use crate::pipeline::summary::FlowSummary;
-use std::collections::HashMap;
+use super::{Cause, IdleSummary};
+use crate::core::text::Secs;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -33,37 +33,35 @@ pub struct Estimator {
 }
 
 impl Estimator {
-    pub fn add(&mut self, f: &FlowSummary) {
-        if f.findings.idle.survived.is_none()
-            && f.findings.idle.killed.is_none()
-            && f.findings.idle.bridged.is_none()
-        {
+    /// Connection `id` to `server` found `idle`.
+    pub fn add(&mut self, id: u32, server: SocketAddr, idle: &IdleSummary) {
+        if idle.survived.is_none() && idle.killed.is_none() && idle.bridged.is_none() {
             return;
         }
-        if !self.servers.contains_key(&f.server) {
+        if !self.servers.contains_key(&server) {
             if self.servers.len() >= MAX_SERVERS {
                 return;
             }
-            self.order.push(f.server);
+            self.order.push(server);
         }
-        let e = self.servers.entry(f.server).or_default();
-        e.killed_flows += u32::from(f.findings.idle.killed.is_some());
-        e.survived_flows += u32::from(f.findings.idle.survived.is_some());
-        if let Some(s) = f.findings.idle.survived
-            && f.findings.idle.killed.is_none_or(|(k, _)| s < k)
+        let e = self.servers.entry(server).or_default();
+        e.killed_flows += u32::from(idle.killed.is_some());
+        e.survived_flows += u32::from(idle.survived.is_some());
+        if let Some(s) = idle.survived
+            && idle.killed.is_none_or(|(k, _)| s < k)
             && e.survived.is_none_or(|(best, _)| s > best)
         {
-            e.survived = Some((s, f.id));
+            e.survived = Some((s, id));
         }
-        if let Some((k, cause)) = f.findings.idle.killed
+        if let Some((k, cause)) = idle.killed
             && e.killed.is_none_or(|(best, _, _)| k < best)
         {
-            e.killed = Some((k, f.id, cause));
+            e.killed = Some((k, id, cause));
         }
-        if let Some(b) = f.findings.idle.bridged
+        if let Some(b) = idle.bridged
             && e.bridged.is_none_or(|(best, _)| b > best)
         {
-            e.bridged = Some((b, f.id));
+            e.bridged = Some((b, id));
         }
     }
 
@@ -143,47 +141,55 @@ fn support(e: &Evidence) -> String {
     s
 }
 
-/// The account of a flow a middlebox killed, for `--explain`.
-pub fn explain(f: &FlowSummary) -> Option<String> {
-    let (killed, cause) = f.findings.idle.killed?;
-    let mut o = String::new();
-    let how = match cause {
-        Cause::SilentDrop => {
-            "the next data was dropped without an answer: it was retransmitted, and nothing came back \
-             (silent drop)"
+/// Per server, the middlebox idle timeout its connections bound: the
+/// longest silence one survived, the shortest that killed one, and how many
+/// were killed.
+#[derive(Debug, Default)]
+pub struct Bounds(BTreeMap<SocketAddr, (Option<f64>, Option<f64>, u32)>);
+
+impl Bounds {
+    pub fn of<'a>(flows: impl Iterator<Item = (SocketAddr, &'a IdleSummary)>) -> Bounds {
+        let mut by: BTreeMap<SocketAddr, (Option<f64>, Option<f64>, u32)> = BTreeMap::new();
+        for (server, idle) in flows {
+            let e = by.entry(server).or_default();
+            if let Some(s) = idle.survived {
+                e.0 = Some(e.0.map_or(s, |m: f64| m.max(s)));
+            }
+            if let Some((k, _)) = idle.killed {
+                e.1 = Some(e.1.map_or(k, |m: f64| m.min(k)));
+                e.2 += 1;
+            }
         }
-        Cause::InjectedRst => {
-            "the next segment was answered by a RST that did not come from the peer: its IP TTL differs from \
-             the peer's own segments, so a box on the path injected it"
-        }
-    };
-    let _ = writeln!(
-        o,
-        "  The connection died in a middlebox, not at the peer: after {} of silence, {how}. A NAT, firewall \
-         or load balancer keeps state per connection and forgets it after an idle timeout (AWS NLB 350 s, \
-         Azure LB 4 min, Linux conntrack's nf_conntrack_tcp_timeout_established).",
-        Secs(killed)
-    );
-    if let Some(s) = f.findings.idle.survived.filter(|s| *s < killed) {
-        let _ = writeln!(
-            o,
-            "  Earlier it survived {} of silence, so the timeout lies between {} and {}.",
-            Secs(s),
-            Secs(s),
-            Secs(killed)
-        );
+        Bounds(by)
     }
-    if f.findings.keepalive.probes == 0 {
-        let _ = writeln!(
-            o,
-            "  No keepalive probe was sent: nothing kept the middlebox's state fresh during the pause."
-        );
-    } else if let Some(idle) = f.findings.keepalive.idle {
-        let _ = writeln!(
-            o,
-            "  Keepalive was on, but its TCP_KEEPIDLE ({}) is longer than the middlebox's timeout.",
-            Secs(idle)
-        );
+
+    /// A server's band: (lower, upper), when a connection was killed.
+    pub fn band(&self, server: SocketAddr) -> Option<(f64, f64)> {
+        self.0
+            .get(&server)
+            .and_then(|&(lo, hi, _)| Some((lo.unwrap_or(0.0), hi?)))
     }
-    Some(o)
+
+    /// A line per server whose connections a middlebox killed.
+    pub fn bands(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|(server, &(lo, hi, killed))| {
+                let hi = hi?;
+                let secs = |v: f64| Secs(v).to_string();
+                Some(match lo {
+                    Some(lo) => format!(
+                        "{server}: connections idle longer than {}–{} died ({killed} killed by a middlebox after an idle gap): keep them busier than every {}",
+                        secs(lo),
+                        secs(hi),
+                        secs(lo)
+                    ),
+                    None => format!(
+                        "{server}: {killed} connection(s) killed by a middlebox after {} idle",
+                        secs(hi)
+                    ),
+                })
+            })
+            .collect()
+    }
 }
