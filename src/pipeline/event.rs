@@ -82,21 +82,6 @@ pub trait Sink {
     fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
         Ok(())
     }
-    /// A packet record formatted by a shard (`shard`, `--json` or the text
-    /// timeline on several threads): its head, the connection's number, its
-    /// tail; `ts`, the frame's stamp (the text timeline writes it). Only the
-    /// JSON and text sinks take them (`run::shardable` sees to it).
-    fn packet_parts(
-        &mut self,
-        _ts: crate::core::time::Timestamp,
-        _head: &[u8],
-        _flow: u32,
-        _tail: &[u8],
-    ) -> io::Result<()> {
-        Err(io::Error::other(
-            "this output does not take packet records from shards",
-        ))
-    }
     /// One connection, when it is reported (ended, expired, end of input).
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()>;
     /// The end of the input.
@@ -105,6 +90,75 @@ pub trait Sink {
     /// connections still open, as they would be summarized now, and the
     /// counters so far. Nothing is reported twice because of it.
     fn snapshot(&mut self, _open: &[FlowSummary], _stats: &Stats) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A packet's record or line, formatted on an analyzer thread
+/// (`--threads`, see `shard`) but for what only the merge knows: the
+/// connection's number, and a line's stamp. Each analyzer formats with its
+/// own copy (its state: tcpdump's relative-sequence bases of its own
+/// connections).
+pub trait ShardFormat: Clone + Send {
+    /// Appends `ev`'s record to `out`; returns where in it the connection's
+    /// number goes.
+    fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize>;
+    /// The connection with this (the analyzer's own) number was reported.
+    fn forget(&mut self, _flow: u32) {}
+}
+
+/// A sink whose packet records the analyzer threads can format, written in
+/// capture order by the merge (ripgrep's parallel printer is the model:
+/// workers print into buffers, written in order).
+pub trait Sharded: Sink {
+    type Format: ShardFormat;
+    /// The formatter each analyzer gets a copy of (`None`: the analyzers
+    /// format nothing, the merge writes no packet records).
+    fn shard_format(&self) -> Option<Self::Format>;
+    /// A record the analyzers formatted: its head, the connection's number,
+    /// its tail; `ts`, the frame's stamp.
+    fn formatted(&mut self, ts: Timestamp, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()>;
+}
+
+/// A sink of connections only (no packet records): sharded with nothing
+/// to format.
+pub struct Unformatted<S>(pub S);
+
+/// No format: what `Unformatted` gives the analyzers (never made).
+#[derive(Clone, Copy, Debug)]
+pub enum NoFormat {}
+
+impl ShardFormat for NoFormat {
+    fn format(&mut self, _: &mut Vec<u8>, _: &PacketEvent) -> io::Result<usize> {
+        match *self {}
+    }
+}
+
+impl<S: Sink> Sink for Unformatted<S> {
+    fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
+        self.0.packet(event)
+    }
+    fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
+        self.0.revise(revisions)
+    }
+    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
+        self.0.flow(flow)
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.0.finish(stats)
+    }
+    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
+        self.0.snapshot(open, stats)
+    }
+}
+
+impl<S: Sink> Sharded for Unformatted<S> {
+    type Format = NoFormat;
+    fn shard_format(&self) -> Option<NoFormat> {
+        None
+    }
+    /// Never called: without a format the merge writes no packet records.
+    fn formatted(&mut self, _: Timestamp, _: &[u8], _: u32, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
 }
@@ -136,15 +190,6 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()> {
         (**self).packet(event)
-    }
-    fn packet_parts(
-        &mut self,
-        ts: crate::core::time::Timestamp,
-        head: &[u8],
-        flow: u32,
-        tail: &[u8],
-    ) -> io::Result<()> {
-        (**self).packet_parts(ts, head, flow, tail)
     }
     fn revise(&mut self, revisions: &Revisions) -> io::Result<()> {
         (**self).revise(revisions)

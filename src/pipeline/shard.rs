@@ -30,7 +30,7 @@
 //! and the text timeline, packet records and lines — formatted by the
 //! shards but for the connection's number (and a line's stamp, which
 //! depends on the previous packet of any connection) — in capture order
-//! between them (`Format`; `run::shardable` says which outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
+//! between them (`event::Sharded`; `run::shardable` says which outputs). Not shared (documented): the table's bound `flows::MAX_OPEN`
 //! applies per shard, and `--stats-every` snapshots are not taken
 //! (SIGUSR1 prints how far the reading got, not the table so far).
 
@@ -39,12 +39,11 @@ use crate::core::decode::{LinkType, Segment, decode};
 use crate::core::flows::Options;
 use crate::core::time::Timestamp;
 use crate::pipeline::analyzer::{Analyzer, Controls, LookaheadPass};
-use crate::pipeline::event::{Frame, FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
+use crate::pipeline::event::{
+    Frame, FrameSource, Next, PacketEvent, ReadEnd, ShardFormat, Sharded, Sink, Stats,
+};
 use crate::pipeline::lookahead::Hints;
 use crate::pipeline::summary::FlowSummary;
-use crate::report::json::JsonOptions;
-use crate::report::tcpdump::Tcpdump;
-use crate::report::text::TextOptions;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -151,7 +150,7 @@ const LINES_BYTES: usize = 1 << 20;
 /// A shard's sink: the connections begun and reported since its last
 /// report, sent on every [`CHUNK_FLOWS`] reported (the end of input reports
 /// every connection still open at once).
-struct Collect {
+struct Collect<F> {
     shard: usize,
     to: SyncSender<(usize, Report)>,
     flows: Vec<(u64, Box<FlowSummary>)>,
@@ -164,27 +163,16 @@ struct Collect {
     /// The shard's progress as its last report said it.
     upto: u64,
     /// Packet records or timeline lines: how to format them.
-    format: Option<Format>,
+    format: Option<F>,
     lines: Lines,
     /// A written buffer given back (`Batch::lines`), for the next report.
     spare: Option<Lines>,
 }
 
-/// What a shard formats for each packet (`run::shardable` says when).
-#[derive(Clone)]
-pub enum Format {
-    /// `--json` packet records.
-    Json(JsonOptions),
-    /// The text timeline's lines, without their stamp and label (terminal
-    /// folding and live notes are not done on shards). Its own printer
-    /// keeps the relative-sequence bases of the shard's connections.
-    Text(Box<(Tcpdump, TextOptions)>),
-}
-
 /// Reported connections sent at once, at most.
 const CHUNK_FLOWS: usize = 1024;
 
-impl Collect {
+impl<F> Collect<F> {
     /// Sends what was collected; `upto`: how far the shard has got.
     fn report(&mut self, upto: u64, end: Option<Stats>) -> bool {
         self.upto = upto;
@@ -199,7 +187,7 @@ impl Collect {
     }
 }
 
-impl Sink for Collect {
+impl<F: ShardFormat> Sink for Collect<F> {
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         if ev.flow_id > self.seen {
             self.seen = ev.flow_id;
@@ -208,18 +196,7 @@ impl Sink for Collect {
         if let Some(format) = &mut self.format {
             let l = &mut self.lines;
             let start = l.bytes.len();
-            let mid = match format {
-                Format::Json(opts) => {
-                    crate::report::json::packet_head(&mut l.bytes, ev, *opts);
-                    let mid = l.bytes.len();
-                    crate::report::json::packet_tail(&mut l.bytes, ev, *opts);
-                    mid
-                }
-                Format::Text(text) => {
-                    let (tcpdump, opts) = &mut **text;
-                    crate::report::text::shard_line(tcpdump, &mut l.bytes, ev, opts)?
-                }
-            };
+            let mid = format.format(&mut l.bytes, ev)?;
             l.items.push(Line {
                 n: ev.n,
                 ts: ev.ts,
@@ -237,8 +214,8 @@ impl Sink for Collect {
     }
 
     fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
-        if let Some(Format::Text(text)) = &mut self.format {
-            text.0.forget(flow.id);
+        if let Some(format) = &mut self.format {
+            format.forget(flow.id);
         }
         self.flows.push((self.at, Box::new(flow.clone())));
         if self.flows.len() >= CHUNK_FLOWS {
@@ -325,7 +302,7 @@ impl Merge {
     }
 
     /// Numbers what can be, then hands on what no shard can precede.
-    fn emit(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+    fn emit(&mut self, sink: &mut impl Sharded) -> io::Result<()> {
         let safe = self.progress.iter().copied().min().unwrap_or(0);
         loop {
             let first = (0..self.started.len())
@@ -387,7 +364,7 @@ impl Merge {
                 let line = lines.items[*at];
                 let id = self.ids[s][line.flow as usize - 1];
                 let b = &lines.bytes;
-                sink.packet_parts(
+                sink.formatted(
                     line.ts,
                     &b[line.start as usize..line.mid as usize],
                     id,
@@ -453,18 +430,19 @@ pub fn shard_of(seg: &Segment, shards: usize) -> usize {
     ((h >> 32) as usize * shards) >> 32
 }
 
-/// Reads `src` and analyzes it on `shards` threads into `sink`.
-/// `format`: packet records or timeline lines (formatted in the shards,
-/// written in capture order by the merge); else the connections only.
-pub fn drive<S: Sink>(
+/// Reads `src` and analyzes it on `shards` threads into `sink`: its
+/// packet records or timeline lines, when it has a format, are formatted in
+/// the shards and written in capture order by the merge (a sink of
+/// connections only: `event::Unformatted`).
+pub fn drive<S: Sharded>(
     src: &mut impl FrameSource,
     options: Options,
     pass: LookaheadPass,
     mut sink: S,
     shards: usize,
-    format: Option<Format>,
     controls: Controls,
 ) -> Result<(), ReadEnd> {
+    let format = sink.shard_format();
     let link = src.link();
     let lookahead = shared_lookahead(pass);
     let mut merge = Merge::new(shards, format.is_some());
@@ -755,9 +733,9 @@ fn prefetch(bytes: &[u8], at: usize) {
 /// A shard: analyzes its frames, reporting after each batch what it saw
 /// begin and end; at the end, its counters.
 #[allow(clippy::too_many_arguments)]
-fn work(
+fn work<F: ShardFormat>(
     shard: usize,
-    format: Option<Format>,
+    format: Option<F>,
     link: LinkType,
     options: Options,
     pass: LookaheadPass,

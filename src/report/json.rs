@@ -3,7 +3,7 @@
 use crate::analyses::registry::{Findings, Notes};
 use crate::core::emit::Emit;
 use crate::core::text::{Str, escape};
-use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
@@ -68,7 +68,7 @@ fn socket_json(s: &crate::host::sockets::Socket) -> String {
 }
 
 /// A packet record up to its connection's number: `{"type":"packet",…,"flow":`.
-pub fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
+fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
     l.s("{\"type\":\"packet\",\"n\":")
         .n(ev.n)
         .s(",\"ts\":")
@@ -78,7 +78,7 @@ pub fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
 }
 
 /// A packet record after its connection's number, to the newline.
-pub fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
+fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
     let seg = ev.seg;
     l.s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
     endpoint(l, seg.src, seg.sport);
@@ -113,23 +113,31 @@ pub fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
     l.s("}\n");
 }
 
-impl<W: Write> Sink for JsonSink<W> {
-    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
-        if !self.opts.packets {
-            return Ok(());
-        }
-        let l = &mut self.line;
-        l.clear();
-        packet_head(l, ev, self.opts);
-        l.n(ev.flow_id);
-        packet_tail(l, ev, self.opts);
-        self.out.write_all(&self.line)?;
-        self.end_record()
+/// `--json` packet records formatted on the analyzer threads.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonFormat(JsonOptions);
+
+impl ShardFormat for JsonFormat {
+    fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
+        packet_head(out, ev, self.0);
+        let mid = out.len();
+        packet_tail(out, ev, self.0);
+        Ok(mid)
+    }
+}
+
+impl<W: Write> Sharded for JsonSink<W> {
+    type Format = JsonFormat;
+
+    /// Packet records, unless `--summary` (or streaming: records flushed
+    /// one by one are written where they are made).
+    fn shard_format(&self) -> Option<JsonFormat> {
+        (self.opts.packets && !self.opts.flush_each).then_some(JsonFormat(self.opts))
     }
 
-    /// A packet record formatted elsewhere (`shard`): its head, the
+    /// A packet record formatted by an analyzer: its head, the
     /// connection's number, its tail.
-    fn packet_parts(
+    fn formatted(
         &mut self,
         _ts: crate::core::time::Timestamp,
         head: &[u8],
@@ -141,6 +149,21 @@ impl<W: Write> Sink for JsonSink<W> {
         self.line.n(flow);
         self.out.write_all(&self.line)?;
         self.out.write_all(tail)?;
+        self.end_record()
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+        if !self.opts.packets {
+            return Ok(());
+        }
+        let l = &mut self.line;
+        l.clear();
+        packet_head(l, ev, self.opts);
+        l.n(ev.flow_id);
+        packet_tail(l, ev, self.opts);
+        self.out.write_all(&self.line)?;
         self.end_record()
     }
 

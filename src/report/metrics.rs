@@ -11,7 +11,7 @@
 
 use crate::analyses::describe::metric_head;
 use crate::analyses::registry::{ServerTallies, Tallies};
-use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::event::{PacketEvent, Stats};
 use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -141,18 +141,16 @@ impl Metrics {
     }
 }
 
-/// The output's sink, with the metrics kept beside it.
-pub struct MetricsSink<S: Sink> {
-    inner: S,
+/// The metrics kept as the run goes (`Outputs`): what the endpoint serves.
+pub struct MetricsSink {
     metrics: Arc<Mutex<Metrics>>,
     /// Flows already counted as seen.
     seen: rustc_hash::FxHashSet<u32>,
 }
 
-impl<S: Sink> MetricsSink<S> {
-    pub fn new(inner: S, metrics: Arc<Mutex<Metrics>>) -> Self {
+impl MetricsSink {
+    pub fn new(metrics: Arc<Mutex<Metrics>>) -> Self {
         MetricsSink {
-            inner,
             metrics,
             seen: Default::default(),
         }
@@ -163,10 +161,8 @@ impl<S: Sink> MetricsSink<S> {
             f(&mut m);
         }
     }
-}
 
-impl<S: Sink> Sink for MetricsSink<S> {
-    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+    pub fn packet(&mut self, ev: &PacketEvent) {
         let new = self.seen.insert(ev.flow_id);
         self.with(|m| {
             m.packet(ev);
@@ -174,27 +170,16 @@ impl<S: Sink> Sink for MetricsSink<S> {
                 m.flows_seen += 1;
             }
         });
-        self.inner.packet(ev)
     }
 
-    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
-        self.inner.revise(r)
-    }
-
-    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+    pub fn flow(&mut self, f: &FlowSummary) {
         self.seen.remove(&f.id);
         self.with(|m| m.flow(f));
-        self.inner.flow(f)
     }
 
-    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+    /// The frames read so far (at each snapshot and at the end).
+    pub fn frames(&mut self, stats: &Stats) {
         self.with(|m| m.frames = stats.frames);
-        self.inner.finish(stats)
-    }
-
-    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
-        self.with(|m| m.frames = stats.frames);
-        self.inner.snapshot(open, stats)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod community_id;
 pub mod html;
 pub mod json;
 pub mod metrics;
+pub mod outputs;
 pub mod sockets;
 pub mod svg;
 pub mod table;

@@ -6,7 +6,7 @@
 use crate::core::text::escape;
 use crate::host::sockets::join::Joiner;
 use crate::host::sockets::{Joined, Setting, Socket, Source, Sysctls, Table, verdicts};
-use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats};
+use crate::pipeline::event::PacketEvent;
 use crate::pipeline::summary::FlowSummary;
 use comfy_table::{CellAlignment, ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
 use std::collections::HashMap;
@@ -284,18 +284,16 @@ pub fn json(out: &mut impl Write, t: &Table) -> io::Result<()> {
     Ok(())
 }
 
-/// A sink with the socket table joined in: the first packet of each
-/// connection carries its sockets, and so does its flow summary.
-pub struct SocketJoin<S: Sink> {
-    inner: S,
+/// The socket table joined to the capture (`--sockets`): the first packet
+/// of each connection carries its sockets, and so does its flow summary.
+pub struct SocketJoin {
     joiner: Joiner,
     flows: HashMap<u32, Option<Box<Joined>>>,
 }
 
-impl<S: Sink> SocketJoin<S> {
-    pub fn new(inner: S, joiner: Joiner) -> Self {
+impl SocketJoin {
+    pub fn new(joiner: Joiner) -> Self {
         SocketJoin {
-            inner,
             joiner,
             flows: HashMap::new(),
         }
@@ -316,12 +314,11 @@ impl<S: Sink> SocketJoin<S> {
         }
         f
     }
-}
 
-impl<S: Sink> Sink for SocketJoin<S> {
-    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
+    /// The sockets of a packet's connection, on its first packet.
+    pub fn packet(&mut self, ev: &PacketEvent) -> Option<&Joined> {
         if self.flows.contains_key(&ev.flow_id) {
-            return self.inner.packet(ev);
+            return None;
         }
         let (client, server) = match ev.from {
             crate::core::tcp::Side::Client => (
@@ -335,30 +332,18 @@ impl<S: Sink> Sink for SocketJoin<S> {
         };
         let joined = self.joiner.lookup(client, server, false).map(Box::new);
         self.flows.insert(ev.flow_id, joined);
-        let joined = self.flows.get(&ev.flow_id).and_then(|j| j.as_deref());
-        let first = PacketEvent {
-            socket: joined,
-            ..*ev
-        };
-        self.inner.packet(&first)
+        self.flows.get(&ev.flow_id).and_then(|j| j.as_deref())
     }
 
-    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
-        self.inner.revise(r)
-    }
-
-    fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
+    /// A reported connection, with its sockets.
+    pub fn flow(&mut self, f: &FlowSummary) -> FlowSummary {
         let joined = self.with_sockets(f);
         self.flows.remove(&f.id);
-        self.inner.flow(&joined)
+        joined
     }
 
-    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
-        self.inner.finish(stats)
-    }
-
-    fn snapshot(&mut self, open: &[FlowSummary], stats: &Stats) -> io::Result<()> {
-        let open: Vec<FlowSummary> = open.iter().map(|f| self.with_sockets(f)).collect();
-        self.inner.snapshot(&open, stats)
+    /// The connections still open, with their sockets.
+    pub fn snapshot(&mut self, open: &[FlowSummary]) -> Vec<FlowSummary> {
+        open.iter().map(|f| self.with_sockets(f)).collect()
     }
 }

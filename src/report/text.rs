@@ -8,7 +8,7 @@ use crate::core::emit::Emit;
 use crate::core::text::join_and;
 use crate::core::time::Timestamp;
 use crate::host::sysctls::Sysctls;
-use crate::pipeline::event::{PacketEvent, Revisions, Sink, Stats, Why};
+use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats, Why};
 use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::io::{self, Write};
 
@@ -165,24 +165,6 @@ impl<W: Write> Sink for TextSink<W> {
         self.timeline_line(ev)
     }
 
-    /// A timeline line formatted by a shard (`shard_line`): the stamp and
-    /// the connection's label are written here, in capture order.
-    fn packet_parts(
-        &mut self,
-        ts: Timestamp,
-        head: &[u8],
-        flow: u32,
-        tail: &[u8],
-    ) -> io::Result<()> {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        self.tcpdump.write_stamp(&mut line, ts);
-        line.extend_from_slice(head);
-        flow_label(&mut line, flow, self.opts.color);
-        line.extend_from_slice(tail);
-        self.end_line(line)
-    }
-
     fn revise(&mut self, r: &Revisions) -> io::Result<()> {
         self.revision(r)
     }
@@ -253,21 +235,56 @@ fn dump(tcpdump: &mut Tcpdump, line: &mut Vec<u8>, ev: &PacketEvent, opts: &Text
     }
 }
 
-/// A timeline line formatted by a `--threads` shard, in two parts around
-/// what only the merge knows (the stamp, the connection's number): the
-/// tcpdump line after its stamp (`head`), the words and dump (`tail`).
-/// Terminal folding is not done on shards (`run::shardable`).
-pub fn shard_line(
-    tcpdump: &mut Tcpdump,
-    out: &mut Vec<u8>,
-    ev: &PacketEvent,
-    opts: &TextOptions,
-) -> io::Result<usize> {
-    tcpdump.write_rest(out, ev);
-    let mid = out.len();
-    words(out, ev, opts)?;
-    dump(tcpdump, out, ev, opts);
-    Ok(mid)
+/// The text timeline's lines formatted on the analyzer threads, in two
+/// parts around what only the merge knows (the stamp, the connection's
+/// number): the tcpdump line after its stamp, then the words and dump.
+/// Its own printer keeps the relative-sequence bases of its analyzer's
+/// connections. Terminal folding and live notes are not done here
+/// (`run::shardable`).
+#[derive(Clone)]
+pub struct TextFormat {
+    tcpdump: Tcpdump,
+    opts: TextOptions,
+}
+
+impl ShardFormat for TextFormat {
+    fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
+        self.tcpdump.write_rest(out, ev);
+        let mid = out.len();
+        words(out, ev, &self.opts)?;
+        dump(&mut self.tcpdump, out, ev, &self.opts);
+        Ok(mid)
+    }
+
+    fn forget(&mut self, flow: u32) {
+        self.tcpdump.forget(flow);
+    }
+}
+
+impl<W: Write> Sharded for TextSink<W> {
+    type Format = TextFormat;
+
+    /// The timeline's lines, unless there is none (`--summary`), it is
+    /// folded to a terminal's width, or it is streamed (live, pipes).
+    fn shard_format(&self) -> Option<TextFormat> {
+        let o = &self.opts;
+        (o.timeline && o.width.is_none() && !o.flush_each).then(|| TextFormat {
+            tcpdump: Tcpdump::new(o.style),
+            opts: o.clone(),
+        })
+    }
+
+    /// A line formatted by an analyzer: the stamp and the connection's
+    /// label are written here, in capture order.
+    fn formatted(&mut self, ts: Timestamp, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.tcpdump.write_stamp(&mut line, ts);
+        line.extend_from_slice(head);
+        flow_label(&mut line, flow, self.opts.color);
+        line.extend_from_slice(tail);
+        self.end_line(line)
+    }
 }
 
 impl<W: Write> TextSink<W> {
