@@ -2,7 +2,7 @@
 //! analyzer, as `kacap -r FILE --json` reads them. Never panic, never hang.
 #![no_main]
 
-use kacap::pipeline::analyzer::analyze;
+use kacap::pipeline::drive::analyze;
 use kacap::core::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
 use kacap::input::source::Source;

@@ -6,7 +6,9 @@
 //! timeline, byte for byte. Any difference panics.
 #![no_main]
 
-use kacap::pipeline::analyzer::{self, Analyzer, Controls, LookaheadPass};
+use kacap::input::source::Reopen;
+use kacap::pipeline::analyzer::{Analyzer, LookaheadPass};
+use kacap::pipeline::drive::{self, Controls};
 use kacap::pipeline::event::{FrameSource, Sharded, Sink};
 use kacap::core::flows::Options;
 use kacap::report::json::{JsonOptions, JsonSink};
@@ -19,11 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 fn pass(path: &Path) -> LookaheadPass {
-    let path = path.to_path_buf();
-    Box::new(move || {
-        let mut src = Source::file(&path, None).ok()?;
-        Some(analyzer::lookahead(&mut src, Options::default()))
-    })
+    let again = Reopen {
+        paths: vec![path.to_path_buf()],
+        filter: None,
+        limit: None,
+    };
+    LookaheadPass::new(Box::new(again), Options::default())
 }
 
 fn controls(stop: &AtomicBool) -> Controls<'_> {
@@ -62,7 +65,7 @@ fn one(path: &Path, sink: impl Sink) -> bool {
     };
     let stop = AtomicBool::new(false);
     let a = Analyzer::new(src.link(), Options::default(), sink).with_lookahead(pass(path));
-    let _ = analyzer::drive(&mut src, a, controls(&stop));
+    let _ = drive::drive(&mut src, a, controls(&stop));
     true
 }
 

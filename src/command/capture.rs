@@ -7,8 +7,9 @@ use crate::command::plan::{CapturePlan, Output};
 use crate::error::Error;
 use crate::host::signal;
 use crate::host::sysctls::Sysctls;
-use crate::input::source::{PipeSource, Source};
-use crate::pipeline::analyzer::{self, Analyzer, LookaheadPass};
+use crate::input::source::{PipeSource, Reopen, Source};
+use crate::pipeline::analyzer::{Analyzer, LookaheadPass};
+use crate::pipeline::drive::{self, Controls};
 use crate::pipeline::event::{FrameSource, ReadEnd};
 use crate::report::html::HtmlSink;
 use crate::report::json::JsonSink;
@@ -240,7 +241,7 @@ fn analyze<W: Write>(
     // A file read with a lookahead pass (not a stream, not live): stopping
     // early leaves a partial analysis.
     let partial_on_stop = pass.is_some();
-    let controls = analyzer::Controls {
+    let controls = Controls {
         stop: &signal::STOP,
         show: Some(&signal::SHOW),
         every: plan.stats_every,
@@ -254,7 +255,7 @@ fn analyze<W: Write>(
             pass,
             outputs,
             plan.threads,
-            analyzer::Controls {
+            Controls {
                 every: None,
                 ..controls
             },
@@ -264,7 +265,7 @@ fn analyze<W: Write>(
             if let Some(pass) = pass {
                 analyzer = analyzer.with_lookahead(pass);
             }
-            analyzer::drive(src, analyzer, controls)
+            drive::drive(src, analyzer, controls)
         }
     }
 }
@@ -293,19 +294,14 @@ fn shardable(plan: &CapturePlan) -> bool {
         && !matches!(plan.input, crate::command::plan::Input::Live(_))
 }
 
-/// A second read of the file at `path`, with the same filter and `-c`.
+/// A second read of the files at `paths`, with the same filter and `-c`.
 fn lookahead_pass(plan: &CapturePlan, paths: &[PathBuf]) -> LookaheadPass {
-    let (paths, filter) = (paths.to_vec(), plan.filter.clone());
-    let (options, limit) = (plan.options, plan.count);
-    Box::new(move || {
-        let mut src = match &paths[..] {
-            [one] => Source::file(one, filter.as_deref()),
-            several => Source::merged(several, filter.as_deref()),
-        }
-        .ok()?;
-        src.limit = limit;
-        Some(analyzer::lookahead(&mut src, options))
-    })
+    let again = Reopen {
+        paths: paths.to_vec(),
+        filter: plan.filter.clone(),
+        limit: plan.count,
+    };
+    LookaheadPass::new(Box::new(again), plan.options)
 }
 
 /// A closed pipe is not an error.

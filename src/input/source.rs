@@ -908,3 +908,23 @@ impl FrameSource for PipeSource {
         }
     }
 }
+
+/// A file, or files merged, read again from the start with the same
+/// filter and `-c`: the lookahead pass's source (`pipeline::lookahead`).
+pub struct Reopen {
+    pub paths: Vec<std::path::PathBuf>,
+    pub filter: Option<String>,
+    pub limit: Option<u64>,
+}
+
+impl crate::pipeline::lookahead::Reread for Reopen {
+    fn reread(&self) -> Option<Box<dyn FrameSource>> {
+        let mut src = match &self.paths[..] {
+            [one] => Source::file(one, self.filter.as_deref()),
+            several => Source::merged(several, self.filter.as_deref()),
+        }
+        .ok()?;
+        src.limit = self.limit;
+        Some(Box::new(src))
+    }
+}

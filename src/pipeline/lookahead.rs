@@ -33,11 +33,14 @@
 //! back for a bounded time instead (see `analyzer`).
 
 use crate::core::decode::{Segment, flags};
+use crate::core::flows::Options;
 use crate::core::seq::SeqNumber;
 use crate::core::time::Timestamp;
+use crate::pipeline::event::FrameSource;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A segment whose meaning depends on its sender's next sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,5 +217,57 @@ impl Recorder {
             .extend(self.pending.drain().map(|(_, p)| Self::last_resort(p)));
         self.found.sort_unstable_by_key(|(n, _)| *n);
         Hints(self.found.into())
+    }
+}
+/// A source that can be read again from its start, with the same filter
+/// and the same `-c` (a file): what the lookahead pass reads. Implemented
+/// by the input layer; the pipeline runs the pass when it needs it.
+pub trait Reread: Send {
+    fn reread(&self) -> Option<Box<dyn FrameSource>>;
+}
+
+/// The lookahead pass over a file, run once, at the first ambiguous
+/// segment of a capture started mid-connection.
+pub struct Pass(Run);
+
+enum Run {
+    Read {
+        source: Box<dyn Reread>,
+        options: Options,
+    },
+    /// One pass for several analyzers (`--threads`): the first that needs
+    /// it runs it, the others wait for it; each gets its own copy of the
+    /// answers.
+    Shared(Arc<(Mutex<Option<Pass>>, OnceLock<Option<Hints>>)>),
+}
+
+impl Pass {
+    pub fn new(source: Box<dyn Reread>, options: Options) -> Pass {
+        Pass(Run::Read { source, options })
+    }
+
+    /// Reads the source again to its end; `None` when it cannot be.
+    pub fn run(self) -> Option<Hints> {
+        match self.0 {
+            Run::Read { source, options } => {
+                let mut src = source.reread()?;
+                Some(crate::pipeline::drive::lookahead(&mut *src, options))
+            }
+            Run::Shared(shared) => {
+                let (pass, hints) = &*shared;
+                hints
+                    .get_or_init(|| {
+                        let pass = pass.lock().ok().and_then(|mut p| p.take());
+                        pass.and_then(Pass::run)
+                    })
+                    .clone()
+            }
+        }
+    }
+
+    /// Passes for several analyzers, sharing this one.
+    pub fn shared(self) -> impl Fn() -> Pass {
+        let shared = Arc::new((Mutex::new(Some(self)), OnceLock::new()));
+        move || Pass(Run::Shared(shared.clone()))
     }
 }

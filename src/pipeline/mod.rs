@@ -7,6 +7,7 @@
 //! it is given.
 
 pub mod analyzer;
+pub mod drive;
 pub mod event;
 pub mod lookahead;
 pub mod shard;

@@ -619,7 +619,7 @@ fn order_of(
     let mut src =
         kacap::pipeline::event::MemorySource::new(kacap::core::decode::LinkType::Raw, frames);
     let mut order = Order::default();
-    kacap::pipeline::analyzer::analyze(
+    kacap::pipeline::drive::analyze(
         &mut src,
         options,
         &mut order,

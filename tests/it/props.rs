@@ -7,7 +7,7 @@ use kacap::core::seq::SeqNumber;
 use kacap::core::tcp::Kind;
 use kacap::core::time::Timestamp;
 use kacap::craft::tcp_packet;
-use kacap::pipeline::analyzer::analyze;
+use kacap::pipeline::drive::analyze;
 use kacap::pipeline::event::{MemorySource, PacketEvent, Sink, Stats};
 use kacap::pipeline::summary::FlowSummary;
 use kacap::report::json::{JsonOptions, JsonSink};

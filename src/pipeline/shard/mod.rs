@@ -34,20 +34,22 @@
 //! applies per shard, and `--stats-every` snapshots are not taken
 //! (SIGUSR1 prints how far the reading got, not the table so far).
 
+mod collect;
+mod merge;
+
 use crate::core::clock::Clock;
 use crate::core::decode::{LinkType, Segment, decode};
 use crate::core::flows::Options;
 use crate::core::time::Timestamp;
-use crate::pipeline::analyzer::{Analyzer, Controls, LookaheadPass};
-use crate::pipeline::event::{
-    Frame, FrameSource, Next, PacketEvent, ReadEnd, ShardFormat, Sharded, Sink, Stats,
-};
-use crate::pipeline::lookahead::Hints;
-use crate::pipeline::summary::FlowSummary;
+use crate::pipeline::analyzer::{Analyzer, LookaheadPass};
+use crate::pipeline::drive::Controls;
+use crate::pipeline::event::{Frame, FrameSource, Next, ReadEnd, ShardFormat, Sharded};
+use collect::{Collect, Lines, Report};
+use merge::Merge;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock};
 
 /// A batch is sent when it holds this many frames …
 const BATCH_FRAMES: usize = 1024;
@@ -109,307 +111,6 @@ impl Batch {
 /// that a quiet shard's progress does not hold back the numbering.
 const FLUSH_FRAMES: u64 = 1 << 16;
 
-/// What a shard tells the reader after each batch.
-#[derive(Default)]
-struct Report {
-    /// The first frames of the connections it saw begin (in order).
-    started: Vec<u64>,
-    /// Connections reported, with the shard's own ids, each with the frame
-    /// at which it was reported (`u64::MAX`: at the end of input).
-    flows: Vec<(u64, Box<FlowSummary>)>,
-    /// `--json` packet records, formatted but for the connection's number.
-    lines: Lines,
-    /// It has analyzed every frame of its own up to this one.
-    upto: u64,
-    /// The end: its counters.
-    end: Option<Stats>,
-}
-
-/// Packet records of one shard, in its capture order: each is
-/// `bytes[start..mid]`, the connection's number, `bytes[mid..end]`.
-#[derive(Default)]
-struct Lines {
-    bytes: Vec<u8>,
-    items: Vec<Line>,
-}
-
-#[derive(Clone, Copy)]
-struct Line {
-    n: u64,
-    ts: Timestamp,
-    /// The shard's own id of the connection.
-    flow: u32,
-    start: u32,
-    mid: u32,
-    end: u32,
-}
-
-/// A shard sends its packet records when they reach this many bytes.
-const LINES_BYTES: usize = 1 << 20;
-
-/// A shard's sink: the connections begun and reported since its last
-/// report, sent on every [`CHUNK_FLOWS`] reported (the end of input reports
-/// every connection still open at once).
-struct Collect<F> {
-    shard: usize,
-    to: SyncSender<(usize, Report)>,
-    flows: Vec<(u64, Box<FlowSummary>)>,
-    started: Vec<u64>,
-    /// Connections begun so far (ids are dense, in first-frame order).
-    seen: u32,
-    /// The frame being analyzed (or swept at): where a report comes in the
-    /// capture.
-    at: u64,
-    /// The shard's progress as its last report said it.
-    upto: u64,
-    /// Packet records or timeline lines: how to format them.
-    format: Option<F>,
-    lines: Lines,
-    /// A written buffer given back (`Batch::lines`), for the next report.
-    spare: Option<Lines>,
-}
-
-/// Reported connections sent at once, at most.
-const CHUNK_FLOWS: usize = 1024;
-
-impl<F> Collect<F> {
-    /// Sends what was collected; `upto`: how far the shard has got.
-    fn report(&mut self, upto: u64, end: Option<Stats>) -> bool {
-        self.upto = upto;
-        let r = Report {
-            started: std::mem::take(&mut self.started),
-            flows: std::mem::take(&mut self.flows),
-            lines: std::mem::replace(&mut self.lines, self.spare.take().unwrap_or_default()),
-            upto,
-            end,
-        };
-        self.to.send((self.shard, r)).is_ok()
-    }
-}
-
-impl<F: ShardFormat> Sink for Collect<F> {
-    fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
-        if ev.flow_id > self.seen {
-            self.seen = ev.flow_id;
-            self.started.push(ev.n);
-        }
-        if let Some(format) = &mut self.format {
-            let l = &mut self.lines;
-            let start = l.bytes.len();
-            let mid = format.format(&mut l.bytes, ev)?;
-            l.items.push(Line {
-                n: ev.n,
-                ts: ev.ts,
-                flow: ev.flow_id,
-                start: start as u32,
-                mid: mid as u32,
-                end: l.bytes.len() as u32,
-            });
-            if l.bytes.len() >= LINES_BYTES {
-                // Mid-batch: the progress is still the last batch's.
-                self.report(self.upto, None);
-            }
-        }
-        Ok(())
-    }
-
-    fn flow(&mut self, flow: &FlowSummary) -> io::Result<()> {
-        if let Some(format) = &mut self.format {
-            format.forget(flow.id);
-        }
-        self.flows.push((self.at, Box::new(flow.clone())));
-        if self.flows.len() >= CHUNK_FLOWS {
-            // Mid-batch: the progress is still the last batch's.
-            self.report(self.upto, None);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, _stats: &Stats) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Numbers the shards' connections as one analyzer would (by first frame)
-/// as soon as no shard can still report an earlier one, and hands them to
-/// the sink in the order they were reported in the capture (by frame, then
-/// id), as soon as no shard can still report one before; those still open
-/// at the end of input as they come (by id within each shard's chunk: the
-/// one order that is not the same from run to run). Memory: 4 bytes per
-/// connection for the numbering, and the connections reported but not yet
-/// handed on (a few batches' worth).
-struct Merge {
-    /// Per shard: first frames of connections not yet numbered.
-    started: Vec<std::collections::VecDeque<u64>>,
-    /// Per shard: how far it has analyzed.
-    progress: Vec<u64>,
-    /// Per shard: its ids (index: own id − 1) to the whole's.
-    ids: Vec<Vec<u32>>,
-    next: u32,
-    /// Per shard: reported connections waiting for their number.
-    waiting: Vec<Vec<(u64, Box<FlowSummary>)>>,
-    /// Numbered, by where they were reported and id.
-    /// (Boxed: a summary is large, and the tree moves its values.)
-    ready: std::collections::BTreeMap<(u64, u32), Box<FlowSummary>>,
-    /// Connections handed to the sink so far.
-    reported: u64,
-    /// Shards that ended, and their counters added up.
-    ended: usize,
-    stats: Stats,
-    /// Packet records: per shard, those not yet written (and how far into
-    /// the first chunk); written in capture order.
-    packets: bool,
-    lines: Vec<std::collections::VecDeque<(Lines, usize)>>,
-    /// Per shard: a written buffer to give back (`Batch::lines`).
-    spare: Vec<Option<Lines>>,
-}
-
-impl Merge {
-    fn new(shards: usize, packets: bool) -> Merge {
-        Merge {
-            started: vec![Default::default(); shards],
-            progress: vec![0; shards],
-            ids: vec![Vec::new(); shards],
-            next: 0,
-            waiting: vec![Vec::new(); shards],
-            ready: Default::default(),
-            reported: 0,
-            ended: 0,
-            stats: Stats::default(),
-            packets,
-            lines: (0..shards).map(|_| Default::default()).collect(),
-            spare: (0..shards).map(|_| None).collect(),
-        }
-    }
-
-    /// The next packet record of shard `s` not yet written.
-    fn next_line(&self, s: usize) -> Option<Line> {
-        let (lines, at) = self.lines[s].front()?;
-        lines.items.get(*at).copied()
-    }
-
-    fn absorb(&mut self, shard: usize, r: Report) {
-        if let Some(s) = &r.end {
-            add(&mut self.stats, s);
-            self.ended += 1;
-        }
-        self.started[shard].extend(r.started);
-        self.progress[shard] = r.upto;
-        self.waiting[shard].extend(r.flows);
-        if !r.lines.items.is_empty() {
-            self.lines[shard].push_back((r.lines, 0));
-        }
-    }
-
-    /// Numbers what can be, then hands on what no shard can precede.
-    fn emit(&mut self, sink: &mut impl Sharded) -> io::Result<()> {
-        let safe = self.progress.iter().copied().min().unwrap_or(0);
-        loop {
-            let first = (0..self.started.len())
-                .filter_map(|s| self.started[s].front().map(|&n| (n, s)))
-                .min();
-            match first {
-                Some((n, s)) if n <= safe => {
-                    self.started[s].pop_front();
-                    self.next += 1;
-                    self.ids[s].push(self.next);
-                }
-                _ => break,
-            }
-        }
-        for s in 0..self.waiting.len() {
-            if self.waiting[s].is_empty() {
-                continue;
-            }
-            for (at, mut f) in std::mem::take(&mut self.waiting[s]) {
-                match self.ids[s].get(f.id as usize - 1) {
-                    Some(&id) => {
-                        f.id = id;
-                        self.ready.insert((at, id), f);
-                    }
-                    None => self.waiting[s].push((at, f)),
-                }
-            }
-        }
-        // Packet records in capture order, each after the connections
-        // reported before it (as one analyzer writes them): a run of one
-        // shard's records at a time, up to the next of another shard's.
-        while self.packets {
-            let (mut first, mut second) = (None, u64::MAX);
-            for s in 0..self.lines.len() {
-                if let Some(l) = self.next_line(s) {
-                    match first {
-                        Some((n, _)) if n < l.n => second = second.min(l.n),
-                        _ => {
-                            second = second.min(first.map_or(u64::MAX, |(n, _)| n));
-                            first = Some((l.n, s));
-                        }
-                    }
-                }
-            }
-            let Some((n, s)) = first.filter(|&(n, _)| n <= safe) else {
-                break;
-            };
-            let upto = second.min(safe.saturating_add(1));
-            let mut flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
-            let (lines, at) = self.lines[s].front_mut().expect("just seen");
-            let mut n = n;
-            loop {
-                while flow_at <= n {
-                    let (_, f) = self.ready.pop_first().expect("just seen");
-                    sink.flow(&f)?;
-                    self.reported += 1;
-                    flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
-                }
-                let line = lines.items[*at];
-                let id = self.ids[s][line.flow as usize - 1];
-                let b = &lines.bytes;
-                sink.formatted(
-                    line.ts,
-                    &b[line.start as usize..line.mid as usize],
-                    id,
-                    &b[line.mid as usize..line.end as usize],
-                )?;
-                *at += 1;
-                match lines.items.get(*at) {
-                    Some(next) if next.n < upto => n = next.n,
-                    _ => break,
-                }
-            }
-            if *at == lines.items.len() {
-                let mut done = self.lines[s].pop_front().expect("just seen").0;
-                done.bytes.clear();
-                done.items.clear();
-                self.spare[s] = Some(done);
-            }
-        }
-        while let Some(entry) = self.ready.first_entry() {
-            if entry.key().0 > safe {
-                break;
-            }
-            sink.flow(&entry.remove())?;
-            self.reported += 1;
-        }
-        // Those still open at the end of input go on as they come (by id
-        // within what has come): holding them until every shard has ended
-        // would hold every open connection's summary at once. Not with
-        // packet records: they all come before.
-        if safe < u64::MAX && !self.packets {
-            while let Some(entry) = self.ready.last_entry() {
-                if entry.key().0 != u64::MAX {
-                    break;
-                }
-                let at_end = self.ready.split_off(&(u64::MAX, 0));
-                for f in at_end.into_values() {
-                    sink.flow(&f)?;
-                    self.reported += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The shard of a segment's connection: a symmetric hash of its two ends
 /// (the same both ways), cheap enough for the reader to run per frame.
 /// (Public for tests that place connections on given shards.)
@@ -444,7 +145,7 @@ pub fn drive<S: Sharded>(
 ) -> Result<(), ReadEnd> {
     let format = sink.shard_format();
     let link = src.link();
-    let lookahead = shared_lookahead(pass);
+    let lookahead = pass.shared();
     let mut merge = Merge::new(shards, format.is_some());
     let done = std::thread::scope(|scope| {
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Batch>();
@@ -514,36 +215,6 @@ pub fn drive<S: Sharded>(
     stats.flows = u64::from(merge.next);
     sink.finish(&stats).map_err(ReadEnd::Output)?;
     read.map(|_| ())
-}
-
-/// Adds a shard's counters to the whole's.
-fn add(to: &mut Stats, s: &Stats) {
-    to.frames += s.frames;
-    to.tcp_segments += s.tcp_segments;
-    to.skipped += s.skipped;
-    to.not_ip += s.not_ip;
-    to.not_tcp += s.not_tcp;
-    to.fragments += s.fragments;
-    to.truncated += s.truncated;
-    to.malformed += s.malformed;
-}
-
-/// One lookahead pass for all shards: the first that needs it runs it (the
-/// others wait for it), each gets its own copy of the answers.
-fn shared_lookahead(pass: LookaheadPass) -> impl Fn() -> LookaheadPass {
-    let shared = Arc::new((Mutex::new(Some(pass)), OnceLock::<Option<Hints>>::new()));
-    move || {
-        let shared = shared.clone();
-        Box::new(move || {
-            let (pass, hints) = &*shared;
-            hints
-                .get_or_init(|| {
-                    let pass = pass.lock().ok().and_then(|mut p| p.take());
-                    pass.and_then(|p| p())
-                })
-                .clone()
-        })
-    }
 }
 
 /// The reader: frames to shards, a sweep to every shard when the clock
