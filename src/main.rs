@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let version = format!(
         "{} ({})",
         env!("CARGO_PKG_VERSION"),
-        kacap::input::source::libpcap_version()
+        kacap::input::open::libpcap_version()
     );
     let argv = kacap::command::cli::tcpdump_order(argv);
     if let Some(msg) = kacap::command::cli::unsupported(&argv) {

@@ -7,7 +7,10 @@ use crate::command::plan::{CapturePlan, Output};
 use crate::error::Error;
 use crate::host::signal;
 use crate::host::sysctls::Sysctls;
-use crate::input::source::{PipeSource, Reopen, Source};
+use crate::input::pipe::PipeSource;
+use crate::input::save::Save;
+use crate::input::source::{Reopen, Source};
+use crate::input::tap::Tapped;
 use crate::pipeline::analyzer::{Analyzer, LookaheadPass};
 use crate::pipeline::drive::{self, Controls};
 use crate::pipeline::event::{FrameSource, ReadEnd};
@@ -49,9 +52,11 @@ pub fn run_capture(
     err: &mut impl Write,
     alone: bool,
 ) -> Result<(), Error> {
-    if let Some(path) = &plan.write {
-        src.save_to(path)?;
-    }
+    let live = src.is_live();
+    let save = match &plan.write {
+        Some(path) => Some(Save::create(path, src.save_header(), live)?),
+        None => None,
+    };
     // Opened now: before the analysis (a bad path fails at once) and before
     // privileges are dropped.
     let svg = match &plan.svg {
@@ -81,15 +86,16 @@ pub fn run_capture(
         crate::host::privileges::drop(run_as)?;
     }
     src.limit = plan.count;
-    if alone && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(src.size());
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} left",
-        ) {
-            bar.set_style(style);
-        }
-        src.progress = Some(bar);
-    }
+    let progress =
+        (alone && src.size() > PROGRESS_MIN_BYTES && io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(src.size());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {eta} left",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
     let outputs = outputs(plan, out, svg, html, host);
     signal::install();
     if src.is_live() {
@@ -97,25 +103,31 @@ pub fn run_capture(
     }
     // Stdin, a FIFO, process substitution: read as a stream.
     let stdin = src.stream;
-    let (result, mut src) = if stdin {
+    let (result, src) = if stdin {
         // A pipe: read in a thread of its own, so the analysis keeps a clock.
-        let mut pipe = PipeSource::start(src);
-        let result = analyze(&mut pipe, plan, None, outputs);
+        let mut input = Tapped::new(PipeSource::start(src), save, progress);
+        let result = analyze(&mut input, plan, None, outputs);
+        let (pipe, closed) = input.close();
         match pipe.finish() {
-            Some((read, src)) => (result.and(read), *src),
+            Some((read, src)) => (result.and(read).and(closed), *src),
             // Stopped (Ctrl-C, a closed output) while the reader waits on a
             // quiet pipe: it is left behind; only an output error is left.
             None => {
-                return match result {
+                return match result.and(closed) {
                     Err(ReadEnd::Output(e)) => quiet_pipe(Err(Error::Output(e))),
+                    Err(ReadEnd::Save(msg)) => Err(save_error(plan, msg)),
                     _ => Ok(()),
                 };
             }
         }
     } else {
         let pass = paths.map(|p| lookahead_pass(plan, p));
-        (analyze(&mut src, plan, pass, outputs), src)
+        let mut input = Tapped::new(src, save, progress);
+        let result = analyze(&mut input, plan, pass, outputs);
+        let (src, closed) = input.close();
+        (result.and(closed), src)
     };
+    let mut src = src;
     // Stopped by a signal while reading a pipe: libpcap's read was
     // interrupted, which is not a damaged file.
     let interrupted = signal::STOP.load(std::sync::atomic::Ordering::Relaxed);
@@ -140,7 +152,6 @@ pub fn run_capture(
         );
         signal::PARTIAL.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let result = result.and(src.close());
     if let Some(s) = src.stats() {
         let _ = writeln!(
             err,
@@ -167,18 +178,23 @@ pub fn run_capture(
         }
         Err(ReadEnd::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(ReadEnd::Output(e)) => Err(Error::Output(e)),
-        Err(ReadEnd::Save(msg)) => Err(Error::Save {
-            file: plan
-                .write
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            msg,
-        }),
+        Err(ReadEnd::Save(msg)) => Err(save_error(plan, msg)),
         Err(ReadEnd::Capture(msg)) => Err(Error::Live {
             iface: src.name.clone(),
             msg,
         }),
+    }
+}
+
+/// Writing the `-w` file failed.
+fn save_error(plan: &CapturePlan, msg: String) -> Error {
+    Error::Save {
+        file: plan
+            .write
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        msg,
     }
 }
 

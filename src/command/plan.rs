@@ -7,7 +7,7 @@ use crate::core::flows::Options;
 use crate::error::Error;
 use crate::host::privileges::RunAs;
 use crate::input::many as inputs;
-use crate::input::source::LiveOptions;
+use crate::input::open::LiveOptions;
 use crate::lab::traffic::{Scenario, Timers};
 use crate::report::json::JsonOptions;
 use crate::report::tcpdump::{Dump, Style, TsFormat};
@@ -246,7 +246,7 @@ impl Plan {
         // beside a file named 2333).
         if !args.read.is_empty()
             && let Some(file) = args.filter.iter().find(|w| Path::new(w).is_file())
-            && !crate::input::source::filter_compiles(&args.filter.join(" "))
+            && !crate::input::open::filter_compiles(&args.filter.join(" "))
         {
             return Err(Error::Usage(format!(
                 "'{file}' is a file, not a filter word: give each file its own -r, a directory, or a quoted glob (-r 'caps/*.pcap')"

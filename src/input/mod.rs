@@ -1,10 +1,17 @@
 //! Where frames come from: capture files (classic pcap and pcapng, read by
 //! libpcap or the fast path), live interfaces, pipes, compressed captures,
 //! several files merged as one, several files analyzed in parallel — each a
-//! `pipeline::event::FrameSource`.
+//! `pipeline::event::FrameSource` (`source`, opened by `open`; `pipe`,
+//! `merge`, `fastread`, `unpack`). What is done with every frame whatever
+//! the source — the `-w` copy (`save`) and the progress bar — wraps it
+//! (`tap`). `many` runs several files side by side.
 
 pub mod fastread;
 pub mod many;
 pub mod merge;
+pub mod open;
+pub mod pipe;
+pub mod save;
 pub mod source;
+pub mod tap;
 pub mod unpack;

@@ -231,6 +231,15 @@ pub enum ReadEnd {
     Capture(String),
 }
 
+/// What a `-w` copy of a source's frames starts with: libpcap's link type,
+/// the snapshot length, and whether stamps are in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveHeader {
+    pub linktype: u32,
+    pub snaplen: u32,
+    pub nano: bool,
+}
+
 /// Packet counters of a live capture, as tcpdump prints them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CaptureStats {
@@ -248,6 +257,11 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd>;
     /// Live packet counters (files and memory have none).
     fn stats(&mut self) -> Option<CaptureStats> {
+        None
+    }
+    /// How far into its input it has read, in bytes (files: the progress
+    /// bar).
+    fn position(&self) -> Option<u64> {
         None
     }
     /// The buffer the fast path reads frames into, when it does (`shard`:
