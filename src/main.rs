@@ -53,8 +53,8 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         kacap::input::open::libpcap_version()
     );
-    let argv = kacap::command::cli::tcpdump_order(argv);
-    if let Some(msg) = kacap::command::cli::unsupported(&argv) {
+    let argv = kacap::command::argv::tcpdump_order(argv);
+    if let Some(msg) = kacap::command::argv::unsupported(&argv) {
         eprintln!("kacap: {msg}");
         return ExitCode::from(2);
     }

@@ -214,7 +214,7 @@ fn outputs<W: Write>(
     let main = match &plan.output {
         Output::Json(opts) => Main::Json(
             JsonSink::new(out, *opts),
-            svg.map(|(file, name)| SvgSink::new(file, name)),
+            svg.map(|(file, name)| Box::new(SvgSink::new(file, name))),
         ),
         Output::Zeek { json, flush_each } => Main::Zeek(ZeekSink::new(out, *json, *flush_each)),
         Output::Text(opts) => {
@@ -222,7 +222,7 @@ fn outputs<W: Write>(
             if let Some(live) = opts.live.as_mut() {
                 live.sysctls = sysctls;
             }
-            Main::Text(TextSink::new(out, opts).with_svg(svg))
+            Main::Text(Box::new(TextSink::new(out, opts).with_svg(svg)))
         }
     };
     let style = match &plan.output {

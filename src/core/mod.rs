@@ -11,6 +11,7 @@ pub mod emit;
 pub mod flows;
 pub mod proto;
 pub mod seq;
+pub mod slab;
 pub mod tcp;
 pub mod text;
 pub mod time;

@@ -5,7 +5,7 @@
 use crate::core::decode::LinkType;
 use crate::error::Error;
 use crate::input::merge::Merge;
-use crate::input::source::{Handle, LIVE_TIMEOUT_MS, Source};
+use crate::input::source::{Handle, LIVE_TIMEOUT_MS, Source, describe_dlt, pcap_msg};
 use crate::input::unpack::{Format, Unpacking};
 use pcap::{Capture, Precision};
 use std::fs::File;
@@ -63,24 +63,6 @@ impl LiveOptions {
 /// slot the size of the MTU — ~30 slots of 2 MiB on `lo` — and dropped
 /// 212 k of a 200 k-packet burst that tcpdump kept whole.)
 pub const LIVE_BUFFER_KIB: u32 = 16 * 1024;
-
-/// Describes a data link type for messages: `1 (EN10MB)`.
-pub fn describe_dlt(dlt: i32) -> String {
-    match pcap::Linktype(dlt).get_name() {
-        Ok(name) => format!("{dlt} ({name})"),
-        Err(_) => dlt.to_string(),
-    }
-}
-
-/// tcpdump's banner form: `EN10MB (Ethernet)`.
-pub fn banner_dlt(dlt: i32) -> String {
-    let l = pcap::Linktype(dlt);
-    match (l.get_name(), l.get_description()) {
-        (Ok(n), Ok(d)) => format!("{n} ({d})"),
-        (Ok(n), Err(_)) => n,
-        _ => dlt.to_string(),
-    }
-}
 
 /// Whether libpcap accepts `expr` as a filter (for Ethernet frames).
 pub fn filter_compiles(expr: &str) -> bool {
@@ -368,14 +350,6 @@ fn open_error(e: &io::Error) -> String {
             "permission denied (try sudo, or check the file mode)".to_string()
         }
         _ => format!("cannot open: {e}"),
-    }
-}
-
-/// libpcap's message without the wrapper.
-pub fn pcap_msg(e: &pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(m) => m.clone(),
-        other => other.to_string(),
     }
 }
 

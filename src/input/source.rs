@@ -6,7 +6,6 @@
 use crate::core::decode::LinkType;
 use crate::core::time::Timestamp;
 use crate::input::merge::{self, Merge};
-use crate::input::open::banner_dlt;
 use crate::input::unpack::Unpacking;
 use crate::pipeline::event::{CaptureStats, Frame, FrameSource, Next, ReadEnd, SaveHeader};
 use pcap::{Active, Capture, Offline};
@@ -107,7 +106,7 @@ impl Source {
         };
         for _ in 0..self.captured {
             if let Err(e) = c.next_packet() {
-                return Err(ReadEnd::Truncated(crate::input::open::pcap_msg(&e)));
+                return Err(ReadEnd::Truncated(pcap_msg(&e)));
             }
         }
         Ok(())
@@ -231,13 +230,13 @@ impl FrameSource for Source {
                 if crate::host::signal::STOP.load(Ordering::Relaxed) {
                     return Ok(Next::End);
                 }
-                Err(ReadEnd::Capture(crate::input::open::pcap_msg(&e)))
+                Err(ReadEnd::Capture(pcap_msg(&e)))
             }
             Err(e) => Err(ReadEnd::Truncated(
                 self.unpacking
                     .as_ref()
                     .and_then(Unpacking::failure)
-                    .unwrap_or_else(|| crate::input::open::pcap_msg(&e)),
+                    .unwrap_or_else(|| pcap_msg(&e)),
             )),
         }
     }
@@ -276,5 +275,31 @@ impl crate::pipeline::lookahead::Reread for Reopen {
         .ok()?;
         src.limit = self.limit;
         Some(Box::new(src))
+    }
+}
+
+/// Describes a data link type for messages: `1 (EN10MB)`.
+pub fn describe_dlt(dlt: i32) -> String {
+    match pcap::Linktype(dlt).get_name() {
+        Ok(name) => format!("{dlt} ({name})"),
+        Err(_) => dlt.to_string(),
+    }
+}
+
+/// tcpdump's banner form: `EN10MB (Ethernet)`.
+pub fn banner_dlt(dlt: i32) -> String {
+    let l = pcap::Linktype(dlt);
+    match (l.get_name(), l.get_description()) {
+        (Ok(n), Ok(d)) => format!("{n} ({d})"),
+        (Ok(n), Err(_)) => n,
+        _ => dlt.to_string(),
+    }
+}
+
+/// libpcap's message without the wrapper.
+pub fn pcap_msg(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(m) => m.clone(),
+        other => other.to_string(),
     }
 }

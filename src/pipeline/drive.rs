@@ -1,14 +1,12 @@
 //! Driving an analysis: frames read from a source until its end, a stop
 //! or an output error, with the snapshots and stops a run may ask for
-//! (`Controls`); and the lookahead pass, a first read of a file that
-//! settles what a capture started mid-connection leaves ambiguous.
+//! (`Controls`). (The lookahead pass, a first read of a file that settles
+//! what a capture started mid-connection leaves ambiguous, is the
+//! analyzer's own: `analyzer::read_ahead`.)
 
 use super::analyzer::Analyzer;
 use crate::core::flows::Options;
-use crate::pipeline::event::{FrameSource, Next, PacketEvent, ReadEnd, Sink, Stats};
-use crate::pipeline::lookahead::Hints;
-use crate::pipeline::summary::FlowSummary;
-use std::io;
+use crate::pipeline::event::{FrameSource, Next, ReadEnd, Sink};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Reads `src` through the analyzer until its end, an output error or
@@ -110,39 +108,4 @@ pub fn drive<S: Sink>(
     };
     analyzer.finish().map_err(ReadEnd::Output)?;
     read
-}
-
-/// A sink that keeps nothing (the lookahead pass).
-struct Discard;
-
-impl Sink for Discard {
-    fn packet(&mut self, _: &PacketEvent) -> io::Result<()> {
-        Ok(())
-    }
-    fn flow(&mut self, _: &FlowSummary) -> io::Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self, _: &Stats) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The lookahead pass: reads `src` to its end (or to a damaged record: what
-/// came before still counts) and records what later segments reveal about
-/// every ambiguous segment (see `lookahead`).
-pub fn lookahead(src: &mut (impl FrameSource + ?Sized), options: Options) -> Hints {
-    let mut a = Analyzer::recording(src.link(), options, Discard);
-    while let Ok(Next::Frame(frame)) = src.next_frame() {
-        // Discard never fails.
-        let _ = a.frame(&frame);
-        // Ctrl-C during the pass: stop it too (the main pass then stops at
-        // once and says the analysis is partial).
-        if a.stats.frames.is_multiple_of(4096)
-            && (crate::host::signal::STOP.load(Ordering::Relaxed)
-                || crate::host::signal::OUTPUT_GONE.load(Ordering::Relaxed))
-        {
-            break;
-        }
-    }
-    a.hints()
 }

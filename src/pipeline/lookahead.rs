@@ -226,11 +226,15 @@ pub trait Reread: Send {
     fn reread(&self) -> Option<Box<dyn FrameSource>>;
 }
 
+/// One pass for several analyzers: the pass, taken by the first that
+/// needs it, and its answers.
+pub(crate) type SharedPass = (Mutex<Option<Pass>>, OnceLock<Option<Hints>>);
+
 /// The lookahead pass over a file, run once, at the first ambiguous
 /// segment of a capture started mid-connection.
-pub struct Pass(Run);
+pub struct Pass(pub(crate) Run);
 
-enum Run {
+pub(crate) enum Run {
     Read {
         source: Box<dyn Reread>,
         options: Options,
@@ -238,31 +242,12 @@ enum Run {
     /// One pass for several analyzers (`--threads`): the first that needs
     /// it runs it, the others wait for it; each gets its own copy of the
     /// answers.
-    Shared(Arc<(Mutex<Option<Pass>>, OnceLock<Option<Hints>>)>),
+    Shared(Arc<SharedPass>),
 }
 
 impl Pass {
     pub fn new(source: Box<dyn Reread>, options: Options) -> Pass {
         Pass(Run::Read { source, options })
-    }
-
-    /// Reads the source again to its end; `None` when it cannot be.
-    pub fn run(self) -> Option<Hints> {
-        match self.0 {
-            Run::Read { source, options } => {
-                let mut src = source.reread()?;
-                Some(crate::pipeline::drive::lookahead(&mut *src, options))
-            }
-            Run::Shared(shared) => {
-                let (pass, hints) = &*shared;
-                hints
-                    .get_or_init(|| {
-                        let pass = pass.lock().ok().and_then(|mut p| p.take());
-                        pass.and_then(Pass::run)
-                    })
-                    .clone()
-            }
-        }
     }
 
     /// Passes for several analyzers, sharing this one.

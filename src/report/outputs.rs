@@ -20,9 +20,9 @@ use std::io::{self, Write};
 
 /// The main output.
 pub enum Main<W: Write> {
-    Text(TextSink<W>),
+    Text(Box<TextSink<W>>),
     /// JSON Lines, with `--diagram-svg` the diagrams beside them.
-    Json(JsonSink<W>, Option<SvgSink>),
+    Json(JsonSink<W>, Option<Box<SvgSink>>),
     Zeek(ZeekSink<W>),
 }
 
@@ -178,7 +178,7 @@ impl<W: Write> Sink for Outputs<W> {
 /// What the analyzers format for the main output.
 #[derive(Clone)]
 pub enum Format {
-    Text(TextFormat),
+    Text(Box<TextFormat>),
     Json(JsonFormat),
 }
 
@@ -203,7 +203,7 @@ impl<W: Write> Sharded for Outputs<W> {
 
     fn shard_format(&self) -> Option<Format> {
         match &self.main {
-            Main::Text(s) => s.shard_format().map(Format::Text),
+            Main::Text(s) => s.shard_format().map(|f| Format::Text(Box::new(f))),
             Main::Json(s, _) => s.shard_format().map(Format::Json),
             Main::Zeek(_) => None,
         }

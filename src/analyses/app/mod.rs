@@ -20,6 +20,7 @@
 //! until a segment that is exactly whole frames finds the boundaries again.
 
 mod detect;
+mod dir;
 pub mod h2;
 mod plain;
 mod rhythm;
@@ -28,10 +29,10 @@ pub mod ws;
 
 use crate::analyses::{Analysis, Ctx};
 use crate::core::flows::Flow;
-use crate::core::seq::SeqNumber;
 use crate::core::tcp::{Kind, Side};
 use crate::core::text::Text;
 use crate::core::time::Timestamp;
+pub use dir::{Dir, Need, Start};
 
 /// Payload segments of a connection looked at for a protocol whatever their
 /// size; after them, only segments of at most [`SMALL`] bytes.
@@ -245,113 +246,6 @@ impl AppSummary {
     pub fn graceful_end(&self) -> bool {
         self.close_code.is_some_and(|c| c == 1000 || c == 1001)
             || self.goaway.is_some_and(|g| g.error == 0)
-    }
-}
-
-/// One direction of a framed stream, followed in sequence order.
-#[derive(Clone, Debug, Default)]
-pub struct Dir {
-    next: Option<SeqNumber>,
-    /// Frame boundaries known (else wait for a segment of whole frames).
-    synced: bool,
-    /// A frame header, or a small control frame, being completed.
-    buf: Vec<u8>,
-    /// Bytes of the current frame still to skip.
-    skip: u64,
-}
-
-/// Where a direction's frames begin.
-#[derive(Clone, Copy, Debug)]
-pub struct Start {
-    pub at: Option<SeqNumber>,
-    pub skip: u64,
-}
-
-/// What a framed protocol needs next.
-pub enum Need {
-    /// At least this many bytes in the buffer.
-    More(usize),
-    /// A frame of `total` bytes whose kept part is the buffer.
-    Frame(u64),
-}
-
-impl Dir {
-    /// New bytes of this direction in order, or `None` when this segment
-    /// adds nothing (seen before) or the direction is lost. A gap or a cut
-    /// payload loses the boundaries.
-    fn fresh<'a>(&mut self, seq: SeqNumber, len: u32, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        if bytes.len() < len as usize {
-            self.lose();
-            return None;
-        }
-        if !self.synced {
-            return None;
-        }
-        let next = *self.next.get_or_insert(seq);
-        let skip = next.diff(seq);
-        if skip < 0 {
-            self.lose();
-            return None;
-        }
-        let skip = skip as usize;
-        if skip >= bytes.len() {
-            return None;
-        }
-        self.next = Some(seq + len);
-        Some(&bytes[skip..])
-    }
-
-    fn lose(&mut self) {
-        self.synced = false;
-        self.next = None;
-        self.buf = Vec::new();
-        self.skip = 0;
-    }
-
-    /// Starts following where a frame begins: at `start.at` (`None`: at
-    /// this direction's next segment), after skipping `start.skip` bytes
-    /// (the HTTP/2 client preface).
-    fn sync(&mut self, start: Start) {
-        self.synced = true;
-        self.next = start.at;
-        self.buf.clear();
-        self.skip = start.skip;
-    }
-
-    /// Cuts `data` into frames: `need` says what the buffer must hold,
-    /// `frame` gets each frame's kept part and its total length.
-    fn frames(
-        &mut self,
-        mut data: &[u8],
-        need: impl Fn(&[u8]) -> Need,
-        mut frame: impl FnMut(&[u8], u64),
-    ) {
-        loop {
-            if self.skip > 0 {
-                if data.is_empty() {
-                    return;
-                }
-                let n = self.skip.min(data.len() as u64) as usize;
-                self.skip -= n as u64;
-                data = &data[n..];
-                continue;
-            }
-            match need(&self.buf) {
-                Need::More(n) => {
-                    if data.is_empty() {
-                        return;
-                    }
-                    let take = n.saturating_sub(self.buf.len()).min(data.len()).max(1);
-                    self.buf.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                }
-                Need::Frame(total) => {
-                    frame(&self.buf, total);
-                    self.skip = total.saturating_sub(self.buf.len() as u64);
-                    self.buf.clear();
-                }
-            }
-        }
     }
 }
 

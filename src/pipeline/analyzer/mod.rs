@@ -28,9 +28,10 @@ use crate::core::clock::Clock;
 use crate::core::decode::{LinkType, Skip, decode, flags};
 use crate::core::flows::{Entry, FlowKey, FlowTable, Options};
 use crate::core::time::Timestamp;
-use crate::pipeline::event::{Frame, Sink, Stats, Why};
+use crate::pipeline::event::{Frame, FrameSource, Next, PacketEvent, Sink, Stats, Why};
 use crate::pipeline::lookahead::{Ambiguity, Hints, Recorder};
 use crate::pipeline::summary::FlowSummary;
+use std::sync::atomic::Ordering;
 
 mod hold;
 mod step;
@@ -85,6 +86,7 @@ pub struct Analyzer<S: Sink> {
 
 /// The lookahead pass over the same input, run once when needed.
 pub use crate::pipeline::lookahead::Pass as LookaheadPass;
+use crate::pipeline::lookahead::Run as LookaheadRun;
 
 /// How ambiguous segments of a capture started mid-connection are settled.
 enum Learn {
@@ -404,4 +406,60 @@ fn report(
 fn summarize(mut e: Entry<PerFlow>, now: Timestamp) -> FlowSummary {
     let findings = e.state.finish(&e.flow, now);
     crate::pipeline::summary::summarize(&e.flow, findings)
+}
+
+impl LookaheadPass {
+    /// Reads the source again to its end; `None` when it cannot be.
+    pub fn run(self) -> Option<Hints> {
+        match self.0 {
+            LookaheadRun::Read { source, options } => {
+                let mut src = source.reread()?;
+                Some(read_ahead(&mut *src, options))
+            }
+            LookaheadRun::Shared(shared) => {
+                let (pass, hints) = &*shared;
+                hints
+                    .get_or_init(|| {
+                        let pass = pass.lock().ok().and_then(|mut p| p.take());
+                        pass.and_then(LookaheadPass::run)
+                    })
+                    .clone()
+            }
+        }
+    }
+}
+
+/// The lookahead pass: reads `src` to its end (or to a damaged record: what
+/// came before still counts) and records what later segments reveal about
+/// every ambiguous segment (see `lookahead`).
+pub fn read_ahead(src: &mut (impl FrameSource + ?Sized), options: Options) -> Hints {
+    let mut a = Analyzer::recording(src.link(), options, Discard);
+    while let Ok(Next::Frame(frame)) = src.next_frame() {
+        // Discard never fails.
+        let _ = a.frame(&frame);
+        // Ctrl-C during the pass: stop it too (the main pass then stops at
+        // once and says the analysis is partial).
+        if a.stats.frames.is_multiple_of(4096)
+            && (crate::host::signal::STOP.load(Ordering::Relaxed)
+                || crate::host::signal::OUTPUT_GONE.load(Ordering::Relaxed))
+        {
+            break;
+        }
+    }
+    a.hints()
+}
+
+/// A sink that keeps nothing (the lookahead pass).
+struct Discard;
+
+impl Sink for Discard {
+    fn packet(&mut self, _: &PacketEvent) -> io::Result<()> {
+        Ok(())
+    }
+    fn flow(&mut self, _: &FlowSummary) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, _: &Stats) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -1,0 +1,133 @@
+//! The connection table's storage: flows in a slab, found through a small
+//! index of slot numbers.
+
+use super::flows::{Entry, Flow, FlowKey};
+
+/// Flows in a slab, found through a small index of slot numbers (4 bytes
+/// a connection, so the index of a busy table stays in the core's cache:
+/// the key is compared in the slot, which the packet touches anyway);
+/// growing the index moves no flows.
+pub(crate) struct Slab<A> {
+    index: hashbrown::HashTable<u32>,
+    slots: Vec<Option<Slot<A>>>,
+    free: Vec<u32>,
+}
+
+pub(crate) struct Slot<A> {
+    key: FlowKey,
+    entry: Entry<A>,
+}
+
+impl<A> Default for Slab<A> {
+    fn default() -> Self {
+        Slab {
+            index: hashbrown::HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+/// The index's hash of a key.
+#[inline]
+fn hash_of(k: &FlowKey) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
+}
+
+impl<A> Slab<A> {
+    /// The slot number of `k`, if it is in the table.
+    #[inline]
+    pub(crate) fn find(&self, k: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_of(k), |&i| {
+                slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+            })
+            .copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(crate) fn get(&self, k: &FlowKey) -> Option<&Entry<A>> {
+        let i = self.find(k)?;
+        self.slots[i as usize].as_ref().map(|s| &s.entry)
+    }
+
+    pub(crate) fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Entry<A>> {
+        let i = self.find(k)?;
+        self.slots[i as usize].as_mut().map(|s| &mut s.entry)
+    }
+
+    pub(crate) fn remove(&mut self, k: &FlowKey) -> Option<Entry<A>> {
+        let slots = &self.slots;
+        let found = self.index.find_entry(hash_of(k), |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
+        });
+        let (i, _) = found.ok()?.remove();
+        self.free.push(i);
+        self.slots[i as usize].take().map(|s| s.entry)
+    }
+
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        k: FlowKey,
+        make: impl FnOnce() -> Entry<A>,
+    ) -> &mut Entry<A> {
+        let hash = hash_of(&k);
+        let slots = &mut self.slots;
+        let found = self.index.find(hash, |&i| {
+            slots[i as usize].as_ref().is_some_and(|s| s.key == k)
+        });
+        let i = match found {
+            Some(&i) => i,
+            None => {
+                let slot = Some(Slot {
+                    key: k,
+                    entry: make(),
+                });
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        slots.push(slot);
+                        (slots.len() - 1) as u32
+                    }
+                };
+                let slots = &self.slots;
+                self.index.insert_unique(hash, i, |&j| {
+                    slots[j as usize].as_ref().map_or(0, |s| hash_of(&s.key))
+                });
+                i
+            }
+        };
+        &mut self.slots[i as usize]
+            .as_mut()
+            .expect("every indexed slot holds a flow")
+            .entry
+    }
+
+    pub(crate) fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| keep(&s.entry.flow))
+            .map(|s| s.key)
+            .collect()
+    }
+
+    /// Every flow in the table, with its key.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Entry<A>)> {
+        self.slots.iter().flatten().map(|s| (&s.key, &s.entry))
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<Entry<A>> {
+        self.index.clear();
+        self.free.clear();
+        self.slots.drain(..).flatten().map(|s| s.entry).collect()
+    }
+}
