@@ -255,7 +255,7 @@ fn floor(path: &Path) -> u64 {
 /// How the fast path could read a classic pcap file, bare: each record's
 /// header and the first bytes of its frame touched (as a reader must, to
 /// find the next record and its connection), read by `pread` into a
-/// reused 256 KiB buffer (what `src/fastread.rs` does) or from a
+/// reused 256 KiB buffer (what `src/input/fastread.rs` does) or from a
 /// `mmap` of the whole file (the zero-copy read #18 asked about). Prints
 /// the records and a checksum; time it with `farm-bench`.
 fn walk(path: &Path, mapped: bool) -> (u64, u64) {

@@ -1,5 +1,5 @@
 //! Differential: a capture file analyzed on one thread and on two shards
-//! (`--threads`, `src/shard.rs`) must give the same `--json` output —
+//! (`--threads`, `src/pipeline/shard/`) must give the same `--json` output —
 //! packet records in capture order, each connection's record where one
 //! thread writes it (connections reported at the same moment in any order
 //! among themselves, as `tests/it/threads.rs` allows) — and the same

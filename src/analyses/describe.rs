@@ -158,7 +158,9 @@ pub trait Describe: Analysis + Sized {
     }
     /// Its Zeek log values, one per field.
     fn zeek<F: FindingsOf<Self>>(_f: &Summary<F>, _out: &mut Vec<Field>) {}
-    /// `flow N ended: VERDICT: …`: what its own verdict means here.
+    /// `flow N ended: VERDICT…`: what its own verdict means here, with the
+    /// words' joint (`: 4 of 4 probes answered`, ` after 2 unanswered
+    /// probes`).
     fn ended<F: FindingsOf<Self>>(_f: &Summary<F>) -> Option<String> {
         None
     }

@@ -122,10 +122,17 @@ pub fn run_capture(
         }
     } else {
         let pass = paths.map(|p| lookahead_pass(plan, p));
-        let mut input = Tapped::new(src, save, progress);
-        let result = analyze(&mut input, plan, pass, outputs);
-        let (src, closed) = input.close();
-        (result.and(closed), src)
+        if save.is_none() && progress.is_none() {
+            // Nothing to do with each frame but analyze it: the source as
+            // it is (one layer less on the per-frame path).
+            let mut src = src;
+            (analyze(&mut src, plan, pass, outputs), src)
+        } else {
+            let mut input = Tapped::new(src, save, progress);
+            let result = analyze(&mut input, plan, pass, outputs);
+            let (src, closed) = input.close();
+            (result.and(closed), src)
+        }
     };
     let mut src = src;
     // Stopped by a signal while reading a pipe: libpcap's read was

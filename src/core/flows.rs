@@ -397,11 +397,16 @@ impl<A: Default> FlowTable<A> {
     /// Hands to `ended`, in flow order, the flows that finished and stayed
     /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
     /// time) open flows silent for `idle_timeout`.
-    pub fn expire(&mut self, now: Timestamp, mut ended: impl FnMut(Entry<A>)) {
+    #[inline]
+    pub fn expire(&mut self, now: Timestamp, ended: impl FnMut(Entry<A>)) {
         // At most one look per second of capture time: this runs per packet.
-        if self.last_look == Some(now.sec) {
-            return;
+        if self.last_look != Some(now.sec) {
+            self.look(now, ended);
         }
+    }
+
+    /// `expire`, once per second of capture time.
+    fn look(&mut self, now: Timestamp, mut ended: impl FnMut(Entry<A>)) {
         self.last_look = Some(now.sec);
         // The clock stepped back (see `clock`): start the sweeps over.
         if self.last_sweep.is_some_and(|last| now < last) {

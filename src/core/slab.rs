@@ -71,6 +71,7 @@ impl<A> Slab<A> {
         self.slots[i as usize].take().map(|s| s.entry)
     }
 
+    #[inline]
     pub(crate) fn get_or_insert_with(
         &mut self,
         k: FlowKey,

@@ -43,6 +43,7 @@ impl<S: FrameSource> FrameSource for Tapped<S> {
         self.inner.link()
     }
 
+    #[inline]
     fn next_frame(&mut self) -> Result<Next<'_>, ReadEnd> {
         // Where the reading is, before the frame (read while it is lent out).
         let at = match &self.progress {

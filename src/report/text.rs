@@ -9,7 +9,7 @@ use crate::core::text::join_and;
 use crate::core::time::Timestamp;
 use crate::host::sysctls::Sysctls;
 use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats, Why};
-use crate::pipeline::summary::{FlowSummary, Verdict};
+use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
 /// Most rows in the table. Beyond, flows are only counted, so a long live
@@ -422,17 +422,11 @@ fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
     );
 }
 
-/// Columns `text` takes on a terminal: characters, less color escapes.
 /// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`:
 /// the verdict's owner says what it means here.
 fn ended_line(f: &FlowSummary) -> String {
-    let sep = if f.verdict == Verdict::DeadPeer {
-        " "
-    } else {
-        ": "
-    };
     format!(
-        "flow {} ended: {}{sep}{} ({})",
+        "flow {} ended: {}{} ({})",
         f.id,
         f.verdict.as_str(),
         Findings::ended(f),
@@ -440,6 +434,7 @@ fn ended_line(f: &FlowSummary) -> String {
     )
 }
 
+/// Columns `text` takes on a terminal: characters, less color escapes.
 fn visible_width(text: &str) -> usize {
     let mut n = 0;
     let mut escape = false;

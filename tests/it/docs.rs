@@ -86,3 +86,35 @@ fn the_example_finder_finds_the_readme_and_docs_examples() {
         "an example shows no output"
     );
 }
+
+/// The verdicts as the README lists them: one row per verdict, in the
+/// verdict table's order, with its meaning (`analyses::verdict::TABLE`);
+/// and every verdict named where the docs explain them.
+#[test]
+fn the_docs_list_every_verdict_as_the_verdict_table_has_it() {
+    use kacap::analyses::verdict::TABLE;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| verdict | what happened |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let want: Vec<String> = TABLE
+        .iter()
+        .map(|r| format!("| `{}` | {} |", r.name, r.meaning))
+        .collect();
+    assert_eq!(rows, want, "README.md's verdict table");
+    for doc in ["docs/how-kacap-decides.md", "docs/json.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for r in TABLE {
+            assert!(
+                text.contains(&format!("`{}`", r.name))
+                    || text.contains(&format!("\"{}\"", r.name)),
+                "{doc} does not name the verdict {}",
+                r.name
+            );
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! The fast path for classic pcap files (`src/fastread.rs`) against
+//! The fast path for classic pcap files (`src/input/fastread.rs`) against
 //! libpcap's own reading (`KACAP_NO_FASTREAD=1`): the same output, status
 //! and messages on every fixture, every link type, both byte orders, nano
 //! stamps, snaplen-cut frames, filters, `-c`, and files cut in the middle

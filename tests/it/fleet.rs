@@ -65,7 +65,7 @@ fn community_id_on_flow_records_matches_the_reference_implementation() {
     // Computed by the spec's reference implementation (PyPI communityid,
     // CommunityID().calc(FlowTuple.make_tcp("127.0.0.1", "127.0.0.1",
     // 52430, 2333))); the spec's own vectors are unit tests in
-    // src/community_id.rs.
+    // src/report/community_id.rs.
     let j = json(&fixture("dead-peer.pcap"), &["--summary"]);
     assert_eq!(j.flow()["community_id"], "1:ziMyAAj18nhLGibPSE65eYFFWts=");
 }

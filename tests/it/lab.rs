@@ -217,9 +217,9 @@ fn live_on_an_already_idle_connection_shows_each_packet_in_time_and_revises_it()
             "dead-peer",
             "--json",
             "--idle",
-            "12",
+            "5",
             "--interval",
-            "11",
+            "3",
             "--count",
             "2",
             "--capture-after",
@@ -265,12 +265,12 @@ fn live_on_an_already_idle_connection_shows_each_packet_in_time_and_revises_it()
         assert_eq!(r["probe"], i as u64 + 1);
     }
     assert_eq!(revised[0]["idle"], Value::Null);
-    approx(&revised[1]["idle"], 11.0, 0.3);
+    approx(&revised[1]["idle"], 3.0, 0.3);
     // The revisions come before the RST that showed them.
     let at = |t: &Value| records.iter().position(|r| r == t).unwrap();
     assert!(at(revised[1]) < at(packets[2]));
     let flow = of("flow")[0];
     assert_eq!(flow["verdict"], "dead-peer");
-    approx(&flow["keepalive"]["interval"], 11.0, 0.3);
+    approx(&flow["keepalive"]["interval"], 3.0, 0.3);
     assert_eq!(flow["keepalive"]["count"], 2);
 }

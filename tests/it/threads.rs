@@ -1,4 +1,4 @@
-//! `--threads N` (`src/shard.rs`): one file analyzed on N shards gives what
+//! `--threads N` (`src/pipeline/shard/`): one file analyzed on N shards gives what
 //! one analyzer gives — the text timeline and the summary table byte for
 //! byte, JSON packet
 //! records in capture order with the connections reported between them,

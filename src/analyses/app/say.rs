@@ -136,24 +136,24 @@ impl Describe for AppAnalysis {
         Some(match f.verdict {
             Verdict::AppKeepalive => match a {
                 Some(a) => format!(
-                    "{} pings by the application, {} answered",
+                    ": {} pings by the application, {} answered",
                     a.protocol.name(),
                     a.pongs.min(a.pings)
                 ),
-                None => "application pings".to_string(),
+                None => ": application pings".to_string(),
             },
             Verdict::AppPingTimeout => match a {
                 Some(a) => format!(
-                    "the latest {} went unanswered",
+                    ": the latest {} went unanswered",
                     crate::core::text::plural(
                         u64::from(a.trailing_unanswered),
                         &format!("{} ping", a.protocol.name())
                     )
                 ),
-                None => "application pings went unanswered".to_string(),
+                None => ": application pings went unanswered".to_string(),
             },
             Verdict::TooManyPings => {
-                "the server refused the client's HTTP/2 pings (GOAWAY too_many_pings)".to_string()
+                ": the server refused the client's HTTP/2 pings (GOAWAY too_many_pings)".to_string()
             }
             _ => return None,
         })

@@ -78,7 +78,7 @@ impl Describe for HttpAnalysis {
 
     fn ended<F: FindingsOf<Self>>(f: &Summary<F>) -> Option<String> {
         (f.verdict == Verdict::StaleConnection)
-            .then(|| "a request sent after the server had closed, answered by RST".to_string())
+            .then(|| ": a request sent after the server had closed, answered by RST".to_string())
     }
 
     fn context<F: FindingsOf<Self>, M: MarkOf<Self>>(

@@ -359,17 +359,17 @@ impl Describe for Keepalive {
         let k = f.findings.found();
         Some(match f.verdict {
             Verdict::DeadPeer => format!(
-                "after {}",
+                " after {}",
                 plural(u64::from(k.unanswered), "unanswered probe")
             ),
-            Verdict::PeerReset => "a keepalive probe was answered by RST".to_string(),
-            Verdict::Alive => format!("{} of {} probes answered", k.answered, k.probes),
-            Verdict::NoKeepalive => "no keepalive probe was seen".to_string(),
+            Verdict::PeerReset => ": a keepalive probe was answered by RST".to_string(),
+            Verdict::Alive => format!(": {} of {} probes answered", k.answered, k.probes),
+            Verdict::NoKeepalive => ": no keepalive probe was seen".to_string(),
             Verdict::AcksDropped => {
-                "the peer answered, the answers never reached the prober".to_string()
+                ": the peer answered, the answers never reached the prober".to_string()
             }
             Verdict::Undecided => {
-                "a probe, and the capture ended before its answer could come".to_string()
+                ": a probe, and the capture ended before its answer could come".to_string()
             }
             _ => return None,
         })

@@ -55,7 +55,7 @@ impl Describe for IdleWatch {
     }
 
     fn ended<F: FindingsOf<Self>>(_f: &Summary<F>) -> Option<String> {
-        Some("a middlebox forgot it while it was idle".to_string())
+        Some(": a middlebox forgot it while it was idle".to_string())
     }
 
     /// The account of a connection a middlebox killed.

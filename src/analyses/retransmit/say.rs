@@ -31,7 +31,7 @@ impl Describe for Retransmit {
     }
 
     fn ended<F: FindingsOf<Self>>(_f: &Summary<F>) -> Option<String> {
-        Some("data retransmitted until the sender gave up".to_string())
+        Some(": data retransmitted until the sender gave up".to_string())
     }
 
     /// Data never acknowledged, retransmitted until the sender gave up;

@@ -329,6 +329,7 @@ impl<S: Sink> Analyzer<S> {
         }
     }
 
+    #[inline]
     fn expire(&mut self, now: Timestamp) -> io::Result<()> {
         let mut result = Ok(());
         let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
