@@ -4,5 +4,6 @@
 pub mod argv;
 pub mod capture;
 pub mod cli;
+pub mod entry;
 pub mod plan;
 pub mod run;

@@ -136,6 +136,12 @@ impl Plan {
     /// directories and globs, and to tell files from filter words) but
     /// changes nothing.
     pub fn from_args(args: &Args) -> Result<Plan, Error> {
+        Plan::from_args_on(args, &Terminal::of_stdout())
+    }
+
+    /// The plan for output going to `term` (a run in-process, into a
+    /// buffer: `Terminal::default()`, not a terminal).
+    pub fn from_args_on(args: &Args, term: &Terminal) -> Result<Plan, Error> {
         if args.list_interfaces {
             return Ok(Plan::ListInterfaces);
         }
@@ -161,7 +167,7 @@ impl Plan {
                         .map_err(Error::Usage)?,
                     filter_words: s.filter.join(" "),
                     json: args.json,
-                    width: terminal_width(args.wide),
+                    width: terminal_width(args.wide, term),
                 }));
             }
             Some(Command::Lab(_)) if netns.is_some() => {
@@ -195,7 +201,7 @@ impl Plan {
                     count: None,
                     live: LiveOptions::default(),
                     options: options(args),
-                    output: output(args, false, false, true),
+                    output: output(args, false, false, true, term),
                     stats_every: None,
                     svg: args.diagram_svg.clone(),
                     html: args.html.clone(),
@@ -219,7 +225,7 @@ impl Plan {
                 live: LiveOptions::default(),
                 options: options(args),
                 // The lab explains what it shows.
-                output: output(args, true, true, true),
+                output: output(args, true, true, true, term),
                 stats_every: None,
                 svg: args.diagram_svg.clone(),
                 html: args.html.clone(),
@@ -369,7 +375,7 @@ impl Plan {
                 }),
             },
             options: options(args),
-            output: output(args, live, stream, false),
+            output: output(args, live, stream, false, term),
         }))
     }
 }
@@ -401,21 +407,43 @@ fn default_threads(cores: usize) -> usize {
     if cores <= 1 { 1 } else { (2 * cores).min(8) }
 }
 
-fn terminal_width(wide: bool) -> Option<u16> {
-    if wide || !std::io::stdout().is_terminal() {
+fn terminal_width(wide: bool, term: &Terminal) -> Option<u16> {
+    if wide || !term.is_terminal {
         return None;
     }
-    let from_env = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse::<u16>().ok());
-    let width = from_env.or_else(|| {
-        // SAFETY: TIOCGWINSZ fills a `winsize`; the result is checked.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-        (ok && ws.ws_col > 0).then_some(ws.ws_col)
-    })?;
+    let width = term.columns?;
     // Narrower than this, nothing fits anyway: keep the natural layout.
     (width >= 40).then_some(width)
+}
+
+/// Where the output goes: a terminal (and how wide), or not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Terminal {
+    pub is_terminal: bool,
+    pub columns: Option<u16>,
+}
+
+impl Terminal {
+    /// This process's stdout: a terminal, its width from `COLUMNS` or the
+    /// terminal itself.
+    pub fn of_stdout() -> Terminal {
+        if !std::io::stdout().is_terminal() {
+            return Terminal::default();
+        }
+        let from_env = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok());
+        let columns = from_env.or_else(|| {
+            // SAFETY: TIOCGWINSZ fills a `winsize`; the result is checked.
+            let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+            let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+            (ok && ws.ws_col > 0).then_some(ws.ws_col)
+        });
+        Terminal {
+            is_terminal: true,
+            columns,
+        }
+    }
 }
 
 /// Stdin, a FIFO, process substitution, a character device: read as it
@@ -449,7 +477,7 @@ fn options(args: &Args) -> Options {
 /// The output the arguments ask for (`--json` and the teaching options
 /// exclude each other in `cli`).
 /// `stream`: live, or a pipe — every record is flushed as it is written.
-fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
+fn output(args: &Args, live: bool, stream: bool, lab: bool, term: &Terminal) -> Output {
     if let Some(format) = args.log_format {
         return Output::Zeek {
             json: format == crate::command::cli::LogFormat::ZeekJson,
@@ -465,7 +493,7 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
         });
     }
     Output::Text(TextOptions {
-        color: use_color(args.color, std::io::stdout().is_terminal()),
+        color: use_color(args.color, term.is_terminal),
         timeline: !args.summary,
         // The sysctls are read when the capture starts, in its namespace.
         live: live.then(LiveInfo::default),
@@ -482,7 +510,7 @@ fn output(args: &Args, live: bool, stream: bool, lab: bool) -> Output {
             dump: Dump::from_counts(args.hex, args.hex_ascii, args.ascii),
         },
         flush_each: stream,
-        width: terminal_width(args.wide),
+        width: terminal_width(args.wide, term),
     })
 }
 

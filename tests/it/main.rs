@@ -66,15 +66,35 @@ pub fn kacap() -> Command {
     cmd
 }
 
+/// kacap run in this process (the binary's own entry, `command::entry`),
+/// its output and messages into buffers, not a terminal: the exit status,
+/// stdout and stderr. For what a subprocess adds (argv as the shell gives
+/// it, signals, exit statuses of a real process, live captures) tests use
+/// [`kacap`].
+pub fn in_process<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (u8, Vec<u8>, Vec<u8>) {
+    static TZ: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any run in this process reads the time zone
+    // (every in-process run comes through here first).
+    TZ.call_once(|| unsafe { std::env::set_var("TZ", "UTC") });
+    let argv = std::iter::once("kacap".as_ref())
+        .chain(args.iter().map(|a| a.as_ref()))
+        .map(std::ffi::OsString::from)
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let term = kacap::command::plan::Terminal::default();
+    let status = kacap::command::entry::run_argv(argv, &term, &mut out, &mut err);
+    (status, out, err)
+}
+
 /// kacap's text output for `args`; it must succeed.
 pub fn text(args: &[&str]) -> String {
-    let out = kacap().args(args).output().unwrap();
+    let (status, out, err) = in_process(args);
     assert!(
-        out.status.success(),
+        status == 0,
         "kacap {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&err)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out).unwrap()
 }
 
 /// The records of `kacap --json`, split by type.
@@ -103,19 +123,19 @@ impl Json {
 pub fn json(path: &Path, extra: &[&str]) -> Json {
     let mut args: Vec<&std::ffi::OsStr> = vec!["-r".as_ref(), path.as_os_str(), "--json".as_ref()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
-    let out = kacap().args(&args).output().unwrap();
+    let (status, out, err) = in_process(&args);
     assert!(
-        out.status.success(),
+        status == 0,
         "kacap failed on {}: {}",
         path.display(),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&err)
     );
     let mut j = Json {
         packets: Vec::new(),
         flows: Vec::new(),
         summary: Value::Null,
     };
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in String::from_utf8(out).unwrap().lines() {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("invalid JSON line {line:?}: {e}"));
         match v["type"].as_str().unwrap() {
