@@ -292,7 +292,7 @@ pub const MAX_OPEN: usize = 262_144;
 /// The connection table. `A` is the per-flow state of the stages above
 /// flows (created with `A::default()` when a flow starts).
 pub struct FlowTable<A> {
-    flows: Slab<A>,
+    flows: Slab<FlowKey, Entry<A>>,
     /// Flows that finished (key, id, when queued), oldest first, to expire
     /// after `linger` without segments.
     finished: VecDeque<(FlowKey, u32, Timestamp)>,
@@ -444,7 +444,7 @@ impl<A: Default> FlowTable<A> {
             let idle = self.idle_timeout;
             let gone = self
                 .flows
-                .keys_where(|f| !f.finished && over(now.since(f.last_ts), idle));
+                .keys_where(|e| !e.flow.finished && over(now.since(e.flow.last_ts), idle));
             out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
         }
         if out.is_empty() {

@@ -1,24 +1,24 @@
-//! The connection table's storage: flows in a slab, found through a small
-//! index of slot numbers.
+//! The connection table's storage: values in a slab, found by their key
+//! through a small index of slot numbers.
 
-use super::flows::{Entry, Flow, FlowKey};
+use std::hash::Hash;
 
-/// Flows in a slab, found through a small index of slot numbers (4 bytes
-/// a connection, so the index of a busy table stays in the core's cache:
+/// Values (flows) in a slab, found through a small index of slot numbers
+/// (4 bytes a connection, so the index of a busy table stays in the core's cache:
 /// the key is compared in the slot, which the packet touches anyway);
 /// growing the index moves no flows.
-pub(crate) struct Slab<A> {
+pub(crate) struct Slab<K, V> {
     index: hashbrown::HashTable<u32>,
-    slots: Vec<Option<Slot<A>>>,
+    slots: Vec<Option<Slot<K, V>>>,
     free: Vec<u32>,
 }
 
-pub(crate) struct Slot<A> {
-    key: FlowKey,
-    entry: Entry<A>,
+pub(crate) struct Slot<K, V> {
+    key: K,
+    entry: V,
 }
 
-impl<A> Default for Slab<A> {
+impl<K, V> Default for Slab<K, V> {
     fn default() -> Self {
         Slab {
             index: hashbrown::HashTable::new(),
@@ -30,15 +30,15 @@ impl<A> Default for Slab<A> {
 
 /// The index's hash of a key.
 #[inline]
-fn hash_of(k: &FlowKey) -> u64 {
+fn hash_of<K: Hash>(k: &K) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
 }
 
-impl<A> Slab<A> {
+impl<K: Copy + Eq + Hash, V> Slab<K, V> {
     /// The slot number of `k`, if it is in the table.
     #[inline]
-    pub(crate) fn find(&self, k: &FlowKey) -> Option<u32> {
+    pub(crate) fn find(&self, k: &K) -> Option<u32> {
         let slots = &self.slots;
         self.index
             .find(hash_of(k), |&i| {
@@ -51,17 +51,17 @@ impl<A> Slab<A> {
         self.index.len()
     }
 
-    pub(crate) fn get(&self, k: &FlowKey) -> Option<&Entry<A>> {
+    pub(crate) fn get(&self, k: &K) -> Option<&V> {
         let i = self.find(k)?;
         self.slots[i as usize].as_ref().map(|s| &s.entry)
     }
 
-    pub(crate) fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Entry<A>> {
+    pub(crate) fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         let i = self.find(k)?;
         self.slots[i as usize].as_mut().map(|s| &mut s.entry)
     }
 
-    pub(crate) fn remove(&mut self, k: &FlowKey) -> Option<Entry<A>> {
+    pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         let slots = &self.slots;
         let found = self.index.find_entry(hash_of(k), |&i| {
             slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
@@ -72,11 +72,7 @@ impl<A> Slab<A> {
     }
 
     #[inline]
-    pub(crate) fn get_or_insert_with(
-        &mut self,
-        k: FlowKey,
-        make: impl FnOnce() -> Entry<A>,
-    ) -> &mut Entry<A> {
+    pub(crate) fn get_or_insert_with(&mut self, k: K, make: impl FnOnce() -> V) -> &mut V {
         let hash = hash_of(&k);
         let slots = &mut self.slots;
         let found = self.index.find(hash, |&i| {
@@ -108,25 +104,25 @@ impl<A> Slab<A> {
         };
         &mut self.slots[i as usize]
             .as_mut()
-            .expect("every indexed slot holds a flow")
+            .expect("every indexed slot holds a value")
             .entry
     }
 
-    pub(crate) fn keys_where(&self, keep: impl Fn(&Flow) -> bool) -> Vec<FlowKey> {
+    pub(crate) fn keys_where(&self, keep: impl Fn(&V) -> bool) -> Vec<K> {
         self.slots
             .iter()
             .flatten()
-            .filter(|s| keep(&s.entry.flow))
+            .filter(|s| keep(&s.entry))
             .map(|s| s.key)
             .collect()
     }
 
-    /// Every flow in the table, with its key.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Entry<A>)> {
+    /// Every value in the table, with its key.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.slots.iter().flatten().map(|s| (&s.key, &s.entry))
     }
 
-    pub(crate) fn drain(&mut self) -> Vec<Entry<A>> {
+    pub(crate) fn drain(&mut self) -> Vec<V> {
         self.index.clear();
         self.free.clear();
         self.slots.drain(..).flatten().map(|s| s.entry).collect()

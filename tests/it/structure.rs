@@ -93,6 +93,17 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let deps = graph.entry(module.clone()).or_default();
+        // `super::x` in `src/<layer>/<file>.rs` names `<layer>::x` (deeper,
+        // `super` is the file's own module).
+        let rel = path
+            .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+            .unwrap();
+        let parent = match rel.components().count() {
+            2 if rel.file_name().is_some_and(|f| f != "mod.rs") => {
+                Some(module.split("::").next().unwrap().to_string())
+            }
+            _ => None,
+        };
         for line in text.lines() {
             if line.trim_start().starts_with("#[cfg(test)]") {
                 break;
@@ -100,7 +111,11 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             if line.trim_start().starts_with("//") {
                 continue;
             }
-            for name in named(line) {
+            let line = match &parent {
+                Some(p) => line.replace("super::", &format!("crate::{p}::")),
+                None => line.to_string(),
+            };
+            for name in named(&line) {
                 if name != module {
                     deps.insert(name);
                 }
