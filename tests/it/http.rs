@@ -77,6 +77,31 @@ fn split_and_pipelined_requests_and_chunked_responses() {
     assert!(t.contains("HTTP GET /p1 — request 2 on this connection (reused: keep-alive, 500ms after the previous response)"), "{t}");
 }
 
+/// A request line whose head never ends (an attack probe, a cut capture)
+/// says nothing about HTTP: no `http` member, rather than one with no
+/// request and no response (46 flow records of a third-party corpus had
+/// one).
+#[test]
+fn a_request_head_that_never_ends_gives_no_http_record() {
+    let dir = TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:80", Link::Ethernet);
+    c.handshake(10, 20)
+        .seg(
+            Client,
+            PSH | ACK,
+            b"GET /cgi-bin/x.sh HTTP/1.1\r\nUser-Agent: () { :; };",
+        )
+        .seg(Server, ACK, &[])
+        .seg(Client, FIN | ACK, &[])
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[]);
+    let path = dir.path().join("unended.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let j = json(&path, &[]);
+    assert!(j.flow().get("http").is_none(), "{:?}", j.flow());
+    assert_eq!(j.flow()["verdict"], "no-keepalive");
+}
+
 #[test]
 fn http_on_any_port_is_recognized_by_the_request_line_not_the_port() {
     let dir = TempDir::new().unwrap();

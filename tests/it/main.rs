@@ -24,6 +24,7 @@ mod sockets;
 mod structure;
 mod teach;
 mod terminal;
+mod thirdparty;
 mod threads;
 
 use assert_cmd::Command;

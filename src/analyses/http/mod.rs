@@ -157,8 +157,14 @@ impl Analysis for HttpAnalysis {
         }
     }
 
+    /// `None` unless a request or a response completed (or the pool race
+    /// was seen): a request line that never ended says nothing of HTTP.
     fn finish(&mut self, _flow: &Flow, _now: Timestamp) -> Option<HttpSummary> {
-        self.http.as_ref().map(|h| HttpSummary {
+        let h = self.http.as_ref()?;
+        if h.requests == 0 && h.responses == 0 && !h.ending.stale_request {
+            return None;
+        }
+        Some(HttpSummary {
             requests: h.requests,
             responses: h.responses,
             keep_alive: h.keep_alive(),
