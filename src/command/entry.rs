@@ -73,11 +73,25 @@ fn usage_error(e: clap::Error, err: &mut impl Write) -> u8 {
         return e.exit_code() as u8;
     }
     let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
+    let mut first = lines
         .next()
         .unwrap_or("bad usage")
-        .trim_start_matches("error: ");
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the lines after it: they are the message.
+    if first.ends_with(':') {
+        let mut missing = Vec::new();
+        while let Some(l) = lines.next_if(|l| l.starts_with('<') || l.starts_with('-')) {
+            missing.push(l);
+        }
+        first = format!("{first} {}", missing.join(", "));
+    }
     // clap's own hint, when it helps (not "use '-- -1'": negative values
     // are refused by range, not taken for options).
     let tip: String = lines
@@ -86,6 +100,15 @@ fn usage_error(e: clap::Error, err: &mut impl Write) -> u8 {
         })
         .map(|t| format!("; {t}"))
         .collect();
-    let _ = writeln!(err, "kacap: {first}{tip} (see 'kacap --help')");
+    // The help that covers it: the subcommand's, when it was one.
+    let help = match e
+        .context()
+        .find_map(|(k, v)| (k == clap::error::ContextKind::Usage).then(|| v.to_string()))
+    {
+        Some(usage) if usage.contains("kacap lab") => "kacap lab --help",
+        Some(usage) if usage.contains("kacap sockets") => "kacap sockets --help",
+        _ => "kacap --help",
+    };
+    let _ = writeln!(err, "kacap: {first}{tip} (see '{help}')");
     2
 }

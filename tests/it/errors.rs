@@ -485,3 +485,24 @@ fn tcpdump_flags_are_taken_or_refused_by_name() {
         );
     }
 }
+
+/// A missing argument is named, and the help to read is the subcommand's
+/// (`kacap lab` alone used to print "were not provided:" and nothing).
+#[test]
+fn a_missing_argument_is_named_with_the_subcommands_help() {
+    let (status, _, err) = crate::in_process(&["lab"]);
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(status, 2);
+    assert_eq!(
+        err,
+        "kacap: the following required arguments were not provided: <SCENARIO> (see 'kacap lab --help')\n"
+    );
+    let (status, _, err) = crate::in_process(&["sockets", "--bogus"]);
+    assert_eq!(status, 2);
+    assert!(
+        String::from_utf8(err)
+            .unwrap()
+            .ends_with("(see 'kacap sockets --help')\n"),
+        "the sockets subcommand's help"
+    );
+}

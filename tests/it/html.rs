@@ -522,3 +522,36 @@ fn firefox_runs_the_report_too() {
         "firefox: the report's screenshot ({full} bytes) is not much richer than without its script ({without} bytes)"
     );
 }
+
+/// Both ends probing (Docker's 15 s on both sides): the settings note says
+/// "both sides probe", not "the both probes".
+#[test]
+fn the_settings_note_names_both_probing_sides_in_english() {
+    use kacap::craft::{ACK, Conn, Dir::*, Link, PcapOpts};
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:2375", Link::Ethernet);
+    c.handshake(10, 20).exchange(Client, b"ping");
+    for _ in 0..2 {
+        c.wait(15.0)
+            .probe(Client, 0)
+            .seg(Server, ACK, &[])
+            .wait(0.1)
+            .probe(Server, 0)
+            .seg(Client, ACK, &[]);
+    }
+    let path = dir.path().join("both.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    assert_eq!(json(&path, &[]).flow()["prober"], "both");
+    let page = dir.path().join("both.html");
+    let (status, _, err) = crate::in_process(&[
+        "-r",
+        path.to_str().unwrap(),
+        "--summary",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{}", String::from_utf8_lossy(&err));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("both sides probe after"), "no settings note");
+    assert!(!html.contains("the both probes"));
+}

@@ -80,8 +80,12 @@ pub(super) fn settings_notes<F: FindingsOf<Keepalive>, M>(
         } else {
             ("Linux's", LINUX_DEFAULTS)
         };
+        let who = match *prober {
+            "both" => "both sides probe".to_string(),
+            side => format!("the {side} probes"),
+        };
         let mut text = format!(
-            "{} connection{} to {server}: the {prober} probes {} — {}",
+            "{} connection{} to {server}: {who} {} — {}",
             e.n,
             if e.n == 1 { "" } else { "s" },
             seen.join(", "),
