@@ -1,5 +1,5 @@
-//! Captures other people made: the test traces of tcpdump's and nDPI's own
-//! test suites (`tests/thirdparty/fetch.sh` puts them in
+//! Captures other people made: the test traces of tcpdump's, nDPI's and
+//! Wireshark's own test suites (`tests/thirdparty/fetch.sh` puts them in
 //! `target/thirdparty/`; CI runs it, a developer may). Over every one of
 //! them: no panic, and the invariants a verdict must keep; and, where
 //! tcpdump is installed, how many packets' lines start with exactly what

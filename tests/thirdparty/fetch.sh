@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Captures other people made: the test traces of tcpdump's and nDPI's own
-# test suites, from Debian's source packages (fetched with apt by package
+# Captures other people made: the test traces of tcpdump's, nDPI's and
+# Wireshark's own test suites, from Debian's source packages (fetched with apt by package
 # name, checked against the pinned SHA-256 below), unpacked into
 # target/thirdparty/<project>/. Nothing of them is committed here; the
 # integration test `thirdparty` runs over what this leaves (and skips,
@@ -17,6 +17,7 @@ mkdir -p "$out" "$dl"
 SOURCES=(
   "tcpdump tcpdump tcpdump_4.99.3.orig.tar.gz ad75a6ed3dc0d9732945b2e5483cb41dc8b4b528a169315e499c6861952e73b3 tcpdump-4.99.3/tests"
   "ndpi ndpi ndpi_4.2.orig.tar.gz e54ce8fe13adc5d747be7553513657fae78f796e0bd459e122c280cc06ce4daf nDPI-4.2/tests/pcap"
+  "wireshark wireshark wireshark_4.0.17.orig.tar.bz2 62fd1491b6211d1651a16a45ead15808970b3a6a9ebde2537f96722af47aaaa5 wireshark-v4.0.17/test/captures"
 )
 
 if ! grep -rqs '^Types: deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -35,9 +36,9 @@ for entry in "${SOURCES[@]}"; do
   fi
   echo "$sum  $dl/$tarball" | sha256sum -c --quiet
   rm -rf "$out/$project" && mkdir -p "$out/$project"
-  tar -xzf "$dl/$tarball" -C "$out/$project" --wildcards --strip-components="$(echo "$inside" | tr '/' '\n' | wc -l)" \
-    "$inside/*.pcap" "$inside/*.pcapng" 2>/dev/null || true
+  tar -xf "$dl/$tarball" -C "$out/$project" --wildcards --strip-components="$(echo "$inside" | tr '/' '\n' | wc -l)" \
+    "$inside/*.pcap*" "$inside/*.cap*" 2>/dev/null || true
   # Compressed traces stay as they are: kacap reads those too.
   touch "$out/$project/.done"
-  echo "thirdparty: $project: $(find "$out/$project" -type f -name '*.pcap*' | wc -l) traces"
+  echo "thirdparty: $project: $(find "$out/$project" -type f | grep -c '\.\(pcap\|cap\)') traces"
 done
