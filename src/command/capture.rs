@@ -59,26 +59,8 @@ pub fn run_capture(
     };
     // Opened now: before the analysis (a bad path fails at once) and before
     // privileges are dropped.
-    let svg = match &plan.svg {
-        Some(p) => Some((
-            std::fs::File::create(p).map_err(|e| Error::Write {
-                file: p.display().to_string(),
-                msg: e.to_string(),
-            })?,
-            p.display().to_string(),
-        )),
-        None => None,
-    };
-    let html = match &plan.html {
-        Some(p) => Some((
-            std::fs::File::create(p).map_err(|e| Error::Write {
-                file: p.display().to_string(),
-                msg: e.to_string(),
-            })?,
-            p.display().to_string(),
-        )),
-        None => None,
-    };
+    let svg = plan.svg.as_deref().map(create).transpose()?;
+    let html = plan.html.as_deref().map(create).transpose()?;
     if let Some(run_as) = &plan.privileges {
         for file in plan.write.iter().chain(&plan.svg).chain(&plan.html) {
             crate::host::privileges::give(file, run_as);
@@ -189,6 +171,19 @@ pub fn run_capture(
         Err(ReadEnd::Capture(msg)) => Err(Error::Live {
             iface: src.name.clone(),
             msg,
+        }),
+    }
+}
+
+/// An output file (`--diagram-svg`, `--html`), created now, and its name
+/// for messages.
+fn create(p: &std::path::Path) -> Result<(std::fs::File, String), Error> {
+    let name = p.display().to_string();
+    match std::fs::File::create(p) {
+        Ok(file) => Ok((file, name)),
+        Err(e) => Err(Error::Write {
+            file: name,
+            msg: e.to_string(),
         }),
     }
 }
