@@ -4,7 +4,8 @@
 //! The client is the side that sent the SYN. Without a SYN (the capture
 //! started mid-connection): the sender of a SYN-ACK is the server; otherwise
 //! the endpoint with the lower port is the server (services listen on low or
-//! well-known ports, clients get ephemeral ports from 32768 up); equal ports:
+//! well-known ports, clients get ephemeral ports from 32768 up; port 0,
+//! which nothing listens on, never makes a side the server); equal ports:
 //! the lower address is the server.
 //!
 //! A flow that ended (RST, or FIN from both sides) stays in the table for
@@ -353,7 +354,7 @@ impl<A: Default> FlowTable<A> {
             let b = SocketAddr::new(seg.dst, seg.dport);
             let (client, server) = if seg.has(flags::SYN) {
                 if seg.has(flags::ACK) { (b, a) } else { (a, b) }
-            } else if (a.port(), a.ip()) < (b.port(), b.ip()) {
+            } else if (listening(a.port()), a.ip()) < (listening(b.port()), b.ip()) {
                 (b, a)
             } else {
                 (a, b)
@@ -467,8 +468,43 @@ impl<A: Default> FlowTable<A> {
     }
 }
 
+/// How likely a port is to be the one a server listens on, lower first:
+/// the port itself, except 0 (no socket listens there; scans and broken
+/// stacks send from it), which comes last.
+fn listening(port: u16) -> u32 {
+    if port == 0 { u32::MAX } else { u32::from(port) }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::core::decode::{LinkType, decode};
+    use crate::craft::{ACK, tcp_packet};
+
+    #[test]
+    fn without_a_syn_the_lower_port_serves_but_port_0_never_does() {
+        let mut t: FlowTable<()> = FlowTable::new(Options::default());
+        let ts = Timestamp::new(1_700_000_000, 0);
+        for (src, dst, server) in [
+            ("10.0.0.2:40000", "10.0.0.1:443", "10.0.0.1:443"),
+            ("10.0.0.3:0", "10.0.0.4:5432", "10.0.0.4:5432"),
+            ("10.0.0.5:5432", "10.0.0.6:0", "10.0.0.5:5432"),
+        ] {
+            let data = tcp_packet(
+                src.parse().unwrap(),
+                dst.parse().unwrap(),
+                ACK,
+                1,
+                1,
+                512,
+                b"x",
+            );
+            let seg = decode(LinkType::Raw, &data).unwrap();
+            let e = t.lookup(&seg, ts, |_| {});
+            assert_eq!(e.flow.server, server.parse().unwrap(), "{src} → {dst}");
+        }
+    }
+
     #[test]
     fn per_flow_state_stays_small() {
         // What a connection costs while it is open or lingering.
