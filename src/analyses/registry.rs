@@ -18,15 +18,16 @@ crate::analyses::macros::analyses! {
 }
 
 use crate::analyses::keepalive::Outcome;
-use crate::analyses::retransmit::GaveUp;
 use crate::analyses::verdict::Verdict;
 
 /// The one place a verdict is decided, from what the analyses found. The
 /// rules, in order (the first that holds decides):
 /// 1. a middlebox killed the connection after an idle gap → `idle-timeout`;
-/// 2. data went unanswered and was retransmitted until the sender gave up
-///    (its RST, or silence), or at least twice before the capture ended →
-///    `retransmit-timeout`;
+/// 2. data went unanswered and its sender backed off — retransmitted it at
+///    least twice, each time waiting longer — until it gave up (its RST,
+///    silence) or the capture ended → `retransmit-timeout` (one
+///    retransmission, or several at an even pace, is no sender timing out:
+///    a segment out of order, a fast retransmit);
 /// 3. a request sent after the server's FIN was answered by RST →
 ///    `stale-connection` (the HTTP keep-alive pool race);
 /// 4. the server answered HTTP/2 pings with GOAWAY ENHANCE_YOUR_CALM →
@@ -48,7 +49,7 @@ pub fn verdict(f: &Findings, closed: bool) -> Verdict {
         return Verdict::IdleTimeout;
     }
     if let Some(r) = f.retransmit
-        && (r.how != GaveUp::CaptureEnded || r.count >= 2)
+        && r.backoff
     {
         return Verdict::RetransmitTimeout;
     }
@@ -95,7 +96,7 @@ mod tests {
     use crate::analyses::http::HttpSummary;
     use crate::analyses::keepalive::{KeepaliveSummary, Pending, Run};
     use crate::analyses::middlebox::{Cause, IdleSummary};
-    use crate::analyses::retransmit::RetransmitSummary;
+    use crate::analyses::retransmit::{GaveUp, RetransmitSummary};
     use crate::core::tcp::Side;
 
     const KEEPALIVE: KeepaliveSummary = KeepaliveSummary {
@@ -208,20 +209,36 @@ mod tests {
     }
 
     #[test]
-    fn rule_2_needs_two_retransmissions_when_the_capture_ends_mid_backoff() {
+    fn rule_2_needs_a_sender_backing_off() {
+        // One retransmission, then the receiver's RST: a segment out of
+        // order, not a sender timing out.
         let once = RetransmitSummary {
             count: 1,
-            how: GaveUp::CaptureEnded,
-            gave_up_after: None,
+            how: GaveUp::Rst,
+            gave_up_after: Some(0.0012),
+            backoff: false,
             ..RETRANSMITTED
         };
         let f = Findings {
             retransmit: Some(once),
             ..NOTHING
         };
-        assert_eq!(verdict(&f, false), Verdict::NoKeepalive);
+        assert_eq!(verdict(&f, true), Verdict::NoKeepalive);
+        // Several at an even pace: no backoff either.
+        let even = Findings {
+            retransmit: Some(RetransmitSummary { count: 3, ..once }),
+            ..NOTHING
+        };
+        assert_eq!(verdict(&even, true), Verdict::NoKeepalive);
+        // Twice, waiting longer, when the capture ended mid-backoff.
         let twice = Findings {
-            retransmit: Some(RetransmitSummary { count: 2, ..once }),
+            retransmit: Some(RetransmitSummary {
+                count: 2,
+                how: GaveUp::CaptureEnded,
+                gave_up_after: None,
+                backoff: true,
+                ..RETRANSMITTED
+            }),
             ..NOTHING
         };
         assert_eq!(verdict(&twice, false), Verdict::RetransmitTimeout);

@@ -420,3 +420,27 @@ fn server_side_keepalive_is_attributed_to_the_server() {
     assert_eq!(f["verdict"], "alive");
     approx(&f["keepalive"]["idle"], 3.0, 0.01);
 }
+
+/// One retransmission, stamped 43 years before the data it repeats, then
+/// the sender's RST (seen in a third-party capture): no sender backed off,
+/// so no `retransmit-timeout`, and no negative duration anywhere.
+#[test]
+fn one_retransmission_with_a_stamp_decades_off_claims_no_timeout() {
+    use kacap::craft::{ACK, Conn, Dir::*, Link, PSH, PcapOpts, RST};
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5000", Link::Ethernet);
+    c.handshake(10, 20).seg(Client, PSH | ACK, b"hello");
+    c.wait(-1_381_533_735.0)
+        .raw(Client, PSH | ACK, 11, 21, 512, b"hello", &[]);
+    c.wait(0.001).raw(Client, RST | ACK, 16, 21, 0, &[], &[]);
+    let path = dir.path().join("decades.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let j = json(&path, &[]);
+    let f = j.flow();
+    assert_ne!(f["verdict"], "retransmit-timeout", "{f}");
+    let gave_up = &f["retransmit"]["gave_up_after"];
+    assert!(
+        gave_up.is_null() || gave_up.as_f64().unwrap() >= 0.0,
+        "a negative duration: {f}"
+    );
+}

@@ -197,7 +197,9 @@ impl Analysis for Retransmit {
         Some(RetransmitSummary {
             sender: side,
             count: p.retransmissions,
-            gave_up_after: until.map(|t| t.since(p.first)),
+            // Stamps that go back (a wrong clock, a file's garbage) give
+            // no duration rather than a negative one.
+            gave_up_after: until.map(|t| t.since(p.first)).filter(|d| *d >= 0.0),
             how,
             backoff: p.retransmissions >= 2 && p.last_gap > p.first_gap * 1.5,
         })
