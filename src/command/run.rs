@@ -65,7 +65,12 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
         }
         Plan::Man => {
             use clap::CommandFactory;
-            let man = clap_mangen::Man::new(crate::command::cli::Args::command());
+            // The synopsis as the usage says it (clap_mangen's own leaves the
+            // options' values out: `[-r ]`).
+            let cmd = crate::command::cli::Args::command().override_usage(
+                "kacap -r FILE [OPTIONS] [FILTER...]\n       kacap -i IFACE [OPTIONS] [FILTER...]\n       kacap lab SCENARIO [OPTIONS]\n       kacap sockets [OPTIONS] [FILTER...]",
+            );
+            let man = clap_mangen::Man::new(cmd);
             quiet_pipe(
                 man.render(&mut out)
                     .and_then(|()| out.flush())

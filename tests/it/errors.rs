@@ -399,6 +399,15 @@ fn completions_and_man_page_are_generated() {
         man.contains(".TH kacap 1") && man.contains("keepalive"),
         "{man}"
     );
+    // The synopsis names the options' values (clap_mangen's own printed
+    // `[-r ] [-c ]`).
+    let synopsis = man.split(".SH SYNOPSIS").nth(1).unwrap();
+    let synopsis = synopsis.split(".SH").next().unwrap();
+    assert!(
+        synopsis.contains("FILE") && synopsis.contains("IFACE"),
+        "{synopsis}"
+    );
+    assert!(!synopsis.contains("\\-r \\fR]"), "{synopsis}");
 }
 
 #[test]
