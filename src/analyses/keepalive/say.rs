@@ -473,33 +473,35 @@ impl Describe for Keepalive {
     }
 
     fn render_servers(servers: &[(&str, &ServerSettings)], o: &mut String) {
-        metric_head(
-            o,
-            "kacap_keepalive_idle_seconds",
-            "gauge",
-            "Latest inferred TCP_KEEPIDLE of a server's connections.",
-        );
-        for (name, s) in servers {
-            if let Some(v) = s.idle {
-                let _ = writeln!(o, "kacap_keepalive_idle_seconds{{server=\"{name}\"}} {v}");
-            }
-        }
-        metric_head(
-            o,
-            "kacap_keepalive_interval_seconds",
-            "gauge",
-            "Latest inferred TCP_KEEPINTVL of a server's connections.",
-        );
-        for (name, s) in servers {
-            if let Some(v) = s.interval {
-                let _ = writeln!(
-                    o,
-                    "kacap_keepalive_interval_seconds{{server=\"{name}\"}} {v}"
-                );
+        let families: [Family; 2] = [
+            (
+                "kacap_keepalive_idle_seconds",
+                "Latest inferred TCP_KEEPIDLE of a server's connections.",
+                |s| s.idle,
+            ),
+            (
+                "kacap_keepalive_interval_seconds",
+                "Latest inferred TCP_KEEPINTVL of a server's connections.",
+                |s| s.interval,
+            ),
+        ];
+        for (family, help, value) in families {
+            metric_head(o, family, "gauge", help);
+            for (name, s) in servers {
+                if let Some(v) = value(s) {
+                    let _ = writeln!(o, "{family}{{server=\"{name}\"}} {v}");
+                }
             }
         }
     }
 }
+
+/// A per-server metric family: its name, its help, its value.
+type Family = (
+    &'static str,
+    &'static str,
+    fn(&ServerSettings) -> Option<f64>,
+);
 
 impl From<Sysctls> for SystemDefaults {
     fn from(s: Sysctls) -> SystemDefaults {
