@@ -452,10 +452,13 @@ pub fn decoded<'a>(
         options_truncated: false,
         payload,
         ttl: 64,
+        ip_id: 0,
+        checksum: 0,
         link: crate::core::decode::LinkInfo {
             kind: crate::core::decode::LinkType::Raw,
             ifindex: 0,
             pkttype: None,
+            vlan: 0,
         },
     }
 }
@@ -475,6 +478,7 @@ pub fn data_ctx<'a>(
         from,
         kind: crate::core::tcp::Kind::Data,
         silence: None,
+        heard: None,
         injected: false,
         answers_probe: false,
         late: false,

@@ -50,6 +50,10 @@ pub struct Ctx<'a> {
     /// Seconds since the connection's previous segment (either direction);
     /// `None` for its first segment in the capture.
     pub silence: Option<f64>,
+    /// Seconds since the sender last accepted a segment from its peer (its
+    /// keepalive idle, as Linux measures it: a peer's probe does not end
+    /// it); `None` when the capture shows none.
+    pub heard: Option<f64>,
     /// A RST whose TTL differs from its sender's earlier segments: a
     /// middlebox forged it (see `middlebox`).
     pub injected: bool,

@@ -412,7 +412,9 @@ mod tests {
     fn per_flow_state_stays_small() {
         // What a connection costs while it is open or lingering: core state
         // plus every analysis's (boxed where only some connections need it).
+        // 360: 24 bytes more than before copies (`tcp::Sent`) and each
+        // side's own keepalive clock (`DirState::heard`, `probed`) were kept.
         let size = std::mem::size_of::<crate::core::flows::Entry<PerFlow>>();
-        assert!(size <= 336, "{size}");
+        assert!(size <= 360, "{size}");
     }
 }

@@ -6,6 +6,15 @@
 //! learned from the peer's ACK numbers when the capture starts mid-connection).
 //!
 //! ```text
+//! 0.  `duplicate`             the same segment as the sender's previous one
+//!                             (same seq, ack, flags, window, length, TCP
+//!                             checksum, IPv4 ID and TS val, one of the last
+//!                             two present: see `tcp::Sent`), at most 50 ms
+//!                             later (`DUPLICATE_WITHIN`), nothing from the
+//!                             peer in between: the capture saw one segment
+//!                             twice (a mirror port, `-i any`, two taps
+//!                             merged). A copy changes no state and is
+//!                             counted nowhere else.
 //! 1.  `rst`                   RST set. A RST from the peer of a side with an
 //!                             outstanding keepalive probe answers that probe.
 //! 2.  `syn`, `syn-ack`        SYN set (with ACK: `syn-ack`).
@@ -22,9 +31,14 @@
 //!                             only when the peer already acknowledged `next`
 //!                             (otherwise it is a retransmission of the last
 //!                             byte). Checked before retransmission: a 1-byte
-//!                             probe sits below `next`. Rules 5 and 6 apply
-//!                             only while the connection lives (no RST, no
-//!                             FIN exchange yet).
+//!                             probe sits below `next`. And no sooner than
+//!                             1 s (`MIN_KEEPALIVE_TIMER`) after the last
+//!                             segment the sender accepted from its peer, or
+//!                             after its own previous probe: Linux's smallest
+//!                             idle and interval. Sooner, such a segment is an
+//!                             `ack` (a reordered or duplicate ACK). Rules 5
+//!                             and 6 apply only while the connection lives
+//!                             (no RST, no FIN exchange yet).
 //! 7.  `keepalive-ack`         no payload, from the peer of a side with an
 //!                             outstanding keepalive probe, acknowledging that
 //!                             side's `next` (the probe's seq + 1). The window
@@ -45,13 +59,19 @@
 
 use crate::core::decode::{Segment, flags};
 use crate::core::flows::Flow;
-use crate::core::tcp::{Kind, Side};
+use crate::core::tcp::{Kind, MIN_KEEPALIVE_TIMER, Side};
+use crate::core::time::{Timestamp, When};
 
-/// Classifies `seg`, sent by `from`, against the flow's state before it.
-pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
+/// Classifies `seg`, sent by `from` at `ts`, against the flow's state before it.
+pub fn classify(flow: &Flow, from: Side, seg: &Segment, ts: Timestamp) -> Kind {
     let me = &flow.dir[from.idx()];
     let peer = &flow.dir[from.other().idx()];
     let bare = !seg.has(flags::SYN | flags::FIN | flags::RST);
+
+    // 0: a copy of the sender's previous segment.
+    if me.last.copied_by(seg, ts.since(flow.last_ts)) {
+        return Kind::Duplicate;
+    }
 
     // 1-4: control flags.
     if seg.has(flags::RST) {
@@ -83,7 +103,8 @@ pub fn classify(flow: &Flow, from: Side, seg: &Segment) -> Kind {
             return Kind::ZeroWindowProbe;
         }
         let nothing_in_flight = seg.len == 0 || peer.acked.is_none_or(|a| a >= next);
-        if below && nothing_in_flight {
+        let timer = |since: When| since.until(ts).is_none_or(|t| t >= MIN_KEEPALIVE_TIMER);
+        if below && nothing_in_flight && timer(me.heard) && timer(me.probed) {
             return Kind::Keepalive;
         }
     }
@@ -161,10 +182,13 @@ mod tests {
         options_truncated: false,
         payload: &[],
         ttl: 64,
+        ip_id: 0,
+        checksum: 0,
         link: LinkInfo {
             kind: LinkType::Raw,
             ifindex: 0,
             pkttype: None,
+            vlan: 0,
         },
     };
 
@@ -211,8 +235,15 @@ mod tests {
     }
 
     fn kind(flow: &Flow, seg: Segment) -> Kind {
-        classify(flow, flow.side_of(&seg), &seg)
+        classify(flow, flow.side_of(&seg), &seg, AT)
     }
+
+    /// When the segments under test are sent: well after anything the
+    /// flows of these tests heard.
+    const AT: Timestamp = Timestamp {
+        sec: 1_700_000_100,
+        nsec: 0,
+    };
 
     /// The client has a keepalive probe out (at `C_NEXT − 1`).
     fn probing() -> Flow {

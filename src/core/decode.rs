@@ -80,6 +80,10 @@ pub struct LinkInfo {
     pub ifindex: u32,
     /// Packet type from a LINUX_SLL / LINUX_SLL2 header (0 = to us, 4 = outgoing).
     pub pkttype: Option<u16>,
+    /// The frame's 802.1Q / 802.1ad VLAN IDs, outermost first, folded into
+    /// one number (0: untagged): part of a connection's identity, since the
+    /// same 4-tuple on two VLANs is two hops (or two connections).
+    pub vlan: u32,
 }
 
 /// A decoded TCP segment: a view into the frame, no copies.
@@ -107,6 +111,12 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// IPv4 identification (0 for IPv6).
+    pub ip_id: u16,
+    /// The TCP checksum as sent (0 when not captured): with the IP ID, what
+    /// tells a copy of a segment (the capture saw it twice) from the same
+    /// segment sent again.
+    pub checksum: u16,
     pub link: LinkInfo,
 }
 
@@ -163,7 +173,7 @@ pub fn network(link: LinkType, frame: &[u8]) -> Result<(&[u8], LinkInfo), Skip> 
     let ip = match link {
         LinkType::Raw => frame,
         LinkType::Null | LinkType::Loop => frame.get(4..).ok_or(Skip::Truncated)?,
-        LinkType::Ethernet => ethernet_payload(frame)?,
+        LinkType::Ethernet => ethernet_payload(frame, &mut info.vlan)?,
         LinkType::LinuxSll => {
             let hdr = frame.get(..16).ok_or(Skip::Truncated)?;
             info.pkttype = Some(be16(hdr, 0));
@@ -183,15 +193,21 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// Skips the Ethernet header and any VLAN tags.
+/// Skips the Ethernet header and any VLAN tags (their IDs folded into `vlan`).
 #[inline(always)]
-fn ethernet_payload(frame: &[u8]) -> Result<&[u8], Skip> {
+fn ethernet_payload<'a>(frame: &'a [u8], vlan: &mut u32) -> Result<&'a [u8], Skip> {
     let mut at = 12;
     // A frame with more than a few stacked tags is not a frame we can use.
     for _ in 0..8 {
         let ethertype = be16(frame.get(at..at + 2).ok_or(Skip::Truncated)?, 0);
         match ethertype {
-            0x8100 | 0x88a8 | 0x9100 => at += 4,
+            0x8100 | 0x88a8 | 0x9100 => {
+                let tci = be16(frame.get(at + 2..at + 4).ok_or(Skip::Truncated)?, 0);
+                *vlan = vlan
+                    .wrapping_mul(4096)
+                    .wrapping_add(u32::from(tci & 0x0fff) + 1);
+                at += 4;
+            }
             _ => return ip_by_ethertype(ethertype, &frame[at + 2..]),
         }
     }
@@ -257,7 +273,7 @@ fn decode_ip(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
         declared,
         slice.source_addr(),
         slice.destination_addr(),
-        ttl,
+        (ttl, 0),
         link,
     )
 }
@@ -303,7 +319,7 @@ fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
         declared,
         src.into(),
         dst.into(),
-        header[8],
+        (header[8], be16(header, 4)),
         link,
     )
 }
@@ -313,7 +329,7 @@ fn decode_tcp<'a>(
     declared: usize,
     src: IpAddr,
     dst: IpAddr,
-    ttl: u8,
+    (ttl, ip_id): (u8, u16),
     link: LinkInfo,
 ) -> Result<Segment<'a>, Skip> {
     if tcp.len() < 16 {
@@ -324,6 +340,7 @@ fn decode_tcp<'a>(
         return Err(Skip::Malformed);
     }
     let urp = if tcp.len() >= 20 { be16(tcp, 18) } else { 0 };
+    let checksum = if tcp.len() >= 18 { be16(tcp, 16) } else { 0 };
     let opt_end = usize::from(header_len).min(tcp.len());
     let options = tcp.get(20..opt_end).unwrap_or(&[]);
     Ok(Segment {
@@ -346,6 +363,8 @@ fn decode_tcp<'a>(
             &tcp[start..end]
         },
         ttl,
+        ip_id,
+        checksum,
         link,
     })
 }

@@ -1,6 +1,8 @@
 //! Flows: the connection table and per-direction sequence state.
 //!
-//! A flow is one TCP connection, keyed by its 4-tuple in either direction.
+//! A flow is one TCP connection, keyed by its 4-tuple in either direction
+//! and its VLAN tags (the same connection routed between two VLANs is seen
+//! twice, once on each: two flows, not one with every segment doubled).
 //! The client is the side that sent the SYN. Without a SYN (the capture
 //! started mid-connection): the sender of a SYN-ACK is the server; otherwise
 //! the endpoint with the lower port is the server (services listen on low or
@@ -17,8 +19,8 @@
 use super::slab::Slab;
 use crate::core::decode::{Segment, flags};
 use crate::core::seq::SeqNumber;
-use crate::core::tcp::{CloseKind, DirState, Kind, Outstanding, Side};
-use crate::core::time::{FAR, Timestamp};
+use crate::core::tcp::{CloseKind, DirState, Kind, Outstanding, Sent, Side};
+use crate::core::time::{FAR, Timestamp, When};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -106,9 +108,17 @@ impl Flow {
     /// classified as `kind`.
     pub fn update(&mut self, from: Side, seg: &Segment, kind: Kind, ts: Timestamp) {
         self.packets += 1;
+        if kind == Kind::Duplicate {
+            // A copy of a segment already counted: it changes nothing.
+            return;
+        }
         self.last_ts = ts;
         let is_syn = seg.has(flags::SYN);
         let (me, peer) = self.pair_mut(from);
+        let now = When::at(ts);
+        me.last = Sent::of(seg);
+        // The peer's next segment answers this one: not a copy of its last.
+        peer.last = Sent::default();
         if is_syn {
             me.base = Some(seg.seq);
         }
@@ -132,8 +142,14 @@ impl Flow {
                 me.ttl = seg.ttl;
             }
         }
+        if !matches!(kind, Kind::Keepalive | Kind::ZeroWindowProbe) {
+            peer.heard = now;
+        }
         match kind {
             Kind::Keepalive | Kind::ZeroWindowProbe => {
+                if kind == Kind::Keepalive {
+                    me.probed = now;
+                }
                 me.probe = Some(Outstanding {
                     seq: seg.seq,
                     zero_window: kind == Kind::ZeroWindowProbe,
@@ -218,15 +234,18 @@ impl Flow {
     }
 }
 
-/// Canonical 4-tuple: the lower endpoint first.
+/// Canonical 4-tuple, the lower endpoint first, and the VLAN tags it was
+/// seen with: the same 4-tuple on two VLANs (routed between them, or two
+/// hosts behind one address plan) is not one stream of segments.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct FlowKey {
     lo: ([u8; 16], u16),
     hi: ([u8; 16], u16),
+    vlan: u32,
 }
 
 /// An address as 16 bytes (IPv4 mapped into IPv6): cheap to hash and
-/// compare, and only 2-byte aligned, so a key takes 36 bytes.
+/// compare, and only 2-byte aligned, so a key takes 40 bytes.
 fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
     match ip {
         std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
@@ -238,10 +257,11 @@ impl FlowKey {
     pub fn of(seg: &Segment) -> FlowKey {
         let a = (addr_bytes(seg.src), seg.sport);
         let b = (addr_bytes(seg.dst), seg.dport);
+        let vlan = seg.link.vlan;
         if a <= b {
-            FlowKey { lo: a, hi: b }
+            FlowKey { lo: a, hi: b, vlan }
         } else {
-            FlowKey { lo: b, hi: a }
+            FlowKey { lo: b, hi: a, vlan }
         }
     }
 }
@@ -508,7 +528,7 @@ mod tests {
     #[test]
     fn per_flow_state_stays_small() {
         // What a connection costs while it is open or lingering.
-        assert!(std::mem::size_of::<super::FlowKey>() <= 36);
+        assert!(std::mem::size_of::<super::FlowKey>() <= 40);
         assert!(
             std::mem::size_of::<super::Flow>() <= 336,
             "{}",

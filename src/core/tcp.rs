@@ -1,8 +1,10 @@
 //! TCP domain types every stage shares: which side sent a segment, what
 //! kind of segment it is, how a connection closed, and each side's sequence
-//! state. Nothing here imports another kacap module except `seq`.
+//! state. Nothing here imports another kacap module except `seq`, `time`
+//! and `decode`.
 
 use crate::core::seq::SeqNumber;
+use crate::core::time::When;
 use std::net::IpAddr;
 
 /// Which end of the connection sent a segment.
@@ -47,6 +49,7 @@ pub enum Kind {
     Retransmission,
     Fin,
     Rst,
+    Duplicate,
 }
 
 impl Kind {
@@ -66,10 +69,11 @@ impl Kind {
             Kind::Retransmission => "retransmission",
             Kind::Fin => "fin",
             Kind::Rst => "rst",
+            Kind::Duplicate => "duplicate",
         }
     }
 
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Syn,
         Kind::SynAck,
         Kind::HandshakeAck,
@@ -84,6 +88,7 @@ impl Kind {
         Kind::Retransmission,
         Kind::Fin,
         Kind::Rst,
+        Kind::Duplicate,
     ];
 }
 
@@ -116,7 +121,7 @@ impl Outstanding {
 }
 
 /// What one side has sent so far, as far as the capture shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DirState {
     /// Base for relative sequence numbers in JSON: the ISN, or one below the
     /// first sequence number learned when the SYN was not captured.
@@ -136,7 +141,77 @@ pub struct DirState {
     /// IP TTL (hop limit) of this side's segments (0: none seen yet; RSTs
     /// do not set it: a middlebox may forge them).
     pub ttl: u8,
+    /// When this side last accepted a segment from its peer: anything but
+    /// the peer's probes (keepalive or zero-window), which a kernel answers
+    /// and discards before they touch its timers. Linux measures keepalive
+    /// idle from here (`keepalive_time_elapsed`: `lrcvtime`, `rcv_tstamp`).
+    pub heard: When,
+    /// When this side sent its last keepalive probe.
+    pub probed: When,
+    /// This side's last segment (not a copy), unless the peer sent one
+    /// since: what a copy of it matches.
+    pub last: Sent,
 }
+
+/// One segment as sent, for telling a copy of it: a copy the capture saw
+/// twice (a mirror port, two interfaces, two taps merged) has the same
+/// seq, ack, flags, window, length, TCP checksum, IPv4 ID and TS val; the
+/// same segment sent again by its kernel gets a new IPv4 ID or TS val, and
+/// comes no sooner than an RTO (Linux: 200 ms). Without either (IPv6 or an
+/// IP ID of 0, and no TCP timestamps: a host's RSTs, say) nothing tells a
+/// copy from a segment sent twice: no segment is a copy then. (The checksum
+/// alone does not tell: a sender offloading it to its NIC shows the same
+/// partial sum on different segments.) Kept as a 64-bit digest of those
+/// fields (8 bytes, where the fields take 24). When it was sent is the
+/// flow's `last_ts`: a side's last segment is the flow's last while nothing
+/// came from the peer since (which clears it).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sent {
+    /// Digest of the fields above; 0 when nothing would tell a copy.
+    pub print: u64,
+}
+
+impl Sent {
+    /// `seg` as sent.
+    pub fn of(seg: &crate::core::decode::Segment) -> Sent {
+        let tsval = seg.timestamps().map_or(0, |(val, _)| val);
+        if seg.ip_id == 0 && tsval == 0 {
+            return Sent { print: 0 };
+        }
+        // FNV-1a over the fields: cheap, and no two segments a few
+        // microseconds apart collide by chance (2^-64).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in [
+            u64::from(seg.seq.0),
+            u64::from(seg.ack.0),
+            u64::from(seg.len),
+            u64::from(seg.win) << 16 | u64::from(seg.flags),
+            u64::from(seg.ip_id) << 16 | u64::from(seg.checksum),
+            u64::from(tsval),
+        ] {
+            h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Sent { print: h | 1 }
+    }
+
+    /// Whether `seg`, `gap` seconds after this segment, is a copy of it.
+    pub fn copied_by(&self, seg: &crate::core::decode::Segment, gap: f64) -> bool {
+        self.print != 0
+            && (0.0..=DUPLICATE_WITHIN).contains(&gap)
+            && Sent::of(seg).print == self.print
+    }
+}
+
+/// A copy comes at most this long after the segment it copies: mirror
+/// ports and `-i any` copy within microseconds; a kernel's retransmission
+/// or probe comes 200 ms or more later, and differs anyway (see [`Sent`]).
+pub const DUPLICATE_WITHIN: f64 = 0.05;
+
+/// Linux's smallest TCP_KEEPIDLE and TCP_KEEPINTVL (1 s), less the jitter of
+/// its timer (a jiffy) and of capture stamps: no kernel keepalive comes
+/// sooner after the last segment its sender accepted, or after its
+/// previous probe.
+pub const MIN_KEEPALIVE_TIMER: f64 = 0.99;
 
 /// Two addresses of one host: the same address, or both loopback
 /// (127.0.0.0/8, ::1). No middlebox can sit between them.

@@ -48,6 +48,33 @@ impl Timestamp {
     }
 }
 
+/// A moment kept compactly in per-connection state (8 bytes, where an
+/// `Option<Timestamp>` takes 24): seconds since the epoch as f64 (exact to
+/// well under a microsecond for today's dates), or never.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct When(f64);
+
+impl Default for When {
+    fn default() -> Self {
+        When::NEVER
+    }
+}
+
+impl When {
+    pub const NEVER: When = When(f64::NEG_INFINITY);
+
+    pub fn at(ts: Timestamp) -> When {
+        When(ts.sec as f64 + f64::from(ts.nsec) * 1e-9)
+    }
+
+    /// Seconds from this moment to `ts`; `None` if never.
+    pub fn until(self, ts: Timestamp) -> Option<f64> {
+        self.0
+            .is_finite()
+            .then(|| (ts.sec as f64 - self.0) + f64::from(ts.nsec) * 1e-9)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Timestamp;

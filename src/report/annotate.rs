@@ -72,6 +72,12 @@ fn core_words(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
             out.s("ACK from ").s(who);
             Ok(())
         }
+        Kind::Duplicate => {
+            out.s("copy of the ")
+                .s(who)
+                .s("'s previous segment: the capture saw it twice (a mirror port, -i any), it was sent once");
+            Ok(())
+        }
         Kind::Keepalive => write!(out, "keepalive probe from {who}"),
         Kind::KeepaliveAck => write!(out, "keepalive ACK from {who}"),
         Kind::ZeroWindowProbe => write!(

@@ -12,6 +12,7 @@ mod fleet;
 mod hostile;
 mod html;
 mod http;
+mod identity;
 mod inputs;
 mod lab;
 mod live;

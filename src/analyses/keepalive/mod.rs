@@ -10,9 +10,12 @@
 //! - the capture ends with the last probe unanswered: `Unanswered`.
 //!
 //! Inference, per probing side:
-//! - `idle`: time from the last segment of the connection (either direction)
+//! - `idle`: time from the last segment the prober accepted from its peer
 //!   to the first probe of an episode, median over episodes (TCP_KEEPIDLE,
-//!   tcp_keepalive_time). While the peer answers, probes come one idle apart.
+//!   tcp_keepalive_time). Linux measures it so (`keepalive_time_elapsed`):
+//!   the peer's own probes, answered and discarded, do not end it, so when
+//!   both ends probe each one's idle is its own. While the peer answers,
+//!   probes come one idle apart.
 //! - `interval`: median gap between consecutive unanswered probes of an
 //!   episode (TCP_KEEPINTVL). When only one probe went unanswered, Linux's
 //!   RST one interval after the last probe gives it.
@@ -188,7 +191,7 @@ impl Analysis for Keepalive {
                 s,
                 cx.n,
                 cx.ts,
-                cx.silence,
+                cx.heard,
                 cx.seg.timestamps(),
             ),
             (_, None) => return Note::None,

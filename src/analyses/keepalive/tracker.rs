@@ -228,7 +228,8 @@ impl Tracker {
                 Note::Probe {
                     number,
                     ordinal,
-                    idle,
+                    // The silence before it: nothing since the last probe.
+                    idle: Some(gap),
                     since_prev: Some(gap),
                     next_due: None,
                     unheard: false,

@@ -228,10 +228,13 @@ mod tests {
         options_truncated: false,
         payload: DATA,
         ttl: 64,
+        ip_id: 0,
+        checksum: 0,
         link: LinkInfo {
             kind: LinkType::Raw,
             ifindex: 0,
             pkttype: None,
+            vlan: 0,
         },
     };
 
@@ -286,6 +289,7 @@ mod tests {
                 from,
                 kind: *kind,
                 silence: last.map(|l| t - l),
+                heard: None,
                 injected: *injected,
                 answers_probe: false,
                 late: false,

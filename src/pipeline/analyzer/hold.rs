@@ -220,6 +220,9 @@ pub(super) fn revise(
             from: side,
             kind: Kind::Keepalive,
             silence: *silence,
+            // Held at the start of what the capture shows of this side:
+            // the silence before it is the best account of its idle.
+            heard: *silence,
             injected: false,
             answers_probe: false,
             late: false,

@@ -282,7 +282,7 @@ impl<S: Sink> Analyzer<S> {
                 // The core state only: flow identities and ends as the main
                 // pass will see them.
                 let was_finished = flow.finished;
-                let kind = classify(flow, from, &seg);
+                let kind = classify(flow, from, &seg, frame.ts);
                 flow.update(from, &seg, kind, frame.ts);
                 if flow.finished && !was_finished {
                     let id = flow.id;

@@ -18,7 +18,7 @@ pub(super) fn step<'a>(
 ) -> PacketEvent<'a> {
     let flow = &mut entry.flow;
     let from = flow.side_of(seg);
-    let kind = classify(flow, from, seg);
+    let kind = classify(flow, from, seg, frame.ts);
     // After a RST nothing belongs to the connection any more; after a FIN
     // exchange the last ACK still does.
     let late = flow.finished && matches!(flow.close, Some((CloseKind::Rst, _)));
@@ -31,11 +31,17 @@ pub(super) fn step<'a>(
         from,
         kind,
         silence: (flow.packets > 0).then(|| frame.ts.since(flow.last_ts)),
+        heard: flow.dir[from.idx()].heard.until(frame.ts),
         injected,
         answers_probe: answers_probe(flow, from, kind, seg),
         late,
     };
-    let notes = entry.state.segment(&cx);
+    // A copy the capture saw twice: no analysis sees it (it was sent once).
+    let notes = if kind == Kind::Duplicate {
+        Default::default()
+    } else {
+        entry.state.segment(&cx)
+    };
     flow.update(from, seg, kind, frame.ts);
     PacketEvent {
         n: frame.n,

@@ -168,7 +168,7 @@ fn mark_kind(s: &FlowStep, all: &[FlowStep]) -> &'static str {
         | Kind::ZeroWindowProbe
         | Kind::ZeroWindowProbeAck
         | Kind::WindowUpdate => "window",
-        Kind::Ack => "ack",
+        Kind::Ack | Kind::Duplicate => "ack",
     }
 }
 

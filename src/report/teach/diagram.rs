@@ -23,6 +23,7 @@ pub fn label(s: &FlowStep) -> String {
         Kind::HandshakeAck => "ACK".to_string(),
         Kind::Data => format!("data {} B", s.len),
         Kind::Ack => "ACK".to_string(),
+        Kind::Duplicate => "(copy)".to_string(),
         Kind::Retransmission if s.flags & flags::FIN != 0 => "FIN (again)".to_string(),
         Kind::Retransmission => format!("retransmission {} B", s.len),
         Kind::Fin => "FIN".to_string(),

@@ -1,0 +1,167 @@
+//! Which segments are one connection, and which bare segments can be
+//! kernel keepalives: shapes seen on captures other people made (issue
+//! "trust on captures other people made"), crafted as the field showed
+//! them.
+
+use crate::craft::*;
+use crate::crafted::dead_peer;
+use crate::{Json, approx, json};
+use tempfile::TempDir;
+
+fn run(conn: &Conn) -> Json {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.pcap");
+    conn.write_pcap(&path, PcapOpts::default());
+    json(&path, &[])
+}
+
+/// Every frame twice, `gap` apart: a mirror port, or `-i any` on a bridge.
+fn doubled(conn: &mut Conn, gap: f64) {
+    let frames = std::mem::take(&mut conn.frames);
+    for (t, f) in frames {
+        conn.frames.push((t, f.clone()));
+        conn.frames.push((t + gap, f));
+    }
+}
+
+#[test]
+fn mirror_port_copies_are_duplicates_counted_nowhere_else() {
+    // A dead peer with three probes, every frame seen twice 1 µs apart:
+    // three probes one second apart, not six 1 µs apart.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    c.handshake(1, 2)
+        .exchange(Client, b"hello\n")
+        .wait(2.0)
+        .probe(Client, 0)
+        .wait(1.0)
+        .probe(Client, 0)
+        .wait(1.0)
+        .probe(Client, 0)
+        .wait(1.0)
+        .give_up(Client);
+    doubled(&mut c, 0.000_001);
+    let j = run(&c);
+    let kinds = j.kinds();
+    assert_eq!(kinds.len(), 18);
+    for pair in kinds.chunks(2) {
+        assert_eq!(pair[1], "duplicate", "{kinds:?}");
+        assert_ne!(pair[0], "duplicate", "{kinds:?}");
+    }
+    assert!(!kinds.contains(&"retransmission"), "{kinds:?}");
+    let f = j.flow();
+    assert_eq!(f["verdict"], "dead-peer");
+    assert_eq!(f["probes"], 3);
+    assert_eq!(f["keepalive"]["count"], 3);
+    approx(&f["keepalive"]["interval"], 1.0, 0.01);
+    approx(&f["keepalive"]["idle"], 2.0, 0.01);
+}
+
+#[test]
+fn a_segment_sent_again_is_not_a_copy() {
+    // The same probe bytes a second later are a second probe (a stack with
+    // a constant IP ID and no timestamps resends identical bytes; time tells).
+    let j = run(&dead_peer(
+        Link::Ethernet,
+        "10.0.0.2:40000",
+        "10.0.0.1:5432",
+        1,
+        2,
+    ));
+    assert!(!j.kinds().contains(&"duplicate"));
+    assert_eq!(j.flow()["probes"], 2);
+}
+
+#[test]
+fn the_same_connection_on_two_vlans_is_two_flows() {
+    // Routed between VLAN 10 and VLAN 20: each segment seen on both, 40 µs
+    // apart. One flow per VLAN, each a plain conversation; before, the
+    // second copies' ACKs were keepalive probes 40 µs apart.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:27017", Link::Vlan);
+    c.handshake(1000, 5000)
+        .exchange(Client, b"ping\n")
+        .exchange(Server, b"pong\n")
+        .wait(5.0)
+        .exchange(Client, b"ping\n")
+        .seg(Client, FIN | ACK, &[])
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[]);
+    let frames = std::mem::take(&mut c.frames);
+    for (t, f) in frames {
+        let mut other = f.clone();
+        other[15] = 20; // the 802.1Q tag's VLAN ID: 10 → 20
+        c.frames.push((t, f));
+        c.frames.push((t + 0.000_04, other));
+    }
+    let j = run(&c);
+    assert_eq!(j.flows.len(), 2, "{:?}", j.flows);
+    for f in &j.flows {
+        assert_eq!(f["verdict"], "no-keepalive", "{f}");
+        assert_eq!(f["handshake"], "complete");
+        assert_eq!(f["probes"], 0);
+    }
+    let kinds = j.kinds();
+    for k in ["keepalive", "retransmission", "duplicate"] {
+        assert!(!kinds.contains(&k), "{k} in {kinds:?}");
+    }
+}
+
+#[test]
+fn no_keepalive_sooner_than_a_second_after_what_its_sender_heard() {
+    // A loopback ACK reordered after one byte of data (seq = next − 1,
+    // 1 µs later), and bare seq − 1 ACKs 0.1 s after each exchange: Linux
+    // never probes sooner than 1 s (TCP_KEEPIDLE and TCP_KEEPINTVL ≥ 1).
+    let mut c = Conn::new("127.0.0.1:40000", "127.0.0.1:6379", Link::Null);
+    c.handshake(1000, 5000);
+    let ack_before_data = (c.next[0], c.next[1]);
+    c.seg(Client, PSH | ACK, b"x");
+    c.wait(0.000_001).raw(
+        Client,
+        ACK,
+        ack_before_data.0,
+        ack_before_data.1,
+        512,
+        &[],
+        &[],
+    );
+    c.seg(Server, ACK, &[]);
+    for _ in 0..3 {
+        c.wait(2.0)
+            .exchange(Client, b"GET\n")
+            .exchange(Server, b"OK\n");
+        c.wait(0.1).probe(Client, 0);
+    }
+    let j = run(&c);
+    let kinds = j.kinds();
+    assert!(!kinds.contains(&"keepalive"), "{kinds:?}");
+    assert!(!kinds.contains(&"keepalive-ack"), "{kinds:?}");
+    let f = j.flow();
+    assert_eq!(f["verdict"], "no-keepalive");
+    assert!(j.packets.iter().all(|p| p.get("reply_to").is_none()));
+}
+
+#[test]
+fn when_both_ends_probe_each_ones_idle_is_its_own() {
+    // Docker-style: both ends with a 15 s keepalive. The server's probe
+    // comes right after it answered the client's: the client's probe did
+    // not end the server's silence (Linux answers and discards it).
+    let mut c = Conn::new("172.17.0.2:40000", "172.17.0.3:8080", Link::Ethernet);
+    c.handshake(1000, 5000).exchange(Client, b"hello\n");
+    for _ in 0..3 {
+        c.wait(15.0).probe(Client, 0).seg(Server, ACK, &[]);
+        c.wait(0.000_3).probe(Server, 0).seg(Client, ACK, &[]);
+    }
+    let j = run(&c);
+    let probes: Vec<_> = j
+        .packets
+        .iter()
+        .filter(|p| p["kind"] == "keepalive")
+        .collect();
+    assert_eq!(probes.len(), 6);
+    for p in &probes {
+        approx(&p["idle"], 15.0, 0.01);
+    }
+    let f = j.flow();
+    assert_eq!(f["prober"], "both");
+    assert_eq!(f["verdict"], "alive");
+    approx(&f["keepalive"]["idle"], 15.0, 0.01);
+}
