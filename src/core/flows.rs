@@ -13,8 +13,10 @@
 //! A flow that ended (RST, or FIN from both sides) stays in the table for
 //! [`FlowTable::linger`] of capture time, so late segments of that connection
 //! (retransmitted FINs from an orphaned socket, the RSTs they draw) are
-//! attributed to it instead of starting new flows. A new SYN on the same
-//! 4-tuple always starts a new flow.
+//! attributed to it instead of starting new flows; while a FIN is still
+//! unacknowledged, at least [`ORPHAN_LINGER`]. A new SYN on the same 4-tuple
+//! starts a new flow — unless it is the connection's own SYN again after a
+//! RST ended it in SYN-SENT (see [`Flow::refused_then_retried`]).
 
 use super::slab::Slab;
 use crate::core::decode::{Segment, flags};
@@ -160,7 +162,10 @@ impl Flow {
                 peer.probe = None;
             }
             _ => {
-                if seg.seq_len() > 0 {
+                // New data ends a probe's wait; a FIN does not: the answer
+                // to a probe may cross it (acknowledging the probe, not the
+                // FIN yet).
+                if seg.len > 0 {
                     me.probe = None;
                 }
             }
@@ -219,6 +224,32 @@ impl Flow {
         dir.base.get_or_insert(next - 1);
     }
 
+    /// A SYN with the ISN of this connection's own SYN, after a RST ended
+    /// it before the handshake completed: the client did not take the RST
+    /// (its ACK number was not acceptable, or it never reached the client)
+    /// and its kernel is still connecting. One connection, not two.
+    pub fn refused_then_retried(&self, syn: &Segment) -> bool {
+        self.finished
+            && !self.established
+            && !self.syn_ack
+            && matches!(self.close, Some((CloseKind::Rst, _)))
+            && self.dir[Side::Client.idx()].base == Some(syn.seq)
+            && SocketAddr::new(syn.src, syn.sport) == self.client
+    }
+
+    /// A connection that closed with FINs, one of them not acknowledged:
+    /// its sender (an orphaned socket) will send it again, backing off up
+    /// to TCP_RTO_MAX between copies. (After a RST, late FINs draw RSTs and
+    /// keep the connection lingering by themselves.)
+    pub fn fin_unacknowledged(&self) -> bool {
+        matches!(self.close, Some((CloseKind::Fin, _)))
+            && [Side::Client, Side::Server].into_iter().any(|s| {
+                self.dir[s.idx()]
+                    .fin
+                    .is_some_and(|f| self.dir[s.other().idx()].acked.is_none_or(|a| a <= f))
+            })
+    }
+
     /// Whether a RST from `from` is not the peer's own: its TTL differs from
     /// the TTL `from`'s earlier segments arrived with (see `middlebox`).
     /// Never between two ends on the same host: no middlebox sits there.
@@ -265,6 +296,12 @@ impl FlowKey {
         }
     }
 }
+
+/// How long a finished connection whose FIN is still unacknowledged
+/// lingers at least: Linux's TCP_RTO_MAX (120 s), the longest an orphaned
+/// socket waits between two copies of its FIN, and a margin. Its late FINs
+/// continue its sequence space: they belong to it, not to a new flow.
+pub const ORPHAN_LINGER: f64 = 130.0;
 
 /// How long the table keeps connections.
 #[derive(Clone, Copy, Debug)]
@@ -358,6 +395,14 @@ impl<A: Default> FlowTable<A> {
         let key = FlowKey::of(seg);
         let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         if fresh_syn
+            && let Some(Entry { flow: old, .. }) = self.flows.get_mut(&key)
+            && old.refused_then_retried(seg)
+        {
+            // The RST did not end it: the client never took it (see there).
+            old.finished = false;
+            old.close = None;
+        }
+        if fresh_syn
             && let Some(Entry { flow: old, .. }) = self.flows.get(&key)
             && (old.finished || old.syn_ack || old.established)
             && old.dir[Side::Client.idx()].base != Some(seg.seq)
@@ -443,13 +488,24 @@ impl<A: Default> FlowTable<A> {
             }
             self.finished.pop_front();
             match self.flows.get(&key) {
+                // Reopened (see `refused_then_retried`): queued again when
+                // it finishes again.
+                Some(e) if e.flow.id == id && !e.flow.finished => {}
                 Some(e) if e.flow.id == id => {
-                    if over(now.since(e.flow.last_ts), self.linger) {
+                    let linger = if e.flow.fin_unacknowledged() {
+                        self.linger.max(ORPHAN_LINGER)
+                    } else {
+                        self.linger
+                    };
+                    if over(now.since(e.flow.last_ts), linger) {
                         out.extend(self.flows.remove(&key));
                     } else {
-                        // Late segments kept it alive: look again later.
-                        let last = e.flow.last_ts;
-                        self.finished.push_back((key, id, last));
+                        // Late segments kept it alive, or it lingers longer
+                        // (an unacknowledged FIN): look again when its own
+                        // linger is over (queued so the front check above
+                        // waits exactly that long, not once more now).
+                        let again = e.flow.last_ts.plus(linger - self.linger);
+                        self.finished.push_back((key, id, again));
                     }
                 }
                 // Replaced by a new connection on the same 4-tuple, or gone.

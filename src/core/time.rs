@@ -49,10 +49,10 @@ impl Timestamp {
 }
 
 /// A moment kept compactly in per-connection state (8 bytes, where an
-/// `Option<Timestamp>` takes 24): seconds since the epoch as f64 (exact to
-/// well under a microsecond for today's dates), or never.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct When(f64);
+/// `Option<Timestamp>` takes 24): nanoseconds since the epoch (exact for
+/// 292 years either side of 1970; stamps beyond saturate), or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct When(i64);
 
 impl Default for When {
     fn default() -> Self {
@@ -61,17 +61,19 @@ impl Default for When {
 }
 
 impl When {
-    pub const NEVER: When = When(f64::NEG_INFINITY);
+    pub const NEVER: When = When(i64::MIN);
 
     pub fn at(ts: Timestamp) -> When {
-        When(ts.sec as f64 + f64::from(ts.nsec) * 1e-9)
+        let ns = i128::from(ts.sec) * 1_000_000_000 + i128::from(ts.nsec);
+        When(ns.clamp(i128::from(i64::MIN) + 1, i128::from(i64::MAX)) as i64)
     }
 
     /// Seconds from this moment to `ts`; `None` if never.
     pub fn until(self, ts: Timestamp) -> Option<f64> {
-        self.0
-            .is_finite()
-            .then(|| (ts.sec as f64 - self.0) + f64::from(ts.nsec) * 1e-9)
+        (self != When::NEVER).then(|| {
+            let ns = i128::from(ts.sec) * 1_000_000_000 + i128::from(ts.nsec);
+            (ns - i128::from(self.0)) as f64 * 1e-9
+        })
     }
 }
 

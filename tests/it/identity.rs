@@ -165,3 +165,77 @@ fn when_both_ends_probe_each_ones_idle_is_its_own() {
     assert_eq!(f["verdict"], "alive");
     approx(&f["keepalive"]["idle"], 15.0, 0.01);
 }
+
+#[test]
+fn a_rst_in_syn_sent_then_the_same_syn_is_one_connection() {
+    // The client's SYN draws a RST (a firewall, a listener not up yet);
+    // 3 s later the kernel sends the same SYN again (same ISN), and the
+    // connection is made. Its real end, 77 s later, belongs to it.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:8080", Link::Ethernet);
+    c.raw(Client, SYN, 1000, 0, 65495, &[], &[]);
+    c.raw(Server, RST | ACK, 0, 1001, 0, &[], &[]);
+    c.wait(3.0)
+        .handshake(1000, 5000)
+        .exchange(Client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .exchange(Server, b"HTTP/1.1 204 No Content\r\n\r\n")
+        .wait(77.0)
+        .give_up(Client);
+    let j = run(&c);
+    let f = j.flow();
+    assert_eq!(f["handshake"], "complete");
+    let kinds = j.kinds();
+    assert!(!kinds.contains(&"retransmission"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"rst"));
+}
+
+#[test]
+fn late_fin_retransmissions_of_an_orphan_belong_to_its_connection() {
+    // The server closed, the client closed too, and its FIN goes
+    // unanswered: the orphaned socket resends it, backing off (1, 2, 4, …
+    // 64 s) past the 60 s a finished connection lingers.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:8080", Link::Ethernet);
+    c.handshake(1000, 5000)
+        .exchange(Client, b"bye\n")
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[])
+        .seg(Client, FIN | ACK, &[]);
+    let fin = c.next[0] - 1;
+    let ack = c.next[1];
+    let mut backoff = 1.0;
+    for _ in 0..8 {
+        c.wait(backoff)
+            .raw(Client, FIN | ACK, fin, ack, 512, &[], &[]);
+        backoff *= 2.0;
+    }
+    let j = run(&c);
+    j.flow();
+    let kinds = j.kinds();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "retransmission").count(),
+        8,
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_probe_answered_while_the_probers_fin_crosses_it_is_answered() {
+    // The client probes, then closes; the server's answer to the probe
+    // (ack = probe seq + 1, the FIN not acknowledged yet) arrives after
+    // the FIN left. Before: a plain ACK, and "alive" with 0 answered.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    c.handshake(1000, 5000)
+        .exchange(Client, b"hello\n")
+        .wait(30.0);
+    c.probe(Client, 0);
+    let answer = (c.next[1], c.next[0]);
+    c.wait(0.000_1).seg(Client, FIN | ACK, &[]);
+    c.raw(Server, ACK, answer.0, answer.1, 512, &[], &[]);
+    c.seg(Server, FIN | ACK, &[]).seg(Client, ACK, &[]);
+    let j = run(&c);
+    let kinds = j.kinds();
+    assert!(kinds.contains(&"keepalive-ack"), "{kinds:?}");
+    let f = j.flow();
+    assert_eq!(f["probes_answered"], 1);
+    assert_eq!(f["probes_unanswered"], 0);
+    assert_eq!(f["verdict"], "alive");
+}

@@ -6,7 +6,7 @@
 //! - the peer answers (any segment acknowledging the probe): `Answered`;
 //! - the peer answers with RST (it no longer knows the connection): `PeerReset`;
 //! - the prober sends its own RST (its kernel gave up): `GaveUp`;
-//! - the prober sends data again: `Interrupted`;
+//! - the prober sends data again (not a FIN: an answer may cross it): `Interrupted`;
 //! - the capture ends with the last probe unanswered: `Unanswered`.
 //!
 //! Inference, per probing side:
@@ -204,7 +204,9 @@ impl Analysis for Keepalive {
                 } else {
                     Note::None
                 };
-                if cx.seg.seq_len() > 0 && cx.kind != Kind::ZeroWindowProbe {
+                // New data ends the prober's wait; its FIN does not (the
+                // answer may cross it, and a FIN is no sign of life).
+                if cx.seg.len > 0 && cx.kind != Kind::ZeroWindowProbe {
                     k.resumed(s, cx.ts);
                 }
                 note
