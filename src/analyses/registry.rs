@@ -108,6 +108,7 @@ mod tests {
         idle: None,
         interval: None,
         count: None,
+        count_at_least: false,
         outcome: None,
         acks_dropped: None,
         next_probe: None,

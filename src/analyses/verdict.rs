@@ -73,7 +73,7 @@ pub const TABLE: [Row; 12] = [
         owner: "keepalive",
         rank: 0,
         tone: Tone::Bad,
-        meaning: "probes went unanswered; the prober's kernel reset the connection (ETIMEDOUT)",
+        meaning: "probes went unanswered in a row: the peer stopped answering (the prober's kernel resets the connection, ETIMEDOUT, after TCP_KEEPCNT of them)",
     },
     Row {
         verdict: Verdict::PeerReset,

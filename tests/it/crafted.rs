@@ -246,6 +246,22 @@ fn capture_starting_during_idle_still_finds_the_first_probe() {
     let f = j.flow();
     assert_eq!(f["verdict"], "dead-peer");
     assert_eq!(f["keepalive"]["count"], 2);
+    // The first probe seen may not be the first sent: 2 is a lower bound,
+    // and nothing says "count 2" or "2 unanswered probes" as fact.
+    assert_eq!(f["keepalive"]["count_at_least"], true);
+    let text = crate::text(&["-r", dir.path().join("idle-dead.pcap").to_str().unwrap()]);
+    assert!(
+        text.contains("at least 2 unanswered probes in a row"),
+        "{text}"
+    );
+    assert!(text.contains("≥2"), "{text}");
+    let explained = crate::text(&[
+        "-r",
+        dir.path().join("idle-dead.pcap").to_str().unwrap(),
+        "--explain",
+    ]);
+    assert!(explained.contains("TCP_KEEPCNT ≥ 2"), "{explained}");
+    assert!(!explained.contains("TCP_KEEPCNT = 2"), "{explained}");
     approx(&f["keepalive"]["interval"], 1.0, 0.01);
     // The idle time before the first probe is not in the capture.
     assert_eq!(f["keepalive"]["idle"], Value::Null);

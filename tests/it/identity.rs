@@ -239,3 +239,45 @@ fn a_probe_answered_while_the_probers_fin_crosses_it_is_answered() {
     assert_eq!(f["probes_unanswered"], 0);
     assert_eq!(f["verdict"], "alive");
 }
+
+#[test]
+fn data_after_an_unanswered_probe_is_no_sign_of_the_peers_life() {
+    // A probe goes unanswered; the client then sends data (with its FIN)
+    // and resends it: nothing ever comes back. Before: "alive", 0 answered.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:443", Link::Ethernet);
+    c.handshake(1000, 5000)
+        .exchange(Client, b"hello\n")
+        .wait(30.0);
+    c.probe(Client, 0).wait(60.0);
+    let (seq, ack) = (c.next[0], c.next[1]);
+    c.seg(Client, FIN | PSH | ACK, b"request");
+    c.wait(1.3)
+        .raw(Client, FIN | PSH | ACK, seq, ack, 512, b"request", &[]);
+    let f = run(&c).flows.remove(0);
+    assert_eq!(f["probes_answered"], 0);
+    assert_ne!(f["verdict"], "alive", "{f}");
+
+    // The same, but the server acknowledges the data: alive, and said so.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:443", Link::Ethernet);
+    c.handshake(1000, 5000)
+        .exchange(Client, b"hello\n")
+        .wait(30.0);
+    c.probe(Client, 0)
+        .wait(20.0)
+        .exchange(Client, b"request")
+        .exchange(Server, b"response")
+        .seg(Client, FIN | ACK, &[])
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[]);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let f = json(&path, &[]).flows.remove(0);
+    assert_eq!(f["verdict"], "alive");
+    // Line-buffered, the timeline says how each connection ended.
+    let text = crate::text(&["-r", path.to_str().unwrap(), "-l"]);
+    assert!(
+        text.contains("the probe went unanswered, but the peer answered the data that followed"),
+        "{text}"
+    );
+}

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// Invariants still broken on this corpus, with how many captures break
 /// each at most: a ratchet (lower it when a fix lands).
-const KNOWN: [(&str, usize); 2] = [
-    // A probe answered while a FIN crosses it, read as a plain ACK.
-    ("alive with no probe answered", 3),
-    // A loopback ACK reordered after data, a seq−1 ACK right after an
-    // exchange: not kernel keepalives (Linux's minimum is 1 s).
-    ("idle or interval under a second", 4),
+const KNOWN: [(&str, usize); 1] = [
+    // Not a defect: a probe went unanswered, then the peer answered the
+    // prober's data (nDPI's tumblr.pcap, one of its fuzzed captures); the
+    // ended line says "the probe went unanswered, but the peer answered
+    // the data that followed". An unanswered probe followed by unanswered
+    // data is no longer "alive" (wechat.pcap).
+    ("alive with no probe answered", 2),
 ];
 
 fn corpus() -> Option<Vec<PathBuf>> {
@@ -62,7 +63,7 @@ fn broken(records: &str) -> Vec<&'static str> {
                 {
                     out.push("reply_to on a segment that answers nothing");
                 }
-                if r["idle"].as_f64().is_some_and(|i| i < 1.0) {
+                if r["idle"].as_f64().is_some_and(|i| i < 0.99) {
                     out.push("idle or interval under a second");
                 }
             }
@@ -70,7 +71,7 @@ fn broken(records: &str) -> Vec<&'static str> {
                 let k = &r["keepalive"];
                 if [&k["idle"], &k["interval"]]
                     .iter()
-                    .any(|v| v.as_f64().is_some_and(|x| x < 1.0))
+                    .any(|v| v.as_f64().is_some_and(|x| x < 0.99))
                 {
                     out.push("idle or interval under a second");
                 }

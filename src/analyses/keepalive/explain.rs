@@ -368,13 +368,14 @@ fn dead_peer<F: FindingsOf<Keepalive>, M: MarkOf<Keepalive>>(
     let gave_up = steps.iter().find_map(|s| match *s.marks.mark() {
         Note::GaveUp {
             count,
+            at_least,
             ordinal,
             after,
             ..
-        } => Some((count, ordinal, after)),
+        } => Some((count, at_least, ordinal, after)),
         _ => None,
     });
-    let Some((count, ordinal, after)) = gave_up else {
+    let Some((count, at_least, ordinal, after)) = gave_up else {
         let _ = writeln!(
             o,
             "  The capture ends before the {}'s kernel gave up, so TCP_KEEPCNT is not known; \
@@ -386,18 +387,25 @@ fn dead_peer<F: FindingsOf<Keepalive>, M: MarkOf<Keepalive>>(
     let one_interval = (after - interval).abs() <= interval * 0.25 + 0.05;
     let _ = writeln!(
         o,
-        "  {} after probe #{ordinal} its kernel gave up (TCP_KEEPCNT = {count}; {} default \
+        "  {} after probe #{ordinal} its kernel gave up (TCP_KEEPCNT {}{count}; {} default \
          {}) and reset the connection: the application sees ETIMEDOUT (\"Connection \
-         timed out\") on its next read or write.",
+         timed out\") on its next read or write.{}",
         if one_interval {
             "One interval".to_string()
         } else {
             Secs(after).to_string()
         },
+        if at_least { "≥ " } else { "= " },
         stack.name,
-        stack.defaults.probes
+        stack.defaults.probes,
+        if at_least {
+            " The first probe the capture shows may not be the first sent: nothing from the \
+             peer came before it in the capture, so TCP_KEEPCNT is at least that many."
+        } else {
+            ""
+        }
     );
-    if let Some(idle) = k.idle {
+    if let Some(idle) = k.idle.filter(|_| !at_least) {
         let total = shown(idle) + f64::from(count) * shown(interval);
         let _ = writeln!(
             o,
@@ -461,7 +469,12 @@ fn acks_dropped<F: FindingsOf<Keepalive>>(o: &mut String, f: &Summary<F>, who: R
     );
     let count = k.count.map_or_else(
         || "the capture ends before it gave up (TCP_KEEPCNT not known)".to_string(),
-        |c| format!("{c} of them before the reset (TCP_KEEPCNT)"),
+        |c| {
+            format!(
+                "{}{c} of them before the reset (TCP_KEEPCNT)",
+                if k.count_at_least { "at least " } else { "" }
+            )
+        },
     );
     let _ = writeln!(
         o,

@@ -88,6 +88,10 @@ pub enum Note {
     /// answered on the wire, but the prober never heard the answers.
     GaveUp {
         count: u32,
+        /// The first probe seen may not have been the first sent (nothing
+        /// from the peer came before it in the capture): `count` is a
+        /// lower bound.
+        at_least: bool,
         /// The last probe's number on the connection.
         ordinal: u32,
         after: f64,
@@ -142,6 +146,9 @@ pub struct KeepaliveSummary {
     pub idle: Option<f64>,
     pub interval: Option<f64>,
     pub count: Option<u32>,
+    /// `count` is a lower bound: the episode's first probe seen may not
+    /// have been its first (the silence began before the capture).
+    pub count_at_least: bool,
     /// How the latest episode of either side ended.
     pub outcome: Option<Outcome>,
     /// The prober's latest run of probes was answered on the wire but not
@@ -152,6 +159,14 @@ pub struct KeepaliveSummary {
     /// The capture ended with probes unanswered: how many in a row, and
     /// how long the capture went on after the last of them.
     pub pending: Option<Pending>,
+}
+
+impl KeepaliveSummary {
+    /// TCP_KEEPCNT when it is known exactly (not a lower bound): what may
+    /// be compared with a stack's defaults.
+    pub fn exact_count(&self) -> Option<u32> {
+        self.count.filter(|_| !self.count_at_least)
+    }
 }
 
 /// Probes still unanswered when the capture (or the flow) ended.
@@ -186,6 +201,9 @@ impl Analysis for Keepalive {
     #[inline(always)]
     fn segment(&mut self, cx: &Ctx) -> Note {
         let s = cx.from.idx();
+        if let Some(k) = &mut self.0 {
+            k.heard_from(s);
+        }
         let mut note = match (cx.kind, &mut self.0) {
             (Kind::Keepalive, k) => k.get_or_insert_with(Box::default).probe(
                 s,
@@ -247,6 +265,7 @@ impl Analysis for Keepalive {
             Some(run) => (run.first_idle, run.gap(), run.gave_up.map(|_| run.probes)),
             None => (p.idle(), p.interval(), p.count()),
         };
+        let count_at_least = count.is_some() && p.count_at_least;
         KeepaliveSummary {
             prober,
             probes: c.probes + s.probes,
@@ -256,6 +275,7 @@ impl Analysis for Keepalive {
             idle,
             interval,
             count,
+            count_at_least,
             outcome: k.last_outcome(),
             acks_dropped: deaf,
             next_probe: if flow.finished || deaf.is_some() {

@@ -183,27 +183,36 @@ impl Describe for Keepalive {
                 _,
                 Note::GaveUp {
                     count,
+                    at_least,
                     ordinal,
                     after,
                     unheard: true,
                 },
             ) => write!(
                 out,
-                "RST from {who} {} after probe #{ordinal}: {count} probes in a row whose answers never reached the {who}, {peer} declared dead (ETIMEDOUT) although it answered",
-                Secs(after)
+                "RST from {who} {} after probe #{ordinal}: {}{count} probes in a row whose answers never reached the {who}, {peer} declared dead (ETIMEDOUT) although it answered",
+                Secs(after),
+                if at_least { "at least " } else { "" }
             ),
             (
                 _,
                 Note::GaveUp {
                     count,
+                    at_least,
                     ordinal,
                     after,
                     ..
                 },
             ) => write!(
                 out,
-                "RST from {who} {} after probe #{ordinal}: {count} unanswered probes in a row, {peer} declared dead (ETIMEDOUT)",
-                Secs(after)
+                "RST from {who} {} after probe #{ordinal}: {}{count} unanswered probes in a row{}, {peer} declared dead (ETIMEDOUT)",
+                Secs(after),
+                if at_least { "at least " } else { "" },
+                if at_least {
+                    " (the first may have gone before the capture began)"
+                } else {
+                    ""
+                }
             ),
             _ => return Ok(false),
         }?;
@@ -295,6 +304,11 @@ impl Describe for Keepalive {
             k.count
                 .map_or_else(|| "null".to_string(), |c| c.to_string()),
         );
+        if k.count_at_least {
+            // Inside "keepalive": the count is a lower bound.
+            out.pop();
+            out.extend_from_slice(b",\"count_at_least\":true}");
+        }
     }
 
     fn html<F: FindingsOf<Self>>(f: &Summary<F>, o: &mut String) {
@@ -320,7 +334,7 @@ impl Describe for Keepalive {
             format!("{}/{}/{}/{}", k.probes, k.answered, k.unanswered, k.rst),
             opt_secs(k.idle),
             opt_secs(k.interval),
-            opt_count(k.count),
+            settings::shown_count(k),
         ]
     }
 
@@ -334,7 +348,11 @@ impl Describe for Keepalive {
                 prober.map_or("-", |p| p.as_str()),
                 opt_secs(idle),
                 opt_secs(interval),
-                opt_count(count)
+                if k.count_at_least {
+                    format!("≥{}", opt_count(count))
+                } else {
+                    opt_count(count)
+                }
             ),
         }
     }
@@ -363,6 +381,14 @@ impl Describe for Keepalive {
                 plural(u64::from(k.unanswered), "unanswered probe")
             ),
             Verdict::PeerReset => ": a keepalive probe was answered by RST".to_string(),
+            Verdict::Alive if k.answered == 0 => format!(
+                ": {} unanswered, but the peer answered the data that followed",
+                if k.probes == 1 {
+                    "the probe went".to_string()
+                } else {
+                    format!("all {} probes went", k.probes)
+                }
+            ),
             Verdict::Alive => format!(": {} of {} probes answered", k.answered, k.probes),
             Verdict::NoKeepalive => ": no keepalive probe was seen".to_string(),
             Verdict::AcksDropped => {
@@ -417,7 +443,7 @@ impl Describe for Keepalive {
             t.probes[side][2] += u64::from(k.rst);
         }
         if f.verdict == Verdict::DeadPeer
-            && let (Some(idle), Some(interval), Some(count)) = (k.idle, k.interval, k.count)
+            && let (Some(idle), Some(interval), Some(count)) = (k.idle, k.interval, k.exact_count())
         {
             // From the last sign of life to the kernel's RST.
             let d = idle + interval * f64::from(count);

@@ -21,6 +21,15 @@ pub(super) fn opt_count(v: Option<u32>) -> String {
     v.map_or_else(|| "-".to_string(), |c| c.to_string())
 }
 
+/// The inferred TCP_KEEPCNT as the table shows it: "≥2" for a lower bound.
+pub(super) fn shown_count(k: &super::KeepaliveSummary) -> String {
+    if k.count_at_least {
+        format!("≥{}", opt_count(k.count))
+    } else {
+        opt_count(k.count)
+    }
+}
+
 /// The keepalive settings the connections showed, per server and prober,
 /// next to the defaults: Linux's (or Windows' for one-byte probes) and,
 /// live, this host's sysctls.
@@ -51,15 +60,21 @@ pub(super) fn settings_notes<F: FindingsOf<Keepalive>, M>(
         e.n += 1;
         e.idle.add(k.idle);
         e.interval.add(k.interval);
-        e.count.add(k.count.map(f64::from));
+        e.count.add(k.exact_count().map(f64::from));
         let or = |a: &mut [bool; 3], b: [bool; 3]| {
             for (x, y) in a.iter_mut().zip(b) {
                 *x |= y;
             }
         };
-        or(&mut e.differ, d.differing(k.idle, k.interval, k.count));
+        or(
+            &mut e.differ,
+            d.differing(k.idle, k.interval, k.exact_count()),
+        );
         if let Some(h) = host {
-            or(&mut e.differ_host, h.differing(k.idle, k.interval, k.count));
+            or(
+                &mut e.differ_host,
+                h.differing(k.idle, k.interval, k.exact_count()),
+            );
         }
     }
     const MAX_GROUPS: usize = 20;
@@ -182,7 +197,7 @@ pub(super) fn live_notes<F: FindingsOf<Keepalive>>(
         ));
         for f in flows {
             let k = f.findings.found();
-            let [idle, interval, count] = d.differing(k.idle, k.interval, k.count);
+            let [idle, interval, count] = d.differing(k.idle, k.interval, k.exact_count());
             let mut parts = Vec::new();
             if idle {
                 parts.push(format!("idle {}", opt_secs(k.idle)));

@@ -48,6 +48,10 @@ struct Episode {
     last_probe_n: u64,
     /// The last probe has not been answered yet.
     waiting: bool,
+    /// Nothing from the peer was heard before its first probe in the
+    /// capture: earlier probes may have gone before the capture began, so
+    /// its count is a lower bound.
+    blind: bool,
 }
 
 /// The latest run of probes of one side with nothing else from it in
@@ -101,10 +105,16 @@ pub struct ProbeStats {
     pub rst_gaps: Samples,
     /// Unanswered probes of the latest episode that ended in our RST.
     pub count: Option<u32>,
+    /// `count` is a lower bound (see `Episode::blind`).
+    pub count_at_least: bool,
     episode: Option<Episode>,
     /// Outcome and end time of the latest finished episode.
     pub last: Option<(Outcome, Timestamp)>,
     pub run: Run,
+    /// The latest episode ended `Interrupted` (the prober sent data) and
+    /// nothing came from the peer since: its data may have gone unanswered
+    /// too, which is no sign of life.
+    pub peer_quiet: bool,
 }
 
 impl ProbeStats {
@@ -205,6 +215,7 @@ impl Tracker {
                 last_probe_ts: ts,
                 last_probe_n: n,
                 waiting: true,
+                blind: run.first_idle.is_none(),
             });
             return Note::Probe {
                 number,
@@ -244,6 +255,7 @@ impl Tracker {
                     last_probe_ts: ts,
                     last_probe_n: n,
                     waiting: true,
+                    blind: idle.is_none(),
                 });
                 Note::Probe {
                     number: 1,
@@ -307,10 +319,12 @@ impl Tracker {
             let after = ts.since(ep.last_probe_ts);
             me.unanswered += 1;
             me.count = Some(ep.probes);
+            me.count_at_least = ep.blind;
             me.rst_gaps.push(after);
             me.end_episode(Outcome::GaveUp, ts);
             return Note::GaveUp {
                 count: ep.probes,
+                at_least: ep.blind,
                 ordinal: me.probes,
                 after,
                 unheard: false,
@@ -327,10 +341,12 @@ impl Tracker {
             if (after - gap).abs() <= gap * 0.25 + 0.05 {
                 run.gave_up = Some(after);
                 me.count = Some(run.probes);
+                me.count_at_least = run.first_idle.is_none();
                 me.rst_gaps.push(after);
                 me.last = Some((Outcome::GaveUp, ts));
                 return Note::GaveUp {
                     count: run.probes,
+                    at_least: run.first_idle.is_none(),
                     ordinal: me.probes,
                     after,
                     unheard: true,
@@ -350,12 +366,26 @@ impl Tracker {
         {
             p.unanswered += 1;
             p.end_episode(Outcome::Interrupted, ts);
+            p.peer_quiet = true;
         }
     }
 
-    /// End of the flow: probes still waiting count as unanswered.
+    /// Side `s` sent something: its peer's interrupted episode (if any)
+    /// has its sign of life.
+    pub fn heard_from(&mut self, s: usize) {
+        self.sides[1 - s].peer_quiet = false;
+    }
+
+    /// End of the flow: probes still waiting count as unanswered, and an
+    /// episode the prober's data interrupted, with nothing from the peer
+    /// since, went unanswered (the data was not answered either).
     pub fn finish(&mut self, ts: Timestamp) {
         for p in &mut self.sides {
+            if p.peer_quiet
+                && let Some((Outcome::Interrupted, at)) = p.last
+            {
+                p.last = Some((Outcome::Unanswered, at));
+            }
             if let Some(ep) = p.episode
                 && ep.waiting
             {
