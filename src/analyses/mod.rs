@@ -52,7 +52,8 @@ pub struct Ctx<'a> {
     pub silence: Option<f64>,
     /// Seconds since the sender last accepted a segment from its peer (its
     /// keepalive idle, as Linux measures it: a peer's probe does not end
-    /// it); `None` when the capture shows none.
+    /// it); `None` when the capture shows none. Set for keepalive probes
+    /// only (the only segments whose idle anyone reads).
     pub heard: Option<f64>,
     /// A RST whose TTL differs from its sender's earlier segments: a
     /// middlebox forged it (see `middlebox`).

@@ -63,17 +63,19 @@ impl Default for When {
 impl When {
     pub const NEVER: When = When(i64::MIN);
 
+    #[inline]
     pub fn at(ts: Timestamp) -> When {
-        let ns = i128::from(ts.sec) * 1_000_000_000 + i128::from(ts.nsec);
-        When(ns.clamp(i128::from(i64::MIN) + 1, i128::from(i64::MAX)) as i64)
+        let ns = ts
+            .sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(ts.nsec));
+        When(ns.max(i64::MIN + 1))
     }
 
     /// Seconds from this moment to `ts`; `None` if never.
+    #[inline]
     pub fn until(self, ts: Timestamp) -> Option<f64> {
-        (self != When::NEVER).then(|| {
-            let ns = i128::from(ts.sec) * 1_000_000_000 + i128::from(ts.nsec);
-            (ns - i128::from(self.0)) as f64 * 1e-9
-        })
+        (self != When::NEVER).then(|| When::at(ts).0.saturating_sub(self.0) as f64 * 1e-9)
     }
 }
 

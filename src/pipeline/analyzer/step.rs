@@ -31,7 +31,12 @@ pub(super) fn step<'a>(
         from,
         kind,
         silence: (flow.packets > 0).then(|| frame.ts.since(flow.last_ts)),
-        heard: flow.dir[from.idx()].heard.until(frame.ts),
+        // Only a probe's idle needs it.
+        heard: if kind == Kind::Keepalive {
+            flow.dir[from.idx()].heard.until(frame.ts)
+        } else {
+            None
+        },
         injected,
         answers_probe: answers_probe(flow, from, kind, seg),
         late,
