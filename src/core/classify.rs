@@ -155,8 +155,7 @@ mod tests {
     use super::*;
     use crate::core::decode::{LinkInfo, LinkType};
     use crate::core::seq::SeqNumber;
-    use crate::core::tcp::{CloseKind, DirState, Outstanding};
-    use crate::core::time::Timestamp;
+    use crate::core::tcp::{CloseKind, DirState, Outstanding, Sent};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -253,6 +252,33 @@ mod tests {
             zero_window: false,
         });
         f
+    }
+
+    // Rule 0: duplicate.
+    #[test]
+    fn rule_0_a_copy_of_the_senders_last_segment_is_a_duplicate() {
+        let seg = Segment {
+            ip_id: 7,
+            ..SEGMENT
+        };
+        let mut f = established();
+        f.last_ts = AT;
+        f.dir[0].last = Sent::of(&seg);
+        assert_eq!(kind(&f, seg), Kind::Duplicate);
+        // Another IP ID: the same segment sent again, not a copy.
+        let again = Segment { ip_id: 8, ..seg };
+        assert_eq!(kind(&f, again), Kind::Ack);
+        // Too late for a copy (> 50 ms).
+        f.last_ts = AT.plus(-0.2);
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_0_nothing_tells_a_copy_without_an_ip_id_or_timestamps() {
+        let mut f = established();
+        f.last_ts = AT;
+        f.dir[0].last = Sent::of(&SEGMENT);
+        assert_eq!(kind(&f, SEGMENT), Kind::Ack);
     }
 
     // Rule 1: rst.
@@ -424,6 +450,22 @@ mod tests {
             seq: SeqNumber(C_NEXT - 1),
             ..SEGMENT
         };
+        assert_eq!(kind(&f, seg), Kind::Ack);
+    }
+
+    #[test]
+    fn rule_6_no_keepalive_sooner_than_a_second_after_what_its_sender_heard() {
+        let seg = Segment {
+            seq: SeqNumber(C_NEXT - 1),
+            ..SEGMENT
+        };
+        let mut f = established();
+        f.dir[0].heard = When::at(AT.plus(-0.5));
+        assert_eq!(kind(&f, seg), Kind::Ack);
+        f.dir[0].heard = When::at(AT.plus(-1.0));
+        assert_eq!(kind(&f, seg), Kind::Keepalive);
+        // Nor sooner than a second after its own previous probe.
+        f.dir[0].probed = When::at(AT.plus(-0.3));
         assert_eq!(kind(&f, seg), Kind::Ack);
     }
 

@@ -120,6 +120,14 @@ fn in_a_real_browser_every_connection_has_a_lane_every_probe_a_mark_every_verdic
                 d.contains(&format!("<tr data-flow=\"{id}\"")),
                 "{name}: no row for flow {id}"
             );
+            // The lane names the client's port: connections to one server
+            // are told apart.
+            let port = f["client"].as_str().unwrap().rsplit(':').next().unwrap();
+            let server = f["server"].as_str().unwrap();
+            assert!(
+                d.contains(&format!(">{id} :{port} → {server} ")),
+                "{name}: lane {id} does not name its client port"
+            );
             let verdict = f["verdict"].as_str().unwrap();
             assert!(
                 d.contains(&format!("class=\"v-{verdict}\">{verdict}</td>")),

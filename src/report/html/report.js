@@ -129,14 +129,15 @@
       const y = AXIS + i * LANE + LANE / 2;
       const g = el("g", {
         class: "lane", "data-flow": f.id, id: "lane-" + f.id, tabindex: 0,
-        "aria-label": `flow ${f.id} to ${f.server}: ${f.verdict}, ${f.marks.length} segments drawn`,
+        "aria-label": `flow ${f.id} from ${f.client} to ${f.server}: ${f.verdict}, ${f.marks.length} segments drawn`,
       });
       g.append(el("rect", {
         x: 0, y: y - LANE / 2, width, height: LANE,
         class: "lane-bg" + (i % 2 ? " alt" : "") + (f.id === chosen ? " chosen" : ""),
       }));
       const name = el("text", { x: 4, y: y + 4 });
-      name.textContent = `${f.id} ${f.server} ${f.verdict}`;
+      // The client's port tells apart connections to one server.
+      name.textContent = `${f.id} :${String(f.client).split(":").pop()} → ${f.server} ${f.verdict}`;
       g.append(name);
       const marks = f.marks;
       if (marks.length) {
