@@ -281,3 +281,53 @@ fn data_after_an_unanswered_probe_is_no_sign_of_the_peers_life() {
         "{text}"
     );
 }
+
+/// A TCP timestamps option (nop, nop, TS val, ecr).
+fn ts(val: u32, ecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1, 8, 10];
+    o.extend_from_slice(&val.to_be_bytes());
+    o.extend_from_slice(&ecr.to_be_bytes());
+    o
+}
+
+#[test]
+fn acks_dropped_midlife_infers_from_the_unheard_probes_alone() {
+    // Keepalive every 10 s, answers heard (the next probe's TS ecr moves to
+    // them); then conntrack forgets the connection on the prober's host:
+    // the answers to probes 3, 4 and 5 are on the wire but never reach it
+    // (TS ecr stuck), probes come 2 s apart, and 2 s after probe 5 the
+    // kernel resets. Interval 2 and count 3, from the unheard probes.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    c.handshake(1000, 5000).exchange(Client, b"hello\n");
+    let (seq, ack) = (c.next[0] - 1, c.next[1]);
+    let mut ecr = 100;
+    let mut val = 1000;
+    for (i, wait) in [10.0, 10.0, 10.0, 2.0, 2.0].into_iter().enumerate() {
+        val += (wait * 1000.0) as u32;
+        c.wait(wait)
+            .raw(Client, ACK, seq, ack, 512, &[], &ts(val, ecr));
+        let answer = 200 + i as u32;
+        c.raw(Server, ACK, ack, seq + 1, 512, &[], &ts(answer, val));
+        if i < 2 {
+            ecr = answer; // heard
+        }
+    }
+    c.wait(2.0)
+        .raw(Client, RST | ACK, seq + 1, ack, 0, &[], &[]);
+    let j = run(&c);
+    let f = j.flow();
+    assert_eq!(f["verdict"], "acks-dropped", "{f}");
+    approx(&f["keepalive"]["interval"], 2.0, 0.01);
+    assert_eq!(f["keepalive"]["count"], 3, "{f}");
+    let last = j.packets.last().unwrap();
+    assert_eq!(last["kind"], "rst");
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let text = crate::text(&["-r", path.to_str().unwrap()]);
+    let rst = text.lines().find(|l| l.contains("Flags [R.]")).unwrap();
+    assert!(
+        rst.contains("3 probes in a row whose answers never reached the client"),
+        "{rst}"
+    );
+}

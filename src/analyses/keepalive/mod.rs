@@ -262,7 +262,11 @@ impl Analysis for Keepalive {
         // With acks dropped, the settings come from the prober's behaviour,
         // not from the answers.
         let (idle, interval, count) = match deaf {
-            Some(run) => (run.first_idle, run.gap(), run.gave_up.map(|_| run.probes)),
+            Some(run) => (
+                run.first_idle,
+                run.gap(),
+                run.gave_up.map(|_| run.deaf_count()),
+            ),
             None => (p.idle(), p.interval(), p.count()),
         };
         let count_at_least = count.is_some() && p.count_at_least;

@@ -68,6 +68,14 @@ pub struct Run {
     /// (a run's gaps are one TCP_KEEPINTVL each; a mean is enough).
     gap_sum: f64,
     gaps: u32,
+    /// The same over the gaps before probes that show the previous answer
+    /// went unheard: those alone are one TCP_KEEPINTVL each (the gaps
+    /// before, while answers were heard, are TCP_KEEPIDLE).
+    deaf_gap_sum: f64,
+    deaf_gaps: u32,
+    /// Probes since the last one whose answer the prober heard: the first
+    /// unheard answer's probe and every probe after it (0 while all heard).
+    pub deaf_probes: u32,
     /// Silence before the run's first probe (`None`: since before the capture).
     pub first_idle: Option<f64>,
     /// The prober's RST about one gap after its last, answered, probe:
@@ -86,9 +94,23 @@ impl Run {
         self.answered > 0 && (self.unheard > 0 || self.gave_up.is_some())
     }
 
-    /// The mean gap between consecutive probes of the run.
+    /// The mean gap between consecutive probes of the run: of its unheard
+    /// episode when the TS ecr shows one, else of all its probes.
     pub fn gap(&self) -> Option<f64> {
+        if self.deaf_gaps > 0 {
+            return Some(self.deaf_gap_sum / f64::from(self.deaf_gaps));
+        }
         (self.gaps > 0).then(|| self.gap_sum / f64::from(self.gaps))
+    }
+
+    /// The probes the prober sent without hearing an answer: its unheard
+    /// episode when the TS ecr shows one, else the whole run.
+    pub fn deaf_count(&self) -> u32 {
+        if self.deaf_probes > 0 {
+            self.deaf_probes
+        } else {
+            self.probes
+        }
     }
 }
 
@@ -201,6 +223,20 @@ impl Tracker {
         }
         run.probes += 1;
         run.unheard += u32::from(unheard);
+        if unheard {
+            if let Some(g) = gap {
+                run.deaf_gap_sum += g;
+                run.deaf_gaps += 1;
+            }
+            // The previous probe's answer was the first unheard one.
+            run.deaf_probes = if run.deaf_probes == 0 {
+                2
+            } else {
+                run.deaf_probes + 1
+            };
+        } else if run.deaf_probes > 0 {
+            run.deaf_probes += 1;
+        }
         run.last_ts = Some(ts);
         run.last_ecr = ecr;
         run.last_answered = false;
@@ -340,12 +376,12 @@ impl Tracker {
             let after = ts.since(last);
             if (after - gap).abs() <= gap * 0.25 + 0.05 {
                 run.gave_up = Some(after);
-                me.count = Some(run.probes);
+                me.count = Some(run.deaf_count());
                 me.count_at_least = run.first_idle.is_none();
                 me.rst_gaps.push(after);
                 me.last = Some((Outcome::GaveUp, ts));
                 return Note::GaveUp {
-                    count: run.probes,
+                    count: run.deaf_count(),
                     at_least: run.first_idle.is_none(),
                     ordinal: me.probes,
                     after,
