@@ -121,7 +121,7 @@ impl Outstanding {
 }
 
 /// What one side has sent so far, as far as the capture shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirState {
     /// Base for relative sequence numbers in JSON: the ISN, or one below the
     /// first sequence number learned when the SYN was not captured.
@@ -165,7 +165,7 @@ pub struct DirState {
 /// fields (8 bytes, where the fields take 24). When it was sent is the
 /// flow's `last_ts`: a side's last segment is the flow's last while nothing
 /// came from the peer since (which clears it).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sent {
     /// Digest of the fields above; 0 when nothing would tell a copy.
     pub print: u64,
