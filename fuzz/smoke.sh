@@ -19,6 +19,16 @@ for t in frame capture app threads; do
   work=$(mktemp -d)
   cp corpus/"${t/threads/capture}"/* "$work"/
   echo "fuzz smoke: $t, ${secs}s"
-  target/smoke/"$host"/release/"$t" -max_total_time="$secs" -rss_limit_mb=2048 "$work" 2>&1 | tail -1
-  rm -rf "$work"
+  log=$(mktemp)
+  rc=0
+  target/smoke/"$host"/release/"$t" -max_total_time="$secs" -rss_limit_mb=2048 "$work" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # Show why: the panic message and libFuzzer's report, not just its last line.
+    grep -A8 -m3 'panicked' "$log" || true
+    tail -30 "$log"
+    rm -rf "$work" "$log"
+    exit "$rc"
+  fi
+  tail -1 "$log"
+  rm -rf "$work" "$log"
 done

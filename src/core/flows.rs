@@ -18,12 +18,12 @@
 //! starts a new flow — unless it is the connection's own SYN again after a
 //! RST ended it in SYN-SENT (see [`Flow::refused_then_retried`]).
 
+use super::linger::Lingering;
 use super::slab::Slab;
 use crate::core::decode::{Segment, flags};
 use crate::core::seq::SeqNumber;
 use crate::core::tcp::{CloseKind, DirState, Kind, Outstanding, Sent, Side};
 use crate::core::time::{FAR, Timestamp, When};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// One TCP connection: core TCP state only. What an analysis learns about
@@ -351,9 +351,8 @@ pub const MAX_OPEN: usize = 262_144;
 /// flows (created with `A::default()` when a flow starts).
 pub struct FlowTable<A> {
     flows: Slab<FlowKey, Entry<A>>,
-    /// Flows that finished (key, id, when queued), oldest first, to expire
-    /// after `linger` without segments.
-    finished: VecDeque<(FlowKey, u32, Timestamp)>,
+    /// Flows that finished, to expire after `linger` without segments.
+    finished: Lingering<FlowKey>,
     next_id: u32,
     /// How long a finished flow stays to absorb late segments (capture time).
     pub linger: f64,
@@ -369,7 +368,7 @@ impl<A: Default> FlowTable<A> {
     pub fn new(options: Options) -> FlowTable<A> {
         FlowTable {
             flows: Slab::default(),
-            finished: VecDeque::new(),
+            finished: Lingering::default(),
             next_id: 1,
             linger: options.linger,
             idle_timeout: options.idle_timeout,
@@ -455,9 +454,11 @@ impl<A: Default> FlowTable<A> {
         out.into_iter().for_each(ended);
     }
 
-    /// Queues a flow that just finished, for expiry after `linger`.
-    pub fn mark_finished(&mut self, seg: &Segment, id: u32, ts: Timestamp) {
-        self.finished.push_back((FlowKey::of(seg), id, ts));
+    /// Queues a flow that just finished, for expiry after `linger` from
+    /// `now`, the capture clock (not the segment's own stamp, which may be
+    /// an outlier the clock did not follow).
+    pub fn mark_finished(&mut self, seg: &Segment, id: u32, now: Timestamp) {
+        self.finished.push(FlowKey::of(seg), id, now);
     }
 
     /// Hands to `ended`, in flow order, the flows that finished and stayed
@@ -482,11 +483,13 @@ impl<A: Default> FlowTable<A> {
         // as expired, rather than never.
         let over = |waited: f64, limit: f64| waited > limit || waited < -FAR;
         let mut out = Vec::new();
-        while let Some(&(key, id, queued)) = self.finished.front() {
-            if !over(now.since(queued), self.linger) {
+        while let Some(at) = self.finished.first() {
+            if !over(now.since(at), self.linger) {
                 break;
             }
-            self.finished.pop_front();
+            let Some((key, id)) = self.finished.pop() else {
+                break;
+            };
             match self.flows.get(&key) {
                 // Reopened (see `refused_then_retried`): queued again when
                 // it finishes again.
@@ -502,10 +505,10 @@ impl<A: Default> FlowTable<A> {
                     } else {
                         // Late segments kept it alive, or it lingers longer
                         // (an unacknowledged FIN): look again when its own
-                        // linger is over (queued so the front check above
-                        // waits exactly that long, not once more now).
+                        // linger is over (queued so the check above waits
+                        // exactly that long, not once more now).
                         let again = e.flow.last_ts.plus(linger - self.linger);
-                        self.finished.push_back((key, id, again));
+                        self.finished.push(key, id, again);
                     }
                 }
                 // Replaced by a new connection on the same 4-tuple, or gone.

@@ -364,12 +364,6 @@ fn a_connection_alone_on_its_shard_expires_when_one_thread_expires_it() {
     // A's last, so only the reader's sweep can expire it in time (without
     // the sweep it would be reported at the end, its record in another
     // place among the packet records).
-    let shard = |c: &Conn, n: usize| {
-        let seg =
-            kacap::core::decode::decode(kacap::core::decode::LinkType::Ethernet, &c.frames[0].1)
-                .unwrap();
-        kacap::pipeline::shard::shard_of(&seg, n)
-    };
     let mut b = Conn::new("10.5.0.2:41000", "10.0.0.5:5432", Link::Ethernet);
     b.t = T0;
     b.handshake(100, 200);
@@ -400,4 +394,88 @@ fn a_connection_alone_on_its_shard_expires_when_one_thread_expires_it() {
     );
     same(&path, &["--json", "--idle-timeout", "100"]);
     same(&path, &["--idle-timeout", "100", "-tttt"]);
+}
+
+/// Where a connection's first frame lands among `n` shards.
+fn shard(c: &Conn, n: usize) -> usize {
+    let seg = kacap::core::decode::decode(kacap::core::decode::LinkType::Ethernet, &c.frames[0].1)
+        .unwrap();
+    kacap::pipeline::shard::shard_of(&seg, n)
+}
+
+/// A connection from `client_ip` (some port) to `server` whose first frame
+/// lands on another shard than `other`'s, for 2 and 3 shards.
+fn elsewhere(client_ip: &str, server: &str, other: &Conn) -> Conn {
+    (0..1000)
+        .map(|p| {
+            let mut c = Conn::new(
+                &format!("{client_ip}:{}", 43000 + p),
+                server,
+                Link::Ethernet,
+            );
+            c.t = T0;
+            c.handshake(500, 600);
+            c
+        })
+        .find(|c| (2..=3).all(|n| shard(c, n) != shard(other, n)))
+        .expect("some port puts it on another shard")
+}
+
+#[test]
+fn a_connection_that_lingers_longer_holds_back_no_other() {
+    // Found by the `threads` fuzz target. A finished connection waits
+    // `--linger` (60 s) for late segments, one whose FIN is still
+    // unacknowledged 130 s; C finishes after A's first 60 s. C must be
+    // reported when its own linger ends, whichever connections share its
+    // table: one thread once queued C behind A and reported it only after
+    // A, a shard without A reported it 9 s earlier.
+    let mut a = Conn::new("10.6.0.1:41000", "10.0.0.6:5432", Link::Ethernet);
+    a.t = T0;
+    a.handshake(100, 200).exchange(Dir::Client, b"Q");
+    a.seg(Dir::Client, FIN | ACK, &[])
+        .seg(Dir::Server, FIN | ACK, &[]);
+    let mut c = elsewhere("10.6.0.2", "10.0.0.6:5432", &a);
+    c.wait(62.0).seg(Dir::Client, FIN | ACK, &[]);
+    c.seg(Dir::Server, FIN | ACK, &[])
+        .seg(Dir::Client, ACK, &[]);
+    let mut b = Conn::new("10.6.0.3:41000", "10.0.0.6:6379", Link::Ethernet);
+    b.t = T0;
+    b.handshake(300, 400);
+    for _ in 0..120 {
+        b.wait(2.0).exchange(Dir::Client, b"PING\r\n");
+    }
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("orphan.pcap");
+    let frames = merge(vec![a.frames, b.frames, c.frames]);
+    write_pcap(&path, 1, &frames, PcapOpts::default());
+    same(&path, &["--json"]);
+    same(&path, &["-tttt"]);
+
+    // The same with A's last FIN stamped 48 days late (a flipped bit): the
+    // clock does not follow it, so neither does A's place in the queue.
+    let mut a = Conn::new("10.7.0.1:41000", "10.0.0.7:5432", Link::Ethernet);
+    a.t = T0;
+    a.handshake(100, 200).exchange(Dir::Client, b"Q");
+    a.wait(5.0).seg(Dir::Client, FIN | ACK, &[]);
+    a.seg(Dir::Server, FIN | ACK, &[])
+        .seg(Dir::Client, ACK, &[]);
+    let late = a.frames.len() - 1;
+    a.frames[late].0 += 4_194_304.0;
+    let mut c = elsewhere("10.7.0.2", "10.0.0.7:5432", &a);
+    c.wait(1.0).seg(Dir::Client, FIN | ACK, &[]);
+    c.seg(Dir::Server, FIN | ACK, &[])
+        .seg(Dir::Client, ACK, &[]);
+    let mut b = Conn::new("10.7.0.3:41000", "10.0.0.7:6379", Link::Ethernet);
+    b.t = T0;
+    b.handshake(300, 400);
+    for _ in 0..40 {
+        b.wait(2.0).exchange(Dir::Client, b"PING\r\n");
+    }
+    // In capture order, the late stamp where the frame was captured.
+    let mut frames = merge(vec![a.frames[..late].to_vec(), b.frames, c.frames]);
+    let at = frames.partition_point(|f| f.0 <= T0 + 5.1);
+    frames.insert(at, a.frames[late].clone());
+    let path = dir.path().join("late-stamp.pcap");
+    write_pcap(&path, 1, &frames, PcapOpts::default());
+    same(&path, &["--json"]);
 }

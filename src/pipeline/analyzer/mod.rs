@@ -286,7 +286,7 @@ impl<S: Sink> Analyzer<S> {
                 flow.update(from, &seg, kind, frame.ts);
                 if flow.finished && !was_finished {
                     let id = flow.id;
-                    self.flows.mark_finished(&seg, id, frame.ts);
+                    self.flows.mark_finished(&seg, id, now);
                 }
                 return Ok(());
             }
@@ -297,7 +297,7 @@ impl<S: Sink> Analyzer<S> {
         self.sink.packet(&event)?;
         if entry.flow.finished && !was_finished {
             let id = entry.flow.id;
-            self.flows.mark_finished(&seg, id, frame.ts);
+            self.flows.mark_finished(&seg, id, now);
         }
         Ok(())
     }
