@@ -7,8 +7,11 @@ use crate::core::time::Timestamp;
 use crate::pipeline::event::PacketEvent;
 use chrono::{Local, TimeZone};
 
+mod app;
 mod dump;
 mod link;
+mod mptcp;
+mod options;
 mod verbose;
 use rustc_hash::FxHashMap;
 
@@ -103,9 +106,13 @@ pub struct Tcpdump {
     cached: String,
     /// Cached interface name for the last SLL2 interface index.
     ifname: Option<(u32, String)>,
-    /// The last line ended in ` [|tcp]`: tcpdump's dump then starts at the
+    /// The last line ended in ` [|tcp]` (or ` [|http]`…) because a printer
+    /// read past the captured bytes: tcpdump's dump then starts at the
     /// link-level header.
     truncated: bool,
+    /// The last line ended before `length N` (`[bad opt]`, `bad-len`, a
+    /// cut option): no `-v` text lines follow.
+    ended: bool,
     /// Relative-sequence bases per open flow, indexed by side (print-tcp.c's
     /// tcp_seq_hash): printing state, kept by the printer.
     bases: FxHashMap<u32, [u32; 2]>,
@@ -248,6 +255,7 @@ impl Tcpdump {
     /// connection (`--threads`: a shard writes it).
     pub fn write_rest(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
         self.truncated = false;
+        self.ended = false;
         let seg = ev.seg;
         if seg.link.kind == LinkType::LinuxSll2 {
             self.write_link_prefix(out, seg);
@@ -257,10 +265,14 @@ impl Tcpdump {
         } else {
             out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " });
         }
-        let ip = match self.style.verbose {
-            0 => &[][..],
+        let ip = match (self.style.verbose, seg.src.is_ipv4()) {
+            (0, false) => &[][..],
             _ => decode::network(seg.link.kind, ev.frame).map_or(&[][..], |(ip, _)| ip),
         };
+        if !ip_length_notes(out, ip, ev) {
+            self.ended = true;
+            return;
+        }
         if self.style.verbose > 0 {
             verbose::write_ip(out, ip, seg);
         }
@@ -303,15 +315,21 @@ impl Tcpdump {
         let sack_base = if self.style.absolute { 0 } else { other_base };
         if seg.header_len > 20 {
             out.s(", options [");
-            if !write_options(out, seg, sack_base) {
-                // Cut off by the snaplen: tcpdump stops the line here.
-                out.s(" [|tcp]");
-                self.truncated = true;
-                return;
+            match options::write(out, seg, sack_base) {
+                options::Ended::Whole => {}
+                // tcpdump stops the line there; read past the captured
+                // bytes, it dumps from the link-level header.
+                ended => {
+                    self.ended = true;
+                    self.truncated = ended == options::Ended::Read;
+                    return;
+                }
             }
-            out.s("]");
         }
         out.s(", length ").n(seg.len);
+        if app::write(out, seg, self.style.verbose > 0) {
+            self.truncated = true;
+        }
     }
 
     /// Linux cooked v2 (`-i any`) lines start with the interface and direction.
@@ -342,12 +360,17 @@ impl Tcpdump {
         out.s(" ");
     }
 
-    /// After the line and its annotation: the packet's bytes, as `-x`,
-    /// `-X` or `-A` ask (each dump line starts with a newline; the caller
-    /// ends the last).
+    /// After the line and its annotation: `-v`'s text lines of a text
+    /// protocol, then the packet's bytes, as `-x`, `-X` or `-A` ask (each
+    /// line starts with a newline; the caller ends the last).
     pub fn write_dump(&self, out: &mut Vec<u8>, ev: &PacketEvent) {
+        let cut = self.style.verbose > 0
+            && !self.truncated
+            && !self.ended
+            && !self.style.quiet
+            && app::text_lines(out, ev.seg);
         let link_len = match decode::network(ev.seg.link.kind, ev.frame) {
-            Ok((ip, _)) if !self.truncated => ev.frame.len() - ip.len(),
+            Ok((ip, _)) if !self.truncated && !cut => ev.frame.len() - ip.len(),
             _ => 0,
         };
         let bytes = |with_link: bool| {
@@ -389,115 +412,27 @@ pub fn write_flags(out: &mut Vec<u8>, f: u8) {
     }
 }
 
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
-/// Writes the TCP options as tcpdump does. Returns false when they were cut
-/// off by the snaplen. Unknown option kinds are printed and skipped by their
-/// length byte, so one unknown option does not hide the rest.
-fn write_options(out: &mut Vec<u8>, seg: &Segment, sack_base: u32) -> bool {
-    let opts = seg.options;
-    let mut hlen = usize::from(seg.header_len) - 20;
-    let mut at = 0usize;
-    let mut first = true;
-    while hlen > 0 {
-        if !first {
-            out.s(",");
-        }
-        first = false;
-        let Some(&kind) = opts.get(at) else {
-            return false;
-        };
-        at += 1;
-        let len = if kind <= 1 {
-            1
-        } else {
-            let Some(&l) = opts.get(at) else {
-                return false;
-            };
-            at += 1;
-            let l = usize::from(l);
-            if l < 2 || l > hlen {
-                out.s("bad opt");
-                return true;
-            }
-            hlen -= 1;
-            l
-        };
-        hlen -= 1;
-        let datalen = len.saturating_sub(2);
-        let Some(data) = opts.get(at..at + datalen) else {
-            return false;
-        };
-        match kind {
-            0 => {
-                out.s("eol");
-            }
-            1 => {
-                out.s("nop");
-            }
-            2 if datalen == 2 => {
-                out.s("mss ").n(u16::from_be_bytes([data[0], data[1]]));
-            }
-            3 if datalen == 1 => {
-                out.s("wscale ").n(data[0]);
-            }
-            4 => {
-                out.s("sackOK");
-            }
-            5 => {
-                out.s("sack");
-                if datalen % 8 != 0 {
-                    out.s(" invalid sack");
-                } else {
-                    out.s(" ").n(datalen / 8).s(" ");
-                    for block in data.chunks_exact(8) {
-                        let s = be32(&block[..4]).wrapping_sub(sack_base);
-                        let e = be32(&block[4..]).wrapping_sub(sack_base);
-                        out.s("{").n(s).s(":").n(e).s("}");
-                    }
-                }
-            }
-            8 if datalen == 8 => {
-                out.s("TS val ")
-                    .n(be32(data))
-                    .s(" ecr ")
-                    .n(be32(&data[4..]));
-            }
-            _ => {
-                let name = match kind {
-                    2 => "mss",
-                    3 => "wscale",
-                    8 => "TS",
-                    19 => "md5",
-                    28 => "uto",
-                    29 => "tcp-ao",
-                    30 => "mptcp",
-                    34 => "tfo",
-                    253 | 254 => "exp",
-                    _ => "",
-                };
-                if name.is_empty() {
-                    out.s("unknown-").n(kind);
-                } else {
-                    out.s(name);
-                }
-                if datalen > 0 {
-                    out.s(" 0x");
-                    for b in data {
-                        const HEX: &[u8; 16] = b"0123456789abcdef";
-                        out.push(HEX[usize::from(b >> 4)]);
-                        out.push(HEX[usize::from(b & 15)]);
-                    }
-                }
-            }
-        }
-        at += datalen;
-        hlen -= datalen;
-        if kind == 0 {
-            break;
-        }
+/// print-ip.c's notes on an IPv4 header's total length, before anything
+/// else of the IP layer: `truncated-ip - N bytes missing! ` when it claims
+/// more than the frame carried on the wire, and `bad-len N` (which ends the
+/// line: tcpdump prints nothing more) when it is shorter than the header —
+/// the total length 0 of a TSO frame captured on its sender, which kacap
+/// itself reads with the captured length. False when the line ends.
+fn ip_length_notes(out: &mut Vec<u8>, ip: &[u8], ev: &PacketEvent) -> bool {
+    let Some(h) = ip.get(..20).filter(|h| h[0] >> 4 == 4) else {
+        return true;
+    };
+    let total = u32::from(u16::from_be_bytes([h[2], h[3]]));
+    let link_len = (ev.frame.len() - ip.len()) as u32;
+    let on_wire = ev.wire_len.saturating_sub(link_len);
+    if on_wire < total {
+        out.s("truncated-ip - ")
+            .n(total - on_wire)
+            .s(" bytes missing! ");
+    }
+    if total < u32::from(h[0] & 0x0f) * 4 {
+        out.s("bad-len ").n(total);
+        return false;
     }
     true
 }

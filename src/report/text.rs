@@ -225,13 +225,19 @@ fn words(line: &mut Vec<u8>, ev: &PacketEvent, opts: &TextOptions) -> io::Result
     Ok(())
 }
 
-/// `-x`, `-X`, `-A`: the packet's bytes after its line.
+/// `-v`'s text-protocol lines, `-x`, `-X`, `-A`: the packet's bytes after
+/// its line (the colour reset before them only when there are some).
 fn dump(tcpdump: &mut Tcpdump, line: &mut Vec<u8>, ev: &PacketEvent, opts: &TextOptions) {
-    if opts.style.dump != Dump::None {
+    if opts.style.dump != Dump::None || opts.style.verbose > 0 {
+        let before = line.len();
         if opts.color {
             line.s("\x1b[0m");
         }
+        let reset = line.len();
         tcpdump.write_dump(line, ev);
+        if line.len() == reset {
+            line.truncate(before);
+        }
     }
 }
 

@@ -146,6 +146,104 @@ fn ethernet_fixtures(dir: &TempDir) -> Vec<PathBuf> {
         .probe(Client, 0)
         .give_up(Client);
     add("idle.pcap", &idle, d);
+    paths.push(fixture("http-pool-race.pcap"));
+    paths.extend(texts_and_options(dir));
+    paths
+}
+
+/// What tcpdump prints beyond the TCP header fields: the first line of the
+/// text protocols it knows by port (FTP, SSH's banner, HTTP cut by the
+/// snaplen) and every `-v` text line, the TCP options it decodes (MPTCP,
+/// Fast Open, md5, UTO, unknown ones, a bad length, a timestamp of the
+/// wrong size), a TSO frame's IP total length 0 (`bad-len 0`) and a total
+/// length longer than the frame (`truncated-ip`).
+fn texts_and_options(dir: &TempDir) -> Vec<PathBuf> {
+    let d = PcapOpts::default();
+    let mut paths = Vec::new();
+    let mut add = |name: &str, conn: &Conn, opts: PcapOpts| {
+        let p = dir.path().join(name);
+        conn.write_pcap(&p, opts);
+        paths.push(p);
+    };
+    let mut ftp = Conn::new("10.0.0.2:40001", "10.0.0.1:21", Link::Ethernet);
+    ftp.handshake(1, 2)
+        .exchange(Server, b"220 ready\r\n")
+        .exchange(Client, b"USER anonymous\r\nPASS x\r\n")
+        .exchange(Client, b"NOOP")
+        .exchange(Server, b"\x00\x01binary\r\n")
+        .exchange(Server, b"226 done\rnot a line end\n");
+    add("ftp.pcap", &ftp, d);
+    let mut ssh = Conn::new("10.0.0.2:40002", "10.0.0.1:22", Link::Ethernet);
+    ssh.handshake(3, 4)
+        .exchange(Server, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+        .exchange(Client, b"SSH-2.0-Go\r\n")
+        .exchange(Client, &[0, 0, 1, 0x14, 7, 20, 1, 2, 3, 4]);
+    add("ssh.pcap", &ssh, d);
+    let mut http = Conn::new("10.0.0.2:40003", "10.0.0.1:80", Link::Ethernet);
+    http.handshake(5, 6)
+        .exchange(
+            Client,
+            b"GET /a/long/path/that/the/snaplen/cuts HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .exchange(Server, b"HTTP/1.1 204 No Content\r\n\r\n");
+    add(
+        "http-snap80.pcap",
+        &http,
+        PcapOpts {
+            snaplen: Some(80),
+            ..d
+        },
+    );
+    add("http.pcap", &http, d);
+    let mut o = Conn::new("10.0.0.2:40004", "10.0.0.1:5432", Link::Ethernet);
+    let key = [0x9b, 0x59, 0xbe, 0x3d, 0x69, 0x5e, 0x66, 0xa7];
+    let mut capable = vec![2, 4, 5, 0xb4, 30, 12, 0x00, 0x81];
+    capable.extend(key);
+    o.raw(Client, SYN, 1000, 0, 65535, &[], &capable);
+    o.raw(
+        Server,
+        SYN | ACK,
+        5000,
+        1001,
+        65535,
+        &[],
+        &[254, 4, 0xf9, 0x89, 34, 6, 1, 2, 3, 4, 1, 1],
+    );
+    let dss = [
+        30, 20, 0x20, 0x05, 0xd5, 0x2a, 0xca, 0x2b, 0xd1, 0xb9, 0x7d, 0x71, 0, 0, 0, 1, 0, 4, 0xeb,
+        0x29,
+    ];
+    o.raw(Client, ACK | PSH, 1001, 5001, 512, b"data", &dss);
+    let mut md5 = vec![19, 18];
+    md5.extend(0..16u8);
+    md5.extend([1, 1]);
+    o.raw(Server, ACK | PSH, 5001, 1005, 512, b"back", &md5);
+    o.raw(
+        Client,
+        ACK,
+        1005,
+        5005,
+        512,
+        &[],
+        &[28, 4, 0x01, 0x2d, 99, 2, 253, 4, 1, 2, 1, 1],
+    );
+    o.raw(Server, ACK, 5005, 1005, 512, &[], &[1, 1, 8, 40]);
+    o.raw(
+        Client,
+        ACK,
+        1005,
+        5005,
+        512,
+        &[],
+        &[8, 6, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1],
+    );
+    o.raw(Client, ACK | PSH, 1005, 5005, 512, b"tso", &[]);
+    o.frames.last_mut().unwrap().1[16..18].copy_from_slice(&[0, 0]);
+    o.raw(Server, ACK | PSH, 5005, 1008, 512, b"cut", &[]);
+    let f = &mut o.frames.last_mut().unwrap().1;
+    let total = u16::from_be_bytes([f[16], f[17]]) + 100;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    add("options.pcap", &o, d);
     paths
 }
 
