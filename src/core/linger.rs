@@ -8,7 +8,7 @@
 
 use crate::core::time::Timestamp;
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 struct Queued<K> {
     at: Timestamp,
@@ -38,16 +38,21 @@ impl<K> Ord for Queued<K> {
 }
 
 /// The queue: connection keys and flow ids, each with the moment it was
-/// queued.
+/// queued. Moments mostly come in order (the capture clock), so those sit in
+/// a plain queue (O(1) each, as on the hot path of a busy capture); only one
+/// queued before the last (a longer linger, a clock stepped back) goes to a
+/// heap. The earliest of the two fronts comes out first.
 pub struct Lingering<K> {
-    heap: BinaryHeap<Reverse<Queued<K>>>,
+    in_order: VecDeque<Queued<K>>,
+    late: BinaryHeap<Reverse<Queued<K>>>,
     queued: u64,
 }
 
 impl<K> Default for Lingering<K> {
     fn default() -> Lingering<K> {
         Lingering {
-            heap: BinaryHeap::new(),
+            in_order: VecDeque::new(),
+            late: BinaryHeap::new(),
             queued: 0,
         }
     }
@@ -57,18 +62,43 @@ impl<K> Lingering<K> {
     /// Queues flow `id` (on `key`) at moment `at`.
     pub fn push(&mut self, key: K, id: u32, at: Timestamp) {
         self.queued += 1;
-        let seq = self.queued;
-        self.heap.push(Reverse(Queued { at, seq, key, id }));
+        let q = Queued {
+            at,
+            seq: self.queued,
+            key,
+            id,
+        };
+        match self.in_order.back() {
+            Some(last) if at < last.at => self.late.push(Reverse(q)),
+            _ => self.in_order.push_back(q),
+        }
+    }
+
+    /// Whether the next to come out is the plain queue's front.
+    fn front_first(&self) -> Option<bool> {
+        match (self.in_order.front(), self.late.peek()) {
+            (None, None) => None,
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (Some(a), Some(Reverse(b))) => Some(a < b),
+        }
     }
 
     /// The earliest moment queued.
     pub fn first(&self) -> Option<Timestamp> {
-        self.heap.peek().map(|Reverse(q)| q.at)
+        Some(match self.front_first()? {
+            true => self.in_order.front()?.at,
+            false => self.late.peek()?.0.at,
+        })
     }
 
     /// Takes the earliest queued flow.
     pub fn pop(&mut self) -> Option<(K, u32)> {
-        self.heap.pop().map(|Reverse(q)| (q.key, q.id))
+        let q = match self.front_first()? {
+            true => self.in_order.pop_front()?,
+            false => self.late.pop()?.0,
+        };
+        Some((q.key, q.id))
     }
 }
 
@@ -88,5 +118,17 @@ mod tests {
         assert_eq!(q.pop(), Some(('c', 3)));
         assert_eq!(q.pop(), Some(('a', 1)));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn late_ones_interleave_with_the_ones_in_order() {
+        let at = |sec: i64| Timestamp { sec, nsec: 0 };
+        let mut q = Lingering::default();
+        for (i, s) in [5, 7, 3, 9, 7, 1, 12, 9].into_iter().enumerate() {
+            q.push(i, 0, at(s));
+        }
+        let order: Vec<usize> = std::iter::from_fn(|| q.pop().map(|(k, _)| k)).collect();
+        // By moment, equal moments in the order they were queued.
+        assert_eq!(order, [5, 2, 0, 1, 4, 3, 7, 6]);
     }
 }

@@ -121,11 +121,25 @@ pub fn write(out: &mut Vec<u8>, seg: &Segment, sack_base: u32) -> Ended {
             l
         };
         hlen -= 1;
+        let rest = &opts[at..];
+        // The common ones, whole and captured, without the general path
+        // (the timeline prints them on nearly every line).
+        if kind == 1 {
+            out.s("nop");
+            first = false;
+            continue;
+        }
+        if kind == 8 && len == 10 && hlen >= 8 && rest.len() >= 8 {
+            out.s("TS val ").n(be32(rest)).s(" ecr ").n(be32(&rest[4..]));
+            at += 8;
+            hlen -= 8;
+            first = false;
+            continue;
+        }
         match name(kind) {
             Some(n) => out.s(n),
             None => out.s("unknown-").n(kind),
         };
-        let rest = &opts[at..];
         let datalen = match one(out, seg, kind, len, hlen, rest, sack_base) {
             Ok(d) => d,
             Err(stop) => return cut(out, proto, first, stop),
