@@ -563,3 +563,41 @@ fn the_settings_note_names_both_probing_sides_in_english() {
     assert!(html.contains("both sides probe after"), "no settings note");
     assert!(!html.contains("the both probes"));
 }
+
+/// Payload text is data, not markup: a request for `/<!--<script>` once
+/// opened an HTML comment inside the data block that swallowed the page's
+/// script (no lanes, no table). In the browser the lane and row are there.
+#[test]
+fn a_request_for_an_html_comment_cannot_blank_the_report() {
+    use crate::craft::*;
+    let _turn = crate::take_turns();
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:80", Link::Ethernet);
+    c.handshake(10, 20)
+        .exchange(Client, b"GET /<!--<script> HTTP/1.1\r\nHost: x\r\n\r\n")
+        .exchange(
+            Server,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+    let path = dir.path().join("comment.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let page = dir.path().join("comment.html");
+    let run = kacap()
+        .args(["-r", path.to_str().unwrap(), "--summary", "--html"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let html = std::fs::read_to_string(&page).unwrap();
+    let data = html.split("<script id=\"data\"").nth(1).unwrap();
+    let data = &data[..data.find("</script>").unwrap()];
+    assert!(!data[1..].contains('<'), "markup in the data block");
+    if let Some(browser) = chromium_or_skip() {
+        let d = dom(browser, &page, "");
+        assert!(
+            d.contains("id=\"lane-1\""),
+            "no lane: the script did not run"
+        );
+        assert!(d.contains("<tr data-flow=\"1\""), "no row");
+    }
+}

@@ -124,11 +124,13 @@ impl HtmlSink {
     }
 }
 
-/// A JSON string, safe inside `<script>` (no `</`).
+/// A JSON string, safe inside `<script>`: no `<` at all (`\u003c`), so
+/// payload text can neither end the data block (`</script>`) nor open an
+/// HTML comment (`<!--`) that swallows the page's script.
 fn js_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
-    o.push_str(&crate::core::text::escape(s).replace("</", "<\\/"));
+    o.push_str(&crate::core::text::escape(s).replace('<', "\\u003c"));
     o.push('"');
     o
 }
@@ -371,4 +373,21 @@ fn tones() -> String {
         cells(Tone::Bad),
         cells(Tone::Good)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payload_text_cannot_break_the_data_block() {
+        for text in [
+            "GET /<!--<script>",
+            "</script><script>alert(1)</script>",
+            "a<b",
+        ] {
+            let js = super::js_str(text);
+            assert!(!js.contains('<'), "{js}");
+            let back: String = serde_json::from_str(&js).unwrap();
+            assert_eq!(back, text);
+        }
+    }
 }

@@ -130,7 +130,10 @@ pub fn write(out: &mut Vec<u8>, seg: &Segment, sack_base: u32) -> Ended {
             continue;
         }
         if kind == 8 && len == 10 && hlen >= 8 && rest.len() >= 8 {
-            out.s("TS val ").n(be32(rest)).s(" ecr ").n(be32(&rest[4..]));
+            out.s("TS val ")
+                .n(be32(rest))
+                .s(" ecr ")
+                .n(be32(&rest[4..]));
             at += 8;
             hlen -= 8;
             first = false;
