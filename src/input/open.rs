@@ -286,6 +286,7 @@ impl Source {
 
     /// `--merge`: `paths` read as one capture, packets in time order.
     pub fn merged(paths: &[std::path::PathBuf], filter: Option<&str>) -> Result<Source, Error> {
+        open_files_for(paths.len())?;
         let sources = paths
             .iter()
             .map(|p| Source::file(p, filter))
@@ -391,6 +392,44 @@ pub fn list_interfaces(out: &mut impl io::Write) -> Result<(), Error> {
             flags.join(", ")
         };
         writeln!(out, "{}.{}{desc} [{flags}]", i + 1, d.name).map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// Descriptors a merged file holds open (libpcap's and the fast reader's).
+const FDS_PER_MERGED_FILE: u64 = 2;
+
+/// Makes room for `files` merged files: the soft limit on open files is
+/// raised towards the hard one as far as they need (the default soft limit,
+/// 1,024, stops at about 500 files; mergecap does the same), or the error
+/// names the limit before anything is opened.
+fn open_files_for(files: usize) -> Result<(), Error> {
+    let need = files as u64 * FDS_PER_MERGED_FILE + 64;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= need {
+        return Ok(());
+    }
+    if lim.rlim_max < need {
+        return Err(Error::Usage(format!(
+            "--merge: {files} files need about {need} open files, more than this process may \
+             open (hard limit {}, `ulimit -Hn`): merge them in batches, or raise the limit",
+            lim.rlim_max
+        )));
+    }
+    let soft = lim.rlim_cur;
+    lim.rlim_cur = need;
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(Error::Usage(format!(
+            "--merge: {files} files need about {need} open files and the limit ({}, `ulimit -n`) \
+             could not be raised: {}",
+            soft,
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
