@@ -1,16 +1,20 @@
 //! The connection table's storage: values in a slab, found by their key
 //! through a small index of slot numbers.
 
-use std::hash::Hash;
+use crate::core::keyed::KeyedState;
+use std::hash::{BuildHasher, Hash};
 
 /// Values (flows) in a slab, found through a small index of slot numbers
 /// (4 bytes a connection, so the index of a busy table stays in the core's cache:
 /// the key is compared in the slot, which the packet touches anyway);
-/// growing the index moves no flows.
+/// growing the index moves no flows. The index hashes with the run's secret
+/// seed (`keyed`): the keys (addresses, ports) are chosen by whoever sends
+/// the traffic.
 pub(crate) struct Slab<K, V> {
     index: hashbrown::HashTable<u32>,
     slots: Vec<Option<Slot<K, V>>>,
     free: Vec<u32>,
+    hasher: KeyedState,
 }
 
 pub(crate) struct Slot<K, V> {
@@ -24,15 +28,9 @@ impl<K, V> Default for Slab<K, V> {
             index: hashbrown::HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            hasher: KeyedState::default(),
         }
     }
-}
-
-/// The index's hash of a key.
-#[inline]
-fn hash_of<K: Hash>(k: &K) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
 }
 
 impl<K: Copy + Eq + Hash, V> Slab<K, V> {
@@ -41,7 +39,7 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
     pub(crate) fn find(&self, k: &K) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash_of(k), |&i| {
+            .find(self.hasher.hash_one(k), |&i| {
                 slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
             })
             .copied()
@@ -63,7 +61,7 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
 
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         let slots = &self.slots;
-        let found = self.index.find_entry(hash_of(k), |&i| {
+        let found = self.index.find_entry(self.hasher.hash_one(k), |&i| {
             slots[i as usize].as_ref().is_some_and(|s| s.key == *k)
         });
         let (i, _) = found.ok()?.remove();
@@ -73,7 +71,7 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
 
     #[inline]
     pub(crate) fn get_or_insert_with(&mut self, k: K, make: impl FnOnce() -> V) -> &mut V {
-        let hash = hash_of(&k);
+        let hash = self.hasher.hash_one(k);
         let slots = &mut self.slots;
         let found = self.index.find(hash, |&i| {
             slots[i as usize].as_ref().is_some_and(|s| s.key == k)
@@ -95,9 +93,11 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
                         (slots.len() - 1) as u32
                     }
                 };
-                let slots = &self.slots;
+                let (slots, hasher) = (&self.slots, self.hasher);
                 self.index.insert_unique(hash, i, |&j| {
-                    slots[j as usize].as_ref().map_or(0, |s| hash_of(&s.key))
+                    slots[j as usize]
+                        .as_ref()
+                        .map_or(0, |s| hasher.hash_one(s.key))
                 });
                 i
             }

@@ -34,10 +34,10 @@
 
 use crate::core::decode::{Segment, flags};
 use crate::core::flows::Options;
+use crate::core::keyed::KeyedMap;
 use crate::core::seq::SeqNumber;
 use crate::core::time::Timestamp;
 use crate::pipeline::event::FrameSource;
-use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -157,7 +157,7 @@ impl Hints {
 #[derive(Debug, Default)]
 pub struct Recorder {
     /// By (sender, receiver): at most one per flow side.
-    pending: FxHashMap<(SocketAddr, SocketAddr), (Ambiguity, bool)>,
+    pending: KeyedMap<(SocketAddr, SocketAddr), (Ambiguity, bool)>,
     found: Vec<(u64, Option<SeqNumber>)>,
 }
 

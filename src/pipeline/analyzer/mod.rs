@@ -36,6 +36,7 @@ use std::sync::atomic::Ordering;
 mod hold;
 mod step;
 
+use crate::core::keyed::KeyedMap;
 use hold::{OwnedFrame, Provisional, revise, why};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -69,7 +70,7 @@ pub struct Analyzer<S: Sink> {
     /// among them for what settles it only when there are some (a scan of
     /// one bare segment per connection costs O(1) per frame, not a pass
     /// over the held frames).
-    held_flows: FxHashMap<FlowKey, u32>,
+    held_flows: KeyedMap<FlowKey, u32>,
     /// Flows a lookup pushed out, to report (empty between frames).
     ended: Vec<Entry<PerFlow>>,
     hold: Option<Ambiguity>,
@@ -112,7 +113,7 @@ impl<S: Sink> Analyzer<S> {
             sink,
             held: VecDeque::new(),
             held_bytes: 0,
-            held_flows: FxHashMap::default(),
+            held_flows: KeyedMap::default(),
             ended: Vec::new(),
             hold: None,
             unsettled: None,
