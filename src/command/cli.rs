@@ -13,7 +13,7 @@ Examples:
   sudo kacap lab dead-peer                      the walkthrough, live, in 5 seconds
   sudo kacap sockets port 5432                  which sockets have keepalive on, and why
   sudo kacap --netns $(pidof envoy) sockets     a container's sockets and sysctls
-  sudo kacap -i any --summary --metrics 0.0.0.0:9733 tcp   a monitor for Prometheus
+  sudo kacap -i any --summary --metrics 127.0.0.1:9733 Prometheus metrics, this host only
   kacap -r capture.pcap --log-format zeek        a Zeek log (zeek-cut) with Community IDs
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections

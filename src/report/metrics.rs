@@ -15,10 +15,11 @@ use crate::pipeline::event::{PacketEvent, Stats};
 use crate::pipeline::summary::{FlowSummary, Verdict};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Servers with series of their own.
 pub const MAX_SERVERS: usize = 50;
@@ -183,30 +184,126 @@ impl MetricsSink {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends.
+/// Connections served at once; more get `503` at once.
+const MAX_CLIENTS: usize = 16;
+/// The most a request's head (request line and headers) may take; more
+/// gets `431`.
+const MAX_HEAD: usize = 8 * 1024;
+/// The time a client has to send its whole head (not per read: a client
+/// that drips a byte every few seconds is cut off at this), and to take
+/// the answer.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Serves `GET /metrics` on `listener` until the process ends: each
+/// connection on a thread of its own (at most [`MAX_CLIENTS`]), so a slow
+/// or idle client delays no scrape; the capture never waits on any of it
+/// (it only takes the lock to update the numbers).
 pub fn serve(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
     std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let _ = answer(conn, &metrics);
+        let busy = Arc::new(AtomicUsize::new(0));
+        for mut conn in listener.incoming().flatten() {
+            if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                busy.fetch_sub(1, Ordering::SeqCst);
+                let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = reply(
+                    &mut conn,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "busy\n",
+                    true,
+                );
+                continue;
+            }
+            let (metrics, done) = (Arc::clone(&metrics), Arc::clone(&busy));
+            let spawned = std::thread::Builder::new()
+                .name("kacap-metrics".into())
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let _ = answer(conn, &metrics);
+                    done.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                busy.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     });
+}
+
+/// Why a request's head was not read.
+enum Refused {
+    /// Closed before anything came: nothing to answer.
+    Gone,
+    /// An answer to give (status line text).
+    Status(&'static str),
+}
+
+/// Reads a request's head, up to its blank line, within [`DEADLINE`] and
+/// [`MAX_HEAD`] bytes.
+fn read_head(conn: &mut TcpStream) -> Result<Vec<u8>, Refused> {
+    let start = Instant::now();
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let end =
+            |h: &[u8]| h.windows(4).any(|w| w == b"\r\n\r\n") || h.windows(2).any(|w| w == b"\n\n");
+        if end(&head) {
+            return Ok(head);
+        }
+        if head.len() > MAX_HEAD {
+            return Err(Refused::Status("431 Request Header Fields Too Large"));
+        }
+        let left = DEADLINE.saturating_sub(start.elapsed());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return Err(Refused::Status("408 Request Timeout"));
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) if head.is_empty() => return Err(Refused::Gone),
+            // Closed after a head without its blank line: answer it.
+            Ok(0) => return Ok(head),
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(Refused::Status("408 Request Timeout")),
+        }
+    }
 }
 
 /// One request: the request line and headers, then the answer; the
 /// connection is closed after it.
 fn answer(mut conn: TcpStream, metrics: &Mutex<Metrics>) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Headers up to the blank line (bounded: a scrape sends a few).
-    for _ in 0..100 {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
+    conn.set_write_timeout(Some(DEADLINE))?;
+    let head = match read_head(&mut conn) {
+        Ok(head) => head,
+        Err(Refused::Gone) => return Ok(()),
+        Err(Refused::Status(status)) => {
+            reply(&mut conn, status, "text/plain", "GET /metrics\n", true)?;
+            // A lingering close: what the client is still sending is read
+            // and dropped for a moment (1 MiB, 1 s at most), so closing with
+            // it unread does not reset the connection before the client has
+            // read the answer.
+            conn.shutdown(std::net::Shutdown::Write)?;
+            conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let mut sink = [0u8; 4096];
+            let start = Instant::now();
+            let mut left = 1usize << 20;
+            while left > 0 && start.elapsed() < Duration::from_secs(1) {
+                match conn.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+            return Ok(());
         }
-    }
+    };
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Ok(request) = std::str::from_utf8(line) else {
+        return reply(
+            &mut conn,
+            "400 Bad Request",
+            "text/plain",
+            "GET /metrics\n",
+            true,
+        );
+    };
     let mut words = request.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
@@ -225,18 +322,32 @@ fn answer(mut conn: TcpStream, metrics: &Mutex<Metrics>) -> io::Result<()> {
             "text/plain",
             "not found: /metrics\n".into(),
         ),
+        _ if method.is_empty() || path.is_empty() => {
+            ("400 Bad Request", "text/plain", "GET /metrics\n".into())
+        }
         _ => (
             "405 Method Not Allowed",
             "text/plain",
             "GET /metrics\n".into(),
         ),
     };
+    reply(&mut conn, status, kind, &body, method != "HEAD")
+}
+
+/// Writes one answer (`Connection: close`).
+fn reply(
+    conn: &mut TcpStream,
+    status: &str,
+    kind: &str,
+    body: &str,
+    with_body: bool,
+) -> io::Result<()> {
     write!(
         conn,
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
-    if method != "HEAD" {
+    if with_body {
         conn.write_all(body.as_bytes())?;
     }
     conn.flush()
@@ -278,5 +389,44 @@ mod tests {
         assert!(ok.contains("kacap_flows_open 0"));
         assert!(get("GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+    }
+
+    /// The red team's shapes: idle sockets and a client dripping a byte
+    /// every second delay no scrape; a head that never ends is cut at
+    /// `MAX_HEAD` (431) with memory bounded; a request line that is not
+    /// UTF-8 gets 400, not a silent close.
+    #[test]
+    fn abuse_delays_no_scrape_and_every_request_gets_an_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve(listener, Arc::new(Mutex::new(Metrics::default())));
+        let idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let drip = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            for b in b"GET /metrics HTTP/1.1\r\n" {
+                if c.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let send = |req: &[u8]| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let _ = c.write_all(req);
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        let t = Instant::now();
+        let ok = send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let huge = vec![b'A'; 1 << 20];
+        assert!(send(&huge).starts_with("HTTP/1.1 431"));
+        assert!(send(b"GET /\xff\xfe HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(send(b"\r\n\r\n").starts_with("HTTP/1.1 400"));
+        drop(idle);
+        drip.join().unwrap();
     }
 }
