@@ -124,13 +124,23 @@ impl HtmlSink {
     }
 }
 
-/// A JSON string, safe inside `<script>`: no `<` at all (`\u003c`), so
-/// payload text can neither end the data block (`</script>`) nor open an
-/// HTML comment (`<!--`) that swallows the page's script.
+/// A JSON string, safe inside `<script>`: no `<`, `>`, `&`, U+2028 or
+/// U+2029 at all (`\u003c`…), so payload text can neither end the data
+/// block (`</script>`) nor open an HTML comment (`<!--`) that swallows the
+/// page's script.
 fn js_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
-    o.push_str(&crate::core::text::escape(s).replace('<', "\\u003c"));
+    for c in crate::core::text::escape(s).chars() {
+        match c {
+            '<' => o.push_str("\\u003c"),
+            '>' => o.push_str("\\u003e"),
+            '&' => o.push_str("\\u0026"),
+            '\u{2028}' => o.push_str("\\u2028"),
+            '\u{2029}' => o.push_str("\\u2029"),
+            c => o.push(c),
+        }
+    }
     o.push('"');
     o
 }
