@@ -200,6 +200,21 @@ fn lencheck(l: usize, hlen: usize, rest: &[u8]) -> Result<(), Stop> {
     }
 }
 
+/// Bytes `range` of `rest` in hex, one `LENCHECK` per byte as tcpdump
+/// prints them (a cut shows the bytes before it).
+fn hex_checked(
+    out: &mut Vec<u8>,
+    rest: &[u8],
+    range: std::ops::Range<usize>,
+    hlen: usize,
+) -> Result<(), Stop> {
+    for i in range {
+        lencheck(i + 1, hlen, rest)?;
+        hex(out, &rest[i..=i]);
+    }
+    Ok(())
+}
+
 /// One option's data after its name; the number of bytes it accounts for.
 fn one(
     out: &mut Vec<u8>,
@@ -291,10 +306,7 @@ fn one(
                 out.s(" rnextkeyid ").n(rest[1]);
                 if datalen > 2 {
                     out.s(" mac 0x");
-                    for i in 2..datalen {
-                        lencheck(i + 1, hlen, rest)?;
-                        hex(out, &rest[i..=i]);
-                    }
+                    hex_checked(out, rest, 2..datalen, hlen)?;
                 }
             }
             datalen
@@ -334,10 +346,7 @@ fn one(
             if datalen > 0 {
                 out.s(" 0x");
             }
-            for i in 0..datalen {
-                lencheck(i + 1, hlen, rest)?;
-                hex(out, &rest[i..=i]);
-            }
+            hex_checked(out, rest, 0..datalen, hlen)?;
             datalen
         }
     })
