@@ -8,6 +8,7 @@ use crate::pipeline::event::PacketEvent;
 use chrono::{Local, TimeZone};
 
 mod app;
+mod bytes;
 mod dump;
 mod link;
 mod mptcp;

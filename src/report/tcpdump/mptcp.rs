@@ -1,7 +1,7 @@
 //! print-mptcp.c: the MPTCP option (kind 30) as tcpdump 4.99 prints it,
 //! after `mptcp` (`options.rs` writes the name and the cut or `[bad opt]`).
 
-use super::options::{be16, be32, be64, hex, x};
+use super::bytes::{be16, be32, be64, hex, x};
 use crate::core::decode::flags;
 use crate::core::emit::Emit;
 

@@ -6,6 +6,7 @@
 //! cut is found by a length check), md5 as a Debian tcpdump (built with
 //! libcrypto, no `-M`) prints it.
 
+use super::bytes::{be16, be32, hex, x};
 use super::mptcp;
 use crate::core::decode::Segment;
 use crate::core::emit::Emit;
@@ -23,35 +24,6 @@ pub enum Ended {
     Read,
     /// `[bad opt]` written (and `]` after the first option): the line ends.
     Bad,
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-pub(super) fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
-    }
-}
-
-/// `%x`: lower-case hex without leading zeros.
-pub(super) fn x(out: &mut Vec<u8>, v: u64) {
-    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (i * 4)) & 15) as usize]);
-    }
-}
-
-pub(super) fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
-pub(super) fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
-pub(super) fn be64(b: &[u8]) -> u64 {
-    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
 /// tcpdump's `tcp_option_values`; `None`: `unknown-N`.
