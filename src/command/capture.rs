@@ -62,7 +62,8 @@ pub fn run_capture(
     let svg = plan.svg.as_deref().map(create).transpose()?;
     let html = plan.html.as_deref().map(create).transpose()?;
     if let Some(run_as) = &plan.privileges {
-        for file in plan.write.iter().chain(&plan.svg).chain(&plan.html) {
+        let opened = save.iter().map(Save::file);
+        for file in opened.chain(svg.iter().chain(&html).map(|(file, _)| file)) {
             crate::host::privileges::give(file, run_as);
         }
         crate::host::privileges::drop(run_as)?;

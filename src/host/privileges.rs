@@ -100,17 +100,19 @@ pub fn drop(run_as: &RunAs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Files kacap created as root (`-w`, `--diagram-svg`) go to the user it
-/// becomes, as if that user had created them (tcpdump creates them after
-/// dropping privileges, and then cannot write where only root may).
-pub fn give(path: &std::path::Path, run_as: &RunAs) {
+/// Files kacap created as root (`-w`, `--diagram-svg`, `--html`) go to the
+/// user it becomes, as if that user had created them (tcpdump creates them
+/// after dropping privileges, and then cannot write where only root may).
+/// The open file is given (fchown), not its path: a path swapped for a
+/// symlink between the open and the chown cannot hand another file over.
+pub fn give(file: &std::fs::File, run_as: &RunAs) {
+    use std::os::fd::AsRawFd;
     if let RunAs::User { uid, gid, .. } = run_as
         // SAFETY: geteuid has no preconditions.
         && unsafe { libc::geteuid() } == 0
-        && let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes())
     {
-        // SAFETY: a valid NUL-terminated path; failure leaves root's file.
-        unsafe { libc::chown(c.as_ptr(), *uid, *gid) };
+        // SAFETY: an open descriptor of ours; failure leaves root's file.
+        unsafe { libc::fchown(file.as_raw_fd(), *uid, *gid) };
     }
 }
 

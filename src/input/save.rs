@@ -43,6 +43,12 @@ impl Save {
         })
     }
 
+    /// The open file (given to the unprivileged user before privileges
+    /// are dropped).
+    pub fn file(&self) -> &File {
+        self.out.get_ref()
+    }
+
     fn error(&self, e: std::io::Error) -> ReadEnd {
         ReadEnd::Save(format!("{}: {e}", self.path.display()))
     }
