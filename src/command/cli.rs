@@ -284,6 +284,7 @@ pub enum Command {
     /// come. Exact values need root (or CAP_SYS_PTRACE); without, they are
     /// inferred and marked.
     #[command(
+        help_template = SOCKETS_HELP,
         after_help = "Filter: port N, src port N, dst port N, host ADDR, state NAME (established, listen, time-wait, …), joined by 'and'.\n\nExamples:\n  sudo kacap sockets port 5432\n  sudo kacap sockets state established --json\n  sudo kacap --netns $(pidof envoy) sockets port 5432     a container's sockets and sysctls\n  sudo kacap --netns blue sockets                        a named namespace (ip netns add blue)"
     )]
     Sockets(SocketsArgs),
@@ -436,3 +437,28 @@ fn stats_every_secs(s: &str) -> Result<f64, String> {
 fn idle_timeout_secs(s: &str) -> Result<f64, String> {
     secs_within(s, 1.0, 30.0 * 86_400.0)
 }
+
+/// `kacap sockets --help`: its own options only. The capture options are
+/// global (so `kacap lab dead-peer -v` takes them) and clap would list them
+/// all under every subcommand; these four are the ones `sockets` reads
+/// (`-w` and `--diagram-svg` are refused, the rest do nothing there).
+const SOCKETS_HELP: &str = "\
+{about-with-newline}
+{usage-heading} kacap [--netns <NAME|PID|PATH>] sockets [--json] [--wide] [--color <WHEN>] [FILTER]...
+
+Arguments:
+{positionals}
+
+Options:
+      --netns <NAME|PID|PATH>
+          Enter a network namespace first (root): a named one (ip netns add NAME), a
+          process's (a container's or a pod's: its PID), or a bind-mounted PATH
+      --json
+          JSON Lines: the namespace's sysctls, then one record per socket
+      --wide
+          The table at its full width even on a terminal
+      --color <WHEN>
+          When to color the output: auto (only on a terminal, and not when NO_COLOR
+          is set), always, never
+  -h, --help
+          Print help{after-help}";

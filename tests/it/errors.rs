@@ -150,6 +150,17 @@ fn help_has_examples_and_exit_statuses() {
     assert!(help.contains("Exit status"));
     let out = kacap().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // `kacap sockets --help` lists what sockets takes, not the capture
+    // options (global for `kacap lab`).
+    let out = kacap().args(["sockets", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    for takes in ["--netns", "--json", "--wide", "--color", "Examples:"] {
+        assert!(help.contains(takes), "{takes} missing:\n{help}");
+    }
+    for not in ["-w <FILE>", "--html", "--summary", "-v...", "--threads"] {
+        assert!(!help.contains(not), "{not} listed:\n{help}");
+    }
 }
 
 #[test]
