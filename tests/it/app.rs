@@ -215,7 +215,7 @@ fn the_keep_alive_pool_race_on_a_real_nginx() {
 
     let t = text(&["-r", path.to_str().unwrap()]);
     assert!(
-        t.contains("sent on a connection the server closed 2.00s after its last response"),
+        t.contains("sent after the server closed 2.00s after its last response (its FIN above)"),
         "{t}"
     );
     assert!(

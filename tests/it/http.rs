@@ -168,3 +168,35 @@ fn h2c_and_a_versionless_line_are_not_http1_and_a_websocket_upgrade_is_one_excha
         "{h}"
     );
 }
+
+/// Client data after the server's FIN is stale only if the server no longer
+/// reads: a server that closed just its sending side (shutdown(SHUT_WR))
+/// acknowledges it — a half-close, not a stale pooled connection.
+#[test]
+fn data_after_a_half_close_that_the_server_acknowledges_is_not_stale() {
+    let dir = TempDir::new().unwrap();
+    let mut c = Conn::new("10.0.0.2:50000", "10.0.0.1:80", Link::Ethernet);
+    c.handshake(10, 20)
+        .exchange(Client, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .exchange(Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .seg(Server, FIN | ACK, &[])
+        .seg(Client, ACK, &[])
+        .seg(Client, PSH | ACK, b"GET /more HTTP/1.1\r\nHost: x\r\n\r\n")
+        .seg(Server, ACK, &[])
+        .seg(Client, FIN | ACK, &[])
+        .seg(Server, ACK, &[]);
+    let path = dir.path().join("half-close.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let t = text(&["-r", path.to_str().unwrap()]);
+    assert!(
+        t.contains(
+            "a stale pooled connection if the server answers RST, a half-close if it acknowledges"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("(a half-close, not a stale connection)"), "{t}");
+    let j = json(&path, &[]);
+    let flow = j.flow();
+    assert_eq!(flow["http"]["stale_request"], false);
+    assert_ne!(flow["verdict"], "stale-connection");
+}

@@ -83,6 +83,9 @@ pub enum Stale {
     Crossed { idle_close: Option<f32> },
     /// The server's RST answering it.
     Reset { idle_close: Option<f32> },
+    /// The server acknowledged it: it closed only its sending side and
+    /// still reads (a half-close), so the connection was not stale.
+    HalfClose,
 }
 
 /// What the HTTP analysis says about one segment.
@@ -113,6 +116,8 @@ struct Ending {
     /// The client sent data after the server's FIN, or the FIN crossed it.
     sent_after_fin: bool,
     stale_request: bool,
+    /// The server acknowledged the data sent after its FIN.
+    half_close: bool,
     /// The client's next sequence number after its latest data.
     client_next: Option<SeqNumber>,
 }

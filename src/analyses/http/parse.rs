@@ -359,6 +359,20 @@ impl Http {
                 return Some(Stale::Request { idle_close });
             }
         }
+        // The server acknowledges what the client sent after its FIN: it
+        // still reads (shutdown of its sending side only), not stale.
+        if cx.from == Side::Server
+            && server_closed
+            && e.sent_after_fin
+            && !e.stale_request
+            && !e.half_close
+            && !seg.has(crate::core::decode::flags::RST)
+            && seg.has(crate::core::decode::flags::ACK)
+            && e.client_next.is_some_and(|n| n.diff(seg.ack) <= 0)
+        {
+            e.half_close = true;
+            return Some(Stale::HalfClose);
+        }
         if cx.from == Side::Server
             && seg.has(crate::core::decode::flags::RST)
             && e.sent_after_fin

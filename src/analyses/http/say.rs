@@ -120,13 +120,16 @@ fn write_stale(out: &mut Vec<u8>, stale: Stale) -> io::Result<()> {
     match stale {
         Stale::Request { idle_close } => write!(
             out,
-            "; sent on a connection the server closed{} (its FIN above): a stale pooled connection",
+            "; sent after the server closed{} (its FIN above): a stale pooled connection if the server answers RST, a half-close if it acknowledges",
             closed(idle_close)
         ),
         Stale::Crossed { idle_close } => write!(
             out,
             "; the server closes the idle connection{} while the client's next request is already on its way (they cross)",
             closed(idle_close)
+        ),
+        Stale::HalfClose => out.write_all(
+            b"; the server acknowledges the data sent after its FIN: it closed only its sending side and still reads (a half-close, not a stale connection)",
         ),
         Stale::Reset { .. } => out.write_all(
             b"; the server's kernel rejects the request sent after its close: the client sees ECONNRESET (keep-alive race)",
