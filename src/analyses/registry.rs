@@ -35,7 +35,8 @@ use crate::analyses::verdict::Verdict;
 /// 5. no keepalive probe → when the application pinged (HTTP/2, WebSocket,
 ///    Redis, MySQL, an encrypted rhythm): `app-ping-timeout` if its latest
 ///    pings went unanswered (two in a row, or one and the connection ended
-///    other than by a normal application close), else `app-keepalive`;
+///    other than by a normal application close) and the peer said nothing
+///    after them (no data, no close frame), else `app-keepalive`;
 ///    without pings `no-keepalive`;
 /// 6. the prober's latest probes were answered on the wire but it behaved
 ///    as if it heard nothing (TS ecr stuck, or its RST one interval after
@@ -64,8 +65,9 @@ pub fn verdict(f: &Findings, closed: bool) -> Verdict {
     }
     if f.keepalive.probes == 0 {
         if let Some(a) = f.app.filter(|a| a.pings > 0) {
-            if a.trailing_unanswered >= 2
-                || (a.trailing_unanswered == 1 && closed && !a.graceful_end())
+            if (a.trailing_unanswered >= 2
+                || (a.trailing_unanswered == 1 && closed && !a.graceful_end()))
+                && !a.peer_talked
             {
                 return Verdict::AppPingTimeout;
             }
@@ -155,6 +157,7 @@ mod tests {
         intervals: [Some(1.0), None],
         unanswered: 0,
         trailing_unanswered: 0,
+        peer_talked: false,
         pinger: Some(Side::Client),
         both: false,
         rtt: Some(0.001),
@@ -314,6 +317,16 @@ mod tests {
             ..NOTHING
         };
         assert_eq!(verdict(&f, false), Verdict::AppPingTimeout);
+        // A peer that sent data or a close frame after them is talking.
+        let talking = Findings {
+            app: Some(AppSummary {
+                trailing_unanswered: 2,
+                peer_talked: true,
+                ..PINGS
+            }),
+            ..NOTHING
+        };
+        assert_eq!(verdict(&talking, true), Verdict::AppKeepalive);
     }
 
     #[test]

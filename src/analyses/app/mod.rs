@@ -221,6 +221,9 @@ pub struct AppSummary {
     /// The latest keepalive pings of one side, unanswered in a row (the
     /// most of either side): the peer's application stopped answering.
     pub trailing_unanswered: u32,
+    /// The pinged peer sent data or a close frame after those unanswered
+    /// pings: it is alive and talking, only its pongs are missing.
+    pub peer_talked: bool,
     /// The side that sent the keepalive pings (`None` when both did).
     pub pinger: Option<Side>,
     /// Both sides sent keepalive pings.
@@ -263,6 +266,8 @@ struct Pinger {
     unanswered_dropped: u32,
     /// Keepalive pings in a row not answered (since the latest answer).
     trailing: u32,
+    /// The peer sent data or a close frame after the latest unanswered ping.
+    talked_after: bool,
 }
 
 /// Per-connection state once a protocol is recognized (boxed: most
@@ -311,6 +316,7 @@ impl State {
         if keepalive {
             p.keepalive += 1;
             p.trailing += 1;
+            p.talked_after = false;
             if let Some(last) = p.last
                 && p.gaps.len() < MAX_GAPS
             {
@@ -365,6 +371,15 @@ impl State {
         }
     }
 
+    /// `side` sent application data or a close frame: if the other side's
+    /// latest pings are unanswered, this peer is still talking.
+    fn talked(&mut self, side: Side) {
+        let p = &mut self.pingers[side.other().idx()];
+        if p.trailing > 0 {
+            p.talked_after = true;
+        }
+    }
+
     fn interval(&self, side: Side) -> Option<f64> {
         median(&self.pingers[side.idx()].gaps)
     }
@@ -380,6 +395,7 @@ impl State {
                 intervals: [None; 2],
                 unanswered: 0,
                 trailing_unanswered: 0,
+                peer_talked: false,
                 pinger: Some(run.side),
                 both: false,
                 rtt: None,
@@ -419,6 +435,11 @@ impl State {
             intervals: [self.interval(Side::Client), self.interval(Side::Server)],
             unanswered,
             trailing_unanswered: c.trailing.max(s.trailing),
+            peer_talked: if c.trailing >= s.trailing {
+                c.trailing > 0 && c.talked_after
+            } else {
+                s.talked_after
+            },
             pinger,
             both,
             rtt: self.rtt,

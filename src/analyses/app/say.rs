@@ -355,6 +355,18 @@ fn explain<F>(f: &Summary<F>, a: AppSummary) -> String {
                     ", and then the connection ended"
                 }
             );
+        } else if a.peer_talked {
+            let _ = writeln!(
+                o,
+                "  {latest} got no answer, but the peer went on sending after {}: its application is alive and \
+                 talking, only its pongs are missing (a peer that does not answer pings, or answers them late), \
+                 not a ping timeout.",
+                if a.trailing_unanswered == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            );
         } else {
             let _ = writeln!(
                 o,

@@ -427,3 +427,33 @@ fn a_ping_left_unanswered_by_a_normal_close_is_a_graceful_end() {
     d.send(Server, 0.5, b"\x88\x02\x03\xf3");
     assert!(!d.summary().unwrap().graceful_end());
 }
+
+#[test]
+fn a_peer_that_talks_after_unanswered_pings_is_alive_not_timed_out() {
+    // Two server pings the client never answers, but it sends data after
+    // them and closes normally: its pongs are missing, it is not stuck.
+    let mut c = Conn::new();
+    c.send(Server, 0.0, b"\x89\x04aaaa");
+    c.send(Server, 20.0, b"\x89\x04bbbb");
+    c.send(Client, 20.5, b"\x81\x84\0\0\0\0data");
+    c.send(Client, 21.0, b"\x88\x82\0\0\0\0\x03\xe8");
+    let a = c.summary().unwrap();
+    assert_eq!((a.trailing_unanswered, a.peer_talked), (2, true));
+    // Data before the pings, silence after them: not talking.
+    let mut d = Conn::new();
+    d.send(Client, 0.0, b"\x81\x84\0\0\0\0data");
+    d.send(Server, 1.0, b"\x89\x04aaaa");
+    d.send(Server, 21.0, b"\x89\x04bbbb");
+    let a = d.summary().unwrap();
+    assert_eq!((a.trailing_unanswered, a.peer_talked), (2, false));
+    // One ping, then the peer's Close 1009 (message too big): it answered
+    // with a close, not silence.
+    let mut e = Conn::new();
+    e.send(Server, 0.0, b"\x89\x04aaaa");
+    e.send(Client, 0.2, b"\x88\x82\0\0\0\0\x03\xf1");
+    let a = e.summary().unwrap();
+    assert_eq!(
+        (a.trailing_unanswered, a.close_code, a.peer_talked),
+        (1, Some(1009), true)
+    );
+}

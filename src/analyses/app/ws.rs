@@ -135,6 +135,7 @@ fn frame(state: &mut State, cx: &Ctx, side: Side, f: &[u8], note: &mut AppNote) 
                 state.closed_frame = true;
                 state.close_code = code;
             }
+            state.talked(side);
             note.add(
                 Some(Label::Close),
                 AppEvent::Close {
@@ -143,7 +144,8 @@ fn frame(state: &mut State, cx: &Ctx, side: Side, f: &[u8], note: &mut AppNote) 
                 },
             );
         }
-        _ => {}
+        // Text, binary, continuation: the side is talking.
+        _ => state.talked(side),
     }
 }
 
