@@ -21,6 +21,7 @@
 
 mod detect;
 mod dir;
+mod explain;
 pub mod h2;
 mod plain;
 mod rhythm;
