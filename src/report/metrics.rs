@@ -342,14 +342,16 @@ fn reply(
     body: &str,
     with_body: bool,
 ) -> io::Result<()> {
-    write!(
-        conn,
+    // One write: `write!` on the socket itself sent each piece of the
+    // head as a segment of its own.
+    let mut answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )?;
+    );
     if with_body {
-        conn.write_all(body.as_bytes())?;
+        answer.push_str(body);
     }
+    conn.write_all(answer.as_bytes())?;
     conn.flush()
 }
 
