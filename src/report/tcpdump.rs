@@ -240,8 +240,16 @@ impl Tcpdump {
 
     /// Appends the whole tcpdump line for a TCP segment, without newline.
     pub fn write_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
-        self.write_stamp(out, ev.ts);
+        if !invalid(ev) {
+            self.write_stamp(out, ev.ts);
+        }
         self.write_rest(out, ev);
+    }
+
+    /// Whether a line formatted by [`Self::write_rest`] takes a stamp
+    /// before it (tcpdump prints none before an invalid record header).
+    pub fn stamped(rest: &[u8]) -> bool {
+        !rest.starts_with(INVALID_HEADER)
     }
 
     /// The line's stamp (and the space after it), as `-t`…`-ttttt` ask:
@@ -257,6 +265,10 @@ impl Tcpdump {
     pub fn write_rest(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
         self.truncated = false;
         self.ended = false;
+        if invalid_header(out, ev) {
+            self.ended = true;
+            return;
+        }
         let seg = ev.seg;
         if seg.link.kind == LinkType::LinuxSll2 {
             self.write_link_prefix(out, seg);
@@ -365,6 +377,9 @@ impl Tcpdump {
     /// protocol, then the packet's bytes, as `-x`, `-X` or `-A` ask (each
     /// line starts with a newline; the caller ends the last).
     pub fn write_dump(&self, out: &mut Vec<u8>, ev: &PacketEvent) {
+        if invalid(ev) {
+            return;
+        }
         let cut = self.style.verbose > 0
             && !self.truncated
             && !self.ended
@@ -388,6 +403,33 @@ impl Tcpdump {
             Dump::Ascii { link } => dump::ascii(out, bytes(link)),
         }
     }
+}
+
+const INVALID_HEADER: &[u8] = b"[Invalid header: ";
+
+/// A record whose header contradicts itself (libpcap passes it on):
+/// tcpdump prints only `[Invalid header: …]`, with no stamp, and nothing
+/// of the packet (print.c, `pretty_print_packet`).
+fn invalid(ev: &PacketEvent) -> bool {
+    ev.wire_len == 0 || (ev.wire_len as usize) < ev.frame.len()
+}
+
+/// Writes tcpdump's line for an [`invalid`] record and says whether it did.
+fn invalid_header(out: &mut Vec<u8>, ev: &PacketEvent) -> bool {
+    if !invalid(ev) {
+        return false;
+    }
+    out.extend_from_slice(INVALID_HEADER);
+    if ev.wire_len == 0 {
+        out.s("len==0]");
+    } else {
+        out.s("len(")
+            .n(ev.wire_len)
+            .s(") < caplen(")
+            .n(ev.frame.len())
+            .s(")]");
+    }
+    true
 }
 
 /// tcpdump's flag letters, in its order: F S R P . U E W; `none` when empty.

@@ -285,7 +285,9 @@ impl<W: Write> Sharded for TextSink<W> {
     fn formatted(&mut self, ts: Timestamp, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        self.tcpdump.write_stamp(&mut line, ts);
+        if Tcpdump::stamped(head) {
+            self.tcpdump.write_stamp(&mut line, ts);
+        }
         line.extend_from_slice(head);
         flow_label(&mut line, flow, self.opts.color);
         line.extend_from_slice(tail);

@@ -244,6 +244,25 @@ fn texts_and_options(dir: &TempDir) -> Vec<PathBuf> {
     let total = u16::from_be_bytes([f[16], f[17]]) + 100;
     f[16..18].copy_from_slice(&total.to_be_bytes());
     add("options.pcap", &o, d);
+    // Records whose header says fewer bytes on the wire than captured
+    // (pypacker's cooked captures): tcpdump prints `[Invalid header: …]`
+    // and nothing else for them, not even a stamp.
+    let p = dir.path().join("invalid-header.pcap");
+    http.write_pcap(&p, d);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mut at = 24;
+    for record in 0.. {
+        if at + 16 > bytes.len() {
+            break;
+        }
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+        if record == 3 || record == 4 {
+            bytes[at + 12..at + 16].copy_from_slice(&(caplen - 16).to_le_bytes());
+        }
+        at += 16 + caplen as usize;
+    }
+    std::fs::write(&p, bytes).unwrap();
+    paths.push(p);
     paths
 }
 

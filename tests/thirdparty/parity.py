@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tcpdump parity on captures other people made.
 
-For every trace under target/thirdparty/{tcpdump,ndpi} (tests/thirdparty/fetch.sh),
+For every trace under target/thirdparty/ (tests/thirdparty/fetch.sh),
 runs `tcpdump -n -tt -r F` and `kacap -tt --color never -r F` (add -v with --verbose)
 and compares each kacap packet line with tcpdump's line of the same stamp:
 whole (kacap's line starts with exactly tcpdump's line, then two spaces and
@@ -34,11 +34,11 @@ def lines(cmd):
 
 def main():
     files = []
-    for project in ("tcpdump", "ndpi"):
-        d = os.path.join(ROOT, "target", "thirdparty", project)
-        if not os.path.isdir(d):
-            sys.exit(f"parity.py: {d} is missing: run tests/thirdparty/fetch.sh first")
-        for name in sorted(os.listdir(d)):
+    top = os.path.join(ROOT, "target", "thirdparty")
+    if not os.path.isdir(top):
+        sys.exit(f"parity.py: {top} is missing: run tests/thirdparty/fetch.sh first")
+    for d, _, names in sorted(os.walk(top)):
+        for name in sorted(names):
             if name.endswith((".pcap", ".pcapng", ".cap")):
                 files.append(os.path.join(d, name))
     total = whole = app = 0
