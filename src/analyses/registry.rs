@@ -107,6 +107,7 @@ mod tests {
         answered: 0,
         unanswered: 0,
         rst: 0,
+        missed: 0,
         idle: None,
         interval: None,
         count: None,

@@ -331,3 +331,117 @@ fn acks_dropped_midlife_infers_from_the_unheard_probes_alone() {
         "{rst}"
     );
 }
+
+#[test]
+fn an_answer_the_capture_missed_shows_in_the_next_probes_ts_ecr() {
+    // Keepalive every 3 s, each probe answered; the answer to probe 3 is
+    // not in the capture, but probe 4 comes a full idle later and its TS
+    // ecr echoes that answer's TS val (nowhere in the capture): it
+    // arrived. Counted answered, no interval from the gap, said so.
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    c.handshake(1000, 5000).exchange(Client, b"hello\n");
+    let (seq, ack) = (c.next[0] - 1, c.next[1]);
+    let (mut val, mut ecr) = (1000, 100);
+    for i in 0..6u32 {
+        val += 3000;
+        c.wait(3.0)
+            .raw(Client, ACK, seq, ack, 512, &[], &ts(val, ecr));
+        ecr = 200 + i;
+        if i != 2 {
+            c.raw(Server, ACK, ack, seq + 1, 512, &[], &ts(ecr, val));
+        }
+    }
+    c.wait(1.0)
+        .raw(
+            Client,
+            FIN | ACK,
+            seq + 1,
+            ack,
+            512,
+            &[],
+            &ts(val + 1000, ecr),
+        )
+        .raw(
+            Server,
+            FIN | ACK,
+            ack,
+            seq + 2,
+            512,
+            &[],
+            &ts(300, val + 1000),
+        )
+        .raw(
+            Client,
+            ACK,
+            seq + 2,
+            ack + 1,
+            512,
+            &[],
+            &ts(val + 1001, 300),
+        );
+    let j = run(&c);
+    let f = j.flow();
+    assert_eq!(f["verdict"], "alive", "{f}");
+    assert_eq!(
+        (&f["probes"], &f["probes_answered"], &f["probes_unanswered"]),
+        (&6.into(), &6.into(), &0.into()),
+        "{f}"
+    );
+    assert_eq!(f["probes_answered_not_captured"], 1, "{f}");
+    approx(&f["keepalive"]["idle"], 3.0, 0.01);
+    assert!(f["keepalive"]["interval"].is_null(), "{f}");
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let p = path.to_str().unwrap();
+    let text = crate::text(&["-r", p]);
+    assert!(
+        text.contains("the answer to #3 is not in the capture, but this probe's TS ecr shows the client got it"),
+        "{text}"
+    );
+    let explained = crate::text(&["-r", p, "--explain", "--diagram"]);
+    assert!(
+        explained.contains("One answer is not in the capture"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("answer not in the capture"),
+        "{explained}"
+    );
+    assert!(!explained.contains("│  unanswered"), "{explained}");
+}
+
+#[test]
+fn the_diagram_does_not_call_answers_the_prober_never_heard_alive() {
+    let mut c = Conn::new("10.0.0.2:40000", "10.0.0.1:5432", Link::Ethernet);
+    c.handshake(1000, 5000).exchange(Client, b"hello\n");
+    let (seq, ack) = (c.next[0] - 1, c.next[1]);
+    let mut val = 1000;
+    for (i, wait) in [10.0, 2.0, 2.0].into_iter().enumerate() {
+        val += (wait * 1000.0) as u32;
+        c.wait(wait)
+            .raw(Client, ACK, seq, ack, 512, &[], &ts(val, 100));
+        c.raw(
+            Server,
+            ACK,
+            ack,
+            seq + 1,
+            512,
+            &[],
+            &ts(200 + i as u32, val),
+        );
+    }
+    c.wait(2.0)
+        .raw(Client, RST | ACK, seq + 1, ack, 0, &[], &[]);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("c.pcap");
+    c.write_pcap(&path, PcapOpts::default());
+    let text = crate::text(&["-r", path.to_str().unwrap(), "--diagram"]);
+    let diagram: Vec<&str> = text.lines().filter(|l| l.contains('│')).collect();
+    let unheard = diagram
+        .iter()
+        .filter(|l| l.ends_with("never reached the client"))
+        .count();
+    assert_eq!(unheard, 3, "{text}");
+    assert!(!diagram.iter().any(|l| l.contains("alive (")), "{text}");
+}

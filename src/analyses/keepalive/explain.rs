@@ -3,6 +3,7 @@
 //! did, tied to TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT and to the
 //! prober's stack's defaults; each arrow's label and remark.
 
+use super::diagram::{Fate, fate};
 use super::{Keepalive, LINUX_DEFAULTS, Note, Prober, SystemDefaults, WINDOWS_DEFAULTS};
 use crate::analyses::describe::{FindingsOf, MarkOf};
 use crate::analyses::event::{Close, Step, Summary, time_wait};
@@ -31,6 +32,25 @@ pub(super) fn account<F: FindingsOf<Keepalive>, M: MarkOf<Keepalive>>(
         Verdict::Undecided => undecided(o, f, who, steps),
         _ => {}
     }
+    let missed = f.findings.found().missed;
+    if missed > 0 {
+        let _ = writeln!(
+            o,
+            "  {} not in the capture, yet the {prober} got {}: its next probe came one \
+             TCP_KEEPIDLE later, not one TCP_KEEPINTVL, and its TS ecr echoes a TS val the capture \
+             never showed from the {peer} (ts_recent moves only on what the {prober} accepts). \
+             Counted as answered; the capture dropped packets (see the drop count tcpdump or the \
+             capture tool reported) or saw only part of the path.",
+            if missed == 1 {
+                "One answer is".to_string()
+            } else {
+                format!("{missed} answers are")
+            },
+            if missed == 1 { "it" } else { "them" },
+            prober = who.prober,
+            peer = who.peer,
+        );
+    }
     let stack = stack(steps);
     let k = f.findings.found();
     let [idle, interval, _] = stack.defaults.differing(k.idle, k.interval, None);
@@ -47,58 +67,6 @@ pub(super) fn account<F: FindingsOf<Keepalive>, M: MarkOf<Keepalive>>(
         );
     }
     ending(o, f, who, steps);
-}
-
-/// A probe's arrow label.
-pub(super) fn label<M: MarkOf<Keepalive>>(s: &Step<M>) -> Option<String> {
-    match (s.kind, *s.marks.mark()) {
-        (Kind::Keepalive, Note::Probe { ordinal, .. }) => {
-            Some(format!("keepalive probe #{ordinal}"))
-        }
-        _ => None,
-    }
-}
-
-/// What the diagram's right margin says about a probe, its answer, the
-/// peer's RST and the prober's.
-pub(super) fn remark<M: MarkOf<Keepalive>>(s: &Step<M>, all: &[Step<M>]) -> Option<String> {
-    Some(match *s.marks.mark() {
-        Note::Probe { .. } => match fate(all, s.n) {
-            Fate::Answered => String::new(),
-            Fate::Reset => "answered by RST".to_string(),
-            Fate::Unanswered => "unanswered".to_string(),
-        },
-        Note::ProbeAnswered { rtt, .. } => format!("alive ({})", Secs(rtt)),
-        Note::PeerReset { .. } => "peer lost the connection".to_string(),
-        Note::GaveUp { count, .. } => format!("gave up after {count} probes: ETIMEDOUT"),
-        Note::None => return None,
-    })
-}
-
-/// A probe nothing answered.
-pub(super) fn lost<M: MarkOf<Keepalive>>(s: &Step<M>, all: &[Step<M>]) -> bool {
-    s.kind == Kind::Keepalive && fate(all, s.n) == Fate::Unanswered
-}
-
-/// A probe's mark in the HTML report: its fate by shape.
-pub(super) fn shape<M: MarkOf<Keepalive>>(s: &Step<M>, all: &[Step<M>]) -> Option<&'static str> {
-    if s.kind != Kind::Keepalive {
-        return None;
-    }
-    let replied = |rst: bool| {
-        all.iter().any(|a| match *a.marks.mark() {
-            Note::PeerReset { reply_to, .. } => rst && reply_to == s.n,
-            Note::ProbeAnswered { reply_to, .. } => !rst && reply_to == s.n,
-            _ => false,
-        })
-    };
-    Some(if replied(true) {
-        "probe-rst"
-    } else if replied(false) {
-        "probe-ok"
-    } else {
-        "probe-lost"
-    })
 }
 
 /// Whose defaults a prober is compared with, and what sets its timers.
@@ -153,25 +121,6 @@ fn shown(v: f64) -> f64 {
     } else {
         (v * 100.0).round() / 100.0
     }
-}
-
-/// How a probe fared, looking at what followed it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Answered,
-    Reset,
-    Unanswered,
-}
-
-fn fate<M: MarkOf<Keepalive>>(steps: &[Step<M>], probe: u64) -> Fate {
-    for s in steps {
-        match *s.marks.mark() {
-            Note::ProbeAnswered { reply_to, .. } if reply_to == probe => return Fate::Answered,
-            Note::PeerReset { reply_to, .. } if reply_to == probe => return Fate::Reset,
-            _ => {}
-        }
-    }
-    Fate::Unanswered
 }
 
 /// The prober and its peer, by name.
@@ -342,7 +291,7 @@ fn dead_peer<F: FindingsOf<Keepalive>, M: MarkOf<Keepalive>>(
         .iter()
         .filter_map(|s| match *s.marks.mark() {
             Note::Probe { ordinal, .. }
-                if s.kind == Kind::Keepalive && fate(steps, s.n) == Fate::Unanswered =>
+                if s.kind == Kind::Keepalive && fate(steps, s) == Fate::Unanswered =>
             {
                 Some(format!("#{ordinal}"))
             }

@@ -22,6 +22,7 @@
 //! - `count`: unanswered probes in an episode the prober ended with its own
 //!   RST (TCP_KEEPCNT).
 
+mod diagram;
 mod explain;
 mod say;
 mod settings;
@@ -60,6 +61,8 @@ pub enum Note {
     /// probe's TS ecr shows the prober never got the answer.
     /// `ordinal`: the probe's number on the connection (this side's 1st,
     /// 2nd, … probe), as the text timeline numbers them.
+    /// `missed`: the previous probe's answer is not in the capture, but
+    /// this probe's TS ecr shows it arrived (see [`Tracker::probe`]).
     Probe {
         number: u32,
         ordinal: u32,
@@ -67,6 +70,7 @@ pub enum Note {
         since_prev: Option<f64>,
         next_due: Option<Timestamp>,
         unheard: bool,
+        missed: bool,
     },
     /// The peer answered probe `number` (frame `reply_to`) after `rtt`
     /// seconds; `next_due`: when the next probe is due.
@@ -142,6 +146,9 @@ pub struct KeepaliveSummary {
     pub answered: u32,
     pub unanswered: u32,
     pub rst: u32,
+    /// Answers the capture missed (counted in `answered`): the prober's
+    /// next probe came one idle later and its TS ecr showed it heard them.
+    pub missed: u32,
     /// Inferred settings of the prober (the client when both probed).
     pub idle: Option<f64>,
     pub interval: Option<f64>,
@@ -202,7 +209,7 @@ impl Analysis for Keepalive {
     fn segment(&mut self, cx: &Ctx) -> Note {
         let s = cx.from.idx();
         if let Some(k) = &mut self.0 {
-            k.heard_from(s);
+            k.heard_from(s, cx.seg.timestamps().map(|(val, _)| val));
         }
         let mut note = match (cx.kind, &mut self.0) {
             (Kind::Keepalive, k) => k.get_or_insert_with(Box::default).probe(
@@ -276,6 +283,7 @@ impl Analysis for Keepalive {
             answered: c.answered + s.answered,
             unanswered: c.unanswered + s.unanswered,
             rst: c.rst + s.rst,
+            missed: c.missed + s.missed,
             idle,
             interval,
             count,

@@ -3,9 +3,9 @@
 //! columns, the JSON, HTML and Zeek members, the `flow N ended` words, the
 //! metrics); `explain` says the rest.
 
-use super::explain;
 use super::settings::{self, opt_count, opt_secs};
 use super::{Keepalive, Note, SystemDefaults};
+use super::{diagram, explain};
 use crate::analyses::describe::{Column, Describe, Field, FindingsOf, MarkOf, NoteOf, metric_head};
 use crate::analyses::event::{Event, Shared, Step, Summary};
 use crate::analyses::verdict::Verdict;
@@ -102,6 +102,7 @@ impl Describe for Keepalive {
                     number: 1,
                     ordinal,
                     idle,
+                    missed,
                     ..
                 },
             ) => {
@@ -123,6 +124,13 @@ impl Describe for Keepalive {
                 }
                 if seg.len == 1 {
                     out.write_all(b" (1 garbage byte)")?;
+                }
+                if missed {
+                    write!(
+                        out,
+                        "; the answer to #{} is not in the capture, but this probe's TS ecr shows the {who} got it (the capture missed it)",
+                        ordinal - 1
+                    )?;
                 }
                 Ok(())
             }
@@ -269,19 +277,19 @@ impl Describe for Keepalive {
     }
 
     fn label<M: MarkOf<Self>>(s: &Step<M>) -> Option<String> {
-        explain::label(s)
+        diagram::label(s)
     }
 
     fn remark<M: MarkOf<Self>>(s: &Step<M>, all: &[Step<M>]) -> Option<String> {
-        explain::remark(s, all)
+        diagram::remark(s, all)
     }
 
     fn lost<M: MarkOf<Self>>(s: &Step<M>, all: &[Step<M>]) -> bool {
-        explain::lost(s, all)
+        diagram::lost(s, all)
     }
 
     fn shape<M: MarkOf<Self>>(s: &Step<M>, all: &[Step<M>]) -> Option<&'static str> {
-        explain::shape(s, all)
+        diagram::shape(s, all)
     }
 
     fn share(k: &super::KeepaliveSummary, shared: &mut Shared) {
@@ -308,6 +316,10 @@ impl Describe for Keepalive {
             // Inside "keepalive": the count is a lower bound.
             out.pop();
             out.extend_from_slice(b",\"count_at_least\":true}");
+        }
+        if k.missed > 0 {
+            // Of `probes_answered`: answers the capture missed.
+            out.s(",\"probes_answered_not_captured\":").n(k.missed);
         }
     }
 

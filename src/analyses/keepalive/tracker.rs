@@ -137,6 +137,11 @@ pub struct ProbeStats {
     /// nothing came from the peer since: its data may have gone unanswered
     /// too, which is no sign of life.
     pub peer_quiet: bool,
+    /// Answers the capture missed (counted in `answered`): see
+    /// [`Tracker::probe`].
+    pub missed: u32,
+    /// The TS val of the latest segment seen from the peer.
+    peer_tsval: Option<u32>,
 }
 
 impl ProbeStats {
@@ -207,8 +212,34 @@ impl Tracker {
         let p = &mut self.sides[s];
         p.probes += 1;
         let ordinal = p.probes;
-        let run = &mut p.run;
         let ecr = tsopt.map(|(_, e)| e);
+        // The previous probe looks unanswered, but this one's TS ecr moved
+        // to a TS val the capture never showed from the peer: the prober
+        // heard from its peer in between (ts_recent moves only on what it
+        // accepts), so the answer arrived and the capture missed it. It
+        // counts as answered, and this probe opens a new episode one idle
+        // after it (no interval from the gap).
+        let mut idle = idle;
+        let missed = match p.episode {
+            Some(ep) if ep.waiting => {
+                let moved = p.run.last_ecr.is_some_and(|prev| {
+                    ecr.is_some_and(|e| e != 0 && e != prev && Some(e) != p.peer_tsval)
+                });
+                if moved {
+                    let gap = ts.since(ep.last_probe_ts);
+                    p.answered += 1;
+                    p.missed += 1;
+                    p.run.answered += 1;
+                    p.run.last_answered = true;
+                    p.run.answer_tsval = ecr;
+                    p.end_episode(Outcome::Answered, ep.last_probe_ts);
+                    idle = Some(gap);
+                }
+                moved
+            }
+            _ => false,
+        };
+        let run = &mut p.run;
         let unheard = run.last_answered
             && ecr.is_some()
             && ecr == run.last_ecr
@@ -260,6 +291,7 @@ impl Tracker {
                 since_prev: Some(gap),
                 next_due: None,
                 unheard: true,
+                missed,
             };
         }
         let note = match &mut p.episode {
@@ -280,6 +312,7 @@ impl Tracker {
                     since_prev: Some(gap),
                     next_due: None,
                     unheard: false,
+                    missed,
                 }
             }
             _ => {
@@ -300,6 +333,7 @@ impl Tracker {
                     since_prev: None,
                     next_due: None,
                     unheard: false,
+                    missed,
                 }
             }
         };
@@ -406,10 +440,14 @@ impl Tracker {
         }
     }
 
-    /// Side `s` sent something: its peer's interrupted episode (if any)
-    /// has its sign of life.
-    pub fn heard_from(&mut self, s: usize) {
-        self.sides[1 - s].peer_quiet = false;
+    /// Side `s` sent something (`tsval`: its TS val): its peer's
+    /// interrupted episode (if any) has its sign of life.
+    pub fn heard_from(&mut self, s: usize, tsval: Option<u32>) {
+        let p = &mut self.sides[1 - s];
+        p.peer_quiet = false;
+        if tsval.is_some() {
+            p.peer_tsval = tsval;
+        }
     }
 
     /// End of the flow: probes still waiting count as unanswered, and an
