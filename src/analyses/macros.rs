@@ -95,6 +95,27 @@ macro_rules! analyses {
                 Notes { $($name: self.$name.revise(cx),)+ }
             }
 
+            /// Earlier segments an analysis reads differently after the
+            /// segment whose notes are `notes` (see `Analysis::relabel`):
+            /// its notes for them, the other analyses' left empty.
+            #[inline(always)]
+            pub fn relabel(
+                &mut self,
+                notes: &Notes,
+            ) -> Option<$crate::analyses::Relabel<Notes>> {
+                $(
+                    if let Some(r) = self.$name.relabel(&notes.$name) {
+                        return Some($crate::analyses::Relabel {
+                            from: r.from,
+                            items: r.items.map(|(n, note)| {
+                                (n, Notes { $name: note, ..Notes::default() })
+                            }),
+                        });
+                    }
+                )+
+                None
+            }
+
             /// Every analysis's summary of the connection that ended.
             pub fn finish(
                 &mut self,

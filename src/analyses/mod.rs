@@ -65,6 +65,15 @@ pub struct Ctx<'a> {
     pub late: bool,
 }
 
+/// Earlier segments of a connection an analysis now reads differently:
+/// their frame numbers and what it says about each now. `from`: the side
+/// the reading is about (the pinger).
+#[derive(Clone, Copy, Debug)]
+pub struct Relabel<N> {
+    pub from: Side,
+    pub items: [(u64, N); 4],
+}
+
 /// One analysis: per-flow state, a note per segment, a summary per flow.
 pub trait Analysis: Default + Clone {
     /// What it says about one segment (`PacketEvent::notes`).
@@ -82,6 +91,15 @@ pub trait Analysis: Default + Clone {
     /// cares updates its state and says what it says now.
     fn revise(&mut self, _cx: &Ctx) -> Self::Note {
         Self::Note::default()
+    }
+
+    /// After a segment whose note is `note`: earlier segments this
+    /// analysis now reads differently (the encrypted rhythm, once it is
+    /// established, names its first exchanges' ping and pong). Rare; the
+    /// default says none.
+    #[inline(always)]
+    fn relabel(&mut self, _note: &Self::Note) -> Option<Relabel<Self::Note>> {
+        None
     }
 
     /// The connection is reported (ended, expired, or the input ended);

@@ -41,7 +41,7 @@ pub struct Stats {
 
 pub use crate::analyses::registry::PacketEvent;
 
-/// Why earlier segments are revised (see `lookahead`).
+/// Why earlier segments are revised (see `lookahead`, `Analysis::relabel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
     /// The peer's ACK number showed the sender's next sequence number.
@@ -52,6 +52,9 @@ pub enum Why {
     OwnSegment,
     /// The same bare segment came again, with nothing from the peer between.
     Repeated,
+    /// An application's encrypted rhythm was established: its first
+    /// exchanges were pings and pongs (files too: no lookahead reads it).
+    Rhythm,
 }
 
 /// Earlier segments of one flow that later evidence showed to be of
@@ -103,6 +106,17 @@ pub trait ShardFormat: Clone + Send {
     /// Appends `ev`'s record to `out`; returns where in it the connection's
     /// number goes.
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize>;
+    /// Appends the record for item `item` of a revision (as the sink's
+    /// `revise` writes it), if it has one; returns where the connection's
+    /// number goes.
+    fn format_revision(
+        &mut self,
+        _out: &mut Vec<u8>,
+        _r: &Revisions,
+        _item: usize,
+    ) -> Option<usize> {
+        None
+    }
     /// The connection with this (the analyzer's own) number was reported.
     fn forget(&mut self, _flow: u32) {}
 }

@@ -3,7 +3,7 @@
 use crate::analyses::registry::{Findings, Notes};
 use crate::core::emit::Emit;
 use crate::core::text::{Str, escape};
-use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats};
+use crate::pipeline::event::{PacketEvent, Revision, Revisions, ShardFormat, Sharded, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
@@ -117,7 +117,27 @@ fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
 #[derive(Clone, Copy, Debug)]
 pub struct JsonFormat(JsonOptions);
 
+const REVISE_HEAD: &str = "{\"type\":\"revise\",\"flow\":";
+
+/// A revise record after its connection's number.
+fn revise_tail(l: &mut Vec<u8>, item: &Revision) {
+    l.s(",\"n\":")
+        .n(item.n)
+        .s(",\"kind\":\"")
+        .s(item.kind.as_str())
+        .s("\"");
+    item.notes.json_revise(l);
+    l.s("}\n");
+}
+
 impl ShardFormat for JsonFormat {
+    fn format_revision(&mut self, out: &mut Vec<u8>, r: &Revisions, item: usize) -> Option<usize> {
+        out.s(REVISE_HEAD);
+        let mid = out.len();
+        revise_tail(out, &r.items[item]);
+        Some(mid)
+    }
+
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
         packet_head(out, ev, self.0);
         let mid = out.len();
@@ -176,13 +196,8 @@ impl<W: Write> Sink for JsonSink<W> {
         for item in r.items {
             let l = &mut self.line;
             l.clear();
-            l.s("{\"type\":\"revise\",\"n\":")
-                .n(item.n)
-                .s(",\"kind\":\"")
-                .s(item.kind.as_str())
-                .s("\"");
-            item.notes.json_revise(l);
-            l.s("}\n");
+            l.s(REVISE_HEAD).n(r.flow_id);
+            revise_tail(l, item);
             self.out.write_all(&self.line)?;
         }
         self.end_record()

@@ -191,6 +191,13 @@ impl ShardFormat for Format {
         }
     }
 
+    fn format_revision(&mut self, out: &mut Vec<u8>, r: &Revisions, item: usize) -> Option<usize> {
+        match self {
+            Format::Text(f) => f.format_revision(out, r, item),
+            Format::Json(f) => f.format_revision(out, r, item),
+        }
+    }
+
     fn forget(&mut self, flow: u32) {
         match self {
             Format::Text(f) => f.forget(flow),

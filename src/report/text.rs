@@ -254,6 +254,16 @@ pub struct TextFormat {
 }
 
 impl ShardFormat for TextFormat {
+    fn format_revision(&mut self, out: &mut Vec<u8>, r: &Revisions, item: usize) -> Option<usize> {
+        if item > 0 || r.items.is_empty() {
+            return None;
+        }
+        revision_head(out, self.opts.color);
+        let mid = out.len();
+        revision_tail(out, r);
+        Some(mid)
+    }
+
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
         self.tcpdump.write_rest(out, ev);
         let mid = out.len();
@@ -285,6 +295,13 @@ impl<W: Write> Sharded for TextSink<W> {
     fn formatted(&mut self, ts: Timestamp, head: &[u8], flow: u32, tail: &[u8]) -> io::Result<()> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
+        if head.starts_with(b"  ") {
+            // A note line (a revision): no stamp, the bare number.
+            line.extend_from_slice(head);
+            line.s("flow ").n(flow);
+            line.extend_from_slice(tail);
+            return self.end_line(line);
+        }
         if Tcpdump::stamped(head) {
             self.tcpdump.write_stamp(&mut line, ts);
         }
@@ -399,34 +416,50 @@ impl<W: Write> TextSink<W> {
 
 /// `  ↳ flow 1: frames 1 and 2 were keepalive probes #1 and #2 (why)`.
 fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
+    revision_head(out, color);
+    out.s("flow ").n(r.flow_id);
+    revision_tail(out, r);
+}
+
+/// A revision line up to its connection's number (a note line: it starts
+/// with two spaces, which no tcpdump line does).
+fn revision_head(out: &mut Vec<u8>, color: bool) {
+    out.s(if color { "  \x1b[2m↳ " } else { "  ↳ " });
+}
+
+/// A revision line after its connection's number.
+fn revision_tail(out: &mut Vec<u8>, r: &Revisions) {
     let frames: Vec<String> = r.items.iter().map(|i| i.n.to_string()).collect();
-    let probes: Vec<String> = r.items.iter().filter_map(|i| i.notes.revised()).collect();
+    let now: Vec<String> = r.items.iter().filter_map(|i| i.notes.revised()).collect();
     let (who, peer) = (r.from.name(), r.from.other().name());
+    let one = r.items.len() == 1;
+    if r.why == Why::Rhythm {
+        let _ = write!(
+            out,
+            ": frames {} were the {who}'s first two keepalive exchanges ({}): a third of the same sizes at the same period established the rhythm",
+            join_and(&frames),
+            now.join(", "),
+        );
+        return;
+    }
     let why = match r.why {
         Why::PeerAck => {
             format!("the {peer}'s ACK number shows the {who}'s next byte, one above them")
         }
         Why::OwnRst => "the RST's sequence number shows the next byte, one above them".to_string(),
         Why::OwnSegment => format!("the {who}'s next segment shows its next byte, one above them"),
-        Why::Repeated => format!(
+        Why::Repeated | Why::Rhythm => format!(
             "the same segment came again, with nothing from the {peer} in between: a keepalive repeats"
         ),
     };
-    let one = r.items.len() == 1;
-    if color {
-        out.s("  \x1b[2m");
-    } else {
-        out.s("  ");
-    }
     let _ = write!(
         out,
-        "↳ flow {}: frame{} {} {} keepalive probe{} {} ({why})",
-        r.flow_id,
+        ": frame{} {} {} keepalive probe{} {} ({why})",
         if one { "" } else { "s" },
         join_and(&frames),
         if one { "was a" } else { "were" },
         if one { "" } else { "s" },
-        join_and(&probes),
+        join_and(&now),
     );
 }
 

@@ -95,6 +95,24 @@ fn grpc_over_tls_is_a_likely_keepalive_by_its_rhythm_and_a_bulk_transfer_is_not(
     assert!(a["pings"].as_u64().unwrap() >= 5, "{a}");
     assert!(close_to(&a["interval"], 1.0, 0.05), "{a}");
     assert!(labels(&j, 2, "ping") >= 3 && labels(&j, 2, "pong") >= 3);
+    // Once the third exchange established the rhythm, the first two are
+    // relabeled (files too), right after that answer.
+    let revised: Vec<(&Value, &Value, &Value)> = j
+        .revisions
+        .iter()
+        .map(|r| (&r["flow"], &r["kind"], &r["app"]))
+        .collect();
+    let (d, p, q) = (&"data".into(), &"ping".into(), &"pong".into());
+    let two = &2.into();
+    assert_eq!(
+        revised,
+        [(two, d, p), (two, d, q), (two, d, p), (two, d, q)]
+    );
+    let t = text(&["-r", fixture("grpc-tls-keepalive.pcap").to_str().unwrap()]);
+    assert!(
+        t.contains("  ↳ flow 2: frames 19, 20, 22 and 23 were the client's first two keepalive exchanges (ping, pong, ping, pong)"),
+        "{t}"
+    );
     let e = text(&[
         "-r",
         fixture("grpc-tls-keepalive.pcap").to_str().unwrap(),

@@ -103,6 +103,8 @@ pub fn text(args: &[&str]) -> String {
 pub struct Json {
     pub packets: Vec<Value>,
     pub flows: Vec<Value>,
+    /// `revise` records: earlier packets read differently now.
+    pub revisions: Vec<Value>,
     pub summary: Value,
 }
 
@@ -135,6 +137,7 @@ pub fn json(path: &Path, extra: &[&str]) -> Json {
     let mut j = Json {
         packets: Vec::new(),
         flows: Vec::new(),
+        revisions: Vec::new(),
         summary: Value::Null,
     };
     for line in String::from_utf8(out).unwrap().lines() {
@@ -143,6 +146,7 @@ pub fn json(path: &Path, extra: &[&str]) -> Json {
         match v["type"].as_str().unwrap() {
             "packet" => j.packets.push(v),
             "flow" => j.flows.push(v),
+            "revise" => j.revisions.push(v),
             "summary" => j.summary = v,
             other => panic!("unknown record type {other}"),
         }

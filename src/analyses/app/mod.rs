@@ -28,7 +28,7 @@ mod rhythm;
 mod say;
 pub mod ws;
 
-use crate::analyses::{Analysis, Ctx};
+use crate::analyses::{Analysis, Ctx, Relabel};
 use crate::core::flows::Flow;
 use crate::core::tcp::{Kind, Side};
 use crate::core::text::Text;
@@ -555,6 +555,18 @@ impl Analysis for AppAnalysis {
             return AppNote::default();
         }
         self.follow(cx)
+    }
+
+    #[inline(always)]
+    fn relabel(&mut self, note: &AppNote) -> Option<Relabel<AppNote>> {
+        match note.event {
+            Some(AppEvent::Exchange {
+                request: false,
+                repeats: rhythm::MIN_REPEATS,
+                ..
+            }) => self.state.as_deref()?.rhythm.relabel(),
+            _ => None,
+        }
     }
 
     fn finish(&mut self, flow: &Flow, _now: Timestamp) -> Option<AppSummary> {

@@ -6,7 +6,13 @@
 //! other within [`ANSWER_WITHIN`]; a *run* is a series of exchanges with the
 //! same sender and the same two sizes, at a near-constant period (each gap
 //! within [`TOLERANCE`] of the first, which is at least [`MIN_PERIOD`]), with
-//! no other payload between them. A run of [`MIN_REPEATS`] or more is
+//! no other payload between them. A keepalive's answer is immediate (a
+//! round trip, not the peer's work: at most [`IMMEDIATE`] of the period)
+//! and no bigger than its request by more than [`ANSWER_GROWTH`] bytes (it
+//! echoes or acknowledges): so a login loop whose failures come seconds
+//! after each attempt is no keepalive either way round (the attempt waits
+//! for work; read from the failure, the "answer" is the next, bigger,
+//! attempt). A run of [`MIN_REPEATS`] or more is
 //! reported as "likely application keepalive (encrypted)" — never as
 //! certain. What looks the same: any request/answer of fixed size polled at
 //! a fixed period (a status poll, a metrics scrape on a kept-alive
@@ -15,11 +21,12 @@
 //!
 //! Labels: the answer of the exchange that makes the run reach
 //! [`MIN_REPEATS`], and every matching exchange after it (its request
-//! `ping`, its answer `pong`); earlier exchanges of the run are not
-//! relabeled.
+//! `ping`, its answer `pong`); the run's earlier exchanges are relabeled
+//! then (`Rhythm::relabel`, a revision as for a probe first taken for an
+//! ACK).
 
 use super::{AppEvent, AppNote, Label, State};
-use crate::analyses::Ctx;
+use crate::analyses::{Ctx, Relabel};
 use crate::core::tcp::Side;
 use crate::core::time::Timestamp;
 
@@ -28,6 +35,8 @@ pub const ANSWER_WITHIN: f64 = 2.0;
 pub const MIN_PERIOD: f64 = 0.5;
 pub const TOLERANCE: f64 = 0.15;
 pub const MIN_REPEATS: u32 = 3;
+pub const IMMEDIATE: f64 = 0.25;
+pub const ANSWER_GROWTH: u16 = 32;
 
 /// A series of equal exchanges at a steady period.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,12 +47,17 @@ pub struct Run {
     pub last: Timestamp,
     pub period: f64,
     pub count: u32,
+    /// The slowest answer of the run, in seconds.
+    pub slowest: f64,
+    /// Frame numbers of its first two exchanges: request, answer, request,
+    /// answer.
+    pub early: [u64; 4],
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Rhythm {
-    /// A small segment waiting for its answer: sender, size, time.
-    open: Option<(Side, u16, Timestamp)>,
+    /// A small segment waiting for its answer: sender, size, time, frame.
+    open: Option<(Side, u16, Timestamp, u64)>,
     run: Option<Run>,
     best: Option<Run>,
 }
@@ -78,24 +92,40 @@ impl Rhythm {
         })
     }
 
-    /// A completed exchange; returns the run when it keeps one.
-    fn exchange(&mut self, side: Side, sizes: (u16, u16), at: Timestamp) -> Option<Run> {
+    /// A completed exchange, answered `delay` seconds after its request
+    /// at `at`; returns the run when it keeps one.
+    fn exchange(
+        &mut self,
+        side: Side,
+        sizes: (u16, u16),
+        at: Timestamp,
+        delay: f64,
+        frames: [u64; 2],
+    ) -> Option<Run> {
+        if sizes.1 > sizes.0.saturating_add(ANSWER_GROWTH) {
+            // An answer that carries more than its request: not a pong.
+            self.end_run();
+            return None;
+        }
         if let Some(r) = self.run.as_mut()
             && r.side == side
             && r.sizes == sizes
         {
             let gap = at.since(r.last);
+            let slowest = r.slowest.max(delay);
             let fits = if r.count == 1 {
                 gap >= MIN_PERIOD
             } else {
                 (gap - r.period).abs() <= TOLERANCE * r.period
-            };
+            } && slowest <= IMMEDIATE * gap;
             if fits {
                 if r.count == 1 {
                     r.period = gap;
+                    r.early[2..].copy_from_slice(&frames);
                 }
                 r.count += 1;
                 r.last = at;
+                r.slowest = slowest;
                 return Some(*r);
             }
         }
@@ -107,8 +137,35 @@ impl Rhythm {
             last: at,
             period: 0.0,
             count: 1,
+            slowest: delay,
+            early: [frames[0], frames[1], 0, 0],
         });
         None
+    }
+}
+
+impl Rhythm {
+    /// The run just reached [`MIN_REPEATS`] (its answer's note says so):
+    /// its first two exchanges, as they read now.
+    pub fn relabel(&self) -> Option<Relabel<AppNote>> {
+        let r = self.run.filter(|r| r.count == MIN_REPEATS)?;
+        let note = |k: usize| {
+            let request = k.is_multiple_of(2);
+            let size = if request { r.sizes.0 } else { r.sizes.1 };
+            AppNote {
+                label: Some(if request { Label::Ping } else { Label::Pong }),
+                event: Some(AppEvent::Exchange {
+                    request,
+                    size,
+                    period: r.period as f32,
+                    repeats: 1 + k as u32 / 2,
+                }),
+            }
+        };
+        Some(Relabel {
+            from: r.side,
+            items: [0, 1, 2, 3].map(|k| (r.early[k], note(k))),
+        })
     }
 }
 
@@ -123,9 +180,9 @@ pub fn segment(state: &mut State, cx: &Ctx, note: &mut AppNote) {
     }
     let size = len as u16;
     match r.open {
-        Some((side, req, at)) if side != cx.from && cx.ts.since(at) <= ANSWER_WITHIN => {
+        Some((side, req, at, n)) if side != cx.from && cx.ts.since(at) <= ANSWER_WITHIN => {
             r.open = None;
-            if let Some(run) = r.exchange(side, (req, size), at)
+            if let Some(run) = r.exchange(side, (req, size), at, cx.ts.since(at), [n, cx.n])
                 && run.count >= MIN_REPEATS
             {
                 note.add(
@@ -147,7 +204,7 @@ pub fn segment(state: &mut State, cx: &Ctx, note: &mut AppNote) {
                 r.run = None;
             }
             let fits = r.fits(cx.from, size, cx.ts);
-            r.open = Some((cx.from, size, cx.ts));
+            r.open = Some((cx.from, size, cx.ts, cx.n));
             if fits && let Some(run) = r.run {
                 note.add(
                     Some(Label::Ping),

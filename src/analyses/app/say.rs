@@ -50,6 +50,16 @@ impl Describe for AppAnalysis {
         }
     }
 
+    fn json_revise(note: &super::AppNote, out: &mut Vec<u8>) {
+        if let Some(label) = note.label {
+            out.s(",\"app\":\"").s(label.as_str()).s("\"");
+        }
+    }
+
+    fn revised(note: &super::AppNote) -> Option<String> {
+        note.label.map(|l| l.as_str().to_string())
+    }
+
     fn label<M: MarkOf<Self>>(s: &Step<M>) -> Option<String> {
         s.marks.mark().map(|(l, p)| label_of(l, p, s.len))
     }

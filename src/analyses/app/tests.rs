@@ -395,6 +395,36 @@ fn the_rhythm_does_not_fire_on_irregular_or_bulk_traffic() {
 }
 
 #[test]
+fn a_password_guessing_loop_is_no_keepalive_either_way_round() {
+    // An SSH brute force: 152-byte attempts, 56-byte failures 1.6–2.2 s
+    // later (the server's work), the next attempt right after the failure.
+    // Read from the attempts, the answers are slow; read from the
+    // failures, each "answer" is a bigger new attempt.
+    let mut c = Conn::new();
+    c.send(Client, 0.0, b"SSH-2.0-libssh2_1.8.0\r\n");
+    c.send(Server, 0.01, b"SSH-2.0-OpenSSH_7.4\r\n");
+    let mut t = 5.0;
+    for work in [1.6, 2.2, 1.9, 1.7, 2.1, 2.0, 1.8, 2.2, 1.6, 1.9] {
+        c.send(Client, t, &[0u8; 152]);
+        c.send(Server, t + work, &[0u8; 56]);
+        t += work + 0.002;
+    }
+    assert_eq!(c.summary(), None);
+
+    // A keepalive with the same period still counts: the answer is a
+    // round trip, and no bigger than the request.
+    let mut k = Conn::new();
+    k.send(Client, 0.0, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+    for n in 0..5 {
+        let t = 10.0 + 2.0 * f64::from(n);
+        k.send(Client, t, &[0u8; 88]);
+        k.send(Server, t + 0.02, &[0u8; 56]);
+    }
+    let a = k.summary().unwrap();
+    assert_eq!((a.protocol, a.pinger), (Protocol::Encrypted, Some(Client)));
+}
+
+#[test]
 fn per_flow_state_is_small_until_a_protocol_is_found() {
     assert!(std::mem::size_of::<AppAnalysis>() <= 16);
     // The note travels with every packet event.

@@ -27,8 +27,11 @@ use crate::core::classify::classify;
 use crate::core::clock::Clock;
 use crate::core::decode::{LinkType, Skip, decode, flags};
 use crate::core::flows::{Entry, FlowKey, FlowTable, Options};
+use crate::core::tcp::Kind;
 use crate::core::time::Timestamp;
-use crate::pipeline::event::{Frame, FrameSource, Next, PacketEvent, Sink, Stats, Why};
+use crate::pipeline::event::{
+    Frame, FrameSource, Next, PacketEvent, Revision, Revisions, Sink, Stats, Why,
+};
 use crate::pipeline::lookahead::{Ambiguity, Hints, Recorder};
 use crate::pipeline::summary::FlowSummary;
 use std::sync::atomic::Ordering;
@@ -296,6 +299,19 @@ impl<S: Sink> Analyzer<S> {
         let was_finished = entry.flow.finished;
         let event = step(entry, frame, &seg);
         self.sink.packet(&event)?;
+        if let Some(r) = entry.state.relabel(&event.notes) {
+            let items = r.items.map(|(n, notes)| Revision {
+                n,
+                kind: Kind::Data,
+                notes,
+            });
+            self.sink.revise(&Revisions {
+                flow_id: entry.flow.id,
+                from: r.from,
+                why: Why::Rhythm,
+                items: &items,
+            })?;
+        }
         if entry.flow.finished && !was_finished {
             let id = entry.flow.id;
             self.flows.mark_finished(&seg, id, now);

@@ -3,7 +3,7 @@
 //! the connection's number) and reports to the reader after each batch.
 
 use crate::core::time::Timestamp;
-use crate::pipeline::event::{PacketEvent, ShardFormat, Sink, Stats};
+use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::io;
 use std::sync::mpsc::SyncSender;
@@ -107,6 +107,28 @@ impl<F: ShardFormat> Sink for Collect<F> {
             if l.bytes.len() >= LINES_BYTES {
                 // Mid-batch: the progress is still the last batch's.
                 self.report(self.upto, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// A revision's records, after the packet that made it (same frame
+    /// number: the merge keeps a shard's order).
+    fn revise(&mut self, r: &Revisions) -> io::Result<()> {
+        let (Some(format), Some(after)) = (&mut self.format, self.lines.items.last().copied())
+        else {
+            return Ok(());
+        };
+        for item in 0..r.items.len() {
+            let l = &mut self.lines;
+            let start = l.bytes.len();
+            if let Some(mid) = format.format_revision(&mut l.bytes, r, item) {
+                l.items.push(Line {
+                    start: start as u32,
+                    mid: mid as u32,
+                    end: l.bytes.len() as u32,
+                    ..after
+                });
             }
         }
         Ok(())
