@@ -11,10 +11,11 @@ use std::io;
 /// as soon as no shard can still report an earlier one, and hands them to
 /// the sink in the order they were reported in the capture (by frame, then
 /// id), as soon as no shard can still report one before; those still open
-/// at the end of input as they come (by id within each shard's chunk: the
-/// one order that is not the same from run to run). Memory: 4 bytes per
-/// connection for the numbering, and the connections reported but not yet
-/// handed on (a few batches' worth).
+/// at the end of input by id, merged from the shards' chunks (each shard
+/// reports them in id order: one is handed on when every shard still
+/// running has one waiting, so the order is one analyzer's, run after run).
+/// Memory: 4 bytes per connection for the numbering, and the connections
+/// reported but not yet handed on (a few batches' or chunks' worth).
 pub(super) struct Merge {
     /// Per shard: first frames of connections not yet numbered.
     pub(super) started: Vec<std::collections::VecDeque<u64>>,
@@ -39,6 +40,12 @@ pub(super) struct Merge {
     pub(super) lines: Vec<std::collections::VecDeque<(Lines, usize)>>,
     /// Per shard: a written buffer to give back (`Batch::lines`).
     pub(super) spare: Vec<Option<Lines>>,
+    /// Per shard: it sent its last report.
+    pub(super) done: Vec<bool>,
+    /// Per shard: its connections still open at the end of input that are
+    /// in `ready`; and whose each of those is (by id).
+    pub(super) at_end: Vec<usize>,
+    pub(super) end_owner: std::collections::BTreeMap<u32, usize>,
 }
 
 impl Merge {
@@ -56,6 +63,9 @@ impl Merge {
             packets,
             lines: (0..shards).map(|_| Default::default()).collect(),
             spare: (0..shards).map(|_| None).collect(),
+            done: vec![false; shards],
+            at_end: vec![0; shards],
+            end_owner: Default::default(),
         }
     }
 
@@ -69,6 +79,7 @@ impl Merge {
         if let Some(s) = &r.end {
             add(&mut self.stats, s);
             self.ended += 1;
+            self.done[shard] = true;
         }
         self.started[shard].extend(r.started);
         self.progress[shard] = r.upto;
@@ -102,6 +113,10 @@ impl Merge {
                 match self.ids[s].get(f.id as usize - 1) {
                     Some(&id) => {
                         f.id = id;
+                        if at == u64::MAX {
+                            self.at_end[s] += 1;
+                            self.end_owner.insert(id, s);
+                        }
                         self.ready.insert((at, id), f);
                     }
                     None => self.waiting[s].push((at, f)),
@@ -164,26 +179,41 @@ impl Merge {
             if entry.key().0 > safe {
                 break;
             }
-            sink.flow(&entry.remove())?;
-            self.reported += 1;
+            let (_, f) = entry.remove_entry();
+            self.handed(&f);
+            sink.flow(&f)?;
         }
-        // Those still open at the end of input go on as they come (by id
-        // within what has come): holding them until every shard has ended
-        // would hold every open connection's summary at once. Not with
-        // packet records: they all come before.
+        // Those still open at the end of input go on by id as they come:
+        // holding them until every shard has ended would hold every open
+        // connection's summary at once. Not with packet records: they all
+        // come before.
         if safe < u64::MAX && !self.packets {
             while let Some(entry) = self.ready.last_entry() {
-                if entry.key().0 != u64::MAX {
+                if entry.key().0 != u64::MAX
+                    || !(0..self.done.len()).all(|s| self.done[s] || self.at_end[s] > 0)
+                {
                     break;
                 }
-                let at_end = self.ready.split_off(&(u64::MAX, 0));
-                for f in at_end.into_values() {
-                    sink.flow(&f)?;
-                    self.reported += 1;
-                }
+                let first = *self
+                    .ready
+                    .range((u64::MAX, 0)..)
+                    .next()
+                    .expect("just seen")
+                    .0;
+                let f = self.ready.remove(&first).expect("just seen");
+                self.handed(&f);
+                sink.flow(&f)?;
             }
         }
         Ok(())
+    }
+
+    /// A connection is handed to the sink.
+    fn handed(&mut self, f: &FlowSummary) {
+        self.reported += 1;
+        if let Some(s) = self.end_owner.remove(&f.id) {
+            self.at_end[s] -= 1;
+        }
     }
 }
 
