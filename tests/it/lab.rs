@@ -189,11 +189,14 @@ fn lab_acks_dropped_and_retransmit_timeout() {
     assert_eq!(f["probes_answered"], 2);
     approx(&f["keepalive"]["interval"], 1.0, 0.25);
     assert_eq!(f["keepalive"]["count"], 2);
-    // Retransmit-timeout adds a later connection (the capture goes on).
+    // The capture goes on through the silence after the last
+    // retransmission: its end is when it stops, and no connection of the
+    // lab's own plumbing shows up.
     let flows: Vec<Value> = lab_records("retransmit-timeout", 2)
         .into_iter()
         .filter(|r| r["type"] == "flow")
         .collect();
+    assert_eq!(flows.len(), 1, "{flows:?}");
     assert_eq!(flows[0]["verdict"], "retransmit-timeout", "{flows:?}");
     assert!(flows[0]["retransmit"]["count"].as_u64().unwrap() >= 2);
     assert_eq!(flows[0]["idle_timeout"]["killed_after"], Value::Null);
