@@ -166,6 +166,18 @@ pub const TABLE: [Row; 12] = [
 ];
 
 impl Verdict {
+    /// It rests on something the capture did not show (an answer, an ACK):
+    /// a packet the capture itself dropped looks the same.
+    pub fn rests_on_silence(self) -> bool {
+        matches!(
+            self,
+            Verdict::DeadPeer
+                | Verdict::IdleTimeout
+                | Verdict::RetransmitTimeout
+                | Verdict::AppPingTimeout
+        )
+    }
+
     /// Every verdict, most telling first.
     pub const ALL: [Verdict; 12] = {
         let mut all = [Verdict::Alive; 12];

@@ -65,6 +65,9 @@ pub struct FastFile {
     filter: Option<pcap::BpfProgram>,
     /// pcapng: its interfaces so far.
     ng: Option<Vec<Iface>>,
+    /// pcapng: per interface, the packets its latest Interface Statistics
+    /// Block says the capture dropped (`isb_ifdrop` + `isb_osdrop`).
+    drops: Vec<Option<u64>>,
 }
 
 /// A pcapng interface (Interface Description Block), as far as the fast
@@ -87,6 +90,7 @@ const IDB: u32 = 1;
 const PB: u32 = 2;
 const SPB: u32 = 3;
 const EPB: u32 = 6;
+const ISB: u32 = 5;
 /// A block longer than this is libpcap's to read (or to refuse).
 const MAX_BLOCK: u32 = 16 << 20;
 
@@ -132,6 +136,7 @@ impl FastFile {
             nano,
             filter,
             ng: None,
+            drops: Vec::new(),
         })
     }
 
@@ -172,6 +177,7 @@ impl FastFile {
             nano: true,
             filter,
             ng: Some(Vec::new()),
+            drops: Vec::new(),
         })
     }
 
@@ -429,11 +435,71 @@ impl FastFile {
                     }
                     return Ok(Some(Record { header, at }));
                 }
+                ISB => {
+                    self.statistics(h, len);
+                    self.start += len;
+                }
                 // Another section, simple and obsolete packet blocks.
                 SHB | SPB | PB => return Err(Unclean),
                 // Name resolution, statistics, secrets, custom blocks.
                 _ => self.start += len,
             }
+        }
+    }
+
+    /// Packets the capture dropped, as the file's Interface Statistics
+    /// Blocks read so far say (the latest per interface; `None`: none said).
+    pub fn dropped(&self) -> Option<u64> {
+        self.drops
+            .iter()
+            .flatten()
+            .copied()
+            .reduce(u64::saturating_add)
+    }
+
+    /// An Interface Statistics Block at `h`, `len` bytes long: its drop
+    /// counters (`isb_ifdrop`, 5: by the interface; `isb_osdrop`, 7: by
+    /// the capture's OS), cumulative per interface.
+    fn statistics(&mut self, h: usize, len: usize) {
+        if len < 24 {
+            return;
+        }
+        let iface = self.u32_at(h + 8) as usize;
+        let u64_at = |at: usize| {
+            let (a, b) = (u64::from(self.u32_at(at)), u64::from(self.u32_at(at + 4)));
+            if self.swapped {
+                a << 32 | b
+            } else {
+                b << 32 | a
+            }
+        };
+        let u16_at = |at: usize| {
+            let b = [self.buf[at], self.buf[at + 1]];
+            if self.swapped {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let (mut at, end) = (h + 20, h + len - 4);
+        let mut dropped = None;
+        while at + 4 <= end {
+            let (code, olen) = (u16_at(at), usize::from(u16_at(at + 2)));
+            if code == 0 || at + 4 + olen > end {
+                break;
+            }
+            if (code == 5 || code == 7) && olen == 8 {
+                dropped = Some(dropped.unwrap_or(0u64).saturating_add(u64_at(at + 4)));
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        if let Some(d) = dropped
+            && iface < 1 << 16
+        {
+            if self.drops.len() <= iface {
+                self.drops.resize(iface + 1, None);
+            }
+            self.drops[iface] = Some(d);
         }
     }
 

@@ -109,6 +109,7 @@ impl Source {
             stream: false,
             unpacking: None,
             fast: None,
+            fast_dropped: None,
             ended: false,
         }
     }
@@ -237,6 +238,7 @@ impl Source {
             stream,
             unpacking,
             fast,
+            fast_dropped: None,
             ..Source::base(Handle::File(cap), link, dlt, name)
         })
     }

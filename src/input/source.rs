@@ -48,6 +48,8 @@ pub struct Source {
     /// A classic pcap file read on the fast path (`fastread`); libpcap's
     /// handle stays open beside it, at the start, to take over.
     pub(super) fast: Option<crate::input::fastread::FastFile>,
+    /// What the fast path's pcapng statistics said when libpcap took over.
+    pub(super) fast_dropped: Option<u64>,
 }
 
 impl Source {
@@ -100,7 +102,7 @@ impl Source {
     /// libpcap takes over from the fast path: it skips the frames already
     /// read (its filter is the same) and goes on from there.
     fn leave_fast_path(&mut self) -> Result<(), ReadEnd> {
-        self.fast = None;
+        self.fast_dropped = self.fast.take().and_then(|f| f.dropped());
         let Handle::File(c) = &mut self.handle else {
             return Ok(());
         };
@@ -243,6 +245,16 @@ impl FrameSource for Source {
 
     fn position(&self) -> Option<u64> {
         Source::position(self)
+    }
+
+    fn dropped(&mut self) -> Option<u64> {
+        match &self.fast {
+            Some(fast) => fast.dropped(),
+            None if matches!(self.handle, Handle::Live(_)) => {
+                self.stats().map(|s| u64::from(s.dropped))
+            }
+            None => self.fast_dropped,
+        }
     }
 
     fn stats(&mut self) -> Option<CaptureStats> {

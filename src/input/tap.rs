@@ -75,6 +75,10 @@ impl<S: FrameSource> FrameSource for Tapped<S> {
         self.inner.stats()
     }
 
+    fn dropped(&mut self) -> Option<u64> {
+        self.inner.dropped()
+    }
+
     fn current_chunk(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
         self.inner.current_chunk()
     }

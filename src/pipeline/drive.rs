@@ -106,6 +106,7 @@ pub fn drive<S: Sink>(
             return Err(ReadEnd::Output(e));
         }
     };
+    analyzer.stats.capture_dropped = src.dropped();
     analyzer.finish().map_err(ReadEnd::Output)?;
     read
 }

@@ -37,6 +37,9 @@ pub struct Stats {
     /// Frames stamped far from the rest, which the capture clock did not
     /// follow (see `clock`).
     pub time_outliers: u64,
+    /// Packets the capture itself dropped (`FrameSource::dropped`): an
+    /// answer it dropped looks like no answer.
+    pub capture_dropped: Option<u64>,
 }
 
 pub use crate::analyses::registry::PacketEvent;
@@ -272,6 +275,11 @@ pub trait FrameSource {
     /// Live packet counters (files and memory have none).
     fn stats(&mut self) -> Option<CaptureStats> {
         None
+    }
+    /// Packets the capture itself dropped, as far as it says: live, the
+    /// kernel's count; a pcapng file, its Interface Statistics Blocks.
+    fn dropped(&mut self) -> Option<u64> {
+        self.stats().map(|s| u64::from(s.dropped))
     }
     /// How far into its input it has read, in bytes (files: the progress
     /// bar).

@@ -248,9 +248,9 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
-        writeln!(
+        write!(
             self.out,
-            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{},\"complete\":{},\"time_outliers\":{}}}",
+            "{{\"type\":\"summary\",\"frames\":{},\"tcp_segments\":{},\"skipped\":{},\"flows\":{},\"complete\":{},\"time_outliers\":{}",
             stats.frames,
             stats.tcp_segments,
             stats.skipped,
@@ -258,6 +258,11 @@ impl<W: Write> Sink for JsonSink<W> {
             !stats.interrupted,
             stats.time_outliers
         )?;
+        if let Some(d) = stats.capture_dropped {
+            // Packets the capture itself dropped, as far as it says.
+            write!(self.out, ",\"capture_dropped\":{d}")?;
+        }
+        self.out.write_all(b"}\n")?;
         self.out.flush()
     }
 

@@ -396,6 +396,9 @@ impl<W: Write> TextSink<W> {
                 flows.len(),
             )?;
         }
+        if let Some(note) = drops_note(stats, &flows) {
+            writeln!(self.out, "{note}")?;
+        }
         if let Some(live) = self.opts.live {
             for note in Findings::live_notes(&flows, live.sysctls, Timestamp::now()) {
                 writeln!(self.out, "{note}")?;
@@ -461,6 +464,37 @@ fn revision_tail(out: &mut Vec<u8>, r: &Revisions) {
         if one { "" } else { "s" },
         join_and(&now),
     );
+}
+
+/// The capture's own drops, beside the verdicts they may touch: those
+/// that rest on a packet not seen.
+fn drops_note(stats: &Stats, flows: &[FlowSummary]) -> Option<String> {
+    let dropped = stats.capture_dropped.filter(|&d| d > 0)?;
+    let touched: Vec<&FlowSummary> = flows
+        .iter()
+        .filter(|f| f.verdict.rests_on_silence())
+        .collect();
+    let mut names: Vec<&str> = touched.iter().map(|f| f.verdict.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let which = if touched.is_empty() {
+        "No verdict here rests on a packet not seen.".to_string()
+    } else {
+        format!(
+            "{} on packets not seen ({}): an answer the capture dropped looks like no answer; check {} before acting.",
+            if touched.len() == 1 {
+                "1 connection's verdict rests".to_string()
+            } else {
+                format!("{} connections' verdicts rest", touched.len())
+            },
+            names.join(", "),
+            if touched.len() == 1 { "it" } else { "them" },
+        )
+    };
+    Some(format!(
+        "The capture itself dropped {} (its own count: the kernel's for a live capture, the pcapng file's interface statistics). {which}",
+        crate::core::text::plural(dropped, "packet")
+    ))
 }
 
 /// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`:

@@ -320,3 +320,57 @@ fn pcapng_files_read_as_libpcap_reads_them() {
         }
     }
 }
+
+/// An Interface Statistics Block: drops by the interface (`isb_ifdrop`)
+/// and by the OS (`isb_osdrop`), in the file's byte order.
+fn isb(ng: &mut Ng, iface: u32, ifdrop: u64, osdrop: u64) {
+    let mut b = ng.u32(iface);
+    b.extend(ng.u32(0));
+    b.extend(ng.u32(0));
+    for (code, v) in [(5, ifdrop), (7, osdrop)] {
+        b.extend(ng.u16(code));
+        b.extend(ng.u16(8));
+        let (hi, lo) = ((v >> 32) as u32, v as u32);
+        if ng.be {
+            b.extend(ng.u32(hi));
+            b.extend(ng.u32(lo));
+        } else {
+            b.extend(ng.u32(lo));
+            b.extend(ng.u32(hi));
+        }
+    }
+    b.extend(ng.u16(0));
+    b.extend(ng.u16(0));
+    ng.block(5, &b);
+}
+
+#[test]
+fn drops_a_pcapng_file_counts_stand_beside_the_verdicts_they_may_touch() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let (link, frames) = frames_of(&crate::fixture("dead-peer.pcap"));
+    for be in [false, true] {
+        let mut ng = Ng::new(be);
+        ng.idb(link, 262_144, Some(9), false);
+        for (i, (ns, data, wire)) in frames.iter().enumerate() {
+            ng.epb(0, *ns, data, *wire);
+            if i == 3 {
+                isb(&mut ng, 0, 3, 0); // cumulative: the later one counts
+            }
+        }
+        isb(&mut ng, 0, 5, 2);
+        let path = tmp.path().join(format!("drops-{be}.pcapng"));
+        std::fs::write(&path, &ng.out).unwrap();
+        let (code, out, _) = run(&path, &["--json", "--summary"], true);
+        assert_eq!(code, Some(0));
+        let out = String::from_utf8(out).unwrap();
+        let summary = out.lines().last().unwrap();
+        assert!(summary.contains("\"capture_dropped\":7}"), "{summary}");
+        let (_, text, _) = run(&path, &["--summary"], true);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("The capture itself dropped 7 packets")
+                && text.contains("1 connection's verdict rests on packets not seen (dead-peer)"),
+            "{text}"
+        );
+    }
+}

@@ -188,6 +188,7 @@ pub fn drive<S: Sharded>(
             Ok(true)
         };
         let (read, outliers) = read_into(src, link, to, &free_rx, &controls, &mut take, &mut merge);
+        merge.stats.capture_dropped = src.dropped();
         // The rest: until every shard has ended (one that failed closes
         // its channel; the scope's join then panics with its panic).
         let mut rest = Ok(());
