@@ -601,3 +601,111 @@ fn a_request_for_an_html_comment_cannot_blank_the_report() {
         assert!(d.contains("<tr data-flow=\"1\""), "no row");
     }
 }
+
+/// Every text field that reaches a report, with markup in it: an HTTP
+/// request line and header, HTTP/2 GOAWAY debug data, the capture file's
+/// name. The HTML page draws every lane and row and runs no payload; the
+/// SVG diagram parses as XML with no element or attribute from a payload.
+/// (WebSocket close reasons are not kept, so they reach no report.)
+#[test]
+fn hostile_payload_text_in_every_field_is_data_in_every_report() {
+    use crate::craft::*;
+    let _turn = crate::take_turns();
+    const HOSTILE: &str = "</script><svg onload=alert(1)><!--<script>";
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut http = Conn::new("10.0.0.2:50000", "10.0.0.1:80", Link::Ethernet);
+    http.handshake(10, 20)
+        .exchange(
+            Client,
+            format!("GET /<!--<script>{HOSTILE} HTTP/1.1\r\nHost: {HOSTILE}\r\nUser-Agent: {HOSTILE}\r\n\r\n").as_bytes(),
+        )
+        .exchange(Server, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    let frame = |kind: u8, flags: u8, payload: &[u8]| {
+        let n = payload.len();
+        let mut f = vec![
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8,
+            kind,
+            flags,
+            0,
+            0,
+            0,
+            0,
+        ];
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut h2 = Conn::new("10.0.0.2:50001", "10.0.0.1:50051", Link::Ethernet);
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend(frame(4, 0, &[]));
+    let mut goaway = vec![0, 0, 0, 1, 0, 0, 0, 0x0b];
+    goaway.extend_from_slice(HOSTILE.as_bytes());
+    h2.handshake(30, 40)
+        .exchange(Client, &preface)
+        .exchange(Server, &frame(4, 0, &[]))
+        .exchange(Client, &frame(6, 0, b"00000001"))
+        .exchange(Server, &frame(6, 1, b"00000001"))
+        .exchange(Server, &frame(7, 0, &goaway));
+    let mut frames = http.frames.clone();
+    frames.extend(h2.frames.iter().map(|(t, f)| (t + 5.0, f.clone())));
+    let path = dir
+        .path()
+        .join(format!("cap{HOSTILE}.pcap").replace('/', "_"));
+    write_pcap(&path, 1, &frames, PcapOpts::default());
+    let (page, svg) = (dir.path().join("report.html"), dir.path().join("d.svg"));
+    let run = kacap()
+        .arg("-r")
+        .arg(&path)
+        .args(["--json", "--summary", "--html"])
+        .arg(&page)
+        .arg("--diagram-svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        out.contains("</script><svg onload"),
+        "the GOAWAY debug text in the JSON: {out}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let data = html.split("<script id=\"data\"").nth(1).unwrap();
+    let data = &data[..data.find("</script>").unwrap()];
+    assert!(!data[1..].contains('<'), "markup in the data block");
+    assert!(
+        !html.contains("<svg onload"),
+        "markup from a payload in the page"
+    );
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    let xml = roxmltree::Document::parse(&doc).expect("the SVG parses");
+    for node in xml.descendants().filter(|n| n.is_element()) {
+        assert!(
+            node.attributes().all(|a| a.name() != "onload"),
+            "an onload attribute in the SVG"
+        );
+        assert_ne!(
+            node.tag_name().name(),
+            "script",
+            "a script element in the SVG"
+        );
+    }
+    if let Some(browser) = chromium_or_skip() {
+        let d = dom(browser, &page, "");
+        for flow in [1, 2] {
+            assert!(
+                d.contains(&format!("id=\"lane-{flow}\"")),
+                "no lane {flow}: the script did not run"
+            );
+            assert!(
+                d.contains(&format!("<tr data-flow=\"{flow}\"")),
+                "no row {flow}"
+            );
+        }
+        assert!(!d.contains("<svg onload"), "a payload became markup");
+    }
+}
