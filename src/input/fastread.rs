@@ -41,12 +41,23 @@ pub struct Record {
     pub at: std::ops::Range<usize>,
 }
 
+/// A parked file: its path and identity (a file replaced under the same
+/// name since is not read).
+struct Parked {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
 /// Why the fast path hands over to libpcap.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unclean;
 
 pub struct FastFile {
-    file: File,
+    /// The file; `None` once parked (`--merge`: reopened by `path` for
+    /// each chunk read, so that a thousand pieces hold no descriptor).
+    file: Option<File>,
+    parked: Option<Parked>,
     /// Shared with `--threads` shards that still read frames in it: a
     /// refill then goes to a new buffer (see `fill`).
     buf: std::sync::Arc<Vec<u8>>,
@@ -125,7 +136,8 @@ impl FastFile {
         };
         Some(FastFile {
             snaplen: field(16),
-            file,
+            file: Some(file),
+            parked: None,
             buf: std::sync::Arc::new(vec![0; CHUNK]),
             spare: Vec::new(),
             start: 24,
@@ -164,7 +176,8 @@ impl FastFile {
         }
         Some(FastFile {
             snaplen: 0,
-            file,
+            file: Some(file),
+            parked: None,
             buf: std::sync::Arc::new(vec![0; CHUNK]),
             spare: Vec::new(),
             start: len as usize,
@@ -244,17 +257,49 @@ impl FastFile {
         if buf.len() < want {
             buf.resize(want, 0);
         }
+        let reopened;
+        let file = match (&self.file, &self.parked) {
+            (Some(f), _) => f,
+            (None, Some(p)) => {
+                use std::os::unix::fs::MetadataExt;
+                reopened = match File::open(&p.path) {
+                    Ok(f) => f,
+                    Err(_) => return false,
+                };
+                match reopened.metadata() {
+                    Ok(m) if m.dev() == p.dev && m.ino() == p.ino => {}
+                    _ => return false,
+                }
+                &reopened
+            }
+            (None, None) => return false,
+        };
         while self.end < want {
             let at = self.base + self.end as u64;
             if at >= self.size {
                 return false;
             }
-            match self.file.read_at(&mut buf[self.end..], at) {
+            match file.read_at(&mut buf[self.end..], at) {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => self.end += n,
             }
         }
         true
+    }
+
+    /// Closes the file: each later chunk is read by opening `path` again
+    /// (and checking it is the same file). `--merge` parks its pieces.
+    pub fn park(&mut self, path: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt;
+        let Some(m) = self.file.as_ref().and_then(|f| f.metadata().ok()) else {
+            return;
+        };
+        self.parked = Some(Parked {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        });
+        self.file = None;
     }
 
     /// The captured bytes of the record `next_record` returned.

@@ -288,11 +288,35 @@ impl Source {
 
     /// `--merge`: `paths` read as one capture, packets in time order.
     pub fn merged(paths: &[std::path::PathBuf], filter: Option<&str>) -> Result<Source, Error> {
-        open_files_for(paths.len())?;
-        let sources = paths
-            .iter()
-            .map(|p| Source::file(p, filter))
-            .collect::<Result<Vec<_>, _>>()?;
+        let limit = open_files_for(paths.len());
+        let mut sources = Vec::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            let mut s = Source::file(p, filter).map_err(|e| match (&e, limit) {
+                (Error::Input { msg, .. }, Some(limit))
+                    if msg.to_lowercase().contains("too many open files") =>
+                {
+                    Error::Usage(format!(
+                        "--merge: out of open files at file {} of {} (limit {limit}, \
+                         `ulimit -n`; compressed pieces hold two each): merge them in batches, \
+                         or raise the limit",
+                        i + 1,
+                        paths.len()
+                    ))
+                }
+                _ => e,
+            })?;
+            // Read on the fast path, a piece holds no descriptor between
+            // its chunks: a thousand pieces fit the default limit.
+            if let Some(fast) = s.fast.as_mut() {
+                fast.park(p);
+                s.handle = Handle::Parked {
+                    path: p.clone(),
+                    filter: filter.map(str::to_string),
+                };
+                s.file = None;
+            }
+            sources.push(s);
+        }
         let first = &sources[0];
         for s in &sources {
             let msg = if s.stream {
@@ -398,40 +422,32 @@ pub fn list_interfaces(out: &mut impl io::Write) -> Result<(), Error> {
     Ok(())
 }
 
-/// Descriptors a merged file holds open (libpcap's and the fast reader's).
+/// Descriptors a merged file may hold open (libpcap's and the fast
+/// reader's) while it is opened; a parked piece then holds none.
 const FDS_PER_MERGED_FILE: u64 = 2;
 
 /// Makes room for `files` merged files: the soft limit on open files is
-/// raised towards the hard one as far as they need (the default soft limit,
-/// 1,024, stops at about 500 files; mergecap does the same), or the error
-/// names the limit before anything is opened.
-fn open_files_for(files: usize) -> Result<(), Error> {
+/// raised towards the hard one as far as they could need (mergecap does the
+/// same). Pieces read on the fast path hold no descriptor once opened, so
+/// the limit matters only for those that cannot be (compressed ones); the
+/// limit is returned for the message if one runs out.
+fn open_files_for(files: usize) -> Option<u64> {
     let need = files as u64 * FDS_PER_MERGED_FILE + 64;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= need {
-        return Ok(());
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
     }
-    if lim.rlim_max < need {
-        return Err(Error::Usage(format!(
-            "--merge: {files} files need about {need} open files, more than this process may \
-             open (hard limit {}, `ulimit -Hn`): merge them in batches, or raise the limit",
-            lim.rlim_max
-        )));
+    if lim.rlim_cur < need {
+        let soft = lim.rlim_cur;
+        lim.rlim_cur = need.min(lim.rlim_max);
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            lim.rlim_cur = soft;
+        }
     }
-    let soft = lim.rlim_cur;
-    lim.rlim_cur = need;
-    // SAFETY: setrlimit reads the struct it is given.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-        return Err(Error::Usage(format!(
-            "--merge: {files} files need about {need} open files and the limit ({}, `ulimit -n`) \
-             could not be raised: {}",
-            soft,
-            std::io::Error::last_os_error()
-        )));
-    }
-    Ok(())
+    Some(lim.rlim_cur)
 }

@@ -20,6 +20,12 @@ pub(super) enum Handle {
     Live(Capture<Active>),
     /// `--merge`: files read as one capture.
     Merge(Box<Merge<Source>>),
+    /// A `--merge` piece read on the fast path with no descriptor held
+    /// (see `FastFile::park`): libpcap opens it again only to take over.
+    Parked {
+        path: std::path::PathBuf,
+        filter: Option<String>,
+    },
 }
 
 /// An opened capture: a file or an interface.
@@ -103,6 +109,11 @@ impl Source {
     /// read (its filter is the same) and goes on from there.
     fn leave_fast_path(&mut self) -> Result<(), ReadEnd> {
         self.fast_dropped = self.fast.take().and_then(|f| f.dropped());
+        if let Handle::Parked { path, filter } = &self.handle {
+            let fresh = Source::file(path, filter.as_deref())
+                .map_err(|e| ReadEnd::Truncated(e.to_string()))?;
+            self.handle = fresh.handle;
+        }
         let Handle::File(c) = &mut self.handle else {
             return Ok(());
         };
@@ -179,9 +190,14 @@ impl FrameSource for Source {
         let live = self.is_live();
         let live_fd = match &self.handle {
             Handle::Live(c) => Some(c.as_raw_fd()),
-            Handle::File(_) | Handle::Merge(_) => None,
+            Handle::File(_) | Handle::Merge(_) | Handle::Parked { .. } => None,
         };
         let next = match &mut self.handle {
+            Handle::Parked { .. } => {
+                // The fast path said this piece ended.
+                self.ended = true;
+                return Ok(Next::End);
+            }
             Handle::File(c) => c.next_packet(),
             Handle::Live(c) => c.next_packet(),
             Handle::Merge(m) => {
@@ -265,7 +281,7 @@ impl FrameSource for Source {
                 received: s.received,
                 dropped: s.dropped,
             }),
-            Handle::File(_) | Handle::Merge(_) => None,
+            Handle::File(_) | Handle::Merge(_) | Handle::Parked { .. } => None,
         }
     }
 }
