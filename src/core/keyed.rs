@@ -38,6 +38,26 @@ impl Default for KeyedState {
     }
 }
 
+impl KeyedState {
+    /// A state with a seed given, not the run's (`KACAP_SHARD_SEED`: tests
+    /// that place connections on given shards).
+    pub fn with_seed(seed: u64) -> KeyedState {
+        KeyedState {
+            k0: seed ^ PI,
+            k1: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        }
+    }
+}
+
+impl KeyedState {
+    /// Two words mixed with the key (one multiply: the hasher's step
+    /// without its state), for hot paths that hash a fixed shape.
+    #[inline(always)]
+    pub fn mix(&self, a: u64, b: u64) -> u64 {
+        fold(a ^ self.k0, b ^ self.k1)
+    }
+}
+
 impl BuildHasher for KeyedState {
     type Hasher = KeyedHasher;
     #[inline]

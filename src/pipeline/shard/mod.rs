@@ -40,6 +40,7 @@ mod merge;
 use crate::core::clock::Clock;
 use crate::core::decode::{LinkType, Segment, decode};
 use crate::core::flows::Options;
+use crate::core::keyed::KeyedState;
 use crate::core::time::Timestamp;
 use crate::pipeline::analyzer::{Analyzer, LookaheadPass};
 use crate::pipeline::drive::Controls;
@@ -111,23 +112,44 @@ impl Batch {
 /// that a quiet shard's progress does not hold back the numbering.
 const FLUSH_FRAMES: u64 = 1 << 16;
 
-/// The shard of a segment's connection: a symmetric hash of its two ends
-/// (the same both ways), cheap enough for the reader to run per frame.
-/// (Public for tests that place connections on given shards.)
+/// The shard of a connection (the same both ways): the sum of its two
+/// ends' hashes, keyed by the run's seed (`core::keyed`), so that tuples
+/// chosen to load one shard load it only by chance. The output does not
+/// depend on the seed (records are merged by frame and connection
+/// number). Cheap enough for the reader to run per frame.
+/// `KACAP_SHARD_SEED=N` fixes the seed: tests that place connections on
+/// given shards compute theirs with [`shard_of_keyed`].
 pub fn shard_of(seg: &Segment, shards: usize) -> usize {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    shard_of_keyed(seg, shards, shard_state())
+}
+
+/// The run's state of the shard choice (see [`shard_of`]).
+fn shard_state() -> &'static KeyedState {
+    static STATE: std::sync::OnceLock<KeyedState> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        match std::env::var("KACAP_SHARD_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(seed) => KeyedState::with_seed(seed),
+            None => KeyedState::default(),
+        }
+    })
+}
+
+/// [`shard_of`] with the hash's state given.
+#[inline]
+pub fn shard_of_keyed(seg: &Segment, shards: usize, state: &KeyedState) -> usize {
     let end = |ip: std::net::IpAddr, port: u16| -> u64 {
-        let a = match ip {
-            std::net::IpAddr::V4(a) => u64::from(a.to_bits()),
+        match ip {
+            std::net::IpAddr::V4(a) => state.mix(u64::from(a.to_bits()) << 16 | u64::from(port), 0),
             std::net::IpAddr::V6(a) => {
                 let b = a.to_bits();
-                (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+                state.mix(state.mix(b as u64, (b >> 64) as u64), u64::from(port))
             }
-        };
-        (a << 16 ^ u64::from(port)).wrapping_mul(K)
+        }
     };
     let h = end(seg.src, seg.sport).wrapping_add(end(seg.dst, seg.dport));
-    let h = (h ^ (h >> 31)).wrapping_mul(K);
     ((h >> 32) as usize * shards) >> 32
 }
 
@@ -231,6 +253,7 @@ fn read_into(
     merge: &mut Merge,
 ) -> (Result<bool, ReadEnd>, u64) {
     let shards = to.len();
+    let state = *shard_state();
     let fresh = || free.try_recv().unwrap_or_default();
     let mut batches: Vec<Batch> = (0..shards).map(|_| fresh()).collect();
     let mut clock = Clock::default();
@@ -293,7 +316,7 @@ fn read_into(
                         b.items.push(Item::Sweep { now, n: frame.n });
                     }
                 }
-                (shard_of(&seg, shards), Some(now))
+                (shard_of_keyed(&seg, shards, &state), Some(now))
             }
             // Counted (as skipped) by the first shard.
             Err(_) => (0, None),
@@ -491,4 +514,28 @@ fn work<F: ShardFormat>(
         let _ = free.send(batch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{SYN, tcp_packet};
+
+    /// Tuples chosen to land on one shard under the unkeyed choice (IPv6
+    /// sources whose halves fold to one value) spread over the shards.
+    #[test]
+    fn chosen_tuples_spread_over_the_shards() {
+        let dst: std::net::SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let state = KeyedState::with_seed(12345);
+        let mut on = [0u32; 4];
+        for i in 1..=10_000u64 {
+            let low = 0x0123_4567_89ab_cdef ^ i.rotate_left(17);
+            let a = std::net::Ipv6Addr::from(u128::from(i) << 64 | u128::from(low));
+            let src = std::net::SocketAddr::new(a.into(), 40_000);
+            let p = tcp_packet(src, dst, SYN, 1, 0, 65535, &[]);
+            let seg = decode(LinkType::Raw, &p).unwrap();
+            on[shard_of_keyed(&seg, 4, &state)] += 1;
+        }
+        assert!(on.iter().all(|&n| (2000..3000).contains(&n)), "{on:?}");
+    }
 }
