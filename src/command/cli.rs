@@ -288,6 +288,15 @@ pub enum Command {
         after_help = "Filter: port N, src port N, dst port N, host ADDR, state NAME (established, listen, time-wait, …), joined by 'and'.\n\nExamples:\n  sudo kacap sockets port 5432\n  sudo kacap sockets state established --json\n  sudo kacap --netns $(pidof envoy) sockets port 5432     a container's sockets and sysctls\n  sudo kacap --netns blue sockets                        a named namespace (ip netns add blue)"
     )]
     Sockets(SocketsArgs),
+    /// Name why each TCP connection on this host ends, from the kernel's
+    /// own tracepoints — no packet capture (root): keepalive-timeout,
+    /// retransmit-timeout, peer-reset, local-abort, refused; with -v every
+    /// end, clean closes too. Until Ctrl-C.
+    #[command(
+        help_template = WATCH_HELP,
+        after_help = "Filter: port N (local or remote).\n\nExamples:\n  sudo kacap watch\n  sudo kacap watch port 5432 --json\n  sudo kacap watch -v                 clean closes too"
+    )]
+    Watch(WatchArgs),
     /// Print shell completions for SHELL on stdout.
     #[command(
         after_help = "Install, for example:\n  kacap completions bash | sudo tee /usr/share/bash-completion/completions/kacap\n  kacap completions zsh > ~/.zfunc/_kacap\n  kacap completions fish > ~/.config/fish/completions/kacap.fish"
@@ -301,6 +310,13 @@ pub enum Command {
         after_help = "Install, for example:\n  kacap man | sudo tee /usr/local/share/man/man1/kacap.1 && man kacap"
     )]
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Which connections: port N.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -460,5 +476,23 @@ Options:
       --color <WHEN>
           When to color the output: auto (only on a terminal, and not when NO_COLOR
           is set), always, never
+  -h, --help
+          Print help{after-help}";
+
+/// `kacap watch --help`: only the options it takes (the capture options
+/// are global to the command line, and do not apply).
+const WATCH_HELP: &str = "\
+{about-with-newline}
+{usage-heading} kacap watch [--json] [-v] [FILTER]...
+
+Arguments:
+{positionals}
+
+Options:
+      --json
+          JSON Lines: one object per end (type, ts, cause, reason, errno, local,
+          remote, retransmissions, age)
+  -v
+          Every end, clean closes too
   -h, --help
           Print help{after-help}";

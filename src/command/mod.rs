@@ -7,3 +7,4 @@ pub mod cli;
 pub mod entry;
 pub mod plan;
 pub mod run;
+pub mod watch;

@@ -30,6 +30,18 @@ pub enum Plan {
     Man,
     /// `kacap sockets`: the host's TCP sockets and their keepalive settings.
     Sockets(SocketsPlan),
+    /// `kacap watch`: connections' ends as the kernel tells them.
+    Watch(WatchPlan),
+}
+
+/// `kacap watch`, resolved.
+#[derive(Clone, Debug)]
+pub struct WatchPlan {
+    /// Only connections with this port at either end.
+    pub port: Option<u16>,
+    pub json: bool,
+    /// Clean closes too.
+    pub verbose: bool,
 }
 
 /// `--netns`: a namespace to enter, checked to exist.
@@ -168,6 +180,37 @@ impl Plan {
                     filter_words: s.filter.join(" "),
                     json: args.json,
                     width: terminal_width(args.wide, term),
+                }));
+            }
+            Some(Command::Watch(w)) => {
+                if args.write.is_some() || args.diagram_svg.is_some() {
+                    return Err(Error::Usage(
+                        "kacap watch captures no packets: -w and --diagram-svg do not apply".into(),
+                    ));
+                }
+                if netns.is_some() {
+                    return Err(Error::Usage(
+                        "kacap watch reads the whole host's tracepoints: --netns does not apply yet (filter by port)".into(),
+                    ));
+                }
+                let port = match w.filter.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                    [] => None,
+                    ["port", n] => Some(n.parse::<u16>().map_err(|_| {
+                        Error::Usage(format!(
+                            "kacap watch: port {n:?} is not a port number (0 to 65535)"
+                        ))
+                    })?),
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "kacap watch: unknown filter {:?}: it takes 'port N' (see kacap watch --help)",
+                            w.filter.join(" ")
+                        )));
+                    }
+                };
+                return Ok(Plan::Watch(WatchPlan {
+                    port,
+                    json: args.json,
+                    verbose: args.verbose > 0,
                 }));
             }
             Some(Command::Lab(_)) if netns.is_some() => {

@@ -57,6 +57,7 @@ fn dispatch(plan: &Plan, mut out: impl Write, err: &mut impl Write) -> Result<()
         }
         Plan::Lab(lab, capture) => run_lab(lab, capture, out, err),
         Plan::Sockets(plan) => run_sockets(plan, out),
+        Plan::Watch(plan) => crate::command::watch::run(plan, out, err),
         Plan::Completions(shell) => {
             use clap::CommandFactory;
             let mut cmd = crate::command::cli::Args::command();

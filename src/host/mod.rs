@@ -2,6 +2,7 @@
 //! (`sockets`, behind the `Host` trait so tests fake it), dropping
 //! privileges, and the signals a run answers.
 
+pub mod kernel;
 pub mod privileges;
 pub mod signal;
 pub mod sockets;

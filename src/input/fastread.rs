@@ -503,44 +503,9 @@ impl FastFile {
     }
 
     /// An Interface Statistics Block at `h`, `len` bytes long: its drop
-    /// counters (`isb_ifdrop`, 5: by the interface; `isb_osdrop`, 7: by
-    /// the capture's OS), cumulative per interface.
+    /// counters, cumulative per interface (see `isb`).
     fn statistics(&mut self, h: usize, len: usize) {
-        if len < 24 {
-            return;
-        }
-        let iface = self.u32_at(h + 8) as usize;
-        let u64_at = |at: usize| {
-            let (a, b) = (u64::from(self.u32_at(at)), u64::from(self.u32_at(at + 4)));
-            if self.swapped {
-                a << 32 | b
-            } else {
-                b << 32 | a
-            }
-        };
-        let u16_at = |at: usize| {
-            let b = [self.buf[at], self.buf[at + 1]];
-            if self.swapped {
-                u16::from_be_bytes(b)
-            } else {
-                u16::from_le_bytes(b)
-            }
-        };
-        let (mut at, end) = (h + 20, h + len - 4);
-        let mut dropped = None;
-        while at + 4 <= end {
-            let (code, olen) = (u16_at(at), usize::from(u16_at(at + 2)));
-            if code == 0 || at + 4 + olen > end {
-                break;
-            }
-            if (code == 5 || code == 7) && olen == 8 {
-                dropped = Some(dropped.unwrap_or(0u64).saturating_add(u64_at(at + 4)));
-            }
-            at += 4 + olen.div_ceil(4) * 4;
-        }
-        if let Some(d) = dropped
-            && iface < 1 << 16
-        {
+        if let Some((iface, d)) = crate::input::isb::drops(&self.buf[h..h + len], self.swapped) {
             if self.drops.len() <= iface {
                 self.drops.resize(iface + 1, None);
             }

@@ -7,6 +7,7 @@
 //! (`tap`). `many` runs several files side by side.
 
 pub mod fastread;
+pub mod isb;
 pub mod many;
 pub mod merge;
 pub mod open;

@@ -27,6 +27,7 @@ mod teach;
 mod terminal;
 mod thirdparty;
 mod threads;
+mod watch;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -1,0 +1,361 @@
+//! How each TCP connection of the host ended, as the kernel's tracepoints
+//! tell it: the reset it sent and why (`tcp:tcp_send_reset`, its reason
+//! since Linux 6.10), the reset it received (`tcp:tcp_receive_reset`),
+//! the error it reported to the application (`sock:inet_sk_error_report`),
+//! its retransmissions (`tcp:tcp_retransmit_skb`), and its states
+//! (`sock:inet_sock_set_state`: when it was established, when it closed).
+
+use super::format::Format;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The tracepoints read, by tracefs path under `events/`.
+pub const TRACEPOINTS: [&str; 5] = [
+    "tcp/tcp_send_reset",
+    "tcp/tcp_receive_reset",
+    "sock/inet_sk_error_report",
+    "tcp/tcp_retransmit_skb",
+    "sock/inet_sock_set_state",
+];
+
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_CLOSE: i32 = 7;
+const TCP_LISTEN: i32 = 10;
+const IPPROTO_TCP: u64 = 6;
+const ETIMEDOUT: i32 = 110;
+const ECONNRESET: i32 = 104;
+const EPIPE: i32 = 32;
+const ECONNREFUSED: i32 = 111;
+
+/// `enum sk_rst_reason` (include/net/rstreason.h) as the format prints it.
+pub fn reason_name(r: u64) -> &'static str {
+    match r {
+        0 => "NOT_SPECIFIED",
+        1 => "NO_SOCKET",
+        2 => "TCP_INVALID_ACK_SEQUENCE",
+        3 => "TCP_RFC7323_PAWS",
+        4 => "TCP_TOO_OLD_ACK",
+        5 => "TCP_ACK_UNSENT_DATA",
+        6 => "TCP_FLAGS",
+        7 => "TCP_OLD_ACK",
+        8 => "TCP_ABORT_ON_DATA",
+        9 => "TCP_TIMEWAIT_SOCKET",
+        10 => "INVALID_SYN",
+        11 => "TCP_ABORT_ON_CLOSE",
+        12 => "TCP_ABORT_ON_LINGER",
+        13 => "TCP_ABORT_ON_MEMORY",
+        14 => "TCP_STATE",
+        15 => "TCP_KEEPALIVE_TIMEOUT",
+        16 => "TCP_DISCONNECT_WITH_DATA",
+        _ => "OTHER",
+    }
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Its keepalive probes went unanswered: RST sent (TCP_KEEPALIVE_TIMEOUT), ETIMEDOUT.
+    KeepaliveTimeout,
+    /// Data went unacknowledged until the retransmission limit or
+    /// TCP_USER_TIMEOUT: ETIMEDOUT.
+    RetransmitTimeout,
+    /// The peer reset it: ECONNRESET (or EPIPE on a write).
+    PeerReset,
+    /// This host reset it: closed with unread data, SO_LINGER 0, memory.
+    LocalAbort,
+    /// The connection attempt was refused (RST to the SYN): ECONNREFUSED.
+    Refused,
+    /// A clean close (shown with `-v`).
+    Closed,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::KeepaliveTimeout => "keepalive-timeout",
+            Cause::RetransmitTimeout => "retransmit-timeout",
+            Cause::PeerReset => "peer-reset",
+            Cause::LocalAbort => "local-abort",
+            Cause::Refused => "refused",
+            Cause::Closed => "closed",
+        }
+    }
+}
+
+/// One connection's end, as reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct End {
+    /// When it closed (ns since the epoch).
+    pub ts: u64,
+    pub cause: Cause,
+    /// The reset reason this host sent, if any (`None` also on kernels
+    /// before 6.10, whose tracepoint has none).
+    pub reason: Option<&'static str>,
+    pub errno: Option<i32>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub retransmissions: u32,
+    /// Seconds from ESTABLISHED to CLOSE, when the watch saw both.
+    pub age: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Conn {
+    established: Option<u64>,
+    closed: Option<(u64, i32)>,
+    sent_reset: Option<Option<u64>>,
+    received_reset: bool,
+    errno: Option<i32>,
+    retransmissions: u32,
+}
+
+/// The tracepoints' formats (by their common_type), and the connections
+/// seen so far, by (local, remote).
+pub struct Ends {
+    formats: Vec<(usize, Format)>,
+    conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+}
+
+/// Waited after a close for the error report that follows it.
+const SETTLE_NS: u64 = 200_000_000;
+/// Connections tracked at most (the oldest go first beyond).
+const MAX_CONNS: usize = 1 << 18;
+
+impl Ends {
+    /// `formats`: the layout of each of [`TRACEPOINTS`] (in that order).
+    pub fn new(formats: Vec<Format>) -> Ends {
+        Ends {
+            formats: formats.into_iter().enumerate().collect(),
+            conns: HashMap::new(),
+        }
+    }
+
+    /// Whether `tcp_send_reset` carries the reason (Linux 6.10 and later).
+    pub fn has_reasons(&self) -> bool {
+        self.formats
+            .iter()
+            .any(|(i, f)| *i == 0 && f.field("reason").is_some())
+    }
+
+    /// One raw sample stamped `ts`.
+    pub fn sample(&mut self, ts: u64, raw: &[u8]) {
+        let Some(kind) = raw
+            .get(0..2)
+            .map(|b| u64::from(u16::from_ne_bytes([b[0], b[1]])))
+        else {
+            return;
+        };
+        let Some((which, f)) = self.formats.iter().find(|(_, f)| f.id == kind) else {
+            return;
+        };
+        let which = *which;
+        let Some((local, remote)) = ends_of(f, raw) else {
+            return;
+        };
+        if which != 0 && which != 3 && f.uint(raw, "protocol").is_some_and(|p| p != IPPROTO_TCP) {
+            return;
+        }
+        let reason = f.uint(raw, "reason");
+        let (old, new) = (f.int(raw, "oldstate"), f.int(raw, "newstate"));
+        let error = f.int(raw, "error");
+        if self.conns.len() >= MAX_CONNS && !self.conns.contains_key(&(local, remote)) {
+            return;
+        }
+        let c = self.conns.entry((local, remote)).or_default();
+        match which {
+            // Its own reset (the first): tcp_disconnect (SO_LINGER 0)
+            // closes, then resets at once; one sent for its 4-tuple later
+            // answers from no socket (NO_SOCKET, or a millisecond on).
+            0 if reason != Some(1)
+                && c.sent_reset.is_none()
+                && c.closed
+                    .is_none_or(|(t, _)| ts.saturating_sub(t) < 1_000_000) =>
+            {
+                c.sent_reset = Some(reason);
+            }
+            0 => {}
+            1 => c.received_reset = true,
+            2 => c.errno = error.map(i32::abs),
+            3 => c.retransmissions += 1,
+            _ => match new {
+                Some(TCP_ESTABLISHED) => {
+                    *c = Conn {
+                        established: Some(ts),
+                        ..Conn::default()
+                    }
+                }
+                Some(TCP_CLOSE) => c.closed = Some((ts, old.unwrap_or(0))),
+                _ => {}
+            },
+        }
+    }
+
+    /// The connections closed at least [`SETTLE_NS`] before `now` (all,
+    /// with `now` = `u64::MAX`), in closing order: their ends.
+    pub fn settled(&mut self, now: u64) -> Vec<End> {
+        let mut done: Vec<(SocketAddr, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.closed
+                    .is_some_and(|(t, _)| now.saturating_sub(t) >= SETTLE_NS)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        done.sort_by_key(|k| self.conns[k].closed.map(|(t, _)| t));
+        done.into_iter()
+            .filter_map(|k| {
+                let c = self.conns.remove(&k)?;
+                let (ts, old) = c.closed?;
+                if old == TCP_LISTEN {
+                    return None; // a listener closed: no connection
+                }
+                Some(End {
+                    ts,
+                    cause: cause(&c, old),
+                    reason: c.sent_reset.flatten().map(reason_name),
+                    errno: c.errno,
+                    local: k.0,
+                    remote: k.1,
+                    retransmissions: c.retransmissions,
+                    age: c.established.map(|e| ts.saturating_sub(e) as f64 / 1e9),
+                })
+            })
+            .collect()
+    }
+}
+
+fn cause(c: &Conn, old: i32) -> Cause {
+    match (c.sent_reset, c.errno) {
+        (Some(Some(15)), _) => Cause::KeepaliveTimeout,
+        (Some(Some(8 | 11 | 12 | 13 | 16)), _) => Cause::LocalAbort,
+        _ if old == TCP_SYN_SENT && (c.errno == Some(ECONNREFUSED) || c.received_reset) => {
+            Cause::Refused
+        }
+        (_, Some(ECONNRESET | EPIPE)) => Cause::PeerReset,
+        _ if c.received_reset => Cause::PeerReset,
+        // Before 6.10 no reason: a timeout with nothing retransmitted is
+        // the keepalive's (its probes are not retransmissions).
+        (Some(None), Some(ETIMEDOUT)) if c.retransmissions == 0 => Cause::KeepaliveTimeout,
+        (_, Some(ETIMEDOUT)) => Cause::RetransmitTimeout,
+        (Some(_), _) => Cause::LocalAbort,
+        _ => Cause::Closed,
+    }
+}
+
+/// The sample's (local, remote) ends: `sockaddr`s in `tcp_send_reset`,
+/// family + addresses + ports in the others.
+fn ends_of(f: &Format, raw: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    if let (Some(s), Some(d), None) = (
+        f.bytes(raw, "saddr"),
+        f.bytes(raw, "daddr"),
+        f.field("sport"),
+    ) {
+        return Some((sockaddr(s)?, sockaddr(d)?));
+    }
+    let (sport, dport) = (f.uint(raw, "sport")? as u16, f.uint(raw, "dport")? as u16);
+    let (s, d) = match f.uint(raw, "family") {
+        Some(10) => (
+            IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(f.bytes(raw, "saddr_v6")?).ok()?,
+            )),
+            IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(f.bytes(raw, "daddr_v6")?).ok()?,
+            )),
+        ),
+        _ => (
+            IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(f.bytes(raw, "saddr")?).ok()?,
+            )),
+            IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(f.bytes(raw, "daddr")?).ok()?,
+            )),
+        ),
+    };
+    Some((
+        unmapped(SocketAddr::new(s, sport)),
+        unmapped(SocketAddr::new(d, dport)),
+    ))
+}
+
+/// A `struct sockaddr_in` / `sockaddr_in6` as the tracepoint copies it.
+fn sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    let ip = match family {
+        2 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(4..8)?).ok()?)),
+        10 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b.get(8..24)?).ok()?)),
+        _ => return None,
+    };
+    Some(unmapped(SocketAddr::new(ip, port)))
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_from_what_the_kernel_said() {
+        let with =
+            |sent: Option<Option<u64>>, errno: Option<i32>, received: bool, retx: u32| Conn {
+                sent_reset: sent,
+                errno,
+                received_reset: received,
+                retransmissions: retx,
+                ..Conn::default()
+            };
+        assert_eq!(
+            cause(&with(Some(Some(15)), Some(110), false, 0), 1),
+            Cause::KeepaliveTimeout
+        );
+        assert_eq!(
+            cause(&with(None, Some(110), false, 6), 1),
+            Cause::RetransmitTimeout
+        );
+        assert_eq!(cause(&with(None, Some(104), true, 0), 1), Cause::PeerReset);
+        assert_eq!(
+            cause(&with(Some(Some(12)), None, false, 0), 1),
+            Cause::LocalAbort
+        );
+        assert_eq!(
+            cause(&with(None, Some(111), true, 0), TCP_SYN_SENT),
+            Cause::Refused
+        );
+        assert_eq!(cause(&with(None, None, false, 0), 9), Cause::Closed);
+        // Before 6.10: no reason; no retransmission: the keepalive's.
+        assert_eq!(
+            cause(&with(Some(None), Some(110), false, 0), 1),
+            Cause::KeepaliveTimeout
+        );
+        assert_eq!(
+            cause(&with(Some(None), Some(110), false, 3), 1),
+            Cause::RetransmitTimeout
+        );
+    }
+
+    #[test]
+    fn sockaddrs_as_tcp_send_reset_copies_them() {
+        let mut v4 = [0u8; 28];
+        v4[0..2].copy_from_slice(&2u16.to_ne_bytes());
+        v4[2..4].copy_from_slice(&2333u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(sockaddr(&v4), Some("127.0.0.1:2333".parse().unwrap()));
+        let mut v6 = [0u8; 28];
+        v6[0..2].copy_from_slice(&10u16.to_ne_bytes());
+        v6[2..4].copy_from_slice(&443u16.to_be_bytes());
+        v6[8..24].copy_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(sockaddr(&v6), Some("[2001:db8::1]:443".parse().unwrap()));
+    }
+}
