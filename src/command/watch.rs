@@ -40,10 +40,23 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
     let _ = writeln!(err, "kacap: watching TCP connections end (Ctrl-C to stop)");
     let mut shown = 0u64;
     let mut line = String::new();
+    let mut pending: Vec<Conn> = Vec::new();
+    let mut joined = std::time::Instant::now();
     loop {
         let stop = signal::STOP.load(Ordering::Relaxed);
         let ends = &mut watch.ends;
         watch.rings.read(100, |ts, raw| ends.sample(ts, raw));
+        pending.extend(
+            watch
+                .ends
+                .take_new()
+                .into_iter()
+                .filter(|(l, r)| plan.port.is_none_or(|p| l.port() == p || r.port() == p)),
+        );
+        if !pending.is_empty() && joined.elapsed() >= JOIN_EVERY {
+            join(&mut watch.ends, &std::mem::take(&mut pending));
+            joined = std::time::Instant::now();
+        }
         let settled = watch.ends.settled(if stop { u64::MAX } else { now_ns() });
         for end in settled {
             if !plan.verbose && end.cause == Cause::Closed {
@@ -79,6 +92,46 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
         if watch.rings.lost == 1 { "" } else { "s" }
     );
     Ok(())
+}
+
+type Conn = (std::net::SocketAddr, std::net::SocketAddr);
+
+/// New connections are looked up in the socket table at most this often
+/// (a dump and a walk of /proc for their owners).
+const JOIN_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The owners and keepalive settings of connections just established, from
+/// the socket table (`kacap sockets`'s), kept until their end.
+fn join(ends: &mut crate::host::kernel::ends::Ends, conns: &[Conn]) {
+    use crate::host::kernel::ends::Owned;
+    use crate::host::sockets::{self, RealHost};
+    let wanted: std::collections::HashSet<&Conn> = conns.iter().collect();
+    let Ok((_, found)) = sockets::collect(&RealHost, &|d| wanted.contains(&(d.local, d.remote)))
+    else {
+        return;
+    };
+    for s in found {
+        let Some(owner) = &s.owner else { continue };
+        let source = if s.exact {
+            s.idle.source.as_str()
+        } else {
+            "inferred"
+        };
+        ends.own(
+            (s.diag.local, s.diag.remote),
+            Owned {
+                pid: owner.pid,
+                comm: owner.comm.clone(),
+                keepalive: (s.keepalive == Some(true)).then_some((
+                    s.idle.value,
+                    s.interval.value,
+                    s.count.value,
+                    source,
+                )),
+                user_timeout: s.user_timeout,
+            },
+        );
+    }
 }
 
 /// What the errno means to the application, on its next call.
@@ -121,15 +174,34 @@ fn text(l: &mut String, e: &End) {
     if let Some(age) = e.age {
         said.push(format!("after {}", crate::core::text::Secs(age)));
     }
+    if let Some(o) = &e.owned {
+        said.push(match o.keepalive {
+            Some((idle, intvl, cnt, source)) => format!(
+                "{}[{}], keepalive {idle}/{intvl}/{cnt} ({source})",
+                crate::core::text::escape(&o.comm),
+                o.pid
+            ),
+            None => format!(
+                "{}[{}], no SO_KEEPALIVE",
+                crate::core::text::escape(&o.comm),
+                o.pid
+            ),
+        });
+    }
     let _ = writeln!(l, "  {}", said.join("; "));
 }
 
 fn json(l: &mut String, e: &End) {
     use std::fmt::Write as _;
     let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+    let o = e.owned.as_ref();
+    let keepalive = o.and_then(|o| o.keepalive).map(|(idle, interval, count, source)| {
+        format!("{{\"idle\":{idle},\"interval\":{interval},\"count\":{count},\"source\":\"{source}\"}}")
+    });
+    let comm = o.map(|o| format!("\"{}\"", crate::core::text::escape(&o.comm)));
     let _ = writeln!(
         l,
-        "{{\"type\":\"end\",\"ts\":{}.{:09},\"cause\":\"{}\",\"reason\":{},\"errno\":{},\"local\":\"{}\",\"remote\":\"{}\",\"retransmissions\":{},\"age\":{},\"pid\":null,\"comm\":null,\"keepalive\":null}}",
+        "{{\"type\":\"end\",\"ts\":{}.{:09},\"cause\":\"{}\",\"reason\":{},\"errno\":{},\"local\":\"{}\",\"remote\":\"{}\",\"retransmissions\":{},\"age\":{},\"pid\":{},\"comm\":{},\"keepalive\":{},\"user_timeout\":{}}}",
         e.ts / 1_000_000_000,
         e.ts % 1_000_000_000,
         e.cause.as_str(),
@@ -139,5 +211,9 @@ fn json(l: &mut String, e: &End) {
         e.remote,
         e.retransmissions,
         opt(e.age.map(|a| format!("{a:.6}"))),
+        opt(o.map(|o| o.pid.to_string())),
+        opt(comm),
+        opt(keepalive),
+        opt(o.and_then(|o| o.user_timeout).map(|t| t.to_string())),
     );
 }

@@ -33,9 +33,15 @@ fn lab(scenario: &str) {
 
 #[test]
 fn watch_names_four_deaths_the_kernel_reports() {
+    use kacap::lab::traffic::{Timers, enable_keepalive, silence, wait_acked};
+    use std::io::Write;
     if !live_allowed("watch") {
         return;
     }
+    // This thread, the watch and the sockets made here share a network
+    // namespace of their own (the socket table is per namespace); the
+    // labs make theirs (the tracepoints are the host's).
+    kacap::lab::enter_private_network().unwrap();
     let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
         .args(["watch", "--json", "port", "2333"])
         .stdout(Stdio::piped())
@@ -53,14 +59,30 @@ fn watch_names_four_deaths_the_kernel_reports() {
         }
         said.push_str(&l);
     }
+    // A keepalive death here, 1/1/2, its owner this test process.
+    let listener = std::net::TcpListener::bind("127.0.0.1:2333").unwrap();
+    let mut dying = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    enable_keepalive(
+        &dying,
+        Timers {
+            idle: 1,
+            interval: 1,
+            count: 2,
+        },
+    )
+    .unwrap();
+    dying.write_all(b"hi").unwrap();
+    wait_acked(&dying);
+    std::thread::sleep(Duration::from_millis(400)); // joined meanwhile
+    silence(&server).unwrap();
+    let dying_at = dying.local_addr().unwrap().to_string();
     lab("dead-peer");
     lab("peer-reboot");
     lab("retransmit-timeout");
-    // A local abort: SO_LINGER 0, then close, in a namespace of this thread.
-    kacap::lab::enter_private_network().unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:2333").unwrap();
+    // A local abort: SO_LINGER 0, then close.
     let client = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
-    let (server, _) = listener.accept().unwrap();
+    let (accepted, _) = listener.accept().unwrap();
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -78,7 +100,7 @@ fn watch_names_four_deaths_the_kernel_reports() {
     let local = client.local_addr().unwrap().to_string();
     drop(client);
     std::thread::sleep(Duration::from_millis(500));
-    drop(server);
+    drop((accepted, server, dying));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     let out = watch.wait_with_output().unwrap();
@@ -88,12 +110,13 @@ fn watch_names_four_deaths_the_kernel_reports() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let find = |cause: &str| {
+    // (Other tests' labs may end connections on port 2333 meanwhile.)
+    let find = |cause: &str, local: Option<&str>| {
         ends.iter()
-            .find(|e| e["cause"] == cause)
-            .unwrap_or_else(|| panic!("no {cause} in {ends:#?}"))
+            .find(|e| e["cause"] == cause && local.is_none_or(|l| e["local"] == l))
+            .unwrap_or_else(|| panic!("no {cause} from {local:?} in {ends:#?}"))
     };
-    let k = find("keepalive-timeout");
+    let k = find("keepalive-timeout", None);
     assert_eq!(
         (&k["reason"], &k["errno"]),
         (&"TCP_KEEPALIVE_TIMEOUT".into(), &110.into()),
@@ -101,16 +124,19 @@ fn watch_names_four_deaths_the_kernel_reports() {
     );
     assert_eq!(k["remote"], "127.0.0.1:2333");
     assert!(k["age"].as_f64().unwrap() > 2.0, "{k}");
-    assert_eq!(find("peer-reset")["errno"], 104);
-    let r = find("retransmit-timeout");
+    // The one made here: its owner and settings, from the socket table.
+    let mine = find("keepalive-timeout", Some(&dying_at));
+    assert_eq!(mine["pid"], std::process::id(), "{mine}");
+    assert_eq!(
+        mine["keepalive"],
+        serde_json::json!({"idle":1,"interval":1,"count":2,"source":"socket"}),
+        "{mine}"
+    );
+    assert_eq!(find("peer-reset", None)["errno"], 104);
+    let r = find("retransmit-timeout", None);
     assert_eq!(r["errno"], 110, "{r}");
     assert!(r["retransmissions"].as_u64().unwrap() >= 2, "{r}");
-    // (Other tests' labs may end connections on port 2333 meanwhile.)
-    assert!(
-        ends.iter()
-            .any(|e| e["cause"] == "local-abort" && e["local"] == local.as_str()),
-        "no local-abort from {local} in {ends:#?}"
-    );
+    find("local-abort", Some(&local));
 }
 
 #[test]

@@ -83,6 +83,19 @@ impl Cause {
     }
 }
 
+/// What the socket table said of a connection while it lived (`kacap
+/// watch` joins it when the connection is established).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owned {
+    pub pid: u32,
+    pub comm: String,
+    /// SO_KEEPALIVE on: TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and where
+    /// they came from ("socket", "sysctl", "inferred" when unreadable).
+    pub keepalive: Option<(u32, u32, u32, &'static str)>,
+    /// TCP_USER_TIMEOUT, seconds.
+    pub user_timeout: Option<f64>,
+}
+
 /// One connection's end, as reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct End {
@@ -98,6 +111,8 @@ pub struct End {
     pub retransmissions: u32,
     /// Seconds from ESTABLISHED to CLOSE, when the watch saw both.
     pub age: Option<f64>,
+    /// Its owner and settings, when the socket table showed them.
+    pub owned: Option<Owned>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -108,6 +123,7 @@ struct Conn {
     received_reset: bool,
     errno: Option<i32>,
     retransmissions: u32,
+    owned: Option<Owned>,
 }
 
 /// The tracepoints' formats (by their common_type), and the connections
@@ -115,6 +131,8 @@ struct Conn {
 pub struct Ends {
     formats: Vec<(usize, Format)>,
     conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    /// Connections established since the last [`Ends::take_new`].
+    new: Vec<(SocketAddr, SocketAddr)>,
 }
 
 /// Waited after a close for the error report that follows it.
@@ -128,6 +146,7 @@ impl Ends {
         Ends {
             formats: formats.into_iter().enumerate().collect(),
             conns: HashMap::new(),
+            new: Vec::new(),
         }
     }
 
@@ -183,11 +202,26 @@ impl Ends {
                     *c = Conn {
                         established: Some(ts),
                         ..Conn::default()
+                    };
+                    if self.new.len() < 4096 {
+                        self.new.push((local, remote));
                     }
                 }
                 Some(TCP_CLOSE) => c.closed = Some((ts, old.unwrap_or(0))),
                 _ => {}
             },
+        }
+    }
+
+    /// The connections established since the last call (at most 4,096).
+    pub fn take_new(&mut self) -> Vec<(SocketAddr, SocketAddr)> {
+        std::mem::take(&mut self.new)
+    }
+
+    /// What the socket table says of the live connection `key`.
+    pub fn own(&mut self, key: (SocketAddr, SocketAddr), owned: Owned) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.owned = Some(owned);
         }
     }
 
@@ -220,6 +254,7 @@ impl Ends {
                     remote: k.1,
                     retransmissions: c.retransmissions,
                     age: c.established.map(|e| ts.saturating_sub(e) as f64 / 1e9),
+                    owned: c.owned,
                 })
             })
             .collect()
