@@ -133,6 +133,8 @@ pub struct Ends {
     conns: HashMap<(SocketAddr, SocketAddr), Conn>,
     /// Connections established since the last [`Ends::take_new`].
     new: Vec<(SocketAddr, SocketAddr)>,
+    /// Closes in the order they came: what [`Ends::settled`] looks at.
+    closed: std::collections::VecDeque<(u64, (SocketAddr, SocketAddr))>,
 }
 
 /// Waited after a close for the error report that follows it.
@@ -147,6 +149,7 @@ impl Ends {
             formats: formats.into_iter().enumerate().collect(),
             conns: HashMap::new(),
             new: Vec::new(),
+            closed: std::collections::VecDeque::new(),
         }
     }
 
@@ -207,7 +210,10 @@ impl Ends {
                         self.new.push((local, remote));
                     }
                 }
-                Some(TCP_CLOSE) => c.closed = Some((ts, old.unwrap_or(0))),
+                Some(TCP_CLOSE) => {
+                    c.closed = Some((ts, old.unwrap_or(0)));
+                    self.closed.push_back((ts, (local, remote)));
+                }
                 _ => {}
             },
         }
@@ -228,16 +234,22 @@ impl Ends {
     /// The connections closed at least [`SETTLE_NS`] before `now` (all,
     /// with `now` = `u64::MAX`), in closing order: their ends.
     pub fn settled(&mut self, now: u64) -> Vec<End> {
-        let mut done: Vec<(SocketAddr, SocketAddr)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.closed
-                    .is_some_and(|(t, _)| now.saturating_sub(t) >= SETTLE_NS)
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        done.sort_by_key(|k| self.conns[k].closed.map(|(t, _)| t));
+        let mut done = Vec::new();
+        while let Some(&(t, k)) = self.closed.front() {
+            if now.saturating_sub(t) < SETTLE_NS {
+                break;
+            }
+            self.closed.pop_front();
+            // Its latest close only (a 4-tuple reused closes again later).
+            if self
+                .conns
+                .get(&k)
+                .and_then(|c| c.closed)
+                .is_some_and(|(c, _)| c == t)
+            {
+                done.push(k);
+            }
+        }
         done.into_iter()
             .filter_map(|k| {
                 let c = self.conns.remove(&k)?;

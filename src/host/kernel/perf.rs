@@ -74,9 +74,11 @@ fn open_one(id: u64, cpu: i32) -> io::Result<libc::c_int> {
     attr[8..16].copy_from_slice(&id.to_ne_bytes());
     attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
     attr[24..32].copy_from_slice(&(PERF_SAMPLE_TIME | PERF_SAMPLE_RAW).to_ne_bytes());
-    // flags: disabled (0), use_clockid (25): enabled once every CPU's ring is set.
-    attr[40..48].copy_from_slice(&((1u64 << 0) | (1u64 << 25)).to_ne_bytes());
-    attr[48..52].copy_from_slice(&1u32.to_ne_bytes()); // wakeup_events
+    // flags: disabled (0), watermark (14), use_clockid (25): enabled once
+    // every CPU's ring is set; a wake-up per quarter ring, not per sample
+    // (the reader also looks every 100 ms).
+    attr[40..48].copy_from_slice(&((1u64 << 0) | (1u64 << 14) | (1u64 << 25)).to_ne_bytes());
+    attr[48..52].copy_from_slice(&((DATA_PAGES as u32) * 1024).to_ne_bytes()); // wakeup_watermark
     // CLOCK_MONOTONIC (tracepoints refuse clocks that are not NMI-safe,
     // CLOCK_REALTIME among them): turned into wall time by `Rings::read`.
     attr[92..96].copy_from_slice(&libc::CLOCK_MONOTONIC.to_ne_bytes()); // clockid
