@@ -116,6 +116,8 @@ pub struct Summary<F> {
     pub shared: Shared,
     /// `--sockets`: its ends that are sockets of this host.
     pub sockets: Option<Box<Joined>>,
+    /// `--kernel`: how the kernel says its sockets on this host ended.
+    pub kernel: Option<Box<crate::host::kernel::ends::KernelEnds>>,
 }
 
 impl<F> Summary<F> {

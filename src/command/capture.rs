@@ -61,6 +61,13 @@ pub fn run_capture(
     // privileges are dropped.
     let svg = plan.svg.as_deref().map(create).transpose()?;
     let html = plan.html.as_deref().map(create).transpose()?;
+    // `--kernel`: the tracepoints opened as root, read on a thread.
+    let kernel = if plan.kernel && live {
+        let watch = crate::host::kernel::Watch::open().map_err(Error::Host)?;
+        Some(watch.spawn())
+    } else {
+        None
+    };
     if let Some(run_as) = &plan.privileges {
         let opened = save.iter().map(Save::file);
         for file in opened.chain(svg.iter().chain(&html).map(|(file, _)| file)) {
@@ -79,7 +86,8 @@ pub fn run_capture(
             }
             bar
         });
-    let outputs = outputs(plan, out, svg, html, host);
+    let mut outputs = outputs(plan, out, svg, html, host);
+    outputs.kernel = kernel.map(crate::report::kernel::KernelJoin::new);
     signal::install();
     if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
@@ -246,6 +254,7 @@ fn outputs<W: Write>(
                 host.sysctls_outside,
             ))
         }),
+        kernel: None,
     }
 }
 

@@ -81,6 +81,12 @@ pub struct Args {
     #[arg(long, requires = "interface")]
     pub sockets: bool,
 
+    /// Live captures and `kacap lab` (root): the kernel's own account of
+    /// each connection's end (its tracepoints, as `kacap watch` reads
+    /// them) beside the packet verdict, and whether they agree.
+    #[arg(long, global = true)]
+    pub kernel: bool,
+
     /// Enter a network namespace first (root): a named one (ip netns add
     /// NAME), a process's (a container's or a pod's: its PID), or a
     /// bind-mounted PATH. For -i and `kacap sockets`.

@@ -115,6 +115,8 @@ pub struct CapturePlan {
     pub netns: Option<Netns>,
     /// Live: join the host's socket table (`--sockets`).
     pub sockets: bool,
+    /// Live and lab: the kernel's account of each end (`--kernel`).
+    pub kernel: bool,
     /// Live: serve Prometheus metrics here (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
     /// `--threads`: analyzers for one file (see `shard`); 1 for several
@@ -231,6 +233,11 @@ impl Plan {
                     ("retransmit-timeout", Scenario::RetransmitTimeout)
                 }
             };
+            if lab.replay && args.kernel {
+                return Err(Error::Usage(
+                    "--kernel reads the kernel as connections end: not with --replay (a capture shipped inside kacap)".into(),
+                ));
+            }
             if lab.replay {
                 if crate::lab::bundled(name).is_none() {
                     return Err(Error::Usage(format!(
@@ -251,6 +258,7 @@ impl Plan {
                     privileges: None,
                     netns: None,
                     sockets: false,
+                    kernel: false,
                     metrics: None,
                     threads: 1,
                 }));
@@ -276,6 +284,7 @@ impl Plan {
                 privileges: None,
                 netns: None,
                 sockets: false,
+                kernel: args.kernel,
                 metrics: None,
                 threads: 1,
             };
@@ -320,6 +329,11 @@ impl Plan {
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
+        if args.kernel && !live {
+            return Err(Error::Usage(
+                "--kernel reads the kernel's tracepoints as connections end: it takes a live capture (-i) or kacap lab, not a file".into(),
+            ));
+        }
         if netns.is_some() && !live {
             return Err(Error::Usage(
                 "--netns applies to live captures (-i) and kacap sockets: a capture file is read as it is".into(),
@@ -403,6 +417,7 @@ impl Plan {
             privileges,
             netns,
             sockets: args.sockets,
+            kernel: args.kernel,
             metrics: args.metrics,
             input,
             filter,

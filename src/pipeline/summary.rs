@@ -30,5 +30,6 @@ pub fn summarize(flow: &Flow, findings: Findings) -> FlowSummary {
         shared: findings.share(),
         findings,
         sockets: None,
+        kernel: None,
     }
 }

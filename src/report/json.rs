@@ -243,6 +243,28 @@ impl<W: Write> Sink for JsonSink<W> {
                 write!(self.out, ",\"peer_socket\":{}", socket_json(s))?;
             }
         }
+        if let Some(k) = f.kernel.as_deref() {
+            let end = |e: &Option<crate::host::kernel::ends::End>| match e {
+                Some(e) => format!(
+                    "{{\"cause\":\"{}\",\"reason\":{},\"errno\":{}}}",
+                    e.cause.as_str(),
+                    Str(e.reason),
+                    e.errno
+                        .map_or_else(|| "null".to_string(), |n| n.to_string())
+                ),
+                None => "null".to_string(),
+            };
+            let agrees = k
+                .telling()
+                .and_then(|e| crate::report::kernel::agrees(f.verdict, e.cause));
+            write!(
+                self.out,
+                ",\"kernel\":{{\"client\":{},\"server\":{},\"agrees\":{}}}",
+                end(&k.client),
+                end(&k.server),
+                agrees.map_or("null", |a| if a { "true" } else { "false" })
+            )?;
+        }
         self.out.write_all(b"}\n")?;
         self.end_record()
     }

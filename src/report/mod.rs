@@ -6,9 +6,11 @@
 //! analysis's findings.
 
 pub mod annotate;
+pub mod caveats;
 pub mod community_id;
 pub mod html;
 pub mod json;
+pub mod kernel;
 pub mod metrics;
 pub mod outputs;
 pub mod sockets;

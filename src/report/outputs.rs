@@ -36,6 +36,8 @@ pub struct Outputs<W: Write> {
     /// `--sockets`: each connection's sockets on this host, joined to its
     /// first packet and its summary before any output sees them.
     pub sockets: Option<SocketJoin>,
+    /// `--kernel`: the kernel's account of each connection's end.
+    pub kernel: Option<super::kernel::KernelJoin>,
 }
 
 impl<W: Write> Outputs<W> {
@@ -45,6 +47,7 @@ impl<W: Write> Outputs<W> {
             html: None,
             metrics: None,
             sockets: None,
+            kernel: None,
         }
     }
 }
@@ -105,6 +108,14 @@ impl<W: Write> Sink for Outputs<W> {
             Some(join) => {
                 joined = join.flow(f);
                 &joined
+            }
+            None => f,
+        };
+        let told;
+        let f = match &self.kernel {
+            Some(kernel) => {
+                told = kernel.flow(f);
+                &told
             }
             None => f,
         };

@@ -2,7 +2,7 @@
 
 use super::tcpdump::{Dump, Style, Tcpdump};
 use super::teach::{self, FlowSteps, Recorder};
-use super::{Kept, annotate, table};
+use super::{Kept, annotate, caveats, table};
 use crate::analyses::registry::{Evidence, Findings, Notes};
 use crate::core::emit::Emit;
 use crate::core::text::join_and;
@@ -77,6 +77,9 @@ pub struct TextSink<W: Write> {
     evidence: Evidence,
     /// The `--diagram-svg` file, opened before the capture started.
     svg_file: Option<(std::fs::File, String)>,
+    /// `--kernel`: connections whose verdict the kernel's account agreed
+    /// with, contradicted, or said nothing about.
+    kernel: [u64; 3],
 }
 
 impl<W: Write> TextSink<W> {
@@ -91,6 +94,7 @@ impl<W: Write> TextSink<W> {
             line: Vec::with_capacity(512),
             evidence: Evidence::default(),
             svg_file: None,
+            kernel: [0; 3],
         }
     }
 
@@ -371,6 +375,14 @@ impl<W: Write> TextSink<W> {
             self.end_line(line)?;
         }
         self.evidence.gather(summary);
+        if let Some(e) = summary.kernel.as_deref().and_then(|k| k.telling()) {
+            let i = match crate::report::kernel::agrees(summary.verdict, e.cause) {
+                Some(true) => 0,
+                Some(false) => 1,
+                None => 2,
+            };
+            self.kernel[i] += 1;
+        }
         if self.opts.teaching() {
             let steps = self.recorder.take(summary.id);
             self.taught
@@ -396,7 +408,10 @@ impl<W: Write> TextSink<W> {
                 flows.len(),
             )?;
         }
-        if let Some(note) = drops_note(stats, &flows) {
+        if let Some(note) = caveats::drops_note(stats, &flows) {
+            writeln!(self.out, "{note}")?;
+        }
+        if let Some(note) = caveats::kernel_tally(self.kernel) {
             writeln!(self.out, "{note}")?;
         }
         if let Some(live) = self.opts.live {
@@ -466,46 +481,16 @@ fn revision_tail(out: &mut Vec<u8>, r: &Revisions) {
     );
 }
 
-/// The capture's own drops, beside the verdicts they may touch: those
-/// that rest on a packet not seen.
-fn drops_note(stats: &Stats, flows: &[FlowSummary]) -> Option<String> {
-    let dropped = stats.capture_dropped.filter(|&d| d > 0)?;
-    let touched: Vec<&FlowSummary> = flows
-        .iter()
-        .filter(|f| f.verdict.rests_on_silence())
-        .collect();
-    let mut names: Vec<&str> = touched.iter().map(|f| f.verdict.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let which = if touched.is_empty() {
-        "No verdict here rests on a packet not seen.".to_string()
-    } else {
-        format!(
-            "{} on packets not seen ({}): an answer the capture dropped looks like no answer; check {} before acting.",
-            if touched.len() == 1 {
-                "1 connection's verdict rests".to_string()
-            } else {
-                format!("{} connections' verdicts rest", touched.len())
-            },
-            names.join(", "),
-            if touched.len() == 1 { "it" } else { "them" },
-        )
-    };
-    Some(format!(
-        "The capture itself dropped {} (its own count: the kernel's for a live capture, the pcapng file's interface statistics). {which}",
-        crate::core::text::plural(dropped, "packet")
-    ))
-}
-
 /// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`:
 /// the verdict's owner says what it means here.
 fn ended_line(f: &FlowSummary) -> String {
     format!(
-        "flow {} ended: {}{} ({})",
+        "flow {} ended: {}{} ({}){}",
         f.id,
         f.verdict.as_str(),
         Findings::ended(f),
-        f.ending()
+        f.ending(),
+        caveats::kernel_words(f)
     )
 }
 

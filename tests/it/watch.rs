@@ -116,16 +116,20 @@ fn watch_names_four_deaths_the_kernel_reports() {
             .find(|e| e["cause"] == cause && local.is_none_or(|l| e["local"] == l))
             .unwrap_or_else(|| panic!("no {cause} from {local:?} in {ends:#?}"))
     };
-    let k = find("keepalive-timeout", None);
-    assert_eq!(
-        (&k["reason"], &k["errno"]),
-        (&"TCP_KEEPALIVE_TIMEOUT".into(), &110.into()),
-        "{k}"
-    );
-    assert_eq!(k["remote"], "127.0.0.1:2333");
-    assert!(k["age"].as_f64().unwrap() > 2.0, "{k}");
-    // The one made here: its owner and settings, from the socket table.
+    // The keepalive death made here (the labs' are theirs, and other
+    // tests' may be seen too): cause, reason, errno, age, and its owner
+    // and settings from the socket table.
     let mine = find("keepalive-timeout", Some(&dying_at));
+    assert_eq!(
+        (&mine["reason"], &mine["errno"], &mine["remote"]),
+        (
+            &"TCP_KEEPALIVE_TIMEOUT".into(),
+            &110.into(),
+            &"127.0.0.1:2333".into()
+        ),
+        "{mine}"
+    );
+    assert!(mine["age"].as_f64().unwrap() > 2.0, "{mine}");
     assert_eq!(mine["pid"], std::process::id(), "{mine}");
     assert_eq!(
         mine["keepalive"],
@@ -183,6 +187,88 @@ fn watch_takes_port_n_and_says_what_else_it_does_not() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("it takes 'port N'") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// `--kernel` beside `kacap lab`: the kernel's account of each lab death
+/// joined to the packet verdict, and they agree.
+#[test]
+fn kernel_beside_the_lab_agrees_with_the_packets() {
+    if !live_allowed("kernel") {
+        return;
+    }
+    for (scenario, cause) in [
+        ("dead-peer", "keepalive-timeout"),
+        ("peer-reboot", "peer-reset"),
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+            .args([
+                "lab",
+                scenario,
+                "--idle",
+                "1",
+                "--interval",
+                "1",
+                "--count",
+                "2",
+            ])
+            .args(["--kernel", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let flow: Value = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["type"] == "flow")
+            .unwrap();
+        assert_eq!(flow["kernel"]["client"]["cause"], cause, "{flow}");
+        assert_eq!(flow["kernel"]["agrees"], true, "{flow}");
+    }
+    let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args([
+            "lab",
+            "dead-peer",
+            "--idle",
+            "1",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+            "--kernel",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ended: dead-peer")
+            && text.contains(
+                "— kernel agrees: keepalive timeout, RST sent (TCP_KEEPALIVE_TIMEOUT), errno 110"
+            )
+            && text.contains("The kernel's account: 1 agreed with the verdict, 0 contradicted it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn kernel_takes_a_live_capture_not_a_file() {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args([
+            "-r",
+            crate::fixture("dead-peer.pcap").to_str().unwrap(),
+            "--kernel",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--kernel") && err.lines().count() == 1,
         "{err}"
     );
 }

@@ -96,6 +96,28 @@ pub struct Owned {
     pub user_timeout: Option<f64>,
 }
 
+/// The kernel's account of one connection: the client's socket's end and
+/// the server's (either may be missing: not on this host, or not ended).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelEnds {
+    pub client: Option<End>,
+    pub server: Option<End>,
+}
+
+impl KernelEnds {
+    /// The end that tells most: one with a cause other than a clean close,
+    /// the client's first.
+    pub fn telling(&self) -> Option<&End> {
+        let bad = |e: &&End| e.cause != Cause::Closed;
+        self.client
+            .as_ref()
+            .filter(bad)
+            .or(self.server.as_ref().filter(bad))
+            .or(self.client.as_ref())
+            .or(self.server.as_ref())
+    }
+}
+
 /// One connection's end, as reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct End {

@@ -85,3 +85,56 @@ impl Watch {
         })
     }
 }
+
+/// Ends seen by a watch running beside a live capture (`--kernel`), by
+/// (local, remote): what the capture's reports look up.
+pub type Seen = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<(std::net::SocketAddr, std::net::SocketAddr), ends::End>,
+    >,
+>;
+
+/// Ends kept at most for the capture to look up (the oldest go first).
+const SEEN_MAX: usize = 1 << 16;
+
+impl Watch {
+    /// Reads the tracepoints on a thread of its own, keeping each
+    /// connection's end in the map returned, until nobody else holds it.
+    pub fn spawn(mut self) -> Seen {
+        let seen: Seen = Default::default();
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            let mut order = std::collections::VecDeque::new();
+            loop {
+                let done = std::sync::Arc::strong_count(&shared) == 1;
+                let ends = &mut self.ends;
+                self.rings.read(100, |ts, raw| ends.sample(ts, raw));
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                let settled = self.ends.settled(now);
+                if !settled.is_empty()
+                    && let Ok(mut map) = shared.lock()
+                {
+                    for end in settled {
+                        let key = (end.local, end.remote);
+                        order.push_back(key);
+                        map.insert(key, end);
+                        while map.len() > SEEN_MAX {
+                            match order.pop_front() {
+                                Some(old) => {
+                                    map.remove(&old);
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+        });
+        seen
+    }
+}
