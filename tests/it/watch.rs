@@ -9,8 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn lab(scenario: &str) {
-    let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+/// `kacap lab SCENARIO` with timers 1/1/2 and `extra`, run to its end.
+fn lab_run(scenario: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(assert_cmd::cargo::cargo_bin("kacap"))
         .args([
             "lab",
             scenario,
@@ -20,10 +21,14 @@ fn lab(scenario: &str) {
             "1",
             "--count",
             "2",
-            "--json",
         ])
+        .args(extra)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn lab(scenario: &str) {
+    let out = lab_run(scenario, &["--json"]);
     assert!(
         out.status.success(),
         "lab {scenario}: {}",
@@ -202,20 +207,7 @@ fn kernel_beside_the_lab_agrees_with_the_packets() {
         ("dead-peer", "keepalive-timeout"),
         ("peer-reboot", "peer-reset"),
     ] {
-        let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-            .args([
-                "lab",
-                scenario,
-                "--idle",
-                "1",
-                "--interval",
-                "1",
-                "--count",
-                "2",
-            ])
-            .args(["--kernel", "--json"])
-            .output()
-            .unwrap();
+        let out = lab_run(scenario, &["--kernel", "--json"]);
         assert!(
             out.status.success(),
             "{}",
@@ -230,20 +222,7 @@ fn kernel_beside_the_lab_agrees_with_the_packets() {
         assert_eq!(flow["kernel"]["client"]["cause"], cause, "{flow}");
         assert_eq!(flow["kernel"]["agrees"], true, "{flow}");
     }
-    let out = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-        .args([
-            "lab",
-            "dead-peer",
-            "--idle",
-            "1",
-            "--interval",
-            "1",
-            "--count",
-            "2",
-            "--kernel",
-        ])
-        .output()
-        .unwrap();
+    let out = lab_run("dead-peer", &["--kernel"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("ended: dead-peer")
