@@ -69,8 +69,9 @@ pub struct Args {
     /// Live: serve Prometheus metrics on ADDR:PORT (GET /metrics):
     /// connections by verdict, probes, time to detect a dead peer, inferred
     /// timers and middlebox bounds per server, capture counters. For kacap
-    /// as a long-running monitor (a systemd unit, a DaemonSet).
-    #[arg(long, value_name = "ADDR:PORT", requires = "interface")]
+    /// as a long-running monitor (a systemd unit, a DaemonSet). With
+    /// `kacap watch`: connection ends by cause, from the kernel.
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
     pub metrics: Option<std::net::SocketAddr>,
 
     /// Live: join this host's socket table to the capture — each
@@ -489,7 +490,7 @@ Options:
 /// are global to the command line, and do not apply).
 const WATCH_HELP: &str = "\
 {about-with-newline}
-{usage-heading} kacap watch [--json] [-v] [FILTER]...
+{usage-heading} kacap watch [--json] [-v] [--metrics <ADDR:PORT>] [FILTER]...
 
 Arguments:
 {positionals}
@@ -500,5 +501,8 @@ Options:
           remote, retransmissions, age)
   -v
           Every end, clean closes too
+      --metrics <ADDR:PORT>
+          Serve Prometheus metrics (GET /metrics): ends by cause, and the
+          keepalive settings of the sockets that died
   -h, --help
           Print help{after-help}";

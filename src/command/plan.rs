@@ -42,6 +42,8 @@ pub struct WatchPlan {
     pub json: bool,
     /// Clean closes too.
     pub verbose: bool,
+    /// `--metrics`: where to serve the ends' counters.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `--netns`: a namespace to enter, checked to exist.
@@ -213,6 +215,7 @@ impl Plan {
                     port,
                     json: args.json,
                     verbose: args.verbose > 0,
+                    metrics: args.metrics,
                 }));
             }
             Some(Command::Lab(_)) if netns.is_some() => {
@@ -329,6 +332,12 @@ impl Plan {
             _ => return Err(Error::Usage("give -r FILE or -i IFACE".into())),
         };
         let live = matches!(input, Input::Live(_));
+        if args.metrics.is_some() && !live {
+            return Err(Error::Usage(
+                "--metrics serves a live capture's counters (-i) or kacap watch's, not a file's"
+                    .into(),
+            ));
+        }
         if args.kernel && !live {
             return Err(Error::Usage(
                 "--kernel reads the kernel's tracepoints as connections end: it takes a live capture (-i) or kacap lab, not a file".into(),

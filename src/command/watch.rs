@@ -25,7 +25,26 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
             "kacap watch reads the kernel's tracepoints: run it as root (sudo kacap watch)".into(),
         ));
     }
+    // Bound first: a port in use fails before anything is watched.
+    let metrics = match plan.metrics {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::Host(format!(
+                    "--metrics {addr}: cannot listen there: {e} (choose a free ADDR:PORT)"
+                ))
+            })?;
+            Some(listener)
+        }
+        None => None,
+    };
     let mut watch = Watch::open().map_err(Error::Host)?;
+    let metrics = metrics.map(|listener| {
+        let m = std::sync::Arc::new(std::sync::Mutex::new(
+            crate::report::metrics::Metrics::for_watch(),
+        ));
+        crate::report::metrics::serve(listener, m.clone());
+        m
+    });
     signal::install();
     if watch.mounted {
         let _ = writeln!(err, "kacap: mounted tracefs at /sys/kernel/tracing");
@@ -59,6 +78,14 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
         }
         let settled = watch.ends.settled(if stop { u64::MAX } else { now_ns() });
         for end in settled {
+            if let Some(m) = &metrics
+                && plan
+                    .port
+                    .is_none_or(|p| end.local.port() == p || end.remote.port() == p)
+                && let Ok(mut m) = m.lock()
+            {
+                m.end(&end);
+            }
             if !plan.verbose && end.cause == Cause::Closed {
                 continue;
             }

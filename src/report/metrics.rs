@@ -44,7 +44,20 @@ pub struct Metrics {
     frames: u64,
     servers: HashMap<SocketAddr, Server>,
     other: Server,
+    /// `kacap watch`: connection ends by cause, and by the dying socket's
+    /// keepalive settings (at most [`MAX_SETTINGS`] label sets).
+    ends: Option<Ends>,
 }
+
+/// `kacap watch`'s counters.
+#[derive(Debug, Default)]
+struct Ends {
+    by_cause: std::collections::BTreeMap<&'static str, u64>,
+    by_settings: std::collections::BTreeMap<(&'static str, u32, u32, u32, &'static str), u64>,
+}
+
+/// Distinct keepalive settings counted per cause at most.
+const MAX_SETTINGS: usize = 64;
 
 impl Metrics {
     fn packet(&mut self, ev: &PacketEvent) {
@@ -64,8 +77,71 @@ impl Metrics {
         self.tallies.tally(&mut s.tallies, f);
     }
 
+    /// `kacap watch`'s counters only (no capture's).
+    pub fn for_watch() -> Metrics {
+        Metrics {
+            ends: Some(Ends::default()),
+            ..Metrics::default()
+        }
+    }
+
+    /// A connection's end, as the kernel told it (`kacap watch`).
+    pub fn end(&mut self, e: &crate::host::kernel::ends::End) {
+        let ends = self.ends.get_or_insert_with(Ends::default);
+        *ends.by_cause.entry(e.cause.as_str()).or_default() += 1;
+        if let Some((idle, intvl, cnt, source)) = e.owned.as_ref().and_then(|o| o.keepalive) {
+            let key = (e.cause.as_str(), idle, intvl, cnt, source);
+            if ends.by_settings.len() < MAX_SETTINGS || ends.by_settings.contains_key(&key) {
+                *ends.by_settings.entry(key).or_default() += 1;
+            }
+        }
+    }
+
+    /// `kacap watch`'s exposition.
+    fn render_ends(&self, ends: &Ends) -> String {
+        use crate::host::kernel::ends::Cause;
+        let mut o = String::new();
+        metric_head(
+            &mut o,
+            "kacap_connection_ends_total",
+            "counter",
+            "TCP connections of this host that ended, by the kernel's cause (kacap watch).",
+        );
+        for cause in [
+            Cause::KeepaliveTimeout,
+            Cause::RetransmitTimeout,
+            Cause::PeerReset,
+            Cause::LocalAbort,
+            Cause::Refused,
+            Cause::Closed,
+        ] {
+            let n = ends.by_cause.get(cause.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "kacap_connection_ends_total{{cause=\"{}\"}} {n}",
+                cause.as_str()
+            );
+        }
+        metric_head(
+            &mut o,
+            "kacap_connection_end_keepalive_total",
+            "counter",
+            "Connections that ended with SO_KEEPALIVE on, by cause and their TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (seconds, probes) and where those came from.",
+        );
+        for ((cause, idle, intvl, cnt, source), n) in &ends.by_settings {
+            let _ = writeln!(
+                o,
+                "kacap_connection_end_keepalive_total{{cause=\"{cause}\",idle=\"{idle}\",interval=\"{intvl}\",count=\"{cnt}\",source=\"{source}\"}} {n}"
+            );
+        }
+        o
+    }
+
     /// The exposition (text format 0.0.4).
     pub fn render(&self) -> String {
+        if let Some(ends) = &self.ends {
+            return self.render_ends(ends);
+        }
         let mut o = String::new();
         let head = metric_head;
         head(

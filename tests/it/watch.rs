@@ -47,8 +47,12 @@ fn watch_names_four_deaths_the_kernel_reports() {
     // namespace of their own (the socket table is per namespace); the
     // labs make theirs (the tracepoints are the host's).
     kacap::lab::enter_private_network().unwrap();
+    let metrics = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
     let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-        .args(["watch", "--json", "port", "2333"])
+        .args(["watch", "--json", "--metrics", &metrics, "port", "2333"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,10 +110,46 @@ fn watch_names_four_deaths_the_kernel_reports() {
     drop(client);
     std::thread::sleep(Duration::from_millis(500));
     drop((accepted, server, dying));
+    // The ends, counted for Prometheus (settled 200 ms after each close).
+    std::thread::sleep(Duration::from_millis(400));
+    let exposition = {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect(&metrics).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        body
+    };
     // SAFETY: signalling our own child.
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     let out = watch.wait_with_output().unwrap();
     assert!(out.status.success());
+    let count = |series: &str| -> u64 {
+        exposition
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {exposition}"))
+    };
+    for cause in [
+        "keepalive-timeout",
+        "peer-reset",
+        "retransmit-timeout",
+        "local-abort",
+    ] {
+        assert!(
+            count(&format!("kacap_connection_ends_total{{cause=\"{cause}\"}}")) >= 1,
+            "{exposition}"
+        );
+    }
+    assert!(
+        count(
+            "kacap_connection_end_keepalive_total{cause=\"keepalive-timeout\",idle=\"1\",interval=\"1\",count=\"2\",source=\"socket\"}"
+        ) >= 1,
+        "{exposition}"
+    );
     let ends: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
