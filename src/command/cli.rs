@@ -301,7 +301,7 @@ pub enum Command {
     /// end, clean closes too. Until Ctrl-C.
     #[command(
         help_template = WATCH_HELP,
-        after_help = "Filter: port N (local or remote).\n\nExamples:\n  sudo kacap watch\n  sudo kacap watch port 5432 --json\n  sudo kacap watch -v                 clean closes too"
+        after_help = "Filter: port N (local or remote).\n\nExamples:\n  sudo kacap watch\n  sudo kacap watch port 5432 --json\n  sudo kacap watch -v                 clean closes too\n  sudo kacap --netns $(pidof envoy) watch   one container's connections only"
     )]
     Watch(WatchArgs),
     /// Print shell completions for SHELL on stdout.
@@ -490,12 +490,15 @@ Options:
 /// are global to the command line, and do not apply).
 const WATCH_HELP: &str = "\
 {about-with-newline}
-{usage-heading} kacap watch [--json] [-v] [--metrics <ADDR:PORT>] [FILTER]...
+{usage-heading} kacap [--netns <NAME|PID|PATH>] watch [--json] [-v] [--metrics <ADDR:PORT>] [FILTER]...
 
 Arguments:
 {positionals}
 
 Options:
+      --netns <NAME|PID|PATH>
+          Only that network namespace's connections (joined through its
+          socket table; the tracepoints are the host's)
       --json
           JSON Lines: one object per end (type, ts, cause, reason, errno, local,
           remote, retransmissions, age)

@@ -44,6 +44,9 @@ pub struct WatchPlan {
     pub verbose: bool,
     /// `--metrics`: where to serve the ends' counters.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--netns`: only that namespace's connections (joined through its
+    /// socket table).
+    pub netns: Option<Netns>,
 }
 
 /// `--netns`: a namespace to enter, checked to exist.
@@ -192,11 +195,6 @@ impl Plan {
                         "kacap watch captures no packets: -w and --diagram-svg do not apply".into(),
                     ));
                 }
-                if netns.is_some() {
-                    return Err(Error::Usage(
-                        "kacap watch reads the whole host's tracepoints: --netns does not apply yet (filter by port)".into(),
-                    ));
-                }
                 let port = match w.filter.iter().map(String::as_str).collect::<Vec<_>>()[..] {
                     [] => None,
                     ["port", n] => Some(n.parse::<u16>().map_err(|_| {
@@ -216,6 +214,7 @@ impl Plan {
                     json: args.json,
                     verbose: args.verbose > 0,
                     metrics: args.metrics,
+                    netns,
                 }));
             }
             Some(Command::Lab(_)) if netns.is_some() => {

@@ -25,6 +25,11 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
             "kacap watch reads the kernel's tracepoints: run it as root (sudo kacap watch)".into(),
         ));
     }
+    // The namespace first: its socket table is the one joined, and the
+    // metrics endpoint listens in it.
+    if let Some(ns) = &plan.netns {
+        crate::host::sockets::netns::enter(&ns.spec, &ns.path).map_err(Error::Host)?;
+    }
     // Bound first: a port in use fails before anything is watched.
     let metrics = match plan.metrics {
         Some(addr) => {
@@ -78,6 +83,11 @@ pub fn run(plan: &WatchPlan, mut out: impl Write, err: &mut impl Write) -> Resul
         }
         let settled = watch.ends.settled(if stop { u64::MAX } else { now_ns() });
         for end in settled {
+            // `--netns`: the tracepoints are the host's; only what the
+            // namespace's socket table showed is its own.
+            if plan.netns.is_some() && !end.here {
+                continue;
+            }
             if let Some(m) = &metrics
                 && plan
                     .port
@@ -138,26 +148,23 @@ fn join(ends: &mut crate::host::kernel::ends::Ends, conns: &[Conn]) {
         return;
     };
     for s in found {
-        let Some(owner) = &s.owner else { continue };
         let source = if s.exact {
             s.idle.source.as_str()
         } else {
             "inferred"
         };
-        ends.own(
-            (s.diag.local, s.diag.remote),
-            Owned {
-                pid: owner.pid,
-                comm: owner.comm.clone(),
-                keepalive: (s.keepalive == Some(true)).then_some((
-                    s.idle.value,
-                    s.interval.value,
-                    s.count.value,
-                    source,
-                )),
-                user_timeout: s.user_timeout,
-            },
-        );
+        let owned = s.owner.as_ref().map(|owner| Owned {
+            pid: owner.pid,
+            comm: owner.comm.clone(),
+            keepalive: (s.keepalive == Some(true)).then_some((
+                s.idle.value,
+                s.interval.value,
+                s.count.value,
+                source,
+            )),
+            user_timeout: s.user_timeout,
+        });
+        ends.own((s.diag.local, s.diag.remote), owned);
     }
 }
 

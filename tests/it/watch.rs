@@ -291,3 +291,72 @@ fn kernel_takes_a_live_capture_not_a_file() {
         "{err}"
     );
 }
+
+/// `--netns`: the tracepoints are the host's, so only the connections the
+/// namespace's socket table showed are reported: a keepalive death of this
+/// test's namespace is, a lab's (its own namespace) is not.
+#[test]
+fn watch_netns_keeps_that_namespaces_connections_only() {
+    use kacap::lab::traffic::{Timers, enable_keepalive, silence, wait_acked};
+    use std::io::Write;
+    if !live_allowed("watch_netns") {
+        return;
+    }
+    kacap::lab::enter_private_network().unwrap();
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let ns = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args(["--netns", &ns, "watch", "--json", "port", "2333"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("watching") {
+        let mut l = String::new();
+        if err.read_line(&mut l).unwrap() == 0 {
+            let _ = watch.wait();
+            panic!("kacap watch ended: {said}");
+        }
+        said.push_str(&l);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:2333").unwrap();
+    let mut dying = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let t = Timers {
+        idle: 1,
+        interval: 1,
+        count: 2,
+    };
+    enable_keepalive(&dying, t).unwrap();
+    dying.write_all(b"hi").unwrap();
+    wait_acked(&dying);
+    std::thread::sleep(Duration::from_millis(400));
+    silence(&server).unwrap();
+    let mine = dying.local_addr().unwrap().to_string();
+    // Elsewhere meanwhile: a lab's peer reset on port 2333 of its own
+    // namespace (the tracepoints see it; the watch must not report it).
+    assert!(lab_run("peer-reboot", &["--json"]).status.success());
+    std::thread::sleep(Duration::from_secs(2));
+    drop((server, dying));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let out = watch.wait_with_output().unwrap();
+    let ends: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        ends.iter()
+            .any(|e| e["cause"] == "keepalive-timeout" && e["local"] == mine.as_str()),
+        "{ends:#?}"
+    );
+    assert!(
+        ends.iter()
+            .all(|e| e["local"] == mine.as_str() || e["remote"] == mine.as_str()),
+        "an end from another namespace: {ends:#?}"
+    );
+}

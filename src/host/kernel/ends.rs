@@ -135,6 +135,8 @@ pub struct End {
     pub age: Option<f64>,
     /// Its owner and settings, when the socket table showed them.
     pub owned: Option<Owned>,
+    /// The socket table of the watch's network namespace showed it.
+    pub here: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -146,6 +148,7 @@ struct Conn {
     errno: Option<i32>,
     retransmissions: u32,
     owned: Option<Owned>,
+    here: bool,
 }
 
 /// The tracepoints' formats (by their common_type), and the connections
@@ -246,10 +249,12 @@ impl Ends {
         std::mem::take(&mut self.new)
     }
 
-    /// What the socket table says of the live connection `key`.
-    pub fn own(&mut self, key: (SocketAddr, SocketAddr), owned: Owned) {
+    /// What the socket table says of the live connection `key` (`None`:
+    /// it is there, with no owner found).
+    pub fn own(&mut self, key: (SocketAddr, SocketAddr), owned: Option<Owned>) {
         if let Some(c) = self.conns.get_mut(&key) {
-            c.owned = Some(owned);
+            c.here = true;
+            c.owned = owned;
         }
     }
 
@@ -288,6 +293,7 @@ impl Ends {
                     remote: k.1,
                     retransmissions: c.retransmissions,
                     age: c.established.map(|e| ts.saturating_sub(e) as f64 / 1e9),
+                    here: c.here,
                     owned: c.owned,
                 })
             })
