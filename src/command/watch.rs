@@ -194,6 +194,14 @@ fn text(l: &mut String, e: &End) {
             "{} unacknowledged, gave up (retransmission limit or TCP_USER_TIMEOUT)",
             crate::core::text::plural(u64::from(e.retransmissions), "retransmission")
         )),
+        Cause::UserTimeout => said.push(format!(
+            "{} unacknowledged past TCP_USER_TIMEOUT ({}), gave up",
+            crate::core::text::plural(u64::from(e.retransmissions), "retransmission"),
+            e.owned
+                .as_ref()
+                .and_then(|o| o.user_timeout)
+                .map_or_else(String::new, |t| crate::core::text::Secs(t).to_string())
+        )),
         Cause::PeerReset => said.push("the peer reset it".to_string()),
         Cause::LocalAbort => said.push("this host reset it".to_string()),
         Cause::Refused => said.push("the connection attempt was refused".to_string()),

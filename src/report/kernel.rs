@@ -13,7 +13,9 @@ pub fn agrees(verdict: Verdict, cause: Cause) -> Option<bool> {
     use Verdict as V;
     Some(match cause {
         Cause::KeepaliveTimeout => matches!(verdict, V::DeadPeer | V::AcksDropped | V::Undecided),
-        Cause::RetransmitTimeout => matches!(verdict, V::RetransmitTimeout | V::IdleTimeout),
+        Cause::RetransmitTimeout | Cause::UserTimeout => {
+            matches!(verdict, V::RetransmitTimeout | V::IdleTimeout)
+        }
         Cause::PeerReset => matches!(verdict, V::PeerReset | V::StaleConnection | V::IdleTimeout),
         Cause::LocalAbort | Cause::Closed | Cause::Refused => return None,
     })

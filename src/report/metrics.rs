@@ -110,6 +110,7 @@ impl Metrics {
         for cause in [
             Cause::KeepaliveTimeout,
             Cause::RetransmitTimeout,
+            Cause::UserTimeout,
             Cause::PeerReset,
             Cause::LocalAbort,
             Cause::Refused,

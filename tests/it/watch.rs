@@ -86,6 +86,26 @@ fn watch_names_four_deaths_the_kernel_reports() {
     std::thread::sleep(Duration::from_millis(400)); // joined meanwhile
     silence(&server).unwrap();
     let dying_at = dying.local_addr().unwrap().to_string();
+    // A TCP_USER_TIMEOUT death here: 2 s, data outstanding, peer silenced.
+    let mut timing = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
+    let (timed, _) = listener.accept().unwrap();
+    let ms: libc::c_int = 2000;
+    // SAFETY: a valid option of the right size on our socket.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&timing),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    timing.write_all(b"hi").unwrap();
+    wait_acked(&timing);
+    std::thread::sleep(Duration::from_millis(400)); // joined meanwhile
+    silence(&timed).unwrap();
+    timing.write_all(b"more").unwrap();
+    let timing_at = timing.local_addr().unwrap().to_string();
     lab("dead-peer");
     lab("peer-reboot");
     lab("retransmit-timeout");
@@ -109,7 +129,7 @@ fn watch_names_four_deaths_the_kernel_reports() {
     let local = client.local_addr().unwrap().to_string();
     drop(client);
     std::thread::sleep(Duration::from_millis(500));
-    drop((accepted, server, dying));
+    drop((accepted, server, dying, timing, timed));
     // The ends, counted for Prometheus (settled 200 ms after each close).
     std::thread::sleep(Duration::from_millis(400));
     let exposition = {
@@ -186,6 +206,10 @@ fn watch_names_four_deaths_the_kernel_reports() {
     assert_eq!(r["errno"], 110, "{r}");
     assert!(r["retransmissions"].as_u64().unwrap() >= 2, "{r}");
     find("local-abort", Some(&local));
+    let u = find("user-timeout", Some(&timing_at));
+    assert_eq!(u["errno"], 110, "{u}");
+    assert!(u["retransmissions"].as_u64().unwrap() >= 2, "{u}");
+    assert_eq!(u["user_timeout"], 2.0, "{u}");
 }
 
 #[test]

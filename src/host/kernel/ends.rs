@@ -57,9 +57,12 @@ pub fn reason_name(r: u64) -> &'static str {
 pub enum Cause {
     /// Its keepalive probes went unanswered: RST sent (TCP_KEEPALIVE_TIMEOUT), ETIMEDOUT.
     KeepaliveTimeout,
-    /// Data went unacknowledged until the retransmission limit or
-    /// TCP_USER_TIMEOUT: ETIMEDOUT.
+    /// Data went unacknowledged until the retransmission limit
+    /// (`tcp_retries2`; or TCP_USER_TIMEOUT when the socket table could
+    /// not say it was set): ETIMEDOUT.
     RetransmitTimeout,
+    /// The same, with TCP_USER_TIMEOUT set on the socket: its limit.
+    UserTimeout,
     /// The peer reset it: ECONNRESET (or EPIPE on a write).
     PeerReset,
     /// This host reset it: closed with unread data, SO_LINGER 0, memory.
@@ -75,6 +78,7 @@ impl Cause {
         match self {
             Cause::KeepaliveTimeout => "keepalive-timeout",
             Cause::RetransmitTimeout => "retransmit-timeout",
+            Cause::UserTimeout => "user-timeout",
             Cause::PeerReset => "peer-reset",
             Cause::LocalAbort => "local-abort",
             Cause::Refused => "refused",
@@ -284,9 +288,20 @@ impl Ends {
                 if old == TCP_LISTEN {
                     return None; // a listener closed: no connection
                 }
+                let cause = match cause(&c, old) {
+                    Cause::RetransmitTimeout
+                        if c.owned
+                            .as_ref()
+                            .and_then(|o| o.user_timeout)
+                            .is_some_and(|t| t > 0.0) =>
+                    {
+                        Cause::UserTimeout
+                    }
+                    other => other,
+                };
                 Some(End {
                     ts,
-                    cause: cause(&c, old),
+                    cause,
                     reason: c.sent_reset.flatten().map(reason_name),
                     errno: c.errno,
                     local: k.0,
