@@ -591,6 +591,63 @@ fn a_flood_on_lo_drops_no_more_than_tcpdump() {
     );
 }
 
+/// A real Prometheus server scraping `addr` every second: whether, within
+/// 30 s, the target is up and the (URL-encoded) `query` answers with
+/// `expect` in its body; `None` when Prometheus is not installed.
+pub fn prometheus_reads(addr: &str, query: &str, expect: &str) -> Option<bool> {
+    std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kacap\n    static_configs:\n      - targets: ['{addr}']\n"),
+    )
+    .unwrap();
+    let web = {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ask = |q: &str| -> Option<String> {
+        let c = std::net::TcpStream::connect(&web).ok()?;
+        drop(c);
+        let (status, body) = scrape(&web, &format!("/api/v1/query?query={q}"));
+        status.contains("200").then_some(body)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let up = ask("up%7Bjob%3D%22kacap%22%7D");
+        let got = ask(query);
+        if let (Some(up), Some(got)) = (&up, &got)
+            && up.contains(r#""1"]"#)
+            && got.contains(expect)
+        {
+            break true;
+        }
+        if Instant::now() > deadline {
+            eprintln!("prometheus: up {up:?}, {query}: {got:?}");
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    Some(found)
+}
+
 /// A client socket of this test process with keepalive set on the socket
 /// (TCP_KEEPIDLE 1, TCP_KEEPINTVL 1), connected to `listener`; the
 /// accepted end is returned beside it.
@@ -664,7 +721,7 @@ fn live_sockets_joins_the_owner_and_checks_the_inference() {
 }
 
 /// GET `path` from `addr`: the status line and the body.
-fn scrape(addr: &str, path: &str) -> (String, String) {
+pub fn scrape(addr: &str, path: &str) -> (String, String) {
     use std::io::Write;
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -774,63 +831,16 @@ fn live_metrics_count_verdicts_probes_and_detection_time() {
     }
     // A real Prometheus server scrapes it: the target is up, and a query
     // returns the dead-peer count.
-    if std::process::Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        let dir = tempfile::TempDir::new().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kacap\n    static_configs:\n      - targets: ['{addr}']\n"),
-        )
-        .unwrap();
-        let web = {
-            let free = TcpListener::bind("127.0.0.1:0").unwrap();
-            free.local_addr().unwrap().to_string()
-        };
-        let mut prom = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let query = |q: &str| -> Option<String> {
-            let c = std::net::TcpStream::connect(&web).ok()?;
-            drop(c);
-            let (status, body) = scrape(&web, &format!("/api/v1/query?query={q}"));
-            status.contains("200").then_some(body)
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let found = loop {
-            let up = query("up%7Bjob%3D%22kacap%22%7D");
-            let dead = query("kacap_flows_total%7Bverdict%3D%22dead-peer%22%7D");
-            if let (Some(up), Some(dead)) = (&up, &dead)
-                && up.contains(r#""1"]"#)
-                && dead.contains(r#""1"]"#)
-            {
-                break true;
-            }
-            if Instant::now() > deadline {
-                eprintln!("prometheus: up {up:?}, dead-peer {dead:?}");
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
-        let _ = prom.kill();
-        let _ = prom.wait();
-        assert!(
+    match prometheus_reads(
+        &addr,
+        "kacap_flows_total%7Bverdict%3D%22dead-peer%22%7D",
+        r#""1"]"#,
+    ) {
+        Some(found) => assert!(
             found,
             "Prometheus did not scrape the dead-peer count in 30 s"
-        );
-    } else {
-        assert!(!must, "prometheus not found (apt-get install prometheus)");
+        ),
+        None => assert!(!must, "prometheus not found (apt-get install prometheus)"),
     }
     let (_, err, code) = live.stop(port);
     assert_eq!(code, 0, "{err}");

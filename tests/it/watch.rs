@@ -141,6 +141,16 @@ fn watch_names_four_deaths_the_kernel_reports() {
         c.read_to_string(&mut body).unwrap();
         body
     };
+    // A real Prometheus scrapes it too (CI installs it).
+    let must = std::env::var("KACAP_LIVE_TESTS").is_ok_and(|v| v == "1");
+    match crate::live::prometheus_reads(
+        &metrics,
+        "kacap_connection_ends_total%7Bcause%3D%22keepalive-timeout%22%7D",
+        r#""result":[{"#,
+    ) {
+        Some(found) => assert!(found, "Prometheus did not scrape the ends in 30 s"),
+        None => assert!(!must, "prometheus not found (apt-get install prometheus)"),
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     let out = watch.wait_with_output().unwrap();
