@@ -36,9 +36,51 @@ fn lab(scenario: &str) {
     );
 }
 
+/// `kacap ARGS` (a watch), once it says it is watching.
+fn start_watch(args: &[&str]) -> std::process::Child {
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("watching") {
+        let mut l = String::new();
+        if err.read_line(&mut l).unwrap() == 0 {
+            let _ = watch.wait();
+            panic!("kacap watch ended: {said}");
+        }
+        said.push_str(&l);
+    }
+    watch
+}
+
+/// A connection to `listener` with keepalive 1/1/2 on the client, given
+/// 400 ms to be joined with the socket table, then its server silenced:
+/// its kernel gives up about 3 s later. (client, server)
+fn keepalive_death(listener: &std::net::TcpListener) -> (std::net::TcpStream, std::net::TcpStream) {
+    use kacap::lab::traffic::{Timers, enable_keepalive, silence, wait_acked};
+    use std::io::Write;
+    let mut dying = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let t = Timers {
+        idle: 1,
+        interval: 1,
+        count: 2,
+    };
+    enable_keepalive(&dying, t).unwrap();
+    dying.write_all(b"hi").unwrap();
+    wait_acked(&dying);
+    std::thread::sleep(Duration::from_millis(400)); // joined meanwhile
+    silence(&server).unwrap();
+    (dying, server)
+}
+
 #[test]
 fn watch_names_four_deaths_the_kernel_reports() {
-    use kacap::lab::traffic::{Timers, enable_keepalive, silence, wait_acked};
+    use kacap::lab::traffic::{silence, wait_acked};
     use std::io::Write;
     if !live_allowed("watch") {
         return;
@@ -51,40 +93,10 @@ fn watch_names_four_deaths_the_kernel_reports() {
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         free.local_addr().unwrap().to_string()
     };
-    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-        .args(["watch", "--json", "--metrics", &metrics, "port", "2333"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until it watches.
-    let mut err = BufReader::new(watch.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("watching") {
-        let mut l = String::new();
-        if err.read_line(&mut l).unwrap() == 0 {
-            let _ = watch.wait();
-            panic!("kacap watch ended: {said}");
-        }
-        said.push_str(&l);
-    }
+    let watch = start_watch(&["watch", "--json", "--metrics", &metrics, "port", "2333"]);
     // A keepalive death here, 1/1/2, its owner this test process.
     let listener = std::net::TcpListener::bind("127.0.0.1:2333").unwrap();
-    let mut dying = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
-    let (server, _) = listener.accept().unwrap();
-    enable_keepalive(
-        &dying,
-        Timers {
-            idle: 1,
-            interval: 1,
-            count: 2,
-        },
-    )
-    .unwrap();
-    dying.write_all(b"hi").unwrap();
-    wait_acked(&dying);
-    std::thread::sleep(Duration::from_millis(400)); // joined meanwhile
-    silence(&server).unwrap();
+    let (dying, server) = keepalive_death(&listener);
     let dying_at = dying.local_addr().unwrap().to_string();
     // A TCP_USER_TIMEOUT death here: 2 s, data outstanding, peer silenced.
     let mut timing = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
@@ -331,8 +343,6 @@ fn kernel_takes_a_live_capture_not_a_file() {
 /// test's namespace is, a lab's (its own namespace) is not.
 #[test]
 fn watch_netns_keeps_that_namespaces_connections_only() {
-    use kacap::lab::traffic::{Timers, enable_keepalive, silence, wait_acked};
-    use std::io::Write;
     if !live_allowed("watch_netns") {
         return;
     }
@@ -340,35 +350,9 @@ fn watch_netns_keeps_that_namespaces_connections_only() {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     let ns = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
-    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("kacap"))
-        .args(["--netns", &ns, "watch", "--json", "port", "2333"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(watch.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("watching") {
-        let mut l = String::new();
-        if err.read_line(&mut l).unwrap() == 0 {
-            let _ = watch.wait();
-            panic!("kacap watch ended: {said}");
-        }
-        said.push_str(&l);
-    }
+    let watch = start_watch(&["--netns", &ns, "watch", "--json", "port", "2333"]);
     let listener = std::net::TcpListener::bind("127.0.0.1:2333").unwrap();
-    let mut dying = std::net::TcpStream::connect("127.0.0.1:2333").unwrap();
-    let (server, _) = listener.accept().unwrap();
-    let t = Timers {
-        idle: 1,
-        interval: 1,
-        count: 2,
-    };
-    enable_keepalive(&dying, t).unwrap();
-    dying.write_all(b"hi").unwrap();
-    wait_acked(&dying);
-    std::thread::sleep(Duration::from_millis(400));
-    silence(&server).unwrap();
+    let (dying, server) = keepalive_death(&listener);
     let mine = dying.local_addr().unwrap().to_string();
     // Elsewhere meanwhile: a lab's peer reset on port 2333 of its own
     // namespace (the tracepoints see it; the watch must not report it).
