@@ -297,7 +297,8 @@ pub enum Command {
     Sockets(SocketsArgs),
     /// Name why each TCP connection on this host ends, from the kernel's
     /// own tracepoints — no packet capture (root): keepalive-timeout,
-    /// retransmit-timeout, user-timeout, peer-reset, local-abort, refused; with -v every
+    /// retransmit-timeout, user-timeout, zero-window-timeout, peer-reset, local-abort, refused;
+    /// with -v every
     /// end, clean closes too. Until Ctrl-C.
     #[command(
         help_template = WATCH_HELP,

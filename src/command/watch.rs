@@ -202,6 +202,15 @@ fn text(l: &mut String, e: &End) {
                 .and_then(|o| o.user_timeout)
                 .map_or_else(String::new, |t| crate::core::text::Secs(t).to_string())
         )),
+        Cause::ZeroWindowTimeout => {
+            said.push(format!(
+                "the peer's window stayed shut and its window probes went unanswered, gave up{}",
+                e.owned.as_ref().and_then(|o| o.user_timeout).map_or_else(
+                    String::new,
+                    |t| format!(" (TCP_USER_TIMEOUT {})", crate::core::text::Secs(t))
+                )
+            ))
+        }
         Cause::PeerReset => said.push("the peer reset it".to_string()),
         Cause::LocalAbort => said.push("this host reset it".to_string()),
         Cause::Refused => said.push("the connection attempt was refused".to_string()),

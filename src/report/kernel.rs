@@ -13,7 +13,7 @@ pub fn agrees(verdict: Verdict, cause: Cause) -> Option<bool> {
     use Verdict as V;
     Some(match cause {
         Cause::KeepaliveTimeout => matches!(verdict, V::DeadPeer | V::AcksDropped | V::Undecided),
-        Cause::RetransmitTimeout | Cause::UserTimeout => {
+        Cause::RetransmitTimeout | Cause::UserTimeout | Cause::ZeroWindowTimeout => {
             matches!(verdict, V::RetransmitTimeout | V::IdleTimeout)
         }
         Cause::PeerReset => matches!(verdict, V::PeerReset | V::StaleConnection | V::IdleTimeout),

@@ -111,6 +111,7 @@ impl Metrics {
             Cause::KeepaliveTimeout,
             Cause::RetransmitTimeout,
             Cause::UserTimeout,
+            Cause::ZeroWindowTimeout,
             Cause::PeerReset,
             Cause::LocalAbort,
             Cause::Refused,

@@ -1,7 +1,9 @@
 //! `kacap watch`: connections' ends as the kernel's tracepoints tell them,
 //! checked on real deaths (root, private namespaces, this machine's
 //! kernel): a keepalive timeout, a peer reset and a retransmission timeout
-//! made by `kacap lab`, and a local abort (SO_LINGER 0) made here.
+//! made by `kacap lab`; a keepalive death, a TCP_USER_TIMEOUT death, a
+//! zero-window timeout and a local abort (SO_LINGER 0) with its peer's
+//! reset made here.
 
 use crate::live::live_allowed;
 use serde_json::Value;
@@ -78,6 +80,51 @@ fn keepalive_death(listener: &std::net::TcpListener) -> (std::net::TcpStream, st
     (dying, server)
 }
 
+/// A connection to `listener` whose server never reads: the client, with
+/// TCP_USER_TIMEOUT 2 s, writes until the server's window shuts, then the server is silenced so the client's
+/// window probes go unanswered. (client, server)
+fn zero_window_death(
+    listener: &std::net::TcpListener,
+) -> (std::net::TcpStream, std::net::TcpStream) {
+    use kacap::lab::traffic::silence;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let set = |fd: i32, level: i32, name: i32, v: libc::c_int| {
+        // SAFETY: a valid option of the right size on our socket.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        }
+    };
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    set(
+        client.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        2000,
+    );
+    client.set_nonblocking(true).unwrap();
+    let chunk = [b'x'; 4096];
+    let mut written = 0usize;
+    // Until the send buffer is full too: the window has shut by then.
+    while written < 64 << 20 {
+        match client.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("writing: {e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(400)); // joined; window 0 acknowledged
+    silence(&server).unwrap();
+    (client, server)
+}
+
 #[test]
 fn watch_names_four_deaths_the_kernel_reports() {
     use kacap::lab::traffic::{silence, wait_acked};
@@ -118,6 +165,11 @@ fn watch_names_four_deaths_the_kernel_reports() {
     silence(&timed).unwrap();
     timing.write_all(b"more").unwrap();
     let timing_at = timing.local_addr().unwrap().to_string();
+    // A zero-window death here: the server never reads, its window shuts,
+    // then it is silenced; the client's window probes go unanswered until
+    // its TCP_USER_TIMEOUT (2 s).
+    let (shut, shut_server) = zero_window_death(&listener);
+    let shut_at = shut.local_addr().unwrap().to_string();
     lab("dead-peer");
     lab("peer-reboot");
     lab("retransmit-timeout");
@@ -139,9 +191,11 @@ fn watch_names_four_deaths_the_kernel_reports() {
         )
     };
     let local = client.local_addr().unwrap().to_string();
+    let accepted_at = accepted.local_addr().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(400)); // both joined meanwhile
     drop(client);
     std::thread::sleep(Duration::from_millis(500));
-    drop((accepted, server, dying, timing, timed));
+    drop((accepted, server, dying, timing, timed, shut, shut_server));
     // The ends, counted for Prometheus (settled 200 ms after each close).
     std::thread::sleep(Duration::from_millis(400));
     let exposition = {
@@ -223,11 +277,33 @@ fn watch_names_four_deaths_the_kernel_reports() {
         serde_json::json!({"idle":1,"interval":1,"count":2,"source":"socket"}),
         "{mine}"
     );
+    // The server's end of the SO_LINGER 0 abort: reset by its peer, owned
+    // here.
+    let reset = ends
+        .iter()
+        .find(|e| e["cause"] == "peer-reset" && e["local"] == accepted_at && e["remote"] == local)
+        .unwrap_or_else(|| panic!("no peer-reset of {accepted_at} in {ends:#?}"));
+    assert_eq!(
+        (&reset["errno"], &reset["pid"], &reset["keepalive"]),
+        (&104.into(), &std::process::id().into(), &Value::Null),
+        "{reset}"
+    );
     assert_eq!(find("peer-reset", None)["errno"], 104);
+    let z = find("zero-window-timeout", Some(&shut_at));
+    assert_eq!(
+        (&z["errno"], &z["reason"], &z["pid"]),
+        (&110.into(), &Value::Null, &std::process::id().into()),
+        "{z}"
+    );
+    assert_eq!(z["user_timeout"], 2.0, "{z}");
     let r = find("retransmit-timeout", None);
     assert_eq!(r["errno"], 110, "{r}");
     assert!(r["retransmissions"].as_u64().unwrap() >= 2, "{r}");
-    find("local-abort", Some(&local));
+    assert_eq!(
+        find("local-abort", Some(&local))["pid"],
+        std::process::id(),
+        "the abort's owner"
+    );
     let u = find("user-timeout", Some(&timing_at));
     assert_eq!(u["errno"], 110, "{u}");
     assert!(u["retransmissions"].as_u64().unwrap() >= 2, "{u}");

@@ -18,6 +18,17 @@ pub const TRACEPOINTS: [&str; 5] = [
     "sock/inet_sock_set_state",
 ];
 
+/// The kernel-side filter set on each of [`TRACEPOINTS`]: of the state
+/// changes only TCP's to ESTABLISHED and CLOSE are read (a clean close
+/// passes through five others), and only TCP's error reports.
+pub const FILTERS: [Option<&str>; 5] = [
+    None,
+    None,
+    Some("protocol == 6"),
+    None,
+    Some("protocol == 6 && (newstate == 1 || newstate == 7)"),
+];
+
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_CLOSE: i32 = 7;
@@ -63,6 +74,11 @@ pub enum Cause {
     RetransmitTimeout,
     /// The same, with TCP_USER_TIMEOUT set on the socket: its limit.
     UserTimeout,
+    /// The peer's window stayed shut and its zero-window probes went
+    /// unanswered until the limit (`tcp_retries2`'s backoff or
+    /// TCP_USER_TIMEOUT): ETIMEDOUT with no reset sent and nothing
+    /// retransmitted (window probes are not retransmissions).
+    ZeroWindowTimeout,
     /// The peer reset it: ECONNRESET (or EPIPE on a write).
     PeerReset,
     /// This host reset it: closed with unread data, SO_LINGER 0, memory.
@@ -79,6 +95,7 @@ impl Cause {
             Cause::KeepaliveTimeout => "keepalive-timeout",
             Cause::RetransmitTimeout => "retransmit-timeout",
             Cause::UserTimeout => "user-timeout",
+            Cause::ZeroWindowTimeout => "zero-window-timeout",
             Cause::PeerReset => "peer-reset",
             Cause::LocalAbort => "local-abort",
             Cause::Refused => "refused",
@@ -151,6 +168,8 @@ struct Conn {
     received_reset: bool,
     errno: Option<i32>,
     retransmissions: u32,
+    /// When it last retransmitted (ns).
+    last_retransmit: Option<u64>,
     owned: Option<Owned>,
     here: bool,
 }
@@ -228,7 +247,10 @@ impl Ends {
             0 => {}
             1 => c.received_reset = true,
             2 => c.errno = error.map(i32::abs),
-            3 => c.retransmissions += 1,
+            3 => {
+                c.retransmissions += 1;
+                c.last_retransmit = Some(ts);
+            }
             _ => match new {
                 Some(TCP_ESTABLISHED) => {
                     *c = Conn {
@@ -288,15 +310,16 @@ impl Ends {
                 if old == TCP_LISTEN {
                     return None; // a listener closed: no connection
                 }
+                let user_timeout = c
+                    .owned
+                    .as_ref()
+                    .and_then(|o| o.user_timeout)
+                    .filter(|t| *t > 0.0);
                 let cause = match cause(&c, old) {
-                    Cause::RetransmitTimeout
-                        if c.owned
-                            .as_ref()
-                            .and_then(|o| o.user_timeout)
-                            .is_some_and(|t| t > 0.0) =>
-                    {
-                        Cause::UserTimeout
+                    Cause::RetransmitTimeout if window_probes_last(&c, ts, user_timeout) => {
+                        Cause::ZeroWindowTimeout
                     }
+                    Cause::RetransmitTimeout if user_timeout.is_some() => Cause::UserTimeout,
                     other => other,
                 };
                 Some(End {
@@ -328,10 +351,36 @@ fn cause(c: &Conn, old: i32) -> Cause {
         // Before 6.10 no reason: a timeout with nothing retransmitted is
         // the keepalive's (its probes are not retransmissions).
         (Some(None), Some(ETIMEDOUT)) if c.retransmissions == 0 => Cause::KeepaliveTimeout,
+        // No reset and nothing retransmitted: the probe0 timer gave up (a
+        // keepalive timeout always sends its RST; a retransmission timeout
+        // retransmits; a connect timeout retransmits its SYN).
+        (None, Some(ETIMEDOUT)) if c.retransmissions == 0 && old != TCP_SYN_SENT => {
+            Cause::ZeroWindowTimeout
+        }
         (_, Some(ETIMEDOUT)) => Cause::RetransmitTimeout,
         (Some(_), _) => Cause::LocalAbort,
         _ => Cause::Closed,
     }
+}
+
+/// The longest a retransmission timeout waits after its last
+/// retransmission before giving up: TCP_RTO_MAX.
+const RTO_MAX_NS: u64 = 120_000_000_000;
+
+/// Whether a timeout that closed at `closed` (no reset sent) came after a
+/// stretch of window probes rather than retransmissions. Window probes run
+/// only once everything sent is acknowledged, so retransmissions before
+/// them ended earlier; and their limit (TCP_USER_TIMEOUT from the first
+/// unanswered probe, or `tcp_retries2`'s backoff of several minutes) is
+/// longer than a retransmission timeout's last wait after its last
+/// retransmission (shorter than TCP_USER_TIMEOUT, which counts from the
+/// first, and at most TCP_RTO_MAX).
+fn window_probes_last(c: &Conn, closed: u64, user_timeout: Option<f64>) -> bool {
+    let Some(last) = c.last_retransmit else {
+        return false;
+    };
+    let limit = user_timeout.map_or(RTO_MAX_NS, |t| ((t * 1e9) as u64).min(RTO_MAX_NS));
+    c.sent_reset.is_none() && closed.saturating_sub(last) > limit
 }
 
 /// The sample's (local, remote) ends: `sockaddr`s in `tcp_send_reset`,
@@ -433,6 +482,35 @@ mod tests {
             cause(&with(Some(None), Some(110), false, 3), 1),
             Cause::RetransmitTimeout
         );
+        // No reset, nothing retransmitted: the zero-window probes'.
+        assert_eq!(
+            cause(&with(None, Some(110), false, 0), 1),
+            Cause::ZeroWindowTimeout
+        );
+    }
+
+    #[test]
+    fn window_probes_after_the_last_retransmission_outlast_its_wait() {
+        let s = 1_000_000_000u64;
+        let c = Conn {
+            errno: Some(110),
+            retransmissions: 1,
+            last_retransmit: Some(10 * s),
+            ..Conn::default()
+        };
+        // TCP_USER_TIMEOUT 2 s: a retransmission timeout gives up less
+        // than 2 s after its last retransmission; window probes later.
+        assert!(!window_probes_last(&c, 11 * s, Some(2.0)));
+        assert!(window_probes_last(&c, 13 * s, Some(2.0)));
+        // Without: TCP_RTO_MAX.
+        assert!(!window_probes_last(&c, 100 * s, None));
+        assert!(window_probes_last(&c, 200 * s, None));
+        // A reset sent: not a timeout of either kind.
+        let reset = Conn {
+            sent_reset: Some(Some(15)),
+            ..c
+        };
+        assert!(!window_probes_last(&reset, 200 * s, None));
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl Watch {
                 Format::parse(&text).ok_or_else(|| format!("{}: no ID in it", path.display()))?,
             );
         }
-        let ids: Vec<u64> = formats.iter().map(|f| f.id).collect();
+        let ids: Vec<(u64, Option<&str>)> = formats
+            .iter()
+            .zip(ends::FILTERS)
+            .map(|(f, filter)| (f.id, filter))
+            .collect();
         let rings = perf::Rings::open(&ids).map_err(|e| {
             let why = if e.raw_os_error() == Some(libc::EACCES)
                 || e.raw_os_error() == Some(libc::EPERM)

@@ -15,8 +15,13 @@ const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
-/// Data pages per ring (a power of two): 256 KiB with 4 KiB pages.
-const DATA_PAGES: usize = 64;
+/// Data pages per ring (a power of two): 1 MiB with 4 KiB pages, enough
+/// for a burst of about 9,000 events per CPU while the reader is not
+/// scheduled; a quarter of that beyond 64 CPUs.
+fn data_pages(cpus: usize) -> usize {
+    if cpus <= 64 { 256 } else { 64 }
+}
+const PERF_EVENT_IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 
 /// One CPU's ring and the descriptors writing into it.
 struct Ring {
@@ -24,6 +29,8 @@ struct Ring {
     base: *mut u8,
     len: usize,
     page: usize,
+    /// Data pages (after the control page).
+    pages: usize,
 }
 
 // SAFETY: the mapping is owned by the ring and only read through `&mut`.
@@ -66,7 +73,7 @@ fn online_cpus() -> Vec<i32> {
     cpus
 }
 
-fn open_one(id: u64, cpu: i32) -> io::Result<libc::c_int> {
+fn open_one(id: u64, cpu: i32, watermark: u32) -> io::Result<libc::c_int> {
     // perf_event_attr, PERF_ATTR_SIZE_VER7 (128 bytes), by offset.
     let mut attr = [0u8; 128];
     attr[0..4].copy_from_slice(&PERF_TYPE_TRACEPOINT.to_ne_bytes());
@@ -78,7 +85,7 @@ fn open_one(id: u64, cpu: i32) -> io::Result<libc::c_int> {
     // every CPU's ring is set; a wake-up per quarter ring, not per sample
     // (the reader also looks every 100 ms).
     attr[40..48].copy_from_slice(&((1u64 << 0) | (1u64 << 14) | (1u64 << 25)).to_ne_bytes());
-    attr[48..52].copy_from_slice(&((DATA_PAGES as u32) * 1024).to_ne_bytes()); // wakeup_watermark
+    attr[48..52].copy_from_slice(&watermark.to_ne_bytes()); // wakeup_watermark
     // CLOCK_MONOTONIC (tracepoints refuse clocks that are not NMI-safe,
     // CLOCK_REALTIME among them): turned into wall time by `Rings::read`.
     attr[92..96].copy_from_slice(&libc::CLOCK_MONOTONIC.to_ne_bytes()); // clockid
@@ -100,16 +107,27 @@ fn open_one(id: u64, cpu: i32) -> io::Result<libc::c_int> {
 }
 
 impl Rings {
-    /// Opens `ids` (tracepoint IDs) on every online CPU and enables them.
-    pub fn open(ids: &[u64]) -> io::Result<Rings> {
+    /// Opens `ids` (tracepoint IDs, each with the kernel-side filter to
+    /// set on it, if any) on every online CPU and enables them. A filter
+    /// the kernel refuses is left off (more events to read, none missed).
+    pub fn open(ids: &[(u64, Option<&str>)]) -> io::Result<Rings> {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let cpus = online_cpus();
+        let pages = data_pages(cpus.len());
+        let watermark = (pages * page / 4) as u32;
         let mut rings = Vec::new();
-        for cpu in online_cpus() {
+        for cpu in cpus {
             let mut fds = Vec::new();
-            for &id in ids {
-                match open_one(id, cpu) {
-                    Ok(fd) => fds.push(fd),
+            for &(id, filter) in ids {
+                match open_one(id, cpu, watermark) {
+                    Ok(fd) => {
+                        if let Some(f) = filter.and_then(|f| std::ffi::CString::new(f).ok()) {
+                            // SAFETY: a NUL-terminated string the kernel only reads.
+                            unsafe { libc::ioctl(fd, PERF_EVENT_IOC_SET_FILTER as _, f.as_ptr()) };
+                        }
+                        fds.push(fd)
+                    }
                     Err(e) => {
                         for fd in fds {
                             // SAFETY: ours.
@@ -119,7 +137,7 @@ impl Rings {
                     }
                 }
             }
-            let len = page * (1 + DATA_PAGES);
+            let len = page * (1 + pages);
             // SAFETY: mapping the first descriptor's ring, as perf does.
             let base = unsafe {
                 libc::mmap(
@@ -144,6 +162,7 @@ impl Rings {
                 base: base.cast(),
                 len,
                 page,
+                pages,
             };
             for &fd in &ring.fds[1..] {
                 // SAFETY: redirecting our event into our ring.
@@ -207,7 +226,7 @@ fn realtime_minus_monotonic() -> u64 {
 /// Reads every record waiting in `ring`; returns the samples lost.
 fn drain(ring: &mut Ring, record: &mut Vec<u8>, each: &mut impl FnMut(u64, &[u8])) -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let size = ring.page * DATA_PAGES;
+    let size = ring.page * ring.pages;
     // SAFETY: the control page's data_head (offset 1024) and data_tail
     // (1032), as the perf ABI lays them out; read and written atomically.
     let (head_at, tail_at) = unsafe {
@@ -230,7 +249,10 @@ fn drain(ring: &mut Ring, record: &mut Vec<u8>, each: &mut impl FnMut(u64, &[u8]
             break;
         }
         record.clear();
-        record.extend((0..len).map(byte));
+        match data.get(at..at + len) {
+            Some(whole) => record.extend_from_slice(whole),
+            None => record.extend((0..len).map(byte)), // wraps round the end
+        }
         match kind {
             PERF_RECORD_SAMPLE if len >= 20 => {
                 let time = u64::from_ne_bytes(record[8..16].try_into().unwrap_or([0; 8]));
