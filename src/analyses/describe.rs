@@ -164,6 +164,11 @@ pub trait Describe: Analysis + Sized {
     fn ended<F: FindingsOf<Self>>(_f: &Summary<F>) -> Option<String> {
         None
     }
+    /// What it inferred of the connection's configuration, in a phrase
+    /// (`--annotate` writes it beside the verdict on the last frame).
+    fn inferred<F: FindingsOf<Self>>(_f: &Summary<F>) -> Option<String> {
+        None
+    }
     /// `--explain`: what it saw, before the account of the end.
     fn context<F: FindingsOf<Self>, M: MarkOf<Self>>(
         _f: &Summary<F>,

@@ -300,6 +300,13 @@ macro_rules! analyses {
                 $(if stringify!($name) == owner && <$ty>::account(f, steps, account) { return; })+
                 $(if stringify!($name) != owner && <$ty>::account(f, steps, account) { return; })+
             }
+            /// What every analysis inferred of the connection's
+            /// configuration (`--annotate`, on its last frame).
+            pub fn inferred(f: &FlowSummary) -> Vec<String> {
+                let mut c = Vec::new();
+                $(c.extend(<$ty>::inferred(f));)+
+                c
+            }
             /// `--sockets`: every analysis's checks against the sockets.
             pub fn checks(f: &FlowSummary) -> Vec<String> {
                 let mut c = Vec::new();

@@ -61,6 +61,11 @@ pub fn run_capture(
     // privileges are dropped.
     let svg = plan.svg.as_deref().map(create).transpose()?;
     let html = plan.html.as_deref().map(create).transpose()?;
+    let annotate = plan
+        .annotate
+        .as_deref()
+        .map(Annotating::create)
+        .transpose()?;
     // `--kernel`: the tracepoints opened as root, read on a thread.
     let kernel = if plan.kernel && live {
         let watch = crate::host::kernel::Watch::open().map_err(Error::Host)?;
@@ -70,7 +75,11 @@ pub fn run_capture(
     };
     if let Some(run_as) = &plan.privileges {
         let opened = save.iter().map(Save::file);
-        for file in opened.chain(svg.iter().chain(&html).map(|(file, _)| file)) {
+        let annotated = annotate.iter().map(|a| &a.file);
+        for file in opened
+            .chain(svg.iter().chain(&html).map(|(file, _)| file))
+            .chain(annotated)
+        {
             crate::host::privileges::give(file, run_as);
         }
         crate::host::privileges::drop(run_as)?;
@@ -88,6 +97,16 @@ pub fn run_capture(
         });
     let mut outputs = outputs(plan, out, svg, html, host);
     outputs.kernel = kernel.map(crate::report::kernel::KernelJoin::new);
+    let (annotate, spool) = match annotate {
+        Some(a) => {
+            outputs.annotate = Some(crate::report::pcapng::AnnotateSink {
+                comments: a.comments.clone(),
+            });
+            (Some((a.file, a.name, a.comments)), Some(a.spool))
+        }
+        None => (None, None),
+    };
+    let mut spooled = None;
     signal::install();
     if src.is_live() {
         let _ = writeln!(err, "{}", src.banner());
@@ -96,8 +115,9 @@ pub fn run_capture(
     let stdin = src.stream;
     let (result, src) = if stdin {
         // A pipe: read in a thread of its own, so the analysis keeps a clock.
-        let mut input = Tapped::new(PipeSource::start(src), save, progress);
+        let mut input = Tapped::new(PipeSource::start(src), save, progress).with_spool(spool);
         let result = analyze(&mut input, plan, None, outputs);
+        spooled = input.take_spool();
         let (pipe, closed) = input.close();
         match pipe.finish() {
             Some((read, src)) => (result.and(read).and(closed), *src),
@@ -113,19 +133,44 @@ pub fn run_capture(
         }
     } else {
         let pass = paths.map(|p| lookahead_pass(plan, p));
-        if save.is_none() && progress.is_none() {
+        if save.is_none() && progress.is_none() && spool.is_none() {
             // Nothing to do with each frame but analyze it: the source as
             // it is (one layer less on the per-frame path).
             let mut src = src;
             (analyze(&mut src, plan, pass, outputs), src)
         } else {
-            let mut input = Tapped::new(src, save, progress);
+            let mut input = Tapped::new(src, save, progress).with_spool(spool);
             let result = analyze(&mut input, plan, pass, outputs);
+            spooled = input.take_spool();
             let (src, closed) = input.close();
             (result.and(closed), src)
         }
     };
     let mut src = src;
+    if let (Some((file, name, comments)), Some(frames)) = (annotate, spooled) {
+        let ifname = match &plan.input {
+            crate::command::plan::Input::Live(iface) => Some(iface.as_str()),
+            _ => None,
+        };
+        let fail = |msg: String| Error::Write {
+            file: name.clone(),
+            msg,
+        };
+        let comments = std::sync::Arc::try_unwrap(comments)
+            .ok()
+            .and_then(|m| m.into_inner().ok())
+            .ok_or_else(|| fail("the analysis still held its words".into()))?;
+        frames
+            .read_back()
+            .and_then(|frames| {
+                let header = crate::pipeline::event::SaveHeader {
+                    nano: src.native_nano(),
+                    ..src.save_header()
+                };
+                crate::report::pcapng::write(file, header, ifname, frames, comments)
+            })
+            .map_err(|e| fail(e.to_string()))?;
+    }
     // Stopped by a signal while reading a pipe: libpcap's read was
     // interrupted, which is not a damaged file.
     let interrupted = signal::STOP.load(std::sync::atomic::Ordering::Relaxed);
@@ -184,6 +229,37 @@ pub fn run_capture(
     }
 }
 
+/// `--annotate`: its file, created now, and the frames and words kept
+/// beside it (unlinked temporary files in its directory) until the end.
+struct Annotating {
+    file: std::fs::File,
+    name: String,
+    spool: crate::input::spool::FrameSpool,
+    comments: std::sync::Arc<std::sync::Mutex<crate::report::pcapng::Comments>>,
+}
+
+impl Annotating {
+    fn create(p: &std::path::Path) -> Result<Annotating, Error> {
+        let (file, name) = create(p)?;
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let fail = |e: std::io::Error| Error::Write {
+            file: name.clone(),
+            msg: format!("cannot keep its frames meanwhile in {}: {e}", dir.display()),
+        };
+        let spool = crate::input::spool::FrameSpool::create(dir).map_err(fail)?;
+        let comments = crate::report::pcapng::Comments::create(dir).map_err(fail)?;
+        Ok(Annotating {
+            file,
+            name,
+            spool,
+            comments: std::sync::Arc::new(std::sync::Mutex::new(comments)),
+        })
+    }
+}
+
 /// An output file (`--diagram-svg`, `--html`), created now, and its name
 /// for messages.
 fn create(p: &std::path::Path) -> Result<(std::fs::File, String), Error> {
@@ -203,6 +279,8 @@ fn save_error(plan: &CapturePlan, msg: String) -> Error {
         file: plan
             .write
             .as_ref()
+            .filter(|_| !msg.starts_with("(--annotate"))
+            .or(plan.annotate.as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         msg,
@@ -255,6 +333,7 @@ fn outputs<W: Write>(
             ))
         }),
         kernel: None,
+        annotate: None,
     }
 }
 
@@ -302,7 +381,7 @@ fn analyze<W: Write>(
 /// (see `shard`): where nothing needs one analyzer's order of events but
 /// packet records and timeline lines, which the shards format and the
 /// merge writes in capture order (`event::Sharded`). Not shardable:
-/// teaching, HTML and SVG (one recorder of every connection's steps),
+/// teaching, HTML, SVG and `--annotate` (one recorder of every connection's steps),
 /// metrics, sockets, snapshots, live, streams (flushed records, "flow N
 /// ended" lines), and a timeline folded to a terminal's width.
 fn shardable(plan: &CapturePlan) -> bool {
@@ -315,6 +394,7 @@ fn shardable(plan: &CapturePlan) -> bool {
     output
         && plan.threads > 1
         && plan.html.is_none()
+        && plan.annotate.is_none()
         && plan.svg.is_none()
         && plan.metrics.is_none()
         && !plan.sockets

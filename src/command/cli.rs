@@ -174,6 +174,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE", global = true)]
     pub html: Option<PathBuf>,
 
+    /// Also write the capture again as pcapng with kacap's words as packet
+    /// comments, for Wireshark (`frame.comment contains "keepalive probe"`):
+    /// every frame, the timeline's words on each TCP segment, the verdict
+    /// and inferred settings on each connection's last frame. Written when
+    /// the analysis ends.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub annotate: Option<PathBuf>,
+
     /// Timestamp format, as tcpdump: -t none, -tt epoch, -ttt delta from the
     /// previous line, -tttt date and time, -ttttt delta from the first packet.
     #[arg(short = 't', action = ArgAction::Count, global = true)]

@@ -5,6 +5,7 @@ pub mod argv;
 pub mod capture;
 pub mod cli;
 pub mod entry;
+pub mod outfiles;
 pub mod plan;
 pub mod run;
 pub mod watch;

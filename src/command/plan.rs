@@ -114,6 +114,8 @@ pub struct CapturePlan {
     pub svg: Option<PathBuf>,
     /// `--html FILE` (with any output).
     pub html: Option<PathBuf>,
+    /// `--annotate FILE` (with any output).
+    pub annotate: Option<PathBuf>,
     /// Live: who to become once the capture is open (`-Z`).
     pub privileges: Option<RunAs>,
     /// Live: the network namespace to capture in (`--netns`).
@@ -257,6 +259,7 @@ impl Plan {
                     stats_every: None,
                     svg: args.diagram_svg.clone(),
                     html: args.html.clone(),
+                    annotate: args.annotate.clone(),
                     privileges: None,
                     netns: None,
                     sockets: false,
@@ -282,6 +285,7 @@ impl Plan {
                 stats_every: None,
                 svg: args.diagram_svg.clone(),
                 html: args.html.clone(),
+                annotate: args.annotate.clone(),
                 // The lab's traffic runs beside the capture: it keeps root.
                 privileges: None,
                 netns: None,
@@ -350,22 +354,6 @@ impl Plan {
         let stream = live
             || args.line_buffered
             || matches!(&input, Input::Files(f) if f.len() == 1 && is_stream(&f[0]));
-        if let Input::Files(files) = &input
-            && files.len() > 1
-            && (args.write.is_some() || args.diagram_svg.is_some() || args.html.is_some())
-        {
-            return Err(Error::Usage(
-                "-w, --diagram-svg and --html take a single input file".into(),
-            ));
-        }
-        if let (Input::Files(files) | Input::Merged(files), Some(w)) = (&input, &args.write)
-            && files.iter().any(|f| same_file(f, w))
-        {
-            return Err(Error::Usage(format!(
-                "-w {} is the file being read: it would be overwritten; write to another file",
-                w.display()
-            )));
-        }
         let filter = match &args.filter_file {
             Some(_) if !args.filter.is_empty() => {
                 return Err(Error::Usage(
@@ -376,25 +364,10 @@ impl Plan {
             Some(file) => filter_from(file)?,
             None => args.filter_expr(),
         };
-        for (option, file) in [("--diagram-svg", &args.diagram_svg), ("--html", &args.html)] {
-            let Some(svg) = file else { continue };
-            let dir = svg
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                return Err(Error::Usage(format!(
-                    "{option} {}: no directory {} to write it in",
-                    svg.display(),
-                    dir.display()
-                )));
-            }
-            if svg.is_dir() {
-                return Err(Error::Usage(format!(
-                    "{option} {} is a directory: give a file name",
-                    svg.display()
-                )));
-            }
+        match &input {
+            Input::Files(files) => super::outfiles::check(args, files, false)?,
+            Input::Merged(files) => super::outfiles::check(args, files, true)?,
+            _ => super::outfiles::check(args, &[], false)?,
         }
         let privileges = match &input {
             // --sockets reads other processes' sockets all along: it keeps
@@ -422,6 +395,7 @@ impl Plan {
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
             html: args.html.clone(),
+            annotate: args.annotate.clone(),
             privileges,
             netns,
             sockets: args.sockets,
@@ -521,15 +495,6 @@ fn is_stream(path: &Path) -> bool {
             let t = m.file_type();
             t.is_fifo() || t.is_char_device() || t.is_socket()
         })
-}
-
-/// Whether two paths name one existing file (same device and inode).
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
 }
 
 fn options(args: &Args) -> Options {

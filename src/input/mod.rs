@@ -3,8 +3,8 @@
 //! several files merged as one, several files analyzed in parallel — each a
 //! `pipeline::event::FrameSource` (`source`, opened by `open`; `pipe`,
 //! `merge`, `fastread`, `unpack`). What is done with every frame whatever
-//! the source — the `-w` copy (`save`) and the progress bar — wraps it
-//! (`tap`). `many` runs several files side by side.
+//! the source — the `-w` copy (`save`), `--annotate`'s frames (`spool`)
+//! and the progress bar — wraps it (`tap`). `many` runs several files side by side.
 
 pub mod fastread;
 pub mod isb;
@@ -14,5 +14,6 @@ pub mod open;
 pub mod pipe;
 pub mod save;
 pub mod source;
+pub mod spool;
 pub mod tap;
 pub mod unpack;

@@ -75,6 +75,26 @@ impl Source {
         }
     }
 
+    /// The stamp resolution the input itself has (the frames carry
+    /// nanoseconds from files whatever it is): a pcap file's magic, a
+    /// pcapng interface's `if_tsresol` as the fast path read it,
+    /// microseconds live. `--annotate` writes its copy with it.
+    pub fn native_nano(&self) -> bool {
+        if let Some(fast) = &self.fast {
+            return fast.nano();
+        }
+        let Some((fd, _)) = self.file else {
+            return self.nano && !self.is_live();
+        };
+        let mut magic = [0u8; 4];
+        // SAFETY: pread into our buffer of its size; it moves no offset.
+        let read = unsafe { libc::pread(fd, magic.as_mut_ptr().cast(), 4, 0) };
+        match (read, u32::from_le_bytes(magic)) {
+            (4, 0xa1b2_c3d4 | 0xd4c3_b2a1) => false,
+            _ => self.nano,
+        }
+    }
+
     /// Size of the input file in bytes (0 for stdin and live captures).
     pub fn size(&self) -> u64 {
         self.file.map_or(0, |(_, size)| size)

@@ -1,10 +1,11 @@
 //! What is done with every frame read, whatever the source: the `-w` copy
-//! (`save`) and the progress bar of a big file on a terminal. A wrapper
+//! (`save`), `--annotate`'s spool of frames and the progress bar of a big file on a terminal. A wrapper
 //! around any `FrameSource` (smoltcp's `PcapWriter<D>` around any device
 //! is the model), so a file, a live interface, merged files and a pipe get
 //! them the same way.
 
 use crate::input::save::Save;
+use crate::input::spool::FrameSpool;
 use crate::pipeline::event::{CaptureStats, FrameSource, Next, ReadEnd};
 
 /// How often (in frames) the progress bar moves.
@@ -13,6 +14,8 @@ const PROGRESS_EVERY: u64 = 65_536;
 pub struct Tapped<S> {
     pub inner: S,
     save: Option<Save>,
+    /// `--annotate`: every frame kept until the words for it are final.
+    spool: Option<FrameSpool>,
     progress: Option<indicatif::ProgressBar>,
     frames: u64,
 }
@@ -22,9 +25,21 @@ impl<S: FrameSource> Tapped<S> {
         Tapped {
             inner,
             save,
+            spool: None,
             progress,
             frames: 0,
         }
+    }
+
+    /// With `--annotate`'s spool of frames.
+    pub fn with_spool(mut self, spool: Option<FrameSpool>) -> Self {
+        self.spool = spool;
+        self
+    }
+
+    /// `--annotate`'s frames, once reading is done.
+    pub fn take_spool(&mut self) -> Option<FrameSpool> {
+        self.spool.take()
     }
 
     /// Ends reading: clears the progress bar, flushes and closes the `-w`
@@ -59,6 +74,11 @@ impl<S: FrameSource> FrameSource for Tapped<S> {
                 }
                 if let Some(save) = &mut self.save {
                     save.write(f)?;
+                }
+                if let Some(spool) = &mut self.spool {
+                    spool
+                        .write(f)
+                        .map_err(|e| ReadEnd::Save(format!("(--annotate's frames) {e}")))?;
                 }
             }
             Next::Idle(_) => {

@@ -38,6 +38,8 @@ pub struct Outputs<W: Write> {
     pub sockets: Option<SocketJoin>,
     /// `--kernel`: the kernel's account of each connection's end.
     pub kernel: Option<super::kernel::KernelJoin>,
+    /// `--annotate`: the words for each frame, gathered.
+    pub annotate: Option<super::pcapng::AnnotateSink>,
 }
 
 impl<W: Write> Outputs<W> {
@@ -48,6 +50,7 @@ impl<W: Write> Outputs<W> {
             metrics: None,
             sockets: None,
             kernel: None,
+            annotate: None,
         }
     }
 }
@@ -82,6 +85,9 @@ impl<W: Write> Sink for Outputs<W> {
         if let Some(h) = &mut self.html {
             h.packet(ev)?;
         }
+        if let Some(a) = &mut self.annotate {
+            a.packet(ev)?;
+        }
         Ok(())
     }
 
@@ -98,6 +104,9 @@ impl<W: Write> Sink for Outputs<W> {
         }
         if let Some(h) = &mut self.html {
             h.revise(r)?;
+        }
+        if let Some(a) = &mut self.annotate {
+            a.revise(r)?;
         }
         Ok(())
     }
@@ -134,6 +143,9 @@ impl<W: Write> Sink for Outputs<W> {
         }
         if let Some(h) = &mut self.html {
             h.flow(f)?;
+        }
+        if let Some(a) = &mut self.annotate {
+            a.flow(f)?;
         }
         Ok(())
     }

@@ -439,6 +439,15 @@ fn revision_line(out: &mut Vec<u8>, r: &Revisions, color: bool) {
     revision_tail(out, r);
 }
 
+/// A revision in words, without the line's mark: `flow 3: frames 12 and
+/// 14 were …` (`--annotate`).
+pub fn revision_words(r: &Revisions) -> String {
+    let mut out = Vec::new();
+    out.s("flow ").n(r.flow_id);
+    revision_tail(&mut out, r);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A revision line up to its connection's number (a note line: it starts
 /// with two spaces, which no tcpdump line does).
 fn revision_head(out: &mut Vec<u8>, color: bool) {
@@ -483,7 +492,7 @@ fn revision_tail(out: &mut Vec<u8>, r: &Revisions) {
 
 /// `flow 3 ended: dead-peer after 9 unanswered probes (RST by client)`:
 /// the verdict's owner says what it means here.
-fn ended_line(f: &FlowSummary) -> String {
+pub fn ended_line(f: &FlowSummary) -> String {
     format!(
         "flow {} ended: {}{} ({}){}",
         f.id,

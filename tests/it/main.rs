@@ -1,6 +1,7 @@
 //! kacap's integration tests: one binary, helpers here, one module per area.
 
 use kacap::craft;
+mod annotate;
 mod app;
 mod crafted;
 mod docs;

@@ -422,6 +422,19 @@ impl Describe for Keepalive {
         true
     }
 
+    fn inferred<F: FindingsOf<Self>>(f: &Summary<F>) -> Option<String> {
+        let k = f.findings.found();
+        let prober = k.prober?;
+        Some(format!(
+            "keepalive by {}: idle {}, interval {}, count {}{} (inferred from the probes seen)",
+            prober.as_str(),
+            opt_secs(k.idle),
+            opt_secs(k.interval),
+            if k.count_at_least { "at least " } else { "" },
+            opt_count(k.count),
+        ))
+    }
+
     fn checks<F: FindingsOf<Self>>(f: &Summary<F>) -> Vec<String> {
         settings::checks(f)
     }
