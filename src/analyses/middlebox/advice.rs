@@ -82,6 +82,9 @@ impl Estimator {
                 o,
                 "A middlebox toward {server} forgets idle connections: its idle timeout is {range}."
             );
+            if let Some(named) = super::suspects::named(lower, killed) {
+                let _ = writeln!(o, "  {named}.");
+            }
             if let Some((s, sflow)) = e.survived.filter(|(s, _)| *s < killed) {
                 let _ = writeln!(
                     o,
@@ -179,10 +182,12 @@ impl Bounds {
                 let secs = |v: f64| Secs(v).to_string();
                 Some(match lo {
                     Some(lo) => format!(
-                        "{server}: connections idle longer than {}–{} died ({killed} killed by a middlebox after an idle gap): keep them busier than every {}",
+                        "{server}: connections idle longer than {}–{} died ({killed} killed by a middlebox after an idle gap): keep them busier than every {}{}",
                         secs(lo),
                         secs(hi),
-                        secs(lo)
+                        secs(lo),
+                        super::suspects::named(Some(lo), hi)
+                            .map_or_else(String::new, |n| format!("; {n}"))
                     ),
                     None => format!(
                         "{server}: {killed} connection(s) killed by a middlebox after {} idle",

@@ -19,6 +19,7 @@
 
 mod advice;
 mod say;
+pub mod suspects;
 
 use crate::analyses::{Analysis, Ctx};
 use crate::core::decode::flags;

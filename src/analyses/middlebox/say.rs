@@ -81,29 +81,56 @@ impl Describe for IdleWatch {
         let _ = writeln!(
             o,
             "  The connection died in a middlebox, not at the peer: after {} of silence, {how}. A NAT, firewall \
-             or load balancer keeps state per connection and forgets it after an idle timeout (AWS NLB 350 s, \
-             Azure LB 4 min, Linux conntrack's nf_conntrack_tcp_timeout_established).",
+             or load balancer keeps state per connection and forgets it after an idle timeout.",
             Secs(killed)
         );
-        if let Some(s) = idle.survived.filter(|s| *s < killed) {
+        let lower = idle.survived.filter(|s| *s < killed);
+        if let Some(s) = lower {
             let _ = writeln!(
                 o,
-                "  Earlier it survived {} of silence, so the timeout lies between {} and {}.",
+                "  Earlier it survived {} of silence, so the timeout lies between {} and {}; {}.",
                 Secs(s),
                 Secs(s),
-                Secs(killed)
+                Secs(killed),
+                super::suspects::named(Some(s), killed)
+                    .unwrap_or_else(|| { "no well-known default lies in that range".to_string() })
             );
         }
+        // What to set: a probe (and its retry) before the middlebox forgets.
+        // Without a lower bound this connection says only "under killed":
+        // a number from it alone would mislead (the advice after the table
+        // bounds it with every connection to the server).
+        let Some(below) = lower else {
+            let what = if f.shared.probes == 0 {
+                "Turn keepalive on (SO_KEEPALIVE) with TCP_KEEPIDLE"
+            } else {
+                "Keepalive was on, but too late: set TCP_KEEPIDLE"
+            };
+            let _ = writeln!(
+                o,
+                "  {what} below the middlebox's timeout. This connection alone shows only that the timeout is \
+                 under {}; the advice after the table bounds it with every connection to this server.",
+                Secs(killed)
+            );
+            return true;
+        };
+        let suggest = (below / 2.0).floor().max(1.0);
         if f.shared.probes == 0 {
             let _ = writeln!(
                 o,
-                "  No keepalive probe was sent: nothing kept the middlebox's state fresh during the pause."
+                "  No keepalive probe was sent: nothing kept the middlebox's state fresh during the pause. Turn \
+                 keepalive on (SO_KEEPALIVE) with TCP_KEEPIDLE below {} (e.g. {suggest:.0} s), on the socket or \
+                 for every socket that leaves it unset with sysctl net.ipv4.tcp_keepalive_time={suggest:.0}.",
+                Secs(below)
             );
         } else if let Some(idle) = f.shared.keepalive_idle {
             let _ = writeln!(
                 o,
-                "  Keepalive was on, but its TCP_KEEPIDLE ({}) is longer than the middlebox's timeout.",
-                Secs(idle)
+                "  Keepalive was on, but its TCP_KEEPIDLE ({}) is longer than the middlebox's timeout: lower it \
+                 below {} (e.g. {suggest:.0} s; TCP_KEEPIDLE on the socket, or net.ipv4.tcp_keepalive_time when \
+                 the application turns keepalive on without setting it).",
+                Secs(idle),
+                Secs(below)
             );
         }
         true
