@@ -379,19 +379,24 @@ pub struct LabArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LabScenario {
-    /// The peer answers every probe.
+    /// The peer answers every probe. Teaches: alive.
     Healthy,
-    /// The peer is silenced after the handshake: probes go unanswered, then RST.
+    /// The peer is silenced after the handshake: probes go unanswered, then
+    /// RST. Teaches: dead-peer.
     DeadPeer,
     /// The peer's socket vanishes: the next probe is answered by RST.
+    /// Teaches: peer-reset.
     PeerReboot,
-    /// Keepalive on the server's side; the client answers.
+    /// Keepalive on the server's side; the client answers. Teaches: alive,
+    /// probed by the server.
     ServerSide,
     /// The server answers every probe, but the answers are dropped before
-    /// the client's socket: it keeps probing and gives up.
+    /// the client's socket: it keeps probing and gives up. Teaches:
+    /// acks-dropped.
     AcksDropped,
     /// No keepalive: data is sent to a silenced server, retransmitted with
     /// backoff until TCP_USER_TIMEOUT (interval × count seconds) runs out.
+    /// Teaches: retransmit-timeout.
     RetransmitTimeout,
 }
 

@@ -443,5 +443,14 @@ fn the_diagram_does_not_call_answers_the_prober_never_heard_alive() {
         .filter(|l| l.ends_with("never reached the client"))
         .count();
     assert_eq!(unheard, 3, "{text}");
+    // Each drawn lost: the arrow stops at a ✗ short of the client.
+    assert_eq!(
+        diagram
+            .iter()
+            .filter(|l| l.ends_with("never reached the client") && l.contains("│       ✗─"))
+            .count(),
+        3,
+        "{text}"
+    );
     assert!(!diagram.iter().any(|l| l.contains("alive (")), "{text}");
 }

@@ -43,9 +43,13 @@ pub(super) fn remark<M: MarkOf<Keepalive>>(s: &Step<M>, all: &[Step<M>]) -> Opti
     })
 }
 
-/// A probe nothing answered.
+/// A probe nothing answered, and an answer that never reached its prober
+/// (acks-dropped): the arrow stops short at a ✗.
 pub(super) fn lost<M: MarkOf<Keepalive>>(s: &Step<M>, all: &[Step<M>]) -> bool {
-    s.kind == Kind::Keepalive && fate(all, s) == Fate::Unanswered
+    match *s.marks.mark() {
+        Note::ProbeAnswered { ordinal, .. } => unheard(all, s.from.other(), ordinal),
+        _ => s.kind == Kind::Keepalive && fate(all, s) == Fate::Unanswered,
+    }
 }
 
 /// A probe's mark in the HTML report: its fate by shape.
