@@ -398,6 +398,11 @@ pub enum LabScenario {
     /// backoff until TCP_USER_TIMEOUT (interval × count seconds) runs out.
     /// Teaches: retransmit-timeout.
     RetransmitTimeout,
+    /// HTTP/1.1 keep-alive: the server closes a connection idle for its
+    /// keep-alive timeout (--idle), the client's pool reuses it a second
+    /// later, the request is answered by RST, the client retries on a new
+    /// connection. Teaches: stale-connection.
+    StalePool,
 }
 
 /// `--time-stamp-precision`.

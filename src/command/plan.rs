@@ -236,6 +236,7 @@ impl Plan {
                 LabScenario::RetransmitTimeout => {
                     ("retransmit-timeout", Scenario::RetransmitTimeout)
                 }
+                LabScenario::StalePool => ("stale-pool", Scenario::StalePool),
             };
             if lab.replay && args.kernel {
                 return Err(Error::Usage(

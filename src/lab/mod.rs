@@ -73,9 +73,21 @@ pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
             t.interval * t.count,
             t.idle
         ),
+        Scenario::StalePool => format!(
+            "An HTTP/1.1 server that closes a keep-alive connection idle for {} s (its keep-alive timeout, \
+             as nginx's keepalive_timeout), and a client whose pool reuses the connection {} s after its last \
+             response without looking: expect the server's FIN, then the reused request answered by RST \
+             (ECONNRESET: the keep-alive race), then the retry on a new connection.",
+            t.idle,
+            t.idle + 1
+        ),
     };
     let setup = match scenario {
         Scenario::ServerSide { .. } => setup.replace("a client with SO_KEEPALIVE", "a client"),
+        Scenario::StalePool => format!(
+            "kacap lab {name}: an HTTP/1.1 server on 127.0.0.1:{PORT} and a client with a connection pool \
+             (no TCP keepalive), in a private network namespace."
+        ),
         Scenario::RetransmitTimeout => setup.replace(
             &format!(
                 "a client with SO_KEEPALIVE, TCP_KEEPIDLE {}, TCP_KEEPINTVL {}, TCP_KEEPCNT {}",
@@ -99,6 +111,7 @@ pub fn bundled(name: &str) -> Option<&'static [u8]> {
         "server-side" => include_bytes!("../../fixtures/server-side.pcap"),
         "acks-dropped" => include_bytes!("../../fixtures/acks-dropped.pcap"),
         "retransmit-timeout" => include_bytes!("../../fixtures/retransmit-timeout.pcap"),
+        "stale-pool" => include_bytes!("../../fixtures/stale-pool.pcap"),
         _ => return None,
     })
 }

@@ -44,6 +44,11 @@ pub enum Scenario {
     /// the client pauses, sends data, retransmits it with backoff and gives
     /// up without a RST (ETIMEDOUT).
     RetransmitTimeout,
+    /// HTTP/1.1 keep-alive: the server closes a connection idle for its
+    /// keep-alive timeout (TCP_KEEPIDLE's value, seconds); the client's pool
+    /// reuses it a second later and its request is answered by RST; it
+    /// retries on a new connection.
+    StalePool,
 }
 
 /// setsockopt(2) with `value` as the option (a `c_int` for flags and
@@ -135,6 +140,9 @@ pub fn run(
     timers: Timers,
     scenario: Scenario,
 ) -> io::Result<Option<io::Error>> {
+    if scenario == Scenario::StalePool {
+        return stale_pool(listener, timers);
+    }
     let mut client = TcpStream::connect(listener.local_addr()?)?;
     let (mut server, _) = listener.accept()?;
     match scenario {
@@ -186,6 +194,7 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(300));
             Ok(outcome)
         }
+        Scenario::StalePool => Ok(None),
         Scenario::RetransmitTimeout => {
             wait_acked(&server);
             silence(&server)?;
@@ -204,4 +213,79 @@ pub fn run(
             Ok(outcome)
         }
     }
+}
+
+/// One HTTP/1.1 request: its request line, a keep-alive ask, no body.
+fn request(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: keep-alive\r\n\r\n").into_bytes()
+}
+
+/// The server's answer, saying its keep-alive timeout.
+fn response(keep: u32) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nKeep-Alive: timeout={keep}\r\n\r\nok\n"
+    )
+    .into_bytes()
+}
+
+/// A server that answers requests on a connection until it has been idle
+/// `keep` seconds, then closes it (as nginx's `keepalive_timeout` does).
+fn serve(mut conn: TcpStream, keep: u32) {
+    let mut buf = [0u8; 1024];
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(u64::from(keep))));
+    loop {
+        match conn.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                if conn.write_all(&response(keep)).is_err() {
+                    return;
+                }
+            }
+            // Idle for its timeout (or the client closed): close.
+            _ => return,
+        }
+    }
+}
+
+/// The keep-alive pool race (see [`Scenario::StalePool`]). Returns the
+/// error the stale request got (ECONNRESET).
+fn stale_pool(listener: TcpListener, t: Timers) -> io::Result<Option<io::Error>> {
+    let keep = t.idle;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            match listener.accept() {
+                Ok((conn, _)) => serve(conn, keep),
+                Err(_) => return,
+            }
+        }
+    });
+    let mut buf = [0u8; 1024];
+    let mut pooled = TcpStream::connect(addr)?;
+    pooled.set_read_timeout(Some(Duration::from_secs(5)))?;
+    pooled.write_all(&request("/a"))?;
+    let _ = pooled.read(&mut buf)?;
+    // Reused while the server still keeps it.
+    std::thread::sleep(Duration::from_millis(300));
+    pooled.write_all(&request("/b"))?;
+    let _ = pooled.read(&mut buf)?;
+    // Back in the pool past the server's timeout: the server has closed it
+    // (its FIN came and was acknowledged by the kernel), but the pool does
+    // not look before it reuses it.
+    std::thread::sleep(Duration::from_secs_f64(f64::from(keep) + 1.0));
+    pooled.write_all(&request("/c"))?;
+    let outcome = match pooled.read(&mut buf) {
+        Ok(0) => Some(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        Ok(_) => None,
+        Err(e) => Some(e),
+    };
+    drop(pooled);
+    // The retry, on a new connection, then closed by the client.
+    let mut fresh = TcpStream::connect(addr)?;
+    fresh.set_read_timeout(Some(Duration::from_secs(5)))?;
+    fresh.write_all(&request("/c"))?;
+    let _ = fresh.read(&mut buf)?;
+    std::thread::sleep(Duration::from_millis(200));
+    drop(fresh);
+    let _ = server.join();
+    Ok(outcome)
 }

@@ -150,6 +150,7 @@ fn every_scenario_replays_to_its_verdict_from_anywhere() {
         ("server-side", "alive"),
         ("acks-dropped", "acks-dropped"),
         ("retransmit-timeout", "retransmit-timeout"),
+        ("stale-pool", "stale-connection"),
     ] {
         let out = crate::kacap()
             .current_dir("/")
@@ -276,4 +277,49 @@ fn live_on_an_already_idle_connection_shows_each_packet_in_time_and_revises_it()
     assert_eq!(flow["verdict"], "dead-peer");
     approx(&flow["keepalive"]["interval"], 3.0, 0.3);
     assert_eq!(flow["keepalive"]["count"], 2);
+}
+
+/// The HTTP keep-alive pool race, live: the pooled connection's request is
+/// answered by RST after the server's keep-alive close, the retry goes on a
+/// new connection; `-w` keeps it, and the file replays to the same
+/// verdicts. The lab leaves nothing behind: its namespace went with it.
+#[test]
+fn lab_stale_pool_live_and_its_file() {
+    if !live_allowed("lab_stale_pool") {
+        return;
+    }
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("y.pcap");
+    let before = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let out = kacap()
+        .args(["lab", "stale-pool", "--json", "--idle", "1", "-w"])
+        .arg(&file)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["type"] == "flow")
+            .map(|r| r["verdict"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let live = verdicts(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(live, ["stale-connection", "no-keepalive"], "{live:?}");
+    let replayed = kacap()
+        .arg("-r")
+        .arg(&file)
+        .args(["--json", "--summary"])
+        .output()
+        .unwrap();
+    assert_eq!(verdicts(&String::from_utf8(replayed.stdout).unwrap()), live);
+    // Nothing of the lab's on this host's port 2333 (0x091D) afterwards.
+    let after = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let ours = |t: &str| t.lines().filter(|l| l.contains(":091D ")).count();
+    assert_eq!(ours(&after), ours(&before), "{after}");
 }
