@@ -403,6 +403,11 @@ pub enum LabScenario {
     /// later, the request is answered by RST, the client retries on a new
     /// connection. Teaches: stale-connection.
     StalePool,
+    /// A NAT between client and server (three namespaces, conntrack) forgets
+    /// a connection idle for --idle seconds; the client pauses half that and
+    /// lives, then longer and its next data is dropped. Needs iproute2 and
+    /// iptables. Teaches: idle-timeout.
+    IdleTimeout,
 }
 
 /// `--time-stamp-precision`.

@@ -237,6 +237,7 @@ impl Plan {
                     ("retransmit-timeout", Scenario::RetransmitTimeout)
                 }
                 LabScenario::StalePool => ("stale-pool", Scenario::StalePool),
+                LabScenario::IdleTimeout => ("idle-timeout", Scenario::IdleTimeout),
             };
             if lab.replay && args.kernel {
                 return Err(Error::Usage(

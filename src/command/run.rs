@@ -231,9 +231,17 @@ fn run_lab(
     lab::check_root()?;
     lab::enter_private_network()?;
     let _ = writeln!(err, "{}", lab::describe(lab.name, lab.scenario, lab.timers));
+    // idle-timeout: a client — router — server path, captured on the client's side.
+    let (path, iface) = if lab.scenario == lab::traffic::Scenario::IdleTimeout {
+        let path = lab::path::build(lab.timers.idle)
+            .map_err(|e| Error::Lab(format!("cannot build the lab's path: {e}")))?;
+        (Some(path), lab::path::CLIENT_IFACE)
+    } else {
+        (None, "lo")
+    };
     let (src, traffic) = match lab.capture_after {
         None => {
-            let src = Source::live("lo", capture.filter.as_deref(), &capture.live)?;
+            let src = Source::live(iface, capture.filter.as_deref(), &capture.live)?;
             (src, lab::start_traffic(lab.scenario, lab.timers)?)
         }
         Some(secs) => {
@@ -243,12 +251,15 @@ fn run_lab(
                 lab::SETTLE_SECS + f64::from(secs),
             ));
             (
-                Source::live("lo", capture.filter.as_deref(), &capture.live)?,
+                Source::live(iface, capture.filter.as_deref(), &capture.live)?,
                 traffic,
             )
         }
     };
     let result = run_capture(capture, src, None, &Host::default(), out, err, false);
+    if let Some(path) = path {
+        path.close();
+    }
     if !traffic.is_finished() {
         // Interrupted (Ctrl-C): the sockets and the namespace go with the process.
         return result;

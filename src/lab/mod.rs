@@ -8,6 +8,7 @@
 //! (dead peer) or vanishes with a TCP_REPAIR close (peer reboot). When the
 //! process ends, the namespace and everything in it go with it.
 
+pub mod path;
 pub mod traffic;
 
 use crate::error::Error;
@@ -73,6 +74,17 @@ pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
             t.interval * t.count,
             t.idle
         ),
+        Scenario::IdleTimeout => format!(
+            "Between them a router NATs with conntrack and forgets a connection idle for {} s (its \
+             established timeout; what it no longer knows it drops, as a cloud NAT or firewall does). The \
+             client (no keepalive, TCP_USER_TIMEOUT {} s) pauses {} and lives, then pauses {} s: expect \
+             its next data to go unanswered, retransmitted until it gives up, and the timeout bounded \
+             between the two pauses.",
+            t.idle,
+            t.interval * t.count,
+            crate::core::text::Secs(f64::from(t.idle) / 2.0),
+            t.idle + 2
+        ),
         Scenario::StalePool => format!(
             "An HTTP/1.1 server that closes a keep-alive connection idle for {} s (its keep-alive timeout, \
              as nginx's keepalive_timeout), and a client whose pool reuses the connection {} s after its last \
@@ -84,6 +96,12 @@ pub fn describe(name: &str, scenario: Scenario, t: Timers) -> String {
     };
     let setup = match scenario {
         Scenario::ServerSide { .. } => setup.replace("a client with SO_KEEPALIVE", "a client"),
+        Scenario::IdleTimeout => format!(
+            "kacap lab {name}: a client (192.0.2.2), a router (192.0.2.1 / 198.51.100.1) and a server \
+             ({}) in three private network namespaces, captured on the client's {}.",
+            path::SERVER,
+            path::CLIENT_IFACE
+        ),
         Scenario::StalePool => format!(
             "kacap lab {name}: an HTTP/1.1 server on 127.0.0.1:{PORT} and a client with a connection pool \
              (no TCP keepalive), in a private network namespace."
@@ -112,6 +130,7 @@ pub fn bundled(name: &str) -> Option<&'static [u8]> {
         "acks-dropped" => include_bytes!("../../fixtures/acks-dropped.pcap"),
         "retransmit-timeout" => include_bytes!("../../fixtures/retransmit-timeout.pcap"),
         "stale-pool" => include_bytes!("../../fixtures/stale-pool.pcap"),
+        "idle-timeout" => include_bytes!("../../fixtures/idle-timeout.pcap"),
         _ => return None,
     })
 }
@@ -165,6 +184,19 @@ pub fn start_traffic(
     scenario: Scenario,
     t: Timers,
 ) -> Result<JoinHandle<io::Result<Option<io::Error>>>, Error> {
+    if scenario == Scenario::IdleTimeout {
+        // Across the path `path::build` made (its server listens there).
+        let server = path::SERVER
+            .parse()
+            .map_err(|_| Error::Lab("bad server address".into()))?;
+        return Ok(std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(START_DELAY_SECS));
+            let result = traffic::idle_timeout(server, t);
+            std::thread::sleep(Duration::from_millis(400));
+            signal::STOP.store(true, Ordering::Relaxed);
+            result
+        }));
+    }
     let listener = TcpListener::bind(("127.0.0.1", PORT))
         .map_err(|e| Error::Lab(format!("cannot listen on 127.0.0.1:{PORT}: {e}")))?;
     Ok(std::thread::spawn(move || {

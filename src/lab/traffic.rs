@@ -49,6 +49,11 @@ pub enum Scenario {
     /// reuses it a second later and its request is answered by RST; it
     /// retries on a new connection.
     StalePool,
+    /// A middlebox between client and server forgets a connection idle for
+    /// TCP_KEEPIDLE's value (seconds; see `lab::path`); the client (no
+    /// keepalive, TCP_USER_TIMEOUT interval × count) pauses half that and
+    /// lives, then pauses longer and its next data is dropped.
+    IdleTimeout,
 }
 
 /// setsockopt(2) with `value` as the option (a `c_int` for flags and
@@ -194,7 +199,7 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(300));
             Ok(outcome)
         }
-        Scenario::StalePool => Ok(None),
+        Scenario::StalePool | Scenario::IdleTimeout => Ok(None),
         Scenario::RetransmitTimeout => {
             wait_acked(&server);
             silence(&server)?;
@@ -287,5 +292,30 @@ fn stale_pool(listener: TcpListener, t: Timers) -> io::Result<Option<io::Error>>
     std::thread::sleep(Duration::from_millis(200));
     drop(fresh);
     let _ = server.join();
+    Ok(outcome)
+}
+
+/// The client of [`Scenario::IdleTimeout`], toward `server` across the
+/// lab's middlebox. Returns the error its last read got (ETIMEDOUT).
+pub fn idle_timeout(server: std::net::SocketAddr, t: Timers) -> io::Result<Option<io::Error>> {
+    let mut client = TcpStream::connect(server)?;
+    let ms = (t.interval * t.count * 1000) as libc::c_int;
+    setsockopt(&client, libc::IPPROTO_TCP, TCP_USER_TIMEOUT, &ms)?;
+    client.set_read_timeout(Some(Duration::from_secs(u64::from(
+        t.idle + t.interval * t.count + 10,
+    ))))?;
+    let mut buf = [0u8; 64];
+    let timeout = f64::from(t.idle);
+    for pause in [0.0, timeout / 2.0] {
+        std::thread::sleep(Duration::from_secs_f64(pause));
+        client.write_all(b"ping\n")?;
+        let _ = client.read(&mut buf)?;
+    }
+    // Longer than the middlebox keeps it: the next data goes nowhere.
+    std::thread::sleep(Duration::from_secs_f64(timeout + 2.0));
+    client.write_all(b"ping\n")?;
+    let outcome = client.read(&mut buf).err();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
     Ok(outcome)
 }

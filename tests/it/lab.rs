@@ -151,6 +151,7 @@ fn every_scenario_replays_to_its_verdict_from_anywhere() {
         ("acks-dropped", "acks-dropped"),
         ("retransmit-timeout", "retransmit-timeout"),
         ("stale-pool", "stale-connection"),
+        ("idle-timeout", "idle-timeout"),
     ] {
         let out = crate::kacap()
             .current_dir("/")
@@ -322,4 +323,65 @@ fn lab_stale_pool_live_and_its_file() {
     let after = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let ours = |t: &str| t.lines().filter(|l| l.contains(":091D ")).count();
     assert_eq!(ours(&after), ours(&before), "{after}");
+}
+
+/// A middlebox idle timeout, live: client, router (NAT, conntrack timeout
+/// 2 s) and server in namespaces of their own; the pause of 1 s lives, the
+/// pause of 4 s kills; `-w` keeps it and replays to the same verdict; the
+/// host's links, named namespaces and firewall rules are as before.
+#[test]
+fn lab_idle_timeout_live_and_its_file() {
+    if !live_allowed("lab_idle_timeout") {
+        return;
+    }
+    let host = || {
+        let run = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        (
+            run("ip", &["-o", "link"]),
+            run("ip", &["netns", "list"]),
+            run("iptables", &["-S"]),
+            run("iptables", &["-t", "nat", "-S"]),
+        )
+    };
+    let before = host();
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("x.pcap");
+    let out = kacap()
+        .args(["lab", "idle-timeout", "--json", "--idle", "2", "-w"])
+        .arg(&file)
+        .timeout(std::time::Duration::from_secs(40))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows = |text: &str| -> Vec<Value> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["type"] == "flow")
+            .collect()
+    };
+    let live = flows(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["verdict"], "idle-timeout", "{live:?}");
+    approx(&live[0]["idle_timeout"]["survived"], 1.0, 0.1);
+    approx(&live[0]["idle_timeout"]["killed_after"], 4.0, 0.1);
+    assert_eq!(live[0]["idle_timeout"]["cause"], "silent-drop");
+    let replayed = kacap()
+        .arg("-r")
+        .arg(&file)
+        .args(["--json", "--summary"])
+        .output()
+        .unwrap();
+    let replayed = flows(&String::from_utf8(replayed.stdout).unwrap());
+    assert_eq!(replayed[0]["verdict"], "idle-timeout");
+    assert_eq!(host(), before, "the lab left something on the host");
 }
