@@ -185,6 +185,20 @@ fn a_bound_round_350_s_names_the_aws_defaults() {
         out.contains("well-known defaults in that range: AWS NAT Gateway's, Network Load Balancer's and Network Firewall's 350s (a configured value can be anything"),
         "{out}"
     );
+    // The HTML report's per-server bands name them too.
+    let html = dir.path().join("r.html");
+    text(&[
+        "-r",
+        path.to_str().unwrap(),
+        "--summary",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("AWS NAT Gateway"),
+        "no suspects in the report"
+    );
     let explain = text(&["-r", path.to_str().unwrap(), "--explain"]);
     // The keepalive connection: what to set, and to what.
     assert!(
