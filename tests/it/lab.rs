@@ -292,33 +292,15 @@ fn lab_stale_pool_live_and_its_file() {
     let dir = tempfile::TempDir::new().unwrap();
     let file = dir.path().join("y.pcap");
     let before = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let out = kacap()
-        .args(["lab", "stale-pool", "--json", "--idle", "1", "-w"])
-        .arg(&file)
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdicts = |text: &str| -> Vec<String> {
-        text.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["type"] == "flow")
+    let verdicts = |flows: Vec<Value>| -> Vec<String> {
+        flows
+            .iter()
             .map(|r| r["verdict"].as_str().unwrap().to_string())
             .collect()
     };
-    let live = verdicts(&String::from_utf8(out.stdout).unwrap());
+    let live = verdicts(lab_written("stale-pool", 1, &file));
     assert_eq!(live, ["stale-connection", "no-keepalive"], "{live:?}");
-    let replayed = kacap()
-        .arg("-r")
-        .arg(&file)
-        .args(["--json", "--summary"])
-        .output()
-        .unwrap();
-    assert_eq!(verdicts(&String::from_utf8(replayed.stdout).unwrap()), live);
+    assert_eq!(verdicts(replayed(&file)), live);
     // Nothing of the lab's on this host's port 2333 (0x091D) afterwards.
     let after = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let ours = |t: &str| t.lines().filter(|l| l.contains(":091D ")).count();
@@ -352,9 +334,21 @@ fn lab_idle_timeout_live_and_its_file() {
     let before = host();
     let dir = tempfile::TempDir::new().unwrap();
     let file = dir.path().join("x.pcap");
+    let live = lab_written("idle-timeout", 2, &file);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["verdict"], "idle-timeout", "{live:?}");
+    approx(&live[0]["idle_timeout"]["survived"], 1.0, 0.1);
+    approx(&live[0]["idle_timeout"]["killed_after"], 4.0, 0.1);
+    assert_eq!(live[0]["idle_timeout"]["cause"], "silent-drop");
+    assert_eq!(replayed(&file)[0]["verdict"], "idle-timeout");
+    assert_eq!(host(), before, "the lab left something on the host");
+}
+
+/// The flow records of `kacap lab SCENARIO --json --idle IDLE -w FILE`.
+fn lab_written(scenario: &str, idle: u32, file: &std::path::Path) -> Vec<Value> {
     let out = kacap()
-        .args(["lab", "idle-timeout", "--json", "--idle", "2", "-w"])
-        .arg(&file)
+        .args(["lab", scenario, "--json", "--idle", &idle.to_string(), "-w"])
+        .arg(file)
         .timeout(std::time::Duration::from_secs(40))
         .output()
         .unwrap();
@@ -363,25 +357,24 @@ fn lab_idle_timeout_live_and_its_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let flows = |text: &str| -> Vec<Value> {
-        text.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["type"] == "flow")
-            .collect()
-    };
-    let live = flows(&String::from_utf8(out.stdout).unwrap());
-    assert_eq!(live.len(), 1, "{live:?}");
-    assert_eq!(live[0]["verdict"], "idle-timeout", "{live:?}");
-    approx(&live[0]["idle_timeout"]["survived"], 1.0, 0.1);
-    approx(&live[0]["idle_timeout"]["killed_after"], 4.0, 0.1);
-    assert_eq!(live[0]["idle_timeout"]["cause"], "silent-drop");
-    let replayed = kacap()
+    flow_records(&out.stdout)
+}
+
+/// The flow records of `kacap -r FILE --json --summary`.
+fn replayed(file: &std::path::Path) -> Vec<Value> {
+    let out = kacap()
         .arg("-r")
-        .arg(&file)
+        .arg(file)
         .args(["--json", "--summary"])
         .output()
         .unwrap();
-    let replayed = flows(&String::from_utf8(replayed.stdout).unwrap());
-    assert_eq!(replayed[0]["verdict"], "idle-timeout");
-    assert_eq!(host(), before, "the lab left something on the host");
+    flow_records(&out.stdout)
+}
+
+fn flow_records(json_lines: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(json_lines)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "flow")
+        .collect()
 }
