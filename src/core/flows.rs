@@ -285,6 +285,7 @@ fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
 }
 
 impl FlowKey {
+    #[inline]
     pub fn of(seg: &Segment) -> FlowKey {
         let a = (addr_bytes(seg.src), seg.sport);
         let b = (addr_bytes(seg.dst), seg.dport);

@@ -63,6 +63,8 @@ pub struct AnnotateSink {
 }
 
 impl Sink for AnnotateSink {
+    // Out of line: the outputs' per-packet path stays as small without it.
+    #[inline(never)]
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         let Ok(mut c) = self.comments.lock() else {
             return Ok(());
