@@ -73,7 +73,7 @@ fn in_namespace(
     go: mpsc::Receiver<()>,
     body: impl FnOnce(mpsc::Receiver<()>) + Send + 'static,
     stop: mpsc::Receiver<()>,
-) -> JoinHandle<()> {
+) -> Result<JoinHandle<()>, String> {
     std::thread::Builder::new()
         .name(format!("lab-{name}"))
         .spawn(move || {
@@ -104,7 +104,7 @@ fn in_namespace(
                 body(stop);
             }
         })
-        .expect("spawning a lab thread")
+        .map_err(|e| format!("cannot start the {name}'s thread: {e}"))
 }
 
 /// Builds the path with a middlebox that forgets a connection idle for
@@ -128,7 +128,7 @@ pub fn build(timeout: u32) -> Result<Path, String> {
         s_go_rx,
         move |stop| serve(stop, listening_tx),
         server_stop_rx,
-    );
+    )?;
     let server_tid = s_ready
         .recv()
         .map_err(|_| "the server's thread ended".to_string())??;
@@ -196,7 +196,7 @@ pub fn build(timeout: u32) -> Result<Path, String> {
             let _ = stop.recv();
         },
         stop_rx,
-    );
+    )?;
     let router_tid = r_ready
         .recv()
         .map_err(|_| "the router's thread ended".to_string())??;

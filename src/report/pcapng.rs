@@ -74,7 +74,8 @@ impl Sink for AnnotateSink {
         c.line.clear();
         write!(c.line, "flow {}: ", ev.flow_id)?;
         annotate::write(&mut c.line, ev)?;
-        c.line.truncate(MAX_COMMENT);
+        let cut = cut_at(&c.line, MAX_COMMENT);
+        c.line.truncate(cut);
         if ev.n > c.last {
             c.last = ev.n;
             c.spool.write_all(&ev.n.to_le_bytes())?;
@@ -241,7 +242,11 @@ pub fn write(
         let rest = later.remove(&f.n).unwrap_or_default();
         let any = first.is_some() || !rest.is_empty();
         for c in first.iter().chain(&rest) {
-            option(&mut body, 1, &c.as_bytes()[..c.len().min(MAX_COMMENT)]);
+            option(
+                &mut body,
+                1,
+                &c.as_bytes()[..cut_at(c.as_bytes(), MAX_COMMENT)],
+            );
         }
         if any {
             end_options(&mut body);
@@ -252,6 +257,16 @@ pub fn write(
     }
     out.flush()?;
     Ok(written)
+}
+
+/// Where to cut UTF-8 text `b` to at most `max` bytes without splitting a
+/// character (a comment is UTF-8).
+fn cut_at(b: &[u8], max: usize) -> usize {
+    let mut at = b.len().min(max);
+    while at < b.len() && at > 0 && (b[at] & 0xC0) == 0x80 {
+        at -= 1;
+    }
+    at
 }
 
 /// Pads `b` to a multiple of 4 bytes.
@@ -282,4 +297,15 @@ fn put_block(out: &mut impl Write, block: &mut Vec<u8>, kind: u32, body: &[u8]) 
     block.extend_from_slice(body);
     block.extend_from_slice(&total.to_le_bytes());
     out.write_all(block)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_comment_is_cut_between_characters() {
+        let text = "→".repeat(30_000); // 3 bytes each
+        let at = super::cut_at(text.as_bytes(), super::MAX_COMMENT);
+        assert!(at <= super::MAX_COMMENT && text.is_char_boundary(at));
+        assert_eq!(super::cut_at(b"short", super::MAX_COMMENT), 5);
+    }
 }
