@@ -61,6 +61,18 @@ fn tcpdump(file: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `kacap -r INPUT EXTRA… --annotate OUT`.
+fn annotated(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    kacap()
+        .arg("-r")
+        .arg(input)
+        .args(extra)
+        .arg("--annotate")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn every_frame_carries_kacaps_words_and_the_last_its_verdict() {
     let dir = TempDir::new().unwrap();
@@ -83,13 +95,7 @@ fn every_frame_carries_kacaps_words_and_the_last_its_verdict() {
     let input = dir.path().join("mixed.pcap");
     conn.write_pcap(&input, PcapOpts::default());
     let out = dir.path().join("mixed.pcapng");
-    let run = kacap()
-        .arg("-r")
-        .arg(&input)
-        .arg("--annotate")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = annotated(&input, &out, &[]);
     assert!(
         run.status.success(),
         "{}",
@@ -155,13 +161,7 @@ fn every_frame_carries_kacaps_words_and_the_last_its_verdict() {
 fn a_revision_is_a_second_comment_on_the_frames_it_relabels() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("grpc.pcapng");
-    let run = kacap()
-        .arg("-r")
-        .arg(fixture("grpc-tls-keepalive.pcap"))
-        .args(["--summary", "--annotate"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = annotated(&fixture("grpc-tls-keepalive.pcap"), &out, &["--summary"]);
     assert!(run.status.success());
     let Some(all) = comments(&out) else { return };
     let revised: Vec<&(u32, String)> = all
@@ -183,13 +183,7 @@ fn annotate_never_overwrites_its_input_and_wants_one_file() {
     let input = dir.path().join("in.pcap");
     std::fs::copy(fixture("dead-peer.pcap"), &input).unwrap();
     let before = std::fs::read(&input).unwrap();
-    let run = kacap()
-        .arg("-r")
-        .arg(&input)
-        .arg("--annotate")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let run = annotated(&input, &input, &[]);
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
