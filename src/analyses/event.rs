@@ -47,6 +47,9 @@ pub struct Event<'a, N> {
     /// `--sockets`: on a connection's first packet, its ends that are
     /// sockets of this host (see `host::sockets::join`).
     pub socket: Option<&'a Joined>,
+    /// The segment was reassembled from this many IP fragments (0: it came
+    /// whole); `frame` is then its last fragment's (`core::frag`).
+    pub reassembled: u16,
 }
 
 /// How the connection ended, as far as the capture shows.

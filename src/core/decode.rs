@@ -324,6 +324,102 @@ fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
     )
 }
 
+/// How much of the TCP header an IP fragment shows (tcpdump prints what
+/// it shows: print-tcp.c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragTcp {
+    /// Not the first fragment: no TCP header.
+    None,
+    /// The first, with fewer than 4 bytes of it: `[|tcp]` after the addresses.
+    Cut,
+    /// The first, with the ports but fewer than 20 bytes: `[|tcp]` after them.
+    Ports,
+    /// The first, with a header longer than its bytes: `Flags […] [bad hdr length …]`.
+    BadLength,
+    /// The first, with the whole header: a TCP line of its bytes.
+    Whole,
+}
+
+/// An IP fragment of a TCP datagram as tcpdump shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct FragView {
+    /// IPv4's 16-bit or IPv6's 32-bit identification.
+    pub id: u32,
+    /// Where its bytes go, and how many the IP header says it has.
+    pub offset: u32,
+    pub len: u32,
+    pub more: bool,
+    pub v6: bool,
+    pub tcp: FragTcp,
+}
+
+/// A frame that is an IP fragment of a TCP datagram: its view, and a
+/// segment with what it shows — for a first fragment the TCP header it
+/// carries (its length: the fragment's bytes), for any other only the
+/// addresses and the link facts.
+pub fn fragment(link: LinkType, frame: &[u8]) -> Option<(Segment<'_>, FragView)> {
+    let (ip, info) = network(link, frame).ok()?;
+    let p = crate::core::frag::piece(ip, info.vlan)?;
+    let (ttl, ip_id) = if p.v6 {
+        (ip[7], 0)
+    } else {
+        (ip[8], be16(ip, 4))
+    };
+    let mut view = FragView {
+        id: p.key.id,
+        offset: p.offset,
+        len: p.len,
+        more: p.more,
+        v6: p.v6,
+        tcp: FragTcp::None,
+    };
+    let declared = p.len as usize;
+    let whole = (p.offset == 0)
+        .then(|| decode_tcp(p.data, declared, p.key.src, p.key.dst, (ttl, ip_id), info).ok())
+        .flatten();
+    if let Some(seg) = whole {
+        view.tcp = FragTcp::Whole;
+        return Some((seg, view));
+    }
+    let mut seg = Segment {
+        src: p.key.src,
+        dst: p.key.dst,
+        sport: 0,
+        dport: 0,
+        seq: SeqNumber(0),
+        ack: SeqNumber(0),
+        flags: 0,
+        win: 0,
+        urp: 0,
+        header_len: 0,
+        len: 0,
+        options: &[],
+        options_truncated: true,
+        payload: &[],
+        ttl,
+        ip_id,
+        checksum: 0,
+        link: info,
+    };
+    if p.offset == 0 {
+        let shown = &p.data[..p.data.len().min(declared)];
+        view.tcp = if shown.len() < 4 {
+            FragTcp::Cut
+        } else if shown.len() < 20 {
+            FragTcp::Ports
+        } else {
+            seg.flags = shown[13];
+            seg.header_len = u16::from(shown[12] >> 4) * 4;
+            FragTcp::BadLength
+        };
+        if shown.len() >= 4 {
+            seg.sport = be16(shown, 0);
+            seg.dport = be16(shown, 2);
+        }
+    }
+    Some((seg, view))
+}
+
 fn decode_tcp<'a>(
     tcp: &'a [u8],
     declared: usize,

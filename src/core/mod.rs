@@ -9,6 +9,7 @@ pub mod clock;
 pub mod decode;
 pub mod emit;
 pub mod flows;
+pub mod frag;
 pub mod keyed;
 pub mod linger;
 pub mod proto;

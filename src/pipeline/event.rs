@@ -28,7 +28,9 @@ pub struct Stats {
     pub flows: u64,
     pub not_ip: u64,
     pub not_tcp: u64,
+    /// IP fragments of TCP datagrams (each frame), and what became of them.
     pub fragments: u64,
+    pub frag: FragCounts,
     pub truncated: u64,
     pub malformed: u64,
     /// Reading a file was stopped by a signal before its end: a partial
@@ -43,6 +45,22 @@ pub struct Stats {
 }
 
 pub use crate::analyses::registry::PacketEvent;
+use crate::core::decode::FragView;
+use crate::core::frag::{Fate, FragCounts};
+
+/// An IP fragment of a TCP datagram that completed nothing (a fragment
+/// that completes its datagram comes as the reassembled segment's
+/// [`PacketEvent`], `reassembled` set).
+#[derive(Clone, Copy, Debug)]
+pub struct FragmentEvent<'a> {
+    /// What tcpdump shows of it, as an event: for a first fragment, the
+    /// TCP header it carries as a segment of its connection (`flow_id` 0
+    /// when the connection is not known yet); for any other, only its
+    /// addresses and link facts.
+    pub ev: PacketEvent<'a>,
+    pub view: FragView,
+    pub fate: Fate,
+}
 
 /// Why earlier segments are revised (see `lookahead`, `Analysis::relabel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +102,10 @@ pub struct Revision {
 pub trait Sink {
     /// One TCP segment, in capture order.
     fn packet(&mut self, event: &PacketEvent) -> io::Result<()>;
+    /// An IP fragment held for reassembly, or dropped.
+    fn fragment(&mut self, _ev: &FragmentEvent) -> io::Result<()> {
+        Ok(())
+    }
     /// Earlier segments turned out to be of another kind.
     fn revise(&mut self, _revisions: &Revisions) -> io::Result<()> {
         Ok(())
@@ -119,6 +141,11 @@ pub trait ShardFormat: Clone + Send {
         _item: usize,
     ) -> Option<usize> {
         None
+    }
+    /// Appends the line of an IP fragment that completed nothing, if the
+    /// format has one (it has no connection's number); whether it did.
+    fn format_fragment(&mut self, _out: &mut Vec<u8>, _ev: &FragmentEvent) -> bool {
+        false
     }
     /// The connection with this (the analyzer's own) number was reported.
     fn forget(&mut self, _flow: u32) {}

@@ -18,6 +18,9 @@ pub fn write(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
         core_words(out, ev)?;
     }
     Notes::words(ev, out)?;
+    if ev.reassembled > 0 {
+        write!(out, " (reassembled from {} IP fragments)", ev.reassembled)?;
+    }
     if let Some(j) = ev.socket {
         for (end, s) in [("client", &j.client), ("server", &j.server)] {
             if let Some(s) = s {
@@ -135,6 +138,37 @@ fn core_words(out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<()> {
             } else {
                 write!(out, "RST from {who}")
             }
+        }
+    }
+}
+
+/// What an IP fragment that completed nothing is: `IP fragment id 160,
+/// bytes 16–31 of its datagram: held for reassembly (2 so far)`.
+pub fn fragment(out: &mut Vec<u8>, fe: &crate::pipeline::event::FragmentEvent) {
+    use crate::core::frag::Fate;
+    let v = fe.view;
+    out.s("IP fragment id ").n(v.id);
+    if v.len > 0 {
+        out.s(", bytes ")
+            .n(v.offset)
+            .s("–")
+            .n(v.offset + v.len - 1)
+            .s(" of its datagram");
+    }
+    if !v.more {
+        out.s(" (the last)");
+    }
+    match fe.fate {
+        Fate::Held { count } => {
+            out.s(": held for reassembly (").n(count).s(" so far)");
+        }
+        Fate::Dropped(why) => {
+            out.s(": ").s(why.words());
+        }
+        Fate::Complete { count } => {
+            out.s(": completes its datagram (")
+                .n(count)
+                .s(" fragments), which is no TCP segment kacap can read");
         }
     }
 }

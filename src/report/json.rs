@@ -102,6 +102,9 @@ fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
     if ev.injected.is_some() {
         l.s(",\"injected\":true");
     }
+    if ev.reassembled > 0 {
+        l.s(",\"reassembled\":").n(ev.reassembled);
+    }
     if opts.community_id {
         let id = crate::report::community_id::tcp(
             std::net::SocketAddr::new(seg.src, seg.sport),
@@ -283,6 +286,20 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(d) = stats.capture_dropped {
             // Packets the capture itself dropped, as far as it says.
             write!(self.out, ",\"capture_dropped\":{d}")?;
+        }
+        if stats.fragments > 0 {
+            // IP fragments of TCP datagrams (`core::frag`).
+            let f = &stats.frag;
+            write!(
+                self.out,
+                ",\"fragments\":{{\"frames\":{},\"reassembled\":{},\"tiny\":{},\"dropped\":{{",
+                stats.fragments, f.reassembled, f.tiny
+            )?;
+            for (i, why) in crate::core::frag::Dropped::ALL.iter().enumerate() {
+                let sep = if i > 0 { "," } else { "" };
+                write!(self.out, "{sep}\"{}\":{}", why.as_str(), f.dropped[i])?;
+            }
+            self.out.write_all(b"}}")?;
         }
         self.out.write_all(b"}\n")?;
         self.out.flush()

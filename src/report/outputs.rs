@@ -14,7 +14,9 @@ use super::svg::SvgSink;
 use super::text::{TextFormat, TextSink};
 use super::zeek::ZeekSink;
 use crate::core::time::Timestamp;
-use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats};
+use crate::pipeline::event::{
+    FragmentEvent, PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats,
+};
 use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
@@ -87,6 +89,16 @@ impl<W: Write> Sink for Outputs<W> {
         }
         if let Some(a) = &mut self.annotate {
             a.packet(ev)?;
+        }
+        Ok(())
+    }
+
+    fn fragment(&mut self, fe: &FragmentEvent) -> io::Result<()> {
+        if let Main::Text(s) = &mut self.main {
+            s.fragment(fe)?;
+        }
+        if let Some(a) = &mut self.annotate {
+            a.fragment(fe)?;
         }
         Ok(())
     }
@@ -218,6 +230,13 @@ impl ShardFormat for Format {
         match self {
             Format::Text(f) => f.format_revision(out, r, item),
             Format::Json(f) => f.format_revision(out, r, item),
+        }
+    }
+
+    fn format_fragment(&mut self, out: &mut Vec<u8>, fe: &FragmentEvent) -> bool {
+        match self {
+            Format::Text(f) => f.format_fragment(out, fe),
+            Format::Json(f) => f.format_fragment(out, fe),
         }
     }
 

@@ -17,7 +17,7 @@ use super::annotate;
 use super::text::{ended_line, revision_words};
 use crate::analyses::registry::Findings;
 use crate::input::spool::SpooledFrames;
-use crate::pipeline::event::{PacketEvent, Revisions, SaveHeader, Sink, Stats};
+use crate::pipeline::event::{FragmentEvent, PacketEvent, Revisions, SaveHeader, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::collections::HashMap;
 use std::fs::File;
@@ -54,6 +54,23 @@ impl Comments {
     fn later(&mut self, n: u64, text: String) {
         self.later.entry(n).or_default().push(text);
     }
+
+    /// Frame `n`'s words, in `line`: spooled in order, or kept for later.
+    fn put(&mut self, n: u64) -> io::Result<()> {
+        let cut = cut_at(&self.line, MAX_COMMENT);
+        self.line.truncate(cut);
+        if n > self.last {
+            self.last = n;
+            self.spool.write_all(&n.to_le_bytes())?;
+            self.spool
+                .write_all(&(self.line.len() as u32).to_le_bytes())?;
+            self.spool.write_all(&self.line)?;
+        } else {
+            let text = String::from_utf8_lossy(&self.line).into_owned();
+            self.later(n, text);
+        }
+        Ok(())
+    }
 }
 
 /// The sink gathering the words (shared with `command::capture`, which
@@ -74,18 +91,16 @@ impl Sink for AnnotateSink {
         c.line.clear();
         write!(c.line, "flow {}: ", ev.flow_id)?;
         annotate::write(&mut c.line, ev)?;
-        let cut = cut_at(&c.line, MAX_COMMENT);
-        c.line.truncate(cut);
-        if ev.n > c.last {
-            c.last = ev.n;
-            c.spool.write_all(&ev.n.to_le_bytes())?;
-            c.spool.write_all(&(c.line.len() as u32).to_le_bytes())?;
-            c.spool.write_all(&c.line)?;
-        } else {
-            let text = String::from_utf8_lossy(&c.line).into_owned();
-            c.later(ev.n, text);
-        }
-        Ok(())
+        c.put(ev.n)
+    }
+
+    fn fragment(&mut self, fe: &FragmentEvent) -> io::Result<()> {
+        let Ok(mut c) = self.comments.lock() else {
+            return Ok(());
+        };
+        c.line.clear();
+        annotate::fragment(&mut c.line, fe);
+        c.put(fe.ev.n)
     }
 
     fn revise(&mut self, r: &Revisions) -> io::Result<()> {

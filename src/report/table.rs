@@ -67,6 +67,27 @@ pub fn write(
         stats.skipped,
         crate::core::text::plural(stats.flows, "flow")
     )?;
+    if stats.fragments > 0 {
+        let f = &stats.frag;
+        write!(
+            out,
+            "; {} of TCP datagrams: {} reassembled",
+            crate::core::text::plural(stats.fragments, "IP fragment"),
+            crate::core::text::plural(f.reassembled, "datagram"),
+        )?;
+        let dropped: Vec<String> = crate::core::frag::Dropped::ALL
+            .iter()
+            .zip(f.dropped)
+            .filter(|(_, n)| *n > 0)
+            .map(|(why, n)| format!("{n} {}", why.as_str().replace('_', " ")))
+            .collect();
+        if !dropped.is_empty() {
+            write!(out, ", fragments dropped: {}", dropped.join(", "))?;
+        }
+        if f.tiny > 0 {
+            write!(out, ", {} with a tiny first fragment", f.tiny)?;
+        }
+    }
     if stats.time_outliers > 0 {
         write!(
             out,

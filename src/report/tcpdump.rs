@@ -1,7 +1,7 @@
 //! The text `tcpdump -n` prints for a TCP segment (tcpdump 4.99,
 //! print-tcp.c and util-print.c), so every kacap line starts with it.
 
-use crate::core::decode::{self, LinkType, Segment, flags};
+use crate::core::decode::{self, FragView, LinkType, Segment, flags};
 use crate::core::emit::Emit;
 use crate::core::time::Timestamp;
 use crate::pipeline::event::PacketEvent;
@@ -10,6 +10,7 @@ use chrono::{Local, TimeZone};
 mod app;
 mod bytes;
 mod dump;
+mod frag;
 mod link;
 mod mptcp;
 mod options;
@@ -117,6 +118,8 @@ pub struct Tcpdump {
     /// Relative-sequence bases per open flow, indexed by side (print-tcp.c's
     /// tcp_seq_hash): printing state, kept by the printer.
     bases: FxHashMap<u32, [u32; 2]>,
+    /// The line being written is an IP fragment's (see [`Self::write_fragment_rest`]).
+    frag: Option<FragView>,
 }
 
 impl Tcpdump {
@@ -155,6 +158,12 @@ impl Tcpdump {
     fn relative(&mut self, ev: &PacketEvent) -> (u32, u32, u32) {
         let seg = ev.seg;
         let (seq, ack) = (seg.seq.0, seg.ack.0);
+        if ev.flow_id == 0 {
+            // A first fragment of a connection not known yet: tcpdump's
+            // first sight of it, absolute (the reassembled segment sets
+            // the bases: the same numbers).
+            return (seq, ack, 0);
+        }
         let (me, other) = (ev.from.idx(), ev.from.other().idx());
         if !seg.has(flags::ACK) {
             let base = self.bases.get(&ev.flow_id).map_or(0, |b| b[other]);
@@ -263,6 +272,22 @@ impl Tcpdump {
     /// The line after its stamp: what depends only on the segment and its
     /// connection (`--threads`: a shard writes it).
     pub fn write_rest(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) {
+        if ev.reassembled > 0 {
+            // The line is the last fragment's; the segment's numbers set
+            // the bases its first fragment set in tcpdump.
+            if ev.seg.has(flags::ACK) && !self.bases.contains_key(&ev.flow_id) {
+                self.relative(ev);
+            }
+            if let Some((seg, view)) = decode::fragment(ev.seg.link.kind, ev.frame) {
+                let own = PacketEvent {
+                    seg: &seg,
+                    reassembled: 0,
+                    ..*ev
+                };
+                self.write_fragment_rest(out, &own, view);
+                return;
+            }
+        }
         self.truncated = false;
         self.ended = false;
         if invalid_header(out, ev) {
@@ -289,13 +314,7 @@ impl Tcpdump {
         if self.style.verbose > 0 {
             verbose::write_ip(out, ip, seg);
         }
-        out.ip(seg.src)
-            .s(".")
-            .n(seg.sport)
-            .s(" > ")
-            .ip(seg.dst)
-            .s(".")
-            .n(seg.dport);
+        self.write_ends(out, seg);
         if self.style.quiet {
             out.s(": tcp ").n(seg.len);
             return;
@@ -303,7 +322,7 @@ impl Tcpdump {
         out.s(": Flags [");
         write_flags(out, seg.flags);
         out.s("]");
-        if self.style.verbose > 0 {
+        if self.style.verbose > 0 && self.frag.is_none() {
             verbose::write_tcp_checksum(out, ip, seg);
         }
         let (seq, ack, other_base) = self.relative(ev);

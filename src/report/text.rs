@@ -8,7 +8,9 @@ use crate::core::emit::Emit;
 use crate::core::text::join_and;
 use crate::core::time::Timestamp;
 use crate::host::sysctls::Sysctls;
-use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats, Why};
+use crate::pipeline::event::{
+    FragmentEvent, PacketEvent, Revisions, ShardFormat, Sharded, Sink, Stats, Why,
+};
 use crate::pipeline::summary::FlowSummary;
 use std::io::{self, Write};
 
@@ -173,6 +175,23 @@ impl<W: Write> Sink for TextSink<W> {
         self.revision(r)
     }
 
+    fn fragment(&mut self, fe: &FragmentEvent) -> io::Result<()> {
+        if !self.opts.timeline {
+            return Ok(());
+        }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.tcpdump.write_stamp(&mut line, fe.ev.ts);
+        self.tcpdump.write_fragment_rest(&mut line, &fe.ev, fe.view);
+        let words_at = line.len();
+        fragment_words(&mut line, fe, self.opts.color);
+        if let Some(width) = self.opts.width {
+            fold(&mut line, words_at, usize::from(width));
+        }
+        dump(&mut self.tcpdump, &mut line, &fe.ev, &self.opts);
+        self.end_line(line)
+    }
+
     fn flow(&mut self, summary: &FlowSummary) -> io::Result<()> {
         self.add_flow(summary)
     }
@@ -215,6 +234,16 @@ fn flow_label(line: &mut Vec<u8>, flow_id: u32, color: bool) {
     } else {
         line.s("  flow ").n(flow_id).s(": ");
     }
+}
+
+/// An IP fragment's words, after its tcpdump line (no connection label:
+/// the segment its datagram makes carries it).
+fn fragment_words(line: &mut Vec<u8>, fe: &FragmentEvent, color: bool) {
+    line.s("  ");
+    if color {
+        line.s("\x1b[2m");
+    }
+    annotate::fragment(line, fe);
 }
 
 /// What the segment is, after the label (the note's color first).
@@ -276,6 +305,13 @@ impl ShardFormat for TextFormat {
         Ok(mid)
     }
 
+    fn format_fragment(&mut self, out: &mut Vec<u8>, fe: &FragmentEvent) -> bool {
+        self.tcpdump.write_fragment_rest(out, &fe.ev, fe.view);
+        fragment_words(out, fe, self.opts.color);
+        dump(&mut self.tcpdump, out, &fe.ev, &self.opts);
+        true
+    }
+
     fn forget(&mut self, flow: u32) {
         self.tcpdump.forget(flow);
     }
@@ -310,7 +346,9 @@ impl<W: Write> Sharded for TextSink<W> {
             self.tcpdump.write_stamp(&mut line, ts);
         }
         line.extend_from_slice(head);
-        flow_label(&mut line, flow, self.opts.color);
+        if flow > 0 {
+            flow_label(&mut line, flow, self.opts.color);
+        }
         line.extend_from_slice(tail);
         self.end_line(line)
     }

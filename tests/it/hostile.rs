@@ -267,7 +267,7 @@ fn v6_packet(first: u8, ext: &[u8], tcp: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn ip_fragments_are_counted_not_parsed() {
+fn ip_fragments_that_cannot_be_reassembled_are_counted() {
     let dir = TempDir::new().unwrap();
     let mut first = good_ipv4();
     first[6] = 0x20; // more fragments
@@ -284,6 +284,10 @@ fn ip_fragments_are_counted_not_parsed() {
     let s = summary(&records);
     assert_eq!(s["skipped"], 2);
     assert_eq!(s["tcp_segments"], 1);
+    // The second starts inside the first: the datagram is dropped.
+    assert_eq!(s["fragments"]["frames"], 2);
+    assert_eq!(s["fragments"]["dropped"]["overlap"], 2);
+    assert_eq!(s["fragments"]["reassembled"], 0);
 }
 
 #[test]
@@ -459,7 +463,7 @@ fn a_million_short_flows_stay_in_bounded_memory() {
 /// peak RSS includes what its parent had when it forked, so a small python
 /// process starts kacap and reports its children's peak, not this test
 /// binary (large, and busy with other tests).
-fn peak_rss_mib(path: &Path, extra: &[&str]) -> f64 {
+pub(crate) fn peak_rss_mib(path: &Path, extra: &[&str]) -> f64 {
     let mut argv = vec![
         assert_cmd::cargo::cargo_bin("kacap").display().to_string(),
         "-r".into(),

@@ -10,6 +10,7 @@ mod fastread;
 mod field;
 mod fixtures;
 mod fleet;
+mod frag;
 mod hostile;
 mod html;
 mod http;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
 
-fn tcpdump_available() -> bool {
+pub(crate) fn tcpdump_available() -> bool {
     Command::new("tcpdump")
         .arg("--version")
         .output()
@@ -30,7 +30,7 @@ fn tcpdump_lines(path: &Path, flags: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn assert_parity(path: &Path, flags: &[&str]) {
+pub(crate) fn assert_parity(path: &Path, flags: &[&str]) {
     let theirs = tcpdump_lines(path, flags);
     let out = kacap()
         .arg("-r")
@@ -52,7 +52,8 @@ fn assert_parity(path: &Path, flags: &[&str]) {
     // (`-v`'s IP line, `-x`'s hex lines) are tcpdump's as they are.
     let mut annotated = 0;
     for (t, k) in theirs.iter().zip(&ours) {
-        let with_words = k.starts_with(t.as_str()) && k[t.len()..].starts_with("  flow ");
+        let with_words = k.starts_with(t.as_str())
+            && (k[t.len()..].starts_with("  flow ") || k[t.len()..].starts_with("  IP fragment "));
         annotated += usize::from(with_words);
         assert!(
             with_words || k == t,

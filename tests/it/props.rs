@@ -347,3 +347,102 @@ mod app_streams {
         assert_eq!((a.pings, a.unanswered), (20_000, 20_000));
     }
 }
+
+/// An IP packet of `len` payload bytes (IPv6 with `v6`) cut into fragments
+/// of `size` bytes.
+fn fragments(len: usize, size: usize, v6: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let (c, s): (SocketAddr, SocketAddr) = if v6 {
+        (
+            "[2001:db8::2]:40000".parse().unwrap(),
+            "[2001:db8::1]:443".parse().unwrap(),
+        )
+    } else {
+        (
+            "10.0.1.2:40000".parse().unwrap(),
+            "10.0.0.1:443".parse().unwrap(),
+        )
+    };
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+    let ip = tcp_packet(c, s, 0x18, 1, 1, 512, &payload);
+    let parts = kacap::craft::fragment(&ip, size, 77);
+    (ip, parts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// In any order, with any copies, the datagram comes out whole, once,
+    /// on its last new fragment.
+    #[test]
+    fn fragments_in_any_order_make_the_datagram(
+        len in 1usize..4000,
+        size in (1usize..200).prop_map(|k| k * 8),
+        v6 in any::<bool>(),
+        order in any::<u64>(),
+        copies in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        use kacap::core::frag::{Fate, Reassembler, piece};
+        let (ip, mut parts) = fragments(len, size, v6);
+        prop_assume!(parts.len() > 1);
+        let n = parts.len();
+        for c in &copies {
+            let p = parts[c.index(n)].clone();
+            parts.push(p);
+        }
+        // A shuffle from the seed, the copies among the rest.
+        let mut seed = order;
+        for i in (1..parts.len()).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            parts.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let mut r = Reassembler::default();
+        let mut done = 0;
+        for p in &parts {
+            let f = piece(p, 0).expect("a fragment");
+            if let Fate::Complete { count } = r.offer(&f, Timestamp::new(1, 0)) {
+                done += 1;
+                prop_assert_eq!(usize::from(count), n);
+                // The same packet, but for the header fields a router or
+                // the sender changed (IPv4 flags; IPv6 none).
+                let d = r.datagram();
+                let hl = if v6 { 40 } else { 20 };
+                prop_assert_eq!(&d[hl..], &ip[hl..]);
+            }
+        }
+        // Copies that came after the end start a datagram of their own.
+        prop_assert!(done >= 1);
+        prop_assert_eq!(r.counts.reassembled, done);
+    }
+
+    /// A fragment that overlaps another (not a copy) drops the datagram:
+    /// nothing comes out, whatever the order.
+    #[test]
+    fn an_overlap_drops_the_datagram(
+        len in 64usize..4000,
+        size in (2usize..100).prop_map(|k| k * 8),
+        v6 in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        shift in 1usize..8,
+    ) {
+        use kacap::core::frag::{Fate, Reassembler, piece};
+        let (_, mut parts) = fragments(len, size, v6);
+        prop_assume!(parts.len() > 2);
+        // A copy of one fragment, moved by 8 × shift bytes, first.
+        let i = at.index(parts.len() - 1);
+        let mut odd = parts[i].clone();
+        let off_at = if v6 { 42 } else { 6 };
+        let off = u16::from_be_bytes([odd[off_at], odd[off_at + 1]]);
+        let moved = if v6 { off + (shift as u16) * 8 } else { off + shift as u16 };
+        odd[off_at..off_at + 2].copy_from_slice(&moved.to_be_bytes());
+        parts.insert(0, odd);
+        let mut r = Reassembler::default();
+        for p in &parts {
+            if let Some(f) = piece(p, 0) {
+                let fate = r.offer(&f, Timestamp::new(1, 0));
+                let whole = matches!(fate, Fate::Complete { .. });
+                prop_assert!(!whole, "a datagram with an overlap came out");
+            }
+        }
+        prop_assert!(r.counts.dropped() > 0);
+    }
+}

@@ -44,7 +44,10 @@ def main():
     total = whole = app = 0
     differ = collections.Counter()
     for f in files:
-        ours = [l for l in lines([KACAP, "-tt", "--color", "never", "-r", f]) if "  flow " in l]
+        ours = [
+            l for l in lines([KACAP, "-tt", "--color", "never", "-r", f])
+            if "  flow " in l or "  IP fragment " in l
+        ]
         if not ours:
             continue
         theirs = collections.defaultdict(list)
@@ -54,7 +57,7 @@ def main():
             stamp = l.split(" ", 1)[0]
             cands = theirs.get(stamp, [])
             total += 1
-            if any(l.startswith(t + "  flow ") for t in cands):
+            if any(l.startswith(t + "  flow ") or l.startswith(t + "  IP fragment ") for t in cands):
                 whole += 1
                 app += 1
                 continue
@@ -64,7 +67,7 @@ def main():
             differ[os.path.basename(f)] += 1
             if DIFFS:
                 print(f"{os.path.basename(f)}\n  kacap:   {l}\n  tcpdump: {cands[0] if cands else '(none)'}")
-    print(f"{total} TCP segments in {len(files)} traces")
+    print(f"{total} TCP segments and IP fragments of TCP in {len(files)} traces")
     print(f"whole line identical:          {whole} ({100 * whole / total:.2f} %)")
     print(f"identical up to `length N`:    {app} ({100 * app / total:.2f} %)")
     print("most differing lines: " + ", ".join(f"{n} {c}" for n, c in differ.most_common(12)))

@@ -25,8 +25,10 @@
 use crate::analyses::registry::PerFlow;
 use crate::core::classify::classify;
 use crate::core::clock::Clock;
-use crate::core::decode::{LinkType, Skip, decode, flags};
+use crate::core::decode::{LinkType, Segment, Skip, decode, flags};
+
 use crate::core::flows::{Entry, FlowKey, FlowTable, Options};
+use crate::core::frag::{Fate, Reassembler};
 use crate::core::tcp::Kind;
 use crate::core::time::Timestamp;
 use crate::pipeline::event::{
@@ -36,6 +38,7 @@ use crate::pipeline::lookahead::{Ambiguity, Hints, Recorder};
 use crate::pipeline::summary::FlowSummary;
 use std::sync::atomic::Ordering;
 
+mod fragment;
 mod hold;
 mod step;
 
@@ -86,6 +89,12 @@ pub struct Analyzer<S: Sink> {
     /// `frame_at`: the clock as the caller keeps it (`shard`: the reader's
     /// clock over every frame, not only this shard's).
     given_now: Option<Timestamp>,
+    /// IP fragments of TCP datagrams, reassembled here; or (`shard`) as
+    /// the reader reassembled them: its fate for the frame, and the
+    /// datagram a completing fragment completed.
+    frag: Reassembler,
+    told: Option<Fate>,
+    datagram: Vec<u8>,
 }
 
 /// The lookahead pass over the same input, run once when needed.
@@ -123,6 +132,9 @@ impl<S: Sink> Analyzer<S> {
             learn: Learn::Hold(FxHashMap::default()),
             clock: Clock::default(),
             given_now: None,
+            frag: Reassembler::default(),
+            told: None,
+            datagram: Vec::new(),
         }
     }
 
@@ -179,6 +191,27 @@ impl<S: Sink> Analyzer<S> {
         r
     }
 
+    /// A shard's IP fragment (`shard`): the reader reassembled it, with
+    /// this fate (`datagram`: the one it completed); `now`, as
+    /// [`Self::frame_at`] (a completed datagram is a TCP segment).
+    pub fn fragment_at(
+        &mut self,
+        frame: &Frame,
+        fate: Fate,
+        datagram: &[u8],
+        now: Option<Timestamp>,
+    ) -> io::Result<()> {
+        self.told = Some(fate);
+        self.datagram.clear();
+        self.datagram.extend_from_slice(datagram);
+        let r = match now {
+            Some(now) => self.frame_at(frame, now),
+            None => self.frame(frame),
+        };
+        self.told = None;
+        r
+    }
+
     /// A shard's sweep for connections that ended or went quiet, at the
     /// capture clock `now` (the reader asks for one whenever the clock
     /// enters a new second, as a single analyzer sweeps then).
@@ -194,11 +227,19 @@ impl<S: Sink> Analyzer<S> {
     fn process(&mut self, frame: &Frame) -> io::Result<()> {
         let seg = match decode(self.link, frame.data) {
             Ok(seg) => seg,
+            Err(Skip::Fragment) => return self.fragment(frame),
             Err(skip) => {
                 self.skip(skip);
                 return Ok(());
             }
         };
+        self.segment(frame, &seg, 0)
+    }
+
+    /// A TCP segment (`reassembled`: from that many IP fragments).
+    #[inline(always)]
+    fn segment(&mut self, frame: &Frame, seg: &Segment, reassembled: u16) -> io::Result<()> {
+        let seg = *seg;
         let now = match self.given_now.take() {
             Some(now) => now,
             None => self.clock.frame(frame.ts),
@@ -297,7 +338,8 @@ impl<S: Sink> Analyzer<S> {
         }
         self.stats.tcp_segments += 1;
         let was_finished = entry.flow.finished;
-        let event = step(entry, frame, &seg);
+        let mut event = step(entry, frame, &seg);
+        event.reassembled = reassembled;
         self.sink.packet(&event)?;
         if let Some(r) = entry.state.relabel(&event.notes) {
             let items = r.items.map(|(n, notes)| Revision {
@@ -383,6 +425,8 @@ impl<S: Sink> Analyzer<S> {
         while self.hold.is_some() {
             self.release()?;
         }
+        self.frag.finish();
+        self.stats.frag.add(&self.frag.counts);
         let mut result = Ok(());
         let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
         self.stats.time_outliers = outliers;

@@ -66,6 +66,7 @@ pub(super) fn step<'a>(
         injected: injected.then_some(flow.dir[from.idx()].ttl),
         notes,
         socket: None,
+        reassembled: 0,
     }
 }
 

@@ -3,7 +3,7 @@
 //! the connection's number) and reports to the reader after each batch.
 
 use crate::core::time::Timestamp;
-use crate::pipeline::event::{PacketEvent, Revisions, ShardFormat, Sink, Stats};
+use crate::pipeline::event::{FragmentEvent, PacketEvent, Revisions, ShardFormat, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
 use std::io;
 use std::sync::mpsc::SyncSender;
@@ -107,6 +107,26 @@ impl<F: ShardFormat> Sink for Collect<F> {
             if l.bytes.len() >= LINES_BYTES {
                 // Mid-batch: the progress is still the last batch's.
                 self.report(self.upto, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fragment's line, with no connection (flow 0: the merge writes
+    /// no number).
+    fn fragment(&mut self, fe: &FragmentEvent) -> io::Result<()> {
+        if let Some(format) = &mut self.format {
+            let l = &mut self.lines;
+            let start = l.bytes.len();
+            if format.format_fragment(&mut l.bytes, fe) {
+                l.items.push(Line {
+                    n: fe.ev.n,
+                    ts: fe.ev.ts,
+                    flow: 0,
+                    start: start as u32,
+                    mid: l.bytes.len() as u32,
+                    end: l.bytes.len() as u32,
+                });
             }
         }
         Ok(())

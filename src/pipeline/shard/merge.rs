@@ -154,7 +154,11 @@ impl Merge {
                     flow_at = self.ready.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
                 }
                 let line = lines.items[*at];
-                let id = self.ids[s][line.flow as usize - 1];
+                // Flow 0: a line of no connection (an IP fragment's).
+                let id = match line.flow {
+                    0 => 0,
+                    f => self.ids[s][f as usize - 1],
+                };
                 let b = &lines.bytes;
                 sink.formatted(
                     line.ts,
@@ -225,6 +229,7 @@ fn add(to: &mut Stats, s: &Stats) {
     to.not_ip += s.not_ip;
     to.not_tcp += s.not_tcp;
     to.fragments += s.fragments;
+    to.frag.add(&s.frag);
     to.truncated += s.truncated;
     to.malformed += s.malformed;
 }

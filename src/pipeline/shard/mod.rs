@@ -36,16 +36,18 @@
 
 mod collect;
 mod merge;
+mod work;
 
 use crate::core::clock::Clock;
-use crate::core::decode::{LinkType, Segment, decode};
+use crate::core::decode::{self, LinkType, Segment, Skip, decode};
 use crate::core::flows::Options;
+use crate::core::frag::{self, Fate, Reassembler};
 use crate::core::keyed::KeyedState;
 use crate::core::time::Timestamp;
-use crate::pipeline::analyzer::{Analyzer, LookaheadPass};
+use crate::pipeline::analyzer::LookaheadPass;
 use crate::pipeline::drive::Controls;
-use crate::pipeline::event::{Frame, FrameSource, Next, ReadEnd, ShardFormat, Sharded};
-use collect::{Collect, Lines, Report};
+use crate::pipeline::event::{Frame, FrameSource, Next, ReadEnd, Sharded};
+use collect::{Lines, Report};
 use merge::Merge;
 use std::io;
 use std::sync::Arc;
@@ -81,6 +83,27 @@ enum Item {
     },
     /// The clock entered a new second at frame `n`: sweep.
     Sweep { now: Timestamp, n: u64 },
+    /// An IP fragment (a frame as `Frame`), reassembled by the reader: its
+    /// fate, and when it completed its datagram, the datagram (copied, at
+    /// `datagram..datagram + datagram_len` of the batch's data).
+    Fragment {
+        frame: FrameAt,
+        fate: Fate,
+        datagram: u32,
+        datagram_len: u32,
+    },
+}
+
+/// Where a fragment's frame is (as `Item::Frame`'s fields).
+#[derive(Clone, Copy, Debug)]
+struct FrameAt {
+    n: u64,
+    ts: Timestamp,
+    len: u32,
+    at: u32,
+    caplen: u32,
+    now: Option<Timestamp>,
+    chunk: u16,
 }
 
 /// `Item::Frame::chunk` of a frame copied into the batch.
@@ -178,7 +201,7 @@ pub fn drive<S: Sharded>(
             to.push(tx);
             let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
             let format = format.clone();
-            scope.spawn(move || work(shard, format, link, options, pass, rx, free, report));
+            scope.spawn(move || work::work(shard, format, link, options, pass, rx, free, report));
         }
         drop((free_tx, report_tx));
         // The shards' reports so far (`wait`: for one, a while), numbered
@@ -261,6 +284,7 @@ fn read_into(
     let mut n = 0;
     let mut next_flush = FLUSH_FRAMES;
     let mut cached: Option<Arc<Vec<u8>>> = src.current_chunk().cloned();
+    let mut frags = Reassembler::default();
     // Sends shard `i`'s batch (stamped with how far the reader got),
     // taking the shards' reports while its queue is full (a shard may be
     // waiting for room to report); false when the shard is gone.
@@ -307,17 +331,45 @@ fn read_into(
             let p = frame.data.as_ptr() as usize;
             (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
         });
+        let mut tick = |ts: Timestamp, batches: &mut Vec<Batch>| {
+            let now = clock.frame(ts);
+            if second != Some(now.sec) {
+                second = Some(now.sec);
+                for b in batches.iter_mut() {
+                    b.items.push(Item::Sweep { now, n: frame.n });
+                }
+            }
+            now
+        };
+        let mut fragment = None;
         let (shard, now) = match decode(link, frame.data) {
             Ok(seg) => {
-                let now = clock.frame(frame.ts);
-                if second != Some(now.sec) {
-                    second = Some(now.sec);
-                    for b in batches.iter_mut() {
-                        b.items.push(Item::Sweep { now, n: frame.n });
-                    }
-                }
+                let now = tick(frame.ts, &mut batches);
                 (shard_of_keyed(&seg, shards, &state), Some(now))
             }
+            // Reassembled here, once for every shard: a completed
+            // datagram goes to its connection's shard (as a segment, the
+            // clock sees it), a first fragment too (its line's numbers are
+            // its connection's), any other to the first shard.
+            Err(Skip::Fragment) => match reassemble(link, &frame, &mut frags) {
+                Some((fate, first)) => {
+                    fragment = Some(fate);
+                    match fate {
+                        Fate::Complete { .. } => match decode(LinkType::Raw, frags.datagram()) {
+                            Ok(seg) => {
+                                let now = tick(frame.ts, &mut batches);
+                                (shard_of_keyed(&seg, shards, &state), Some(now))
+                            }
+                            Err(_) => (0, None),
+                        },
+                        _ => (
+                            first.map_or(0, |f| shard_of_keyed(&f, shards, &state)),
+                            None,
+                        ),
+                    }
+                }
+                None => (0, None),
+            },
             // Counted (as skipped) by the first shard.
             Err(_) => (0, None),
         };
@@ -335,15 +387,37 @@ fn read_into(
                 (COPIED, at)
             }
         };
-        b.items.push(Item::Frame {
-            n: frame.n,
-            ts: frame.ts,
-            len: frame.len,
-            at: at as u32,
-            caplen: frame.data.len() as u32,
-            now,
-            chunk,
-        });
+        match fragment {
+            None => b.items.push(Item::Frame {
+                n: frame.n,
+                ts: frame.ts,
+                len: frame.len,
+                at: at as u32,
+                caplen: frame.data.len() as u32,
+                now,
+                chunk,
+            }),
+            Some(fate) => {
+                let datagram = b.data.len() as u32;
+                if matches!(fate, Fate::Complete { .. }) {
+                    b.data.extend_from_slice(frags.datagram());
+                }
+                b.items.push(Item::Fragment {
+                    frame: FrameAt {
+                        n: frame.n,
+                        ts: frame.ts,
+                        len: frame.len,
+                        at: at as u32,
+                        caplen: frame.data.len() as u32,
+                        now,
+                        chunk,
+                    },
+                    fate,
+                    datagram,
+                    datagram_len: b.data.len() as u32 - datagram,
+                });
+            }
+        }
         // The source read into another buffer: share that one from now on
         // (holding it makes the source read the next into a new one).
         if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
@@ -371,6 +445,8 @@ fn read_into(
             }
         }
     };
+    frags.finish();
+    merge.stats.frag.add(&frags.counts);
     for (i, mut b) in batches.into_iter().enumerate() {
         // Every frame has been read: the last batch covers them all (its
         // shard's last report, after its connections still open, says
@@ -382,6 +458,22 @@ fn read_into(
         }
     }
     (result, clock.outliers)
+}
+
+/// Offers an IP fragment to the run's reassembler: its fate, and for a
+/// first fragment the segment its TCP header makes (its connection's
+/// shard); `None` when it is not one that is reassembled.
+fn reassemble<'a>(
+    link: LinkType,
+    frame: &Frame<'a>,
+    frags: &mut Reassembler,
+) -> Option<(Fate, Option<Segment<'a>>)> {
+    let (first, view) = decode::fragment(link, frame.data)?;
+    let (ip, info) = decode::network(link, frame.data).ok()?;
+    let piece = frag::piece(ip, info.vlan)?;
+    let fate = frags.offer(&piece, frame.ts);
+    let ports = !matches!(view.tcp, decode::FragTcp::None | decode::FragTcp::Cut);
+    Some((fate, ports.then_some(first)))
 }
 
 /// Puts `batch` in a shard's queue, taking the shards' reports while the
@@ -402,118 +494,6 @@ fn put(
             }
         }
     }
-}
-
-/// Frames ahead whose headers a shard asks the core to fetch.
-const PREFETCH_AHEAD: usize = 4;
-
-/// Asks the core to fetch the two cache lines at `bytes[at..]` (a hint:
-/// nothing happens past the end).
-#[inline(always)]
-fn prefetch(bytes: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if at + 64 < bytes.len() {
-        // SAFETY: the addresses are inside `bytes`; a prefetch reads nothing.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let p = bytes.as_ptr().add(at).cast::<i8>();
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
-}
-
-/// A shard: analyzes its frames, reporting after each batch what it saw
-/// begin and end; at the end, its counters.
-#[allow(clippy::too_many_arguments)]
-fn work<F: ShardFormat>(
-    shard: usize,
-    format: Option<F>,
-    link: LinkType,
-    options: Options,
-    pass: LookaheadPass,
-    rx: Receiver<Batch>,
-    free: std::sync::mpsc::Sender<Batch>,
-    report: SyncSender<(usize, Report)>,
-) -> io::Result<()> {
-    let collect = Collect {
-        shard,
-        to: report,
-        flows: Vec::new(),
-        started: Vec::new(),
-        seen: 0,
-        at: 0,
-        upto: 0,
-        format,
-        lines: Lines::default(),
-        spare: None,
-    };
-    let mut a = Analyzer::new(link, options, collect).with_lookahead(pass);
-    for mut batch in rx.iter() {
-        if let Some(spare) = batch.lines.take() {
-            a.sink_mut().spare = Some(spare);
-        }
-        for (i, item) in batch.items.iter().enumerate() {
-            // The headers of a frame a few ahead, on their way into this
-            // core's cache while this one is analyzed (the reader read
-            // them on another core).
-            if let Some(&Item::Frame { at, chunk, .. }) = batch.items.get(i + PREFETCH_AHEAD) {
-                let bytes = match chunk {
-                    COPIED => &batch.data[..],
-                    c => &batch.chunks[usize::from(c)][..],
-                };
-                prefetch(bytes, at as usize);
-            }
-            match *item {
-                Item::Frame {
-                    n,
-                    ts,
-                    len,
-                    at,
-                    caplen,
-                    now,
-                    chunk,
-                } => {
-                    a.sink_mut().at = n;
-                    let bytes = match chunk {
-                        COPIED => &batch.data[..],
-                        c => &batch.chunks[usize::from(c)][..],
-                    };
-                    let data = &bytes[at as usize..(at + caplen) as usize];
-                    let frame = Frame { n, ts, len, data };
-                    match now {
-                        Some(now) => a.frame_at(&frame, now)?,
-                        None => a.frame(&frame)?,
-                    }
-                }
-                Item::Sweep { now, n } => {
-                    a.sink_mut().at = n;
-                    a.expire_at(now)?;
-                }
-            }
-        }
-        if let Some((now, outliers)) = batch.end {
-            let stats = a.stats;
-            let sink = a.sink_mut();
-            // The connections still open, reported in chunks: the shard has
-            // analyzed every frame, but only its last report may say it is
-            // done (then nothing can come before what it reported).
-            (sink.at, sink.upto) = (u64::MAX, batch.upto);
-            let mut collect = a.finish_at(now, outliers)?;
-            collect.report(u64::MAX, Some(stats));
-            return Ok(());
-        }
-        if !a.sink_mut().report(batch.upto, None) {
-            return Ok(());
-        }
-        batch.items.clear();
-        batch.data.clear();
-        batch.chunks.clear();
-        let _ = free.send(batch);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

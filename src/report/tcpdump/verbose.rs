@@ -128,7 +128,7 @@ fn next_header_name(nh: u8) -> &'static str {
         0 => "Options",
         6 => "TCP",
         43 => "Routing",
-        44 => "frag",
+        44 => "Fragment",
         51 => "AH",
         60 => "DSTOPT",
         _ => "unknown",

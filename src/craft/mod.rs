@@ -9,8 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 pub use crate::core::decode::flags::{ACK, FIN, PSH, RST, SYN};
+pub use frag::{fragment, rewrite_pcap, to_v6};
 pub use pcap::{PcapOpts, pcap_header, pcap_record, write_pcap, write_pcapng};
 
+mod frag;
 mod pcap;
 
 /// Link-layer framing (with the pcap LINKTYPE written in the file header).
