@@ -70,4 +70,24 @@ for path in glob.glob("../fixtures/*.pcap"):
         name = os.path.basename(path).replace(".pcap", "")
         open(f"corpus/app/{name}", "wb").write(bytes(out))
 PY
+# The `frag` target: records of datagram, ID, offset (8-byte units, LE),
+# length, more|wait<<1, then the bytes: in order, the last first, a copy,
+# an overlap, IPv6.
+mkdir -p corpus/frag
+python3 - <<'PY'
+import struct
+def rec(which, ident, units, data, more, wait=0):
+    return struct.pack("<BBHBB", which, ident, units, len(data), int(more) | wait << 1) + data
+a, b, c = b"A" * 24, b"B" * 24, b"C" * 5
+seeds = {
+    "in-order": rec(0, 1, 0, a, 1) + rec(0, 1, 3, b, 1) + rec(0, 1, 6, c, 0),
+    "last-first": rec(0, 1, 6, c, 0) + rec(0, 1, 0, a, 1) + rec(0, 1, 3, b, 1),
+    "copy": rec(0, 1, 0, a, 1) + rec(0, 1, 0, a, 1) + rec(0, 1, 3, b, 0),
+    "overlap": rec(0, 1, 0, a, 1) + rec(0, 1, 1, b, 0),
+    "v6": rec(4, 2, 0, a, 1) + rec(4, 2, 3, c, 0),
+    "timeout": rec(0, 3, 0, a, 1) + rec(1, 3, 0, a, 1, 40) + rec(0, 3, 3, c, 0),
+}
+for name, data in seeds.items():
+    open(f"corpus/frag/{name}", "wb").write(data)
+PY
 echo "seeded: $(ls corpus/capture | wc -l) captures, $(ls corpus/frame | wc -l) frame sequences, $(ls corpus/app | wc -l) payload streams"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI's fuzzing smoke run: the four targets (`threads`: two shards against
-# one thread, outputs compared), coverage-guided, with debug
+# CI's fuzzing smoke run: the five targets (`threads`: two shards against
+# one thread, outputs compared; `frag`: the IP reassembler), coverage-guided, with debug
 # assertions and overflow checks on, SECS seconds each (default 60), from the
 # seed corpora (seed.sh). No cargo-fuzz or nightly needed: these are the
 # flags cargo-fuzz passes, without a sanitizer, on stable Rust. A crash fails
@@ -15,7 +15,7 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
   cargo build --quiet --bins --release --target "$host" --target-dir target/smoke
-for t in frame capture app threads; do
+for t in frame capture app threads frag; do
   work=$(mktemp -d)
   cp corpus/"${t/threads/capture}"/* "$work"/
   echo "fuzz smoke: $t, ${secs}s"

@@ -58,7 +58,7 @@ impl<W: Write> Outputs<W> {
 }
 
 impl<W: Write> Sink for Outputs<W> {
-    #[inline]
+    #[inline(always)]
     fn packet(&mut self, ev: &PacketEvent) -> io::Result<()> {
         let with;
         let ev = match &mut self.sockets {

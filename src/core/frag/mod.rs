@@ -16,7 +16,8 @@
 //! - a datagram is given [`TIMEOUT`] seconds from its first fragment
 //!   (Linux's `ipfrag_time`, 30 s; `timeout`), and those still incomplete
 //!   at the end of the input are counted `incomplete`;
-//! - a fragment that ends past 65,535 bytes, a fragment other than the last
+//! - a fragment that ends past what an IP packet holds (65,535 bytes with
+//!   the IPv4 header: the ping of death), a fragment other than the last
 //!   whose length is not a multiple of 8, an empty one, or a second end
 //!   that disagrees drop the datagram (`malformed`); more than
 //!   [`MAX_PIECES`] fragments drop it too (`too_many`);
@@ -210,10 +211,11 @@ impl Reassembler {
     pub fn offer(&mut self, p: &Piece, ts: Timestamp) -> Fate {
         self.expire(ts);
         let (start, end) = (p.offset, p.offset + p.len);
-        let malformed = p.len == 0
-            || end > 65_535
-            || (p.more && !p.len.is_multiple_of(8))
-            || p.header.len() > 60;
+        // The whole must fit in an IP packet (IPv4: with its header — the
+        // ping of death does not).
+        let room = 65_535 - if p.v6 { 0 } else { p.header.len() as u32 };
+        let malformed =
+            p.len == 0 || end > room || (p.more && !p.len.is_multiple_of(8)) || p.header.len() > 60;
         let (order, held) = (&mut self.order, &mut self.held);
         let d = self.table.entry(p.key).or_insert_with(|| {
             order.push_back((ts, p.key));

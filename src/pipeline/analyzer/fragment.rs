@@ -3,21 +3,23 @@
 //! analyzed as a segment at its time, any other gets its line.
 
 use super::Analyzer;
-use crate::core::decode::{self, LinkType, Skip, decode};
+use crate::core::decode::{self, LinkInfo, LinkType, Skip, decode};
 use crate::core::frag::{self, Fate};
 use crate::core::tcp::{Kind, Side};
 use crate::pipeline::event::{FragmentEvent, Frame, PacketEvent, Sink};
 use std::io;
 
 impl<S: Sink> Analyzer<S> {
-    /// An IP fragment: held, dropped, or the last of its datagram (then
-    /// the datagram's segment is analyzed here, at its time).
+    /// An IP fragment: held or dropped (its line), or the last of its
+    /// datagram: then its number of fragments and link facts, the datagram
+    /// in `self.datagram`, for the caller to analyze at this frame's time.
     #[cold]
-    pub(super) fn fragment(&mut self, frame: &Frame) -> io::Result<()> {
+    #[inline(never)]
+    pub(super) fn fragment(&mut self, frame: &Frame) -> io::Result<Option<(u16, LinkInfo)>> {
         let Some((first, view)) = decode::fragment(self.link, frame.data) else {
             // Not one we reassemble (its headers contradict themselves).
             self.skip(Skip::Fragment);
-            return Ok(());
+            return Ok(None);
         };
         self.stats.fragments += 1;
         let fate = match self.told {
@@ -37,24 +39,15 @@ impl<S: Sink> Analyzer<S> {
             self.stats.skipped += 1;
         }
         if let Fate::Complete { count } = fate {
-            let datagram = std::mem::take(&mut self.datagram);
-            let r = match decode(LinkType::Raw, &datagram) {
-                Ok(mut seg) => {
-                    seg.link = first.link;
-                    Some(self.segment(frame, &seg, count))
-                }
-                Err(_) => None,
-            };
-            self.datagram = datagram;
-            match r {
-                Some(r) => return r,
-                // Whole, it is no TCP segment (garbage, a cut header): the
-                // fragment's line says so.
-                None => {
-                    self.stats.skipped += 1;
-                    self.stats.malformed += 1;
-                }
+            if decode(LinkType::Raw, &self.datagram).is_ok() {
+                // The caller analyzes it (`process`: one place where a
+                // segment is analyzed, so that it stays inlined there).
+                return Ok(Some((count, first.link)));
             }
+            // Whole, it is no TCP segment (garbage, a cut header): the
+            // fragment's line says so.
+            self.stats.skipped += 1;
+            self.stats.malformed += 1;
         }
         // Its line: a first fragment's TCP header as a segment of its
         // connection, when the connection is known.
@@ -87,6 +80,7 @@ impl<S: Sink> Analyzer<S> {
             view,
             fate,
         };
-        self.sink.fragment(&ev)
+        self.sink.fragment(&ev)?;
+        Ok(None)
     }
 }

@@ -225,15 +225,27 @@ impl<S: Sink> Analyzer<S> {
     }
 
     fn process(&mut self, frame: &Frame) -> io::Result<()> {
-        let seg = match decode(self.link, frame.data) {
-            Ok(seg) => seg,
-            Err(Skip::Fragment) => return self.fragment(frame),
+        // The datagram a segment reassembled from IP fragments is in.
+        let datagram;
+        let (seg, reassembled) = match decode(self.link, frame.data) {
+            Ok(seg) => (seg, 0),
+            Err(Skip::Fragment) => {
+                let Some((count, link)) = self.fragment(frame)? else {
+                    return Ok(());
+                };
+                datagram = std::mem::take(&mut self.datagram);
+                let Ok(mut seg) = decode(LinkType::Raw, &datagram) else {
+                    return Ok(());
+                };
+                seg.link = link;
+                (seg, count)
+            }
             Err(skip) => {
                 self.skip(skip);
                 return Ok(());
             }
         };
-        self.segment(frame, &seg, 0)
+        self.segment(frame, &seg, reassembled)
     }
 
     /// A TCP segment (`reassembled`: from that many IP fragments).
