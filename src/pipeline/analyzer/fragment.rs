@@ -22,7 +22,7 @@ impl<S: Sink> Analyzer<S> {
             return Ok(None);
         };
         self.stats.fragments += 1;
-        let fate = match self.told {
+        let fate = match self.told.take() {
             Some(fate) => fate,
             None => {
                 let (ip, info) = decode::network(self.link, frame.data).expect("decoded once");

@@ -191,25 +191,12 @@ impl<S: Sink> Analyzer<S> {
         r
     }
 
-    /// A shard's IP fragment (`shard`): the reader reassembled it, with
-    /// this fate (`datagram`: the one it completed); `now`, as
-    /// [`Self::frame_at`] (a completed datagram is a TCP segment).
-    pub fn fragment_at(
-        &mut self,
-        frame: &Frame,
-        fate: Fate,
-        datagram: &[u8],
-        now: Option<Timestamp>,
-    ) -> io::Result<()> {
+    /// A shard's next frame is an IP fragment the reader reassembled
+    /// (`shard`): its fate, and the datagram it completed, if it did.
+    pub fn tell(&mut self, fate: Fate, datagram: &[u8]) {
         self.told = Some(fate);
         self.datagram.clear();
         self.datagram.extend_from_slice(datagram);
-        let r = match now {
-            Some(now) => self.frame_at(frame, now),
-            None => self.frame(frame),
-        };
-        self.told = None;
-        r
     }
 
     /// A shard's sweep for connections that ended or went quiet, at the
@@ -245,13 +232,12 @@ impl<S: Sink> Analyzer<S> {
                 return Ok(());
             }
         };
-        self.segment(frame, &seg, reassembled)
+        self.segment(frame, seg, reassembled)
     }
 
     /// A TCP segment (`reassembled`: from that many IP fragments).
     #[inline(always)]
-    fn segment(&mut self, frame: &Frame, seg: &Segment, reassembled: u16) -> io::Result<()> {
-        let seg = *seg;
+    fn segment(&mut self, frame: &Frame, seg: Segment, reassembled: u16) -> io::Result<()> {
         let now = match self.given_now.take() {
             Some(now) => now,
             None => self.clock.frame(frame.ts),

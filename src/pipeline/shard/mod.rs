@@ -83,27 +83,11 @@ enum Item {
     },
     /// The clock entered a new second at frame `n`: sweep.
     Sweep { now: Timestamp, n: u64 },
-    /// An IP fragment (a frame as `Frame`), reassembled by the reader: its
-    /// fate, and when it completed its datagram, the datagram (copied, at
-    /// `datagram..datagram + datagram_len` of the batch's data).
-    Fragment {
-        frame: FrameAt,
-        fate: Fate,
-        datagram: u32,
-        datagram_len: u32,
-    },
-}
-
-/// Where a fragment's frame is (as `Item::Frame`'s fields).
-#[derive(Clone, Copy, Debug)]
-struct FrameAt {
-    n: u64,
-    ts: Timestamp,
-    len: u32,
-    at: u32,
-    caplen: u32,
-    now: Option<Timestamp>,
-    chunk: u16,
+    /// The next `Frame` is an IP fragment the reader reassembled: its fate,
+    /// and when it completed its datagram, the datagram (copied, at
+    /// `datagram..datagram + len` of the batch's data). (Apart from the
+    /// frame, so that an item stays as small as a frame's.)
+    Told { fate: Fate, datagram: u32, len: u32 },
 }
 
 /// `Item::Frame::chunk` of a frame copied into the batch.
@@ -331,45 +315,15 @@ fn read_into(
             let p = frame.data.as_ptr() as usize;
             (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
         });
-        let mut tick = |ts: Timestamp, batches: &mut Vec<Batch>| {
-            let now = clock.frame(ts);
-            if second != Some(now.sec) {
-                second = Some(now.sec);
-                for b in batches.iter_mut() {
-                    b.items.push(Item::Sweep { now, n: frame.n });
-                }
-            }
-            now
-        };
-        let mut fragment = None;
         let (shard, now) = match decode(link, frame.data) {
             Ok(seg) => {
-                let now = tick(frame.ts, &mut batches);
+                let now = tick(&mut clock, &mut second, &mut batches, &frame);
                 (shard_of_keyed(&seg, shards, &state), Some(now))
             }
-            // Reassembled here, once for every shard: a completed
-            // datagram goes to its connection's shard (as a segment, the
-            // clock sees it), a first fragment too (its line's numbers are
-            // its connection's), any other to the first shard.
-            Err(Skip::Fragment) => match reassemble(link, &frame, &mut frags) {
-                Some((fate, first)) => {
-                    fragment = Some(fate);
-                    match fate {
-                        Fate::Complete { .. } => match decode(LinkType::Raw, frags.datagram()) {
-                            Ok(seg) => {
-                                let now = tick(frame.ts, &mut batches);
-                                (shard_of_keyed(&seg, shards, &state), Some(now))
-                            }
-                            Err(_) => (0, None),
-                        },
-                        _ => (
-                            first.map_or(0, |f| shard_of_keyed(&f, shards, &state)),
-                            None,
-                        ),
-                    }
-                }
-                None => (0, None),
-            },
+            Err(Skip::Fragment) => {
+                let r = (&mut clock, &mut second, &mut batches[..], &mut frags);
+                fragment(link, &frame, r, shards, &state)
+            }
             // Counted (as skipped) by the first shard.
             Err(_) => (0, None),
         };
@@ -387,37 +341,15 @@ fn read_into(
                 (COPIED, at)
             }
         };
-        match fragment {
-            None => b.items.push(Item::Frame {
-                n: frame.n,
-                ts: frame.ts,
-                len: frame.len,
-                at: at as u32,
-                caplen: frame.data.len() as u32,
-                now,
-                chunk,
-            }),
-            Some(fate) => {
-                let datagram = b.data.len() as u32;
-                if matches!(fate, Fate::Complete { .. }) {
-                    b.data.extend_from_slice(frags.datagram());
-                }
-                b.items.push(Item::Fragment {
-                    frame: FrameAt {
-                        n: frame.n,
-                        ts: frame.ts,
-                        len: frame.len,
-                        at: at as u32,
-                        caplen: frame.data.len() as u32,
-                        now,
-                        chunk,
-                    },
-                    fate,
-                    datagram,
-                    datagram_len: b.data.len() as u32 - datagram,
-                });
-            }
-        }
+        b.items.push(Item::Frame {
+            n: frame.n,
+            ts: frame.ts,
+            len: frame.len,
+            at: at as u32,
+            caplen: frame.data.len() as u32,
+            now,
+            chunk,
+        });
         // The source read into another buffer: share that one from now on
         // (holding it makes the source read the next into a new one).
         if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
@@ -460,20 +392,73 @@ fn read_into(
     (result, clock.outliers)
 }
 
-/// Offers an IP fragment to the run's reassembler: its fate, and for a
-/// first fragment the segment its TCP header makes (its connection's
-/// shard); `None` when it is not one that is reassembled.
-fn reassemble<'a>(
+/// The capture clock after a TCP segment's frame; a sweep in every
+/// shard's stream when it enters a new second.
+#[inline(always)]
+fn tick(
+    clock: &mut Clock,
+    second: &mut Option<i64>,
+    batches: &mut [Batch],
+    frame: &Frame,
+) -> Timestamp {
+    let now = clock.frame(frame.ts);
+    if *second != Some(now.sec) {
+        *second = Some(now.sec);
+        for b in batches.iter_mut() {
+            b.items.push(Item::Sweep { now, n: frame.n });
+        }
+    }
+    now
+}
+
+/// An IP fragment, reassembled here once for every shard: its shard and
+/// the clock after it, as for a frame. A completed datagram goes to its
+/// connection's shard (a segment: the clock sees it), a first fragment too
+/// (its line's numbers are its connection's), any other to the first
+/// shard. The shard is told the fragment's fate (and given the datagram)
+/// in an `Item::Told` before the frame.
+#[cold]
+#[inline(never)]
+fn fragment(
     link: LinkType,
-    frame: &Frame<'a>,
-    frags: &mut Reassembler,
-) -> Option<(Fate, Option<Segment<'a>>)> {
-    let (first, view) = decode::fragment(link, frame.data)?;
-    let (ip, info) = decode::network(link, frame.data).ok()?;
-    let piece = frag::piece(ip, info.vlan)?;
+    frame: &Frame,
+    (clock, second, batches, frags): (&mut Clock, &mut Option<i64>, &mut [Batch], &mut Reassembler),
+    shards: usize,
+    state: &KeyedState,
+) -> (usize, Option<Timestamp>) {
+    let Some((first, view)) = decode::fragment(link, frame.data) else {
+        return (0, None);
+    };
+    let Some(piece) = decode::network(link, frame.data)
+        .ok()
+        .and_then(|(ip, info)| frag::piece(ip, info.vlan))
+    else {
+        return (0, None);
+    };
     let fate = frags.offer(&piece, frame.ts);
-    let ports = !matches!(view.tcp, decode::FragTcp::None | decode::FragTcp::Cut);
-    Some((fate, ports.then_some(first)))
+    let (shard, now) = match fate {
+        Fate::Complete { .. } => match decode(LinkType::Raw, frags.datagram()) {
+            Ok(seg) => {
+                let now = tick(clock, second, batches, frame);
+                (shard_of_keyed(&seg, shards, state), Some(now))
+            }
+            Err(_) => (0, None),
+        },
+        _ if matches!(view.tcp, decode::FragTcp::None | decode::FragTcp::Cut) => (0, None),
+        _ => (shard_of_keyed(&first, shards, state), None),
+    };
+    let b = &mut batches[shard];
+    let datagram = b.data.len() as u32;
+    if matches!(fate, Fate::Complete { .. }) {
+        b.data.extend_from_slice(frags.datagram());
+    }
+    let len = b.data.len() as u32 - datagram;
+    b.items.push(Item::Told {
+        fate,
+        datagram,
+        len,
+    });
+    (shard, now)
 }
 
 /// Puts `batch` in a shard's queue, taking the shards' reports while the

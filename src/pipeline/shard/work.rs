@@ -61,6 +61,8 @@ pub(super) fn work<F: ShardFormat>(
         if let Some(spare) = batch.lines.take() {
             a.sink_mut().spare = Some(spare);
         }
+        // An IP fragment's fate, for the frame that follows.
+        let mut told = None;
         for (i, item) in batch.items.iter().enumerate() {
             // The headers of a frame a few ahead, on their way into this
             // core's cache while this one is analyzed (the reader read
@@ -89,6 +91,9 @@ pub(super) fn work<F: ShardFormat>(
                     };
                     let data = &bytes[at as usize..(at + caplen) as usize];
                     let frame = Frame { n, ts, len, data };
+                    if let Some((fate, d)) = told.take() {
+                        a.tell(fate, &batch.data[d]);
+                    }
                     match now {
                         Some(now) => a.frame_at(&frame, now)?,
                         None => a.frame(&frame)?,
@@ -98,27 +103,11 @@ pub(super) fn work<F: ShardFormat>(
                     a.sink_mut().at = n;
                     a.expire_at(now)?;
                 }
-                Item::Fragment {
-                    frame: f,
+                Item::Told {
                     fate,
                     datagram,
-                    datagram_len,
-                } => {
-                    a.sink_mut().at = f.n;
-                    let bytes = match f.chunk {
-                        COPIED => &batch.data[..],
-                        c => &batch.chunks[usize::from(c)][..],
-                    };
-                    let data = &bytes[f.at as usize..(f.at + f.caplen) as usize];
-                    let frame = Frame {
-                        n: f.n,
-                        ts: f.ts,
-                        len: f.len,
-                        data,
-                    };
-                    let d = &batch.data[datagram as usize..(datagram + datagram_len) as usize];
-                    a.fragment_at(&frame, fate, d, f.now)?;
-                }
+                    len,
+                } => told = Some((fate, datagram as usize..(datagram + len) as usize)),
             }
         }
         if let Some((now, outliers)) = batch.end {
