@@ -462,6 +462,13 @@ impl<A: Default> FlowTable<A> {
         self.finished.push(FlowKey::of(seg), id, now);
     }
 
+    /// Whether [`Self::expire`] would look at `now` (once per second of
+    /// capture time): the per-packet check, for callers to inline.
+    #[inline(always)]
+    pub fn due(&self, now: Timestamp) -> bool {
+        self.last_look != Some(now.sec)
+    }
+
     /// Hands to `ended`, in flow order, the flows that finished and stayed
     /// silent for `linger`, and (swept every `idle_timeout / 8` of capture
     /// time) open flows silent for `idle_timeout`.

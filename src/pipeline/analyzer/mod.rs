@@ -386,8 +386,18 @@ impl<S: Sink> Analyzer<S> {
         }
     }
 
-    #[inline]
+    /// Per packet: a comparison; once per second of capture time, the
+    /// sweep (out of line: the per-packet path stays small).
+    #[inline(always)]
     fn expire(&mut self, now: Timestamp) -> io::Result<()> {
+        if !self.flows.due(now) {
+            return Ok(());
+        }
+        self.sweep(now)
+    }
+
+    #[inline(never)]
+    fn sweep(&mut self, now: Timestamp) -> io::Result<()> {
         let mut result = Ok(());
         let (link, learn, sink) = (self.link, &mut self.learn, &mut self.sink);
         self.flows.expire(now, |e| {
