@@ -577,15 +577,8 @@ mod tests {
             ("10.0.0.3:0", "10.0.0.4:5432", "10.0.0.4:5432"),
             ("10.0.0.5:5432", "10.0.0.6:0", "10.0.0.5:5432"),
         ] {
-            let data = tcp_packet(
-                src.parse().unwrap(),
-                dst.parse().unwrap(),
-                ACK,
-                1,
-                1,
-                512,
-                b"x",
-            );
+            let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+            let data = tcp_packet(src, dst, ACK, 1, 1, 512, b"x");
             let seg = decode(LinkType::Raw, &data).unwrap();
             let e = t.lookup(&seg, ts, |_| {});
             assert_eq!(e.flow.server, server.parse().unwrap(), "{src} → {dst}");

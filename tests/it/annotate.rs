@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 /// `tshark ARGS` on `file`, its stdout; `None` when tshark is missing
 /// (CI installs it: there the test must not skip).
-fn tshark(file: &Path, args: &[&str]) -> Option<String> {
+pub(crate) fn tshark(file: &Path, args: &[&str]) -> Option<String> {
     let out = match Command::new("tshark")
         .arg("-r")
         .arg(file)
