@@ -61,6 +61,17 @@ pub fn run_capture(
     // privileges are dropped.
     let svg = plan.svg.as_deref().map(create).transpose()?;
     let html = plan.html.as_deref().map(create).transpose()?;
+    let parquet = match plan.parquet.as_deref().map(create).transpose()? {
+        Some((file, name)) => Some(
+            crate::report::parquet::ParquetSink::new(file, name.clone()).map_err(|e| {
+                Error::Write {
+                    file: name,
+                    msg: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
     let annotate = plan
         .annotate
         .as_deref()
@@ -96,6 +107,7 @@ pub fn run_capture(
             bar
         });
     let mut outputs = outputs(plan, out, svg, html, host);
+    outputs.parquet = parquet;
     outputs.kernel = kernel.map(crate::report::kernel::KernelJoin::new);
     let (annotate, spool) = match annotate {
         Some(a) => {
@@ -321,6 +333,7 @@ fn outputs<W: Write>(
     Outputs {
         main,
         html: html.map(|(file, name)| HtmlSink::new(file, name, style, sysctls)),
+        parquet: None,
         metrics: host
             .metrics
             .clone()

@@ -174,6 +174,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE", global = true)]
     pub html: Option<PathBuf>,
 
+    /// Also write one row per connection to a Parquet file (typed columns:
+    /// times, endpoints, community ID, verdict, probes, inferred settings,
+    /// HTTP and application keepalive fields), for DuckDB, ClickHouse,
+    /// Spark or Trino over many captures' files. Written as connections
+    /// end; closed when the analysis ends.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub parquet: Option<PathBuf>,
+
     /// Also write the capture again as pcapng with kacap's words as packet
     /// comments, for Wireshark (`frame.comment contains "keepalive probe"`):
     /// every frame, the timeline's words on each TCP segment, the verdict

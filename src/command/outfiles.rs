@@ -1,5 +1,5 @@
 //! The output files a capture writes beside its main output (`-w`,
-//! `--diagram-svg`, `--html`, `--annotate`), checked before anything is
+//! `--diagram-svg`, `--html`, `--annotate`, `--parquet`), checked before anything is
 //! opened: one input file, a directory to write in, not a directory, and
 //! never the file being read.
 
@@ -14,13 +14,19 @@ pub fn check(args: &Args, files: &[PathBuf], merged: bool) -> Result<(), Error> 
         && (args.write.is_some()
             || args.diagram_svg.is_some()
             || args.html.is_some()
-            || args.annotate.is_some())
+            || args.annotate.is_some()
+            || args.parquet.is_some())
     {
         return Err(Error::Usage(
-            "-w, --diagram-svg, --html and --annotate take a single input file".into(),
+            "-w, --diagram-svg, --html, --annotate and --parquet take a single input file (or --merge)"
+                .into(),
         ));
     }
-    for (option, out) in [("-w", &args.write), ("--annotate", &args.annotate)] {
+    for (option, out) in [
+        ("-w", &args.write),
+        ("--annotate", &args.annotate),
+        ("--parquet", &args.parquet),
+    ] {
         if let Some(w) = out
             && files.iter().any(|f| same_file(f, w))
         {
@@ -42,6 +48,7 @@ pub fn check(args: &Args, files: &[PathBuf], merged: bool) -> Result<(), Error> 
         ("--diagram-svg", &args.diagram_svg),
         ("--html", &args.html),
         ("--annotate", &args.annotate),
+        ("--parquet", &args.parquet),
     ] {
         let Some(path) = file else { continue };
         let dir = path

@@ -114,6 +114,8 @@ pub struct CapturePlan {
     pub svg: Option<PathBuf>,
     /// `--html FILE` (with any output).
     pub html: Option<PathBuf>,
+    /// `--parquet FILE` (with any output).
+    pub parquet: Option<PathBuf>,
     /// `--annotate FILE` (with any output).
     pub annotate: Option<PathBuf>,
     /// Live: who to become once the capture is open (`-Z`).
@@ -261,6 +263,7 @@ impl Plan {
                     stats_every: None,
                     svg: args.diagram_svg.clone(),
                     html: args.html.clone(),
+                    parquet: args.parquet.clone(),
                     annotate: args.annotate.clone(),
                     privileges: None,
                     netns: None,
@@ -287,6 +290,7 @@ impl Plan {
                 stats_every: None,
                 svg: args.diagram_svg.clone(),
                 html: args.html.clone(),
+                parquet: args.parquet.clone(),
                 annotate: args.annotate.clone(),
                 // The lab's traffic runs beside the capture: it keeps root.
                 privileges: None,
@@ -397,6 +401,7 @@ impl Plan {
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
             html: args.html.clone(),
+            parquet: args.parquet.clone(),
             annotate: args.annotate.clone(),
             privileges,
             netns,

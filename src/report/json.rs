@@ -46,6 +46,11 @@ impl<W: Write> JsonSink<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+
+    /// What it has written so far (`--parquet` takes each record from it).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
 }
 
 /// `ip:port`, IPv6 in brackets, as SocketAddr prints it.

@@ -13,6 +13,7 @@ pub mod json;
 pub mod kernel;
 pub mod metrics;
 pub mod outputs;
+pub mod parquet;
 pub mod pcapng;
 pub mod sockets;
 pub mod svg;

@@ -42,6 +42,8 @@ pub struct Outputs<W: Write> {
     pub kernel: Option<super::kernel::KernelJoin>,
     /// `--annotate`: the words for each frame, gathered.
     pub annotate: Option<super::pcapng::AnnotateSink>,
+    /// `--parquet FILE`: a row per connection.
+    pub parquet: Option<super::parquet::ParquetSink>,
 }
 
 impl<W: Write> Outputs<W> {
@@ -53,6 +55,7 @@ impl<W: Write> Outputs<W> {
             sockets: None,
             kernel: None,
             annotate: None,
+            parquet: None,
         }
     }
 }
@@ -159,10 +162,16 @@ impl<W: Write> Sink for Outputs<W> {
         if let Some(a) = &mut self.annotate {
             a.flow(f)?;
         }
+        if let Some(p) = &mut self.parquet {
+            p.flow(f)?;
+        }
         Ok(())
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        if let Some(p) = &mut self.parquet {
+            p.finish(stats)?;
+        }
         if let Some(m) = &mut self.metrics {
             m.frames(stats);
         }

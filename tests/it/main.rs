@@ -20,6 +20,7 @@ mod lab;
 mod live;
 mod middlebox;
 mod parity;
+mod parquet;
 mod props;
 mod regressions;
 mod rotation;
