@@ -290,19 +290,11 @@ impl Tcpdump {
         }
         self.truncated = false;
         self.ended = false;
-        if invalid_header(out, ev) {
+        if !self.write_head(out, ev) {
             self.ended = true;
             return;
         }
         let seg = ev.seg;
-        if seg.link.kind == LinkType::LinuxSll2 {
-            self.write_link_prefix(out, seg);
-        }
-        if self.style.link_header {
-            link::write_header(out, ev, self.style.quiet);
-        } else {
-            out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " });
-        }
         let ip = match (self.style.verbose, seg.src.is_ipv4()) {
             (0, false) => &[][..],
             _ => decode::network(seg.link.kind, ev.frame).map_or(&[][..], |(ip, _)| ip),
@@ -362,6 +354,25 @@ impl Tcpdump {
         if app::write(out, seg, self.style.verbose > 0) {
             self.truncated = true;
         }
+    }
+
+    /// The line's start: `[Invalid header: …]` alone (then false), or the
+    /// interface and direction (`-i any`), the link-level header (`-e`) or
+    /// `IP ` / `IP6 `.
+    fn write_head(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> bool {
+        if invalid_header(out, ev) {
+            return false;
+        }
+        let seg = ev.seg;
+        if seg.link.kind == LinkType::LinuxSll2 {
+            self.write_link_prefix(out, seg);
+        }
+        if self.style.link_header {
+            link::write_header(out, ev, self.style.quiet);
+        } else {
+            out.s(if seg.src.is_ipv4() { "IP " } else { "IP6 " });
+        }
+        true
     }
 
     /// Linux cooked v2 (`-i any`) lines start with the interface and direction.

@@ -25,8 +25,14 @@ impl<S: Sink> Analyzer<S> {
         let fate = match self.told.take() {
             Some(fate) => fate,
             None => {
-                let (ip, info) = decode::network(self.link, frame.data).expect("decoded once");
-                let piece = frag::piece(ip, info.vlan).expect("decoded once");
+                // (`decode::fragment` found these already.)
+                let Some(piece) = decode::network(self.link, frame.data)
+                    .ok()
+                    .and_then(|(ip, info)| frag::piece(ip, info.vlan))
+                else {
+                    self.skip(Skip::Fragment);
+                    return Ok(None);
+                };
                 let fate = self.frag.offer(&piece, frame.ts);
                 if matches!(fate, Fate::Complete { .. }) {
                     self.datagram.clear();

@@ -2,8 +2,8 @@
 //! print-frag6.c, print-tcp.c): a first fragment's TCP header as a
 //! segment of its own length, others as `ip-proto-6` or `frag (off|len)`.
 
-use super::{Tcpdump, invalid_header, ip_length_notes, link, verbose, write_flags};
-use crate::core::decode::{self, FragTcp, FragView, LinkType, Segment};
+use super::{Tcpdump, ip_length_notes, verbose, write_flags};
+use crate::core::decode::{self, FragTcp, FragView, Segment};
 use crate::core::emit::Emit;
 use crate::pipeline::event::PacketEvent;
 
@@ -48,18 +48,10 @@ impl Tcpdump {
         }
         self.truncated = false;
         self.ended = true;
-        if invalid_header(out, ev) {
+        if !self.write_head(out, ev) {
             return;
         }
         let seg = ev.seg;
-        if seg.link.kind == LinkType::LinuxSll2 {
-            self.write_link_prefix(out, seg);
-        }
-        if self.style.link_header {
-            link::write_header(out, ev, self.style.quiet);
-        } else {
-            out.s(if view.v6 { "IP6 " } else { "IP " });
-        }
         let ip = decode::network(seg.link.kind, ev.frame).map_or(&[][..], |(ip, _)| ip);
         if !ip_length_notes(out, ip, ev) {
             return;
