@@ -15,6 +15,7 @@ Examples:
   sudo kacap --netns $(pidof envoy) sockets     a container's sockets and sysctls
   sudo kacap -i any --summary --metrics 127.0.0.1:9733 Prometheus metrics, this host only
   kacap -r capture.pcap --log-format zeek        a Zeek log (zeek-cut) with Community IDs
+  kacap -r capture.pcap --summary --parquet c.parquet   a row per connection, for DuckDB/Spark
   kacap -r fixtures/dead-peer.pcap              annotated timeline + flow table
   kacap -r capture.pcapng tcp port 5432          only PostgreSQL connections
   kacap -r capture.pcap --summary                the flow table only
