@@ -181,8 +181,7 @@ impl<W: Write> Sink for TextSink<W> {
         }
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        self.tcpdump.write_stamp(&mut line, fe.ev.ts);
-        self.tcpdump.write_fragment_rest(&mut line, &fe.ev, fe.view);
+        self.tcpdump.write_fragment_line(&mut line, &fe.ev, fe.view);
         let words_at = line.len();
         fragment_words(&mut line, fe, self.opts.color);
         if let Some(width) = self.opts.width {

@@ -38,3 +38,28 @@ fn rejected_capture_files_do_not_leak_descriptors() {
         "{err}"
     );
 }
+
+/// Found by the `threads` fuzz target: an IP fragment whose record says
+/// fewer bytes on the wire than captured got a stamp before tcpdump's
+/// `[Invalid header: …]` on one thread (none on shards, none in tcpdump).
+#[test]
+fn an_invalid_fragment_record_has_no_stamp_on_any_thread() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fragment-invalid-header.pcap");
+    let run = |threads: &str| {
+        let out = crate::kacap()
+            .arg("-r")
+            .arg(&path)
+            .args(["--color=never", "--threads", threads])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = run("1");
+    assert_eq!(one, run("2"));
+    assert!(
+        one.lines()
+            .any(|l| l.starts_with("[Invalid header: len(72) < caplen(74)]  IP fragment ")),
+        "{one}"
+    );
+}

@@ -35,6 +35,15 @@ impl Tcpdump {
         out.n(v.offset).s("|").n(v.len).s(")");
     }
 
+    /// The whole line for an IP fragment, as [`Self::write_line`] for a
+    /// segment (no stamp before an invalid record header).
+    pub fn write_fragment_line(&mut self, out: &mut Vec<u8>, ev: &PacketEvent, view: FragView) {
+        if !super::invalid(ev) {
+            self.write_stamp(out, ev.ts);
+        }
+        self.write_fragment_rest(out, ev, view);
+    }
+
     /// The line tcpdump prints for an IP fragment of a TCP datagram,
     /// after its stamp: a first fragment's TCP header as a segment (its
     /// length the fragment's, no checksum), any other fragment's addresses
