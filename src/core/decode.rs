@@ -353,11 +353,14 @@ pub struct FragView {
     pub tcp: FragTcp,
 }
 
-/// A frame that is an IP fragment of a TCP datagram: its view, and a
-/// segment with what it shows — for a first fragment the TCP header it
-/// carries (its length: the fragment's bytes), for any other only the
-/// addresses and the link facts.
-pub fn fragment(link: LinkType, frame: &[u8]) -> Option<(Segment<'_>, FragView)> {
+/// A frame that is an IP fragment of a TCP datagram: a segment with what
+/// it shows — for a first fragment the TCP header it carries (its length:
+/// the fragment's bytes), for any other only the addresses and the link
+/// facts —, its view, and the piece the reassembler takes.
+pub fn fragment(
+    link: LinkType,
+    frame: &[u8],
+) -> Option<(Segment<'_>, FragView, crate::core::frag::Piece<'_>)> {
     let (ip, info) = network(link, frame).ok()?;
     let p = crate::core::frag::piece(ip, info.vlan)?;
     let (ttl, ip_id) = if p.v6 {
@@ -379,7 +382,7 @@ pub fn fragment(link: LinkType, frame: &[u8]) -> Option<(Segment<'_>, FragView)>
         .flatten();
     if let Some(seg) = whole {
         view.tcp = FragTcp::Whole;
-        return Some((seg, view));
+        return Some((seg, view, p));
     }
     let mut seg = Segment {
         src: p.key.src,
@@ -417,7 +420,7 @@ pub fn fragment(link: LinkType, frame: &[u8]) -> Option<(Segment<'_>, FragView)>
             seg.dport = be16(shown, 2);
         }
     }
-    Some((seg, view))
+    Some((seg, view, p))
 }
 
 fn decode_tcp<'a>(

@@ -278,7 +278,7 @@ impl Tcpdump {
             if ev.seg.has(flags::ACK) && !self.bases.contains_key(&ev.flow_id) {
                 self.relative(ev);
             }
-            if let Some((seg, view)) = decode::fragment(ev.seg.link.kind, ev.frame) {
+            if let Some((seg, view, _)) = decode::fragment(ev.seg.link.kind, ev.frame) {
                 let own = PacketEvent {
                     seg: &seg,
                     reassembled: 0,

@@ -73,20 +73,21 @@ fn recording(dir: &TempDir, name: &str, v6: bool, size: usize, cut: Cut) -> (Pat
     (whole, cut_path)
 }
 
-fn json(path: &Path, more: &[&str]) -> Vec<Value> {
-    let out = kacap()
-        .args(["--json", "-r"])
-        .arg(path)
-        .args(more)
-        .output()
-        .unwrap();
+/// `kacap -r path args…`, which must succeed: its stdout.
+fn run(path: &Path, args: &[&str]) -> String {
+    let out = kacap().arg("-r").arg(path).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(path: &Path, more: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(more);
+    run(path, &args)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -165,15 +166,9 @@ fn two_shards_write_what_one_thread_writes() {
             &["-v", "--color=never"],
         ] {
             let run = |threads: &str| {
-                let out = kacap()
-                    .arg("-r")
-                    .arg(path)
-                    .args(flags)
-                    .args(["--threads", threads])
-                    .output()
-                    .unwrap();
-                assert!(out.status.success());
-                out.stdout
+                let mut args = flags.to_vec();
+                args.extend(["--threads", threads]);
+                run(path, &args)
             };
             assert_eq!(run("1"), run("3"), "{} {flags:?}", path.display());
         }
@@ -273,13 +268,7 @@ fn an_overlapping_fragment_drops_its_datagram_and_says_so() {
             s["fragments"]["dropped"]["overlap"].as_u64().unwrap() > 0,
             "{s}"
         );
-        let out = kacap()
-            .arg("-r")
-            .arg(&path)
-            .arg("--color=never")
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = run(&path, &["--color=never"]);
         assert!(
             text.contains("overlaps another fragment: the datagram is dropped"),
             "{text}"
@@ -316,14 +305,7 @@ fn datagrams_complete_where_wireshark_completes_them() {
             return;
         };
         let copy = dir.path().join("annotated.pcapng");
-        let out = kacap()
-            .arg("-r")
-            .arg(&trace)
-            .args(["--summary", "--annotate"])
-            .arg(&copy)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        run(&trace, &["--summary", "--annotate", copy.to_str().unwrap()]);
         let comments = crate::annotate::tshark(
             &copy,
             &["-T", "fields", "-e", "frame.number", "-e", "frame.comment"],

@@ -4,7 +4,7 @@
 
 use super::Analyzer;
 use crate::core::decode::{self, LinkInfo, LinkType, Skip, decode};
-use crate::core::frag::{self, Fate};
+use crate::core::frag::Fate;
 use crate::core::tcp::{Kind, Side};
 use crate::pipeline::event::{FragmentEvent, Frame, PacketEvent, Sink};
 use std::io;
@@ -16,7 +16,7 @@ impl<S: Sink> Analyzer<S> {
     #[cold]
     #[inline(never)]
     pub(super) fn fragment(&mut self, frame: &Frame) -> io::Result<Option<(u16, LinkInfo)>> {
-        let Some((first, view)) = decode::fragment(self.link, frame.data) else {
+        let Some((first, view, piece)) = decode::fragment(self.link, frame.data) else {
             // Not one we reassemble (its headers contradict themselves).
             self.skip(Skip::Fragment);
             return Ok(None);
@@ -25,14 +25,6 @@ impl<S: Sink> Analyzer<S> {
         let fate = match self.told.take() {
             Some(fate) => fate,
             None => {
-                // (`decode::fragment` found these already.)
-                let Some(piece) = decode::network(self.link, frame.data)
-                    .ok()
-                    .and_then(|(ip, info)| frag::piece(ip, info.vlan))
-                else {
-                    self.skip(Skip::Fragment);
-                    return Ok(None);
-                };
                 let fate = self.frag.offer(&piece, frame.ts);
                 if matches!(fate, Fate::Complete { .. }) {
                     self.datagram.clear();

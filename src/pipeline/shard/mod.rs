@@ -41,7 +41,7 @@ mod work;
 use crate::core::clock::Clock;
 use crate::core::decode::{self, LinkType, Segment, Skip, decode};
 use crate::core::flows::Options;
-use crate::core::frag::{self, Fate, Reassembler};
+use crate::core::frag::{Fate, Reassembler};
 use crate::core::keyed::KeyedState;
 use crate::core::time::Timestamp;
 use crate::pipeline::analyzer::LookaheadPass;
@@ -426,13 +426,7 @@ fn fragment(
     shards: usize,
     state: &KeyedState,
 ) -> (usize, Option<Timestamp>) {
-    let Some((first, view)) = decode::fragment(link, frame.data) else {
-        return (0, None);
-    };
-    let Some(piece) = decode::network(link, frame.data)
-        .ok()
-        .and_then(|(ip, info)| frag::piece(ip, info.vlan))
-    else {
+    let Some((first, view, piece)) = decode::fragment(link, frame.data) else {
         return (0, None);
     };
     let fate = frags.offer(&piece, frame.ts);
