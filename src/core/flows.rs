@@ -490,7 +490,9 @@ impl<A: Default> FlowTable<A> {
         // Stamped far from now (a wrong stamp, a step of the clock): as good
         // as expired, rather than never.
         let over = |waited: f64, limit: f64| waited > limit || waited < -FAR;
-        let mut out = Vec::new();
+        // (flow id, key): sorted and removed at the end, so flows (hundreds
+        // of bytes each) are not moved to be put in order.
+        let mut out: Vec<(u32, FlowKey)> = Vec::new();
         while let Some(at) = self.finished.first() {
             if !over(now.since(at), self.linger) {
                 break;
@@ -509,7 +511,7 @@ impl<A: Default> FlowTable<A> {
                         self.linger
                     };
                     if over(now.since(e.flow.last_ts), linger) {
-                        out.extend(self.flows.remove(&key));
+                        out.push((id, key));
                     } else {
                         // Late segments kept it alive, or it lingers longer
                         // (an unacknowledged FIN): look again when its own
@@ -530,16 +532,21 @@ impl<A: Default> FlowTable<A> {
         {
             self.last_sweep = Some(now);
             let idle = self.idle_timeout;
-            let gone = self
-                .flows
-                .keys_where(|e| !e.flow.finished && over(now.since(e.flow.last_ts), idle));
-            out.extend(gone.iter().filter_map(|k| self.flows.remove(k)));
+            out.extend(self.flows.pick(|k, e| {
+                (!e.flow.finished && over(now.since(e.flow.last_ts), idle))
+                    .then_some((e.flow.id, *k))
+            }));
         }
         if out.is_empty() {
             return;
         }
-        out.sort_by_key(|e| e.flow.id);
-        out.into_iter().for_each(&mut ended);
+        out.sort_unstable_by_key(|&(id, _)| id);
+        // A key queued twice comes out once: the second finds it gone.
+        for (_, key) in out {
+            if let Some(e) = self.flows.remove(&key) {
+                ended(e);
+            }
+        }
     }
 
     /// The flows in the table (open or lingering), in no order.
@@ -549,9 +556,7 @@ impl<A: Default> FlowTable<A> {
 
     /// Empties the table at the end of input, in flow order.
     pub fn drain(&mut self, ended: impl FnMut(Entry<A>)) {
-        let mut all = self.flows.drain();
-        all.sort_by_key(|e| e.flow.id);
-        all.into_iter().for_each(ended);
+        self.flows.drain_by(|e| e.flow.id, ended);
     }
 }
 

@@ -108,12 +108,13 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
             .entry
     }
 
-    pub(crate) fn keys_where(&self, keep: impl Fn(&V) -> bool) -> Vec<K> {
+    /// What `pick` takes from each value it picks (a key and a flow id),
+    /// in slot order.
+    pub(crate) fn pick<T>(&self, pick: impl Fn(&K, &V) -> Option<T>) -> Vec<T> {
         self.slots
             .iter()
             .flatten()
-            .filter(|s| keep(&s.entry))
-            .map(|s| s.key)
+            .filter_map(|s| pick(&s.key, &s.entry))
             .collect()
     }
 
@@ -122,9 +123,24 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
         self.slots.iter().flatten().map(|s| (&s.key, &s.entry))
     }
 
-    pub(crate) fn drain(&mut self) -> Vec<V> {
+    /// Empties the table, handing every value to `each` in the order of
+    /// `order` (a flow id: unique). Values are sorted by slot number, not
+    /// moved: a flow is hundreds of bytes.
+    pub(crate) fn drain_by<O: Ord>(&mut self, order: impl Fn(&V) -> O, mut each: impl FnMut(V)) {
+        let mut sorted: Vec<(O, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (order(&s.entry), i as u32)))
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.index.clear();
         self.free.clear();
-        self.slots.drain(..).flatten().map(|s| s.entry).collect()
+        for (_, i) in sorted {
+            if let Some(s) = self.slots[i as usize].take() {
+                each(s.entry);
+            }
+        }
+        self.slots.clear();
     }
 }
