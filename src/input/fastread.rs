@@ -216,11 +216,17 @@ impl FastFile {
     }
 
     /// Makes at least `want` bytes available from `start`, reading more;
-    /// false at the end of the file.
+    /// false at the end of the file. The check is inlined (twice a
+    /// record); the read is not.
+    #[inline(always)]
     fn fill(&mut self, want: usize) -> bool {
-        if self.end - self.start >= want {
-            return true;
-        }
+        self.end - self.start >= want || self.refill(want)
+    }
+
+    /// `fill` when the buffer holds fewer than `want` bytes.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, want: usize) -> bool {
         // Move what is left to the front, then read after it; when shards
         // still read frames in this buffer, into a new one.
         let left = self.end - self.start;
@@ -329,12 +335,18 @@ impl FastFile {
             let h = self.start;
             // One bounds check for the record header.
             let head = &self.buf[h..h + 16];
-            let (sec, frac, caplen, len) = (
-                self.u32_of(&head[..4]),
-                self.u32_of(&head[4..8]),
-                self.u32_of(&head[8..12]),
-                self.u32_of(&head[12..16]),
-            );
+            let word =
+                |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+            let (mut sec, mut frac, mut caplen, mut len) = (word(0), word(4), word(8), word(12));
+            // One test of the byte order a record, not one a field.
+            if self.swapped {
+                (sec, frac, caplen, len) = (
+                    sec.swap_bytes(),
+                    frac.swap_bytes(),
+                    caplen.swap_bytes(),
+                    len.swap_bytes(),
+                );
+            }
             // What libpcap treats specially (a length over the limit or
             // the file's snaplen, caplen over len): libpcap's to read.
             if caplen > MAX_CAPLEN || caplen > self.snaplen || caplen > len {
