@@ -221,13 +221,19 @@ fn ip_by_ethertype(ethertype: u16, payload: &[u8]) -> Result<&[u8], Skip> {
     }
 }
 
+#[inline(always)]
 fn decode_ip(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
     match ip.first().map(|b| b >> 4) {
-        Some(4) => return decode_ipv4(ip, link),
-        Some(6) => {}
-        Some(_) => return Err(Skip::NotIp),
-        None => return Err(Skip::Truncated),
+        Some(4) => decode_ipv4(ip, link),
+        Some(6) => decode_ipv6(ip, link),
+        Some(_) => Err(Skip::NotIp),
+        None => Err(Skip::Truncated),
     }
+}
+
+/// IPv6 and its extension headers, through etherparse's lax slicing.
+#[inline(never)]
+fn decode_ipv6(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
     let (slice, _ext_err) = LaxIpSlice::from_slice(ip).map_err(|e| {
         use etherparse::err::ip::LaxHeaderSliceError;
         match e {
@@ -279,7 +285,10 @@ fn decode_ip(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
 }
 
 /// IPv4 by hand: the common case, on the hot path. (IPv6 and its extension
-/// headers go through etherparse's lax slicing.)
+/// headers go through etherparse's lax slicing.) Inlined with `decode_tcp`,
+/// so the segment is built once, where `decode` returns it, not copied out
+/// of each level.
+#[inline(always)]
 fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
     let header = ip.get(..20).ok_or(Skip::Truncated)?;
     let hl = usize::from(header[0] & 0x0f) * 4;
@@ -423,6 +432,7 @@ pub fn fragment(
     Some((seg, view, p))
 }
 
+#[inline(always)]
 fn decode_tcp<'a>(
     tcp: &'a [u8],
     declared: usize,
