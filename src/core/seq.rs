@@ -14,19 +14,42 @@ pub struct SeqNumber(pub u32);
 
 impl SeqNumber {
     /// Signed distance from `other` to `self` (`self - other`).
+    #[inline]
     pub fn diff(self, other: SeqNumber) -> i32 {
         self.0.wrapping_sub(other.0) as i32
     }
 
     /// The later of two sequence numbers.
+    #[inline]
     pub fn max(self, other: SeqNumber) -> SeqNumber {
         if self >= other { self } else { other }
     }
 }
 
 impl PartialOrd for SeqNumber {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
+    }
+    // The four tests without an `Ordering` in between (the per-packet
+    // state updates compare several a segment): the same order as `cmp`.
+    #[inline]
+    fn gt(&self, other: &Self) -> bool {
+        let d = self.diff(*other);
+        d > 0 || (d == i32::MIN && self.0 > other.0)
+    }
+    #[inline]
+    fn ge(&self, other: &Self) -> bool {
+        let d = self.diff(*other);
+        d >= 0 || (d == i32::MIN && self.0 > other.0)
+    }
+    #[inline]
+    fn lt(&self, other: &Self) -> bool {
+        !self.ge(other)
+    }
+    #[inline]
+    fn le(&self, other: &Self) -> bool {
+        !self.gt(other)
     }
 }
 
@@ -70,6 +93,30 @@ mod tests {
         assert_eq!(near_end.diff(wrapped), -5);
         assert_eq!(near_end.max(wrapped), wrapped);
         assert_eq!(SeqNumber(0) - 1, SeqNumber(u32::MAX));
+    }
+
+    #[test]
+    fn the_four_tests_agree_with_cmp() {
+        let edge = [
+            0,
+            1,
+            5,
+            1 << 31,
+            (1 << 31) + 1,
+            (1 << 31) - 1,
+            u32::MAX,
+            u32::MAX - 4,
+        ];
+        for &a in &edge {
+            for &b in &edge {
+                let (x, y) = (SeqNumber(a), SeqNumber(b));
+                let o = x.cmp(&y);
+                assert_eq!(x > y, o == Ordering::Greater, "{a} > {b}");
+                assert_eq!(x >= y, o != Ordering::Less, "{a} >= {b}");
+                assert_eq!(x < y, o == Ordering::Less, "{a} < {b}");
+                assert_eq!(x <= y, o != Ordering::Greater, "{a} <= {b}");
+            }
+        }
     }
 
     #[test]
