@@ -336,7 +336,7 @@ impl<S: Sink> Analyzer<S> {
         }
         self.stats.tcp_segments += 1;
         let was_finished = entry.flow.finished;
-        let mut event = step(entry, frame, &seg);
+        let mut event = step(entry, from, frame, &seg);
         event.reassembled = reassembled;
         self.sink.packet(&event)?;
         if let Some(r) = entry.state.relabel(&event.notes) {

@@ -9,15 +9,15 @@ use crate::core::flows::{Entry, Flow};
 use crate::core::tcp::{CloseKind, Kind, Side};
 use crate::pipeline::event::{Frame, PacketEvent};
 
-/// Classifies one segment, runs the analyses on it, updates the flow, and
-/// describes it.
+/// Classifies one segment, sent by `from`, runs the analyses on it,
+/// updates the flow, and describes it.
 pub(super) fn step<'a>(
     entry: &mut Entry<PerFlow>,
+    from: Side,
     frame: &Frame<'a>,
     seg: &'a Segment<'a>,
 ) -> PacketEvent<'a> {
     let flow = &mut entry.flow;
-    let from = flow.side_of(seg);
     let kind = classify(flow, from, seg, frame.ts);
     // After a RST nothing belongs to the connection any more; after a FIN
     // exchange the last ACK still does.
