@@ -18,6 +18,8 @@
 //! starts a new flow — unless it is the connection's own SYN again after a
 //! RST ended it in SYN-SENT (see [`Flow::refused_then_retried`]).
 
+pub use super::flowkey::FlowKey;
+use super::flowkey::addr_bytes;
 use super::linger::Lingering;
 use super::slab::Slab;
 use crate::core::decode::{Segment, flags};
@@ -50,6 +52,9 @@ pub struct Flow {
     /// next sequence number: it never holds the same side twice. Written and
     /// read by the hold-back only.
     pub held: [bool; 2],
+    /// The client is the lower end of the flow's key (`FlowKey`): how
+    /// `FlowTable::lookup` tells a segment's side from the key it made.
+    client_lo: bool,
 }
 
 /// How the handshake was seen.
@@ -88,6 +93,8 @@ impl Flow {
             close: None,
             finished: false,
             held: [false; 2],
+            client_lo: (addr_bytes(client.ip()), client.port())
+                <= (addr_bytes(server.ip()), server.port()),
         }
     }
 
@@ -265,39 +272,6 @@ impl Flow {
     }
 }
 
-/// Canonical 4-tuple, the lower endpoint first, and the VLAN tags it was
-/// seen with: the same 4-tuple on two VLANs (routed between them, or two
-/// hosts behind one address plan) is not one stream of segments.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct FlowKey {
-    lo: ([u8; 16], u16),
-    hi: ([u8; 16], u16),
-    vlan: u32,
-}
-
-/// An address as 16 bytes (IPv4 mapped into IPv6): cheap to hash and
-/// compare, and only 2-byte aligned, so a key takes 40 bytes.
-fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
-impl FlowKey {
-    #[inline]
-    pub fn of(seg: &Segment) -> FlowKey {
-        let a = (addr_bytes(seg.src), seg.sport);
-        let b = (addr_bytes(seg.dst), seg.dport);
-        let vlan = seg.link.vlan;
-        if a <= b {
-            FlowKey { lo: a, hi: b, vlan }
-        } else {
-            FlowKey { lo: b, hi: a, vlan }
-        }
-    }
-}
-
 /// How long a finished connection whose FIN is still unacknowledged
 /// lingers at least: Linux's TCP_RTO_MAX (120 s), the longest an orphaned
 /// socket waits between two copies of its FIN, and a margin. Its late FINs
@@ -384,15 +358,16 @@ impl<A: Default> FlowTable<A> {
         self.flows.get_mut(&FlowKey::of(seg)).map(|e| &mut e.flow)
     }
 
-    /// Finds the segment's flow or starts one. A SYN (without ACK) for a
+    /// Finds the segment's flow or starts one, and the side that sent it
+    /// (`Flow::side_of`, read off the key). A SYN (without ACK) for a
     /// finished flow starts a new one; the old flow is handed to `ended`.
     pub fn lookup(
         &mut self,
         seg: &Segment,
         ts: Timestamp,
         mut ended: impl FnMut(Entry<A>),
-    ) -> &mut Entry<A> {
-        let key = FlowKey::of(seg);
+    ) -> (&mut Entry<A>, Side) {
+        let (key, src_lo) = FlowKey::oriented(seg);
         let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         if fresh_syn
             && let Some(Entry { flow: old, .. }) = self.flows.get_mut(&key)
@@ -414,7 +389,7 @@ impl<A: Default> FlowTable<A> {
             self.evict_oldest((self.max_open / 8).max(1), &mut ended);
         }
         let next_id = &mut self.next_id;
-        self.flows.get_or_insert_with(key, || {
+        let entry = self.flows.get_or_insert_with(key, || {
             let a = SocketAddr::new(seg.src, seg.sport);
             let b = SocketAddr::new(seg.dst, seg.dport);
             let (client, server) = if seg.has(flags::SYN) {
@@ -430,7 +405,13 @@ impl<A: Default> FlowTable<A> {
                 flow: Flow::new(id, client, server, ts),
                 state: A::default(),
             }
-        })
+        });
+        let from = if src_lo == entry.flow.client_lo {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        (entry, from)
     }
 
     /// Reports and frees the `n` connections silent longest (finished ones
@@ -585,7 +566,8 @@ mod tests {
             let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
             let data = tcp_packet(src, dst, ACK, 1, 1, 512, b"x");
             let seg = decode(LinkType::Raw, &data).unwrap();
-            let e = t.lookup(&seg, ts, |_| {});
+            let (e, from) = t.lookup(&seg, ts, |_| {});
+            assert_eq!(from, e.flow.side_of(&seg));
             assert_eq!(e.flow.server, server.parse().unwrap(), "{src} → {dst}");
         }
     }

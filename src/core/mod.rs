@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clock;
 pub mod decode;
 pub mod emit;
+pub mod flowkey;
 pub mod flows;
 pub mod frag;
 pub mod keyed;

@@ -246,7 +246,7 @@ impl<S: Sink> Analyzer<S> {
         // Flows that make room: an old connection on the same 4-tuple, or
         // the oldest ones when the table is full (a reused buffer).
         let ended = &mut self.ended;
-        let entry = self.flows.lookup(&seg, frame.ts, |e| ended.push(e));
+        let (entry, from) = self.flows.lookup(&seg, frame.ts, |e| ended.push(e));
         if !self.ended.is_empty() {
             for old in std::mem::take(&mut self.ended) {
                 report(self.link, &mut self.learn, old, now, &mut self.sink)?;
@@ -254,7 +254,6 @@ impl<S: Sink> Analyzer<S> {
         }
         let flow = &mut entry.flow;
         self.stats.flows = self.stats.flows.max(u64::from(flow.id));
-        let from = flow.side_of(&seg);
         let unknown = flow.dir[from.idx()].next.is_none() && !flow.held[from.idx()];
         match &mut self.learn {
             Learn::Hold(provisional) => {
