@@ -290,6 +290,23 @@ fn decode_ipv6(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
 /// of each level.
 #[inline(always)]
 fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
+    let (header, tcp, declared) = ipv4_tcp(ip)?;
+    let src = std::net::Ipv4Addr::new(header[12], header[13], header[14], header[15]);
+    let dst = std::net::Ipv4Addr::new(header[16], header[17], header[18], header[19]);
+    decode_tcp(
+        tcp,
+        declared,
+        src.into(),
+        dst.into(),
+        (header[8], be16(header, 4)),
+        link,
+    )
+}
+
+/// An IPv4 packet's header, its TCP bytes (as captured) and their length
+/// as the header declares it; or why it holds no whole TCP segment.
+#[inline(always)]
+fn ipv4_tcp(ip: &[u8]) -> Result<(&[u8], &[u8], usize), Skip> {
     let header = ip.get(..20).ok_or(Skip::Truncated)?;
     let hl = usize::from(header[0] & 0x0f) * 4;
     if hl < 20 {
@@ -311,26 +328,43 @@ fn decode_ipv4(ip: &[u8], link: LinkInfo) -> Result<Segment<'_>, Skip> {
         return Err(Skip::Fragment);
     }
     // TSO frames captured on the sender may carry total length 0.
-    let end = if total == 0 {
-        ip.len()
+    let (end, declared) = if total == 0 {
+        (ip.len(), ip.len() - hl)
     } else {
-        total.min(ip.len())
+        (total.min(ip.len()), total - hl)
     };
-    let declared = if total == 0 {
-        ip.len() - hl
-    } else {
-        total - hl
-    };
-    let src = std::net::Ipv4Addr::new(header[12], header[13], header[14], header[15]);
-    let dst = std::net::Ipv4Addr::new(header[16], header[17], header[18], header[19]);
-    decode_tcp(
-        &ip[hl..end],
-        declared,
-        src.into(),
-        dst.into(),
-        (header[8], be16(header, 4)),
-        link,
-    )
+    Ok((header, &ip[hl..end], declared))
+}
+
+/// The TCP header's length, when the segment's captured bytes and its
+/// declared length can hold it.
+#[inline(always)]
+fn tcp_header_len(tcp: &[u8], declared: usize) -> Result<u16, Skip> {
+    if tcp.len() < 16 {
+        return Err(Skip::Truncated);
+    }
+    let header_len = u16::from(tcp[12] >> 4) * 4;
+    if header_len < 20 || usize::from(header_len) > declared {
+        return Err(Skip::Malformed);
+    }
+    Ok(header_len)
+}
+
+/// A frame's segment's two ends (source address and port, destination
+/// address and port), or `decode`'s reason it holds none: what the
+/// `--threads` reader needs to pick a shard, without building the rest
+/// of the segment. The same checks as `decode` (a test holds them equal).
+pub fn ends(link: LinkType, frame: &[u8]) -> Result<(IpAddr, u16, IpAddr, u16), Skip> {
+    let (ip, info) = network(link, frame)?;
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let (h, tcp, declared) = ipv4_tcp(ip)?;
+            tcp_header_len(tcp, declared)?;
+            let addr = |i: usize| IpAddr::from([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            Ok((addr(12), be16(tcp, 0), addr(16), be16(tcp, 2)))
+        }
+        _ => decode_ip(ip, info).map(|s| (s.src, s.sport, s.dst, s.dport)),
+    }
 }
 
 /// How much of the TCP header an IP fragment shows (tcpdump prints what
@@ -441,13 +475,7 @@ fn decode_tcp<'a>(
     (ttl, ip_id): (u8, u16),
     link: LinkInfo,
 ) -> Result<Segment<'a>, Skip> {
-    if tcp.len() < 16 {
-        return Err(Skip::Truncated);
-    }
-    let header_len = u16::from(tcp[12] >> 4) * 4;
-    if header_len < 20 || usize::from(header_len) > declared {
-        return Err(Skip::Malformed);
-    }
+    let header_len = tcp_header_len(tcp, declared)?;
     let urp = if tcp.len() >= 20 { be16(tcp, 18) } else { 0 };
     let checksum = if tcp.len() >= 18 { be16(tcp, 16) } else { 0 };
     let opt_end = usize::from(header_len).min(tcp.len());

@@ -446,3 +446,52 @@ proptest! {
         prop_assert!(r.counts.dropped() > 0);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The `--threads` reader picks a shard from `decode::ends`, which checks
+    /// a frame as `decode` does without building the segment: on IPv4 and
+    /// IPv6 frames of every link shape, with any bytes of their headers
+    /// changed and cut anywhere, both say the same.
+    #[test]
+    fn the_readers_ends_are_decodes(
+        v6 in any::<bool>(),
+        link in 0usize..6,
+        payload in 0usize..40,
+        changes in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
+        cut in prop::option::of(0usize..120),
+    ) {
+        use kacap::craft::{Link, frame, ip_packet, tcp_segment};
+        use kacap::core::decode::{decode, ends};
+        let (src, dst): (SocketAddr, SocketAddr) = if v6 {
+            ("[fd00::2]:40000".parse().unwrap(), "[fd00::1]:5432".parse().unwrap())
+        } else {
+            ("10.0.1.2:40000".parse().unwrap(), "10.0.0.1:5432".parse().unwrap())
+        };
+        let tcp = tcp_segment(src, dst, 0x18, 7, 9, 512, &vec![0x61; payload], &[1, 1, 1, 1]);
+        let ip = ip_packet(src.ip(), dst.ip(), &tcp, false);
+        let (shape, kind) = [
+            (None, LinkType::Raw),
+            (Some(Link::Ethernet), LinkType::Ethernet),
+            (Some(Link::Vlan), LinkType::Ethernet),
+            (Some(Link::Null), LinkType::Null),
+            (Some(Link::Sll), LinkType::LinuxSll),
+            (Some(Link::Sll2), LinkType::LinuxSll2),
+        ][link];
+        let mut f = match shape {
+            Some(l) => frame(l, v6, &ip, false, true),
+            None => ip,
+        };
+        for (at, b) in changes {
+            if let Some(x) = f.get_mut(at) {
+                *x = b;
+            }
+        }
+        if let Some(c) = cut {
+            f.truncate(c);
+        }
+        let whole = decode(kind, &f).map(|s| (s.src, s.sport, s.dst, s.dport));
+        prop_assert_eq!(ends(kind, &f), whole);
+    }
+}

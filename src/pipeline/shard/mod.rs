@@ -147,6 +147,16 @@ fn shard_state() -> &'static KeyedState {
 /// [`shard_of`] with the hash's state given.
 #[inline]
 pub fn shard_of_keyed(seg: &Segment, shards: usize, state: &KeyedState) -> usize {
+    shard_of_ends((seg.src, seg.sport, seg.dst, seg.dport), shards, state)
+}
+
+/// [`shard_of_keyed`] of a segment's two ends (`decode::ends`).
+#[inline]
+fn shard_of_ends(
+    (src, sport, dst, dport): (std::net::IpAddr, u16, std::net::IpAddr, u16),
+    shards: usize,
+    state: &KeyedState,
+) -> usize {
     let end = |ip: std::net::IpAddr, port: u16| -> u64 {
         match ip {
             std::net::IpAddr::V4(a) => state.mix(u64::from(a.to_bits()) << 16 | u64::from(port), 0),
@@ -156,7 +166,7 @@ pub fn shard_of_keyed(seg: &Segment, shards: usize, state: &KeyedState) -> usize
             }
         }
     };
-    let h = end(seg.src, seg.sport).wrapping_add(end(seg.dst, seg.dport));
+    let h = end(src, sport).wrapping_add(end(dst, dport));
     ((h >> 32) as usize * shards) >> 32
 }
 
@@ -315,10 +325,11 @@ fn read_into(
             let p = frame.data.as_ptr() as usize;
             (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
         });
-        let (shard, now) = match decode(link, frame.data) {
-            Ok(seg) => {
+        // The segment's ends only: its shard's analyzer decodes it whole.
+        let (shard, now) = match decode::ends(link, frame.data) {
+            Ok(ends) => {
                 let now = tick(&mut clock, &mut second, &mut batches, &frame);
-                (shard_of_keyed(&seg, shards, &state), Some(now))
+                (shard_of_ends(ends, shards, &state), Some(now))
             }
             Err(Skip::Fragment) => {
                 let r = (&mut clock, &mut second, &mut batches[..], &mut frags);
