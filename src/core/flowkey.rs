@@ -13,22 +13,17 @@ pub struct FlowKey {
     vlan: u32,
 }
 
-/// An address as 16 bytes (IPv4 mapped into IPv6): cheap to hash and
-/// compare, and only 2-byte aligned, so a key takes 40 bytes.
-/// `addr_bytes` as one number (big-endian: the same order).
+/// An endpoint as the key orders it: its address as one number (IPv4
+/// mapped into IPv6; big-endian, so the order of the key's bytes), then
+/// its port. The key stores the address as 16 bytes: only 2-byte aligned,
+/// so a key takes 40 bytes.
 #[inline(always)]
-fn addr_u128(ip: std::net::IpAddr) -> u128 {
-    match ip {
+pub(crate) fn end(ip: std::net::IpAddr, port: u16) -> (u128, u16) {
+    let ip = match ip {
         std::net::IpAddr::V4(v4) => (0xffff << 32) | u128::from(u32::from(v4)),
         std::net::IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
-pub(crate) fn addr_bytes(ip: std::net::IpAddr) -> [u8; 16] {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    }
+    };
+    (ip, port)
 }
 
 impl FlowKey {
@@ -42,10 +37,7 @@ impl FlowKey {
     /// Endpoints are compared as numbers, the same order as their bytes.
     #[inline]
     pub fn oriented(seg: &Segment) -> (FlowKey, bool) {
-        let (a, b) = (
-            (addr_u128(seg.src), seg.sport),
-            (addr_u128(seg.dst), seg.dport),
-        );
+        let (a, b) = (end(seg.src, seg.sport), end(seg.dst, seg.dport));
         let vlan = seg.link.vlan;
         let bytes = |(ip, port): (u128, u16)| (ip.to_be_bytes(), port);
         if a <= b {
@@ -75,7 +67,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_number_is_the_bytes() {
+    fn the_number_is_the_mapped_bytes() {
         for ip in [
             "10.0.0.1",
             "255.255.255.255",
@@ -85,7 +77,11 @@ mod tests {
             "::ffff:10.0.0.1",
         ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(addr_u128(ip).to_be_bytes(), addr_bytes(ip), "{ip}");
+            let bytes = match ip {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                std::net::IpAddr::V6(v6) => v6.octets(),
+            };
+            assert_eq!(end(ip, 0).0.to_be_bytes(), bytes, "{ip}");
         }
     }
 }

@@ -19,7 +19,7 @@
 //! RST ended it in SYN-SENT (see [`Flow::refused_then_retried`]).
 
 pub use super::flowkey::FlowKey;
-use super::flowkey::addr_bytes;
+use super::flowkey::end;
 use super::linger::Lingering;
 use super::slab::Slab;
 use crate::core::decode::{Segment, flags};
@@ -93,8 +93,7 @@ impl Flow {
             close: None,
             finished: false,
             held: [false; 2],
-            client_lo: (addr_bytes(client.ip()), client.port())
-                <= (addr_bytes(server.ip()), server.port()),
+            client_lo: end(client.ip(), client.port()) <= end(server.ip(), server.port()),
         }
     }
 
