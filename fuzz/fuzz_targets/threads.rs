@@ -69,8 +69,9 @@ fn one(path: &Path, sink: impl Sink) -> bool {
     true
 }
 
-/// `sink` fed by two shards, the shards formatting its records.
-fn two(path: &Path, sink: impl Sharded) -> bool {
+/// `sink` fed by two shards, the shards formatting its records; the file
+/// read by `readers`.
+fn two(path: &Path, sink: impl Sharded, readers: shard::Readers) -> bool {
     let Ok(mut src) = Source::file(path, None) else {
         return false;
     };
@@ -81,6 +82,7 @@ fn two(path: &Path, sink: impl Sharded) -> bool {
         pass(path),
         sink,
         2,
+        readers,
         controls(&stop),
     );
     true
@@ -102,13 +104,28 @@ fuzz_target!(|data: &[u8]| {
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all(data).unwrap();
     }
+    // One reader, and three range readers with a range boundary every
+    // few records (`input::ranges`: each range proven or parsed again).
+    let ranged = shard::Readers {
+        count: 3,
+        range: 64 + (data.len() as u64 * 7) % 449,
+    };
+    for readers in [shard::Readers::ONE, ranged] {
+        compare(&path, readers);
+    }
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(fd) };
+});
+
+fn compare(path: &Path, readers: shard::Readers) {
+    let path = path.to_path_buf();
     let opts = JsonOptions {
         packets: true,
         ..JsonOptions::default()
     };
     let (mut a, mut b) = (Vec::new(), Vec::new());
     if one(&path, JsonSink::new(&mut a, opts))
-        && two(&path, JsonSink::new(&mut b, opts))
+        && two(&path, JsonSink::new(&mut b, opts), readers)
     {
         assert!(
             canonical(&a) == canonical(&b),
@@ -119,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mut a, mut b) = (Vec::new(), Vec::new());
     if one(&path, TextSink::new(&mut a, text_opts()))
-        && two(&path, TextSink::new(&mut b, text_opts()))
+        && two(&path, TextSink::new(&mut b, text_opts()), readers)
     {
         assert!(
             a == b,
@@ -128,6 +145,4 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&b)
         );
     }
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(fd) };
-});
+}

@@ -375,6 +375,7 @@ fn analyze<W: Write>(
             pass,
             outputs,
             plan.threads,
+            crate::pipeline::shard::Readers::new(plan.readers),
             Controls {
                 every: None,
                 ..controls

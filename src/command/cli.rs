@@ -270,6 +270,14 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: Option<u16>,
 
+    /// With --threads: read the file on N threads, each a byte range at a
+    /// time, instead of one (0 or unset: one per three cores, at least
+    /// one; no effect with --threads 1). Classic pcap files only, and not
+    /// with -w; each range is taken only once proven to start where the
+    /// one before ended, so the results are those of one reader.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub readers: Option<u16>,
+
     /// Every SECS seconds, print the flow table so far (open connections
     /// included) to stderr without stopping, as SIGUSR1 does (like dd).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = stats_every_secs)]

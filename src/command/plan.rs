@@ -131,6 +131,9 @@ pub struct CapturePlan {
     /// `--threads`: analyzers for one file (see `shard`); 1 for several
     /// files (they run in parallel already) and for live captures.
     pub threads: usize,
+    /// `--readers`: threads reading that file in byte ranges (1: the
+    /// analyzers' feeder reads it alone).
+    pub readers: usize,
 }
 
 /// A lab scenario with its timers.
@@ -271,6 +274,7 @@ impl Plan {
                     kernel: false,
                     metrics: None,
                     threads: 1,
+                    readers: 1,
                 }));
             }
             let timers = Timers {
@@ -299,6 +303,7 @@ impl Plan {
                 kernel: args.kernel,
                 metrics: None,
                 threads: 1,
+                readers: 1,
             };
             return Ok(Plan::Lab(
                 LabPlan {
@@ -396,8 +401,14 @@ impl Plan {
             (_, Some(n)) if n > 0 => usize::from(n),
             _ => default_threads(std::thread::available_parallelism().map_or(1, usize::from)),
         };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let readers = match args.readers {
+            Some(n) if n > 0 => usize::from(n),
+            _ => default_readers(cores),
+        };
         Ok(Plan::Capture(CapturePlan {
             threads,
+            readers,
             stats_every: args.stats_every.map(std::time::Duration::from_secs_f64),
             svg: args.diagram_svg.clone(),
             html: args.html.clone(),
@@ -452,6 +463,13 @@ fn filter_from(file: &Path) -> Result<Option<String>, Error> {
 /// or three cores busy, so more analyzers only cost memory.
 fn default_threads(cores: usize) -> usize {
     if cores <= 1 { 1 } else { (2 * cores).min(8) }
+}
+
+/// Range readers for one file by default on `cores` cores: one per three
+/// (the reader's share of the work is about a third — docs/performance.md),
+/// so one (no range readers) up to five cores.
+fn default_readers(cores: usize) -> usize {
+    (cores / 3).max(1)
 }
 
 fn terminal_width(wide: bool, term: &Terminal) -> Option<u16> {

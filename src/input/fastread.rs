@@ -24,16 +24,7 @@ use std::os::unix::fs::FileExt;
 const CHUNK: usize = 1 << 18;
 /// Buffers kept for reuse while shards read frames in them.
 const MAX_SPARE: usize = 64;
-/// The largest captured length libpcap accepts for most link types.
-const MAX_CAPLEN: u32 = 262_144;
-
-unsafe extern "C" {
-    fn pcap_offline_filter(
-        prog: *const libc::c_void,
-        header: *const pcap::PacketHeader,
-        packet: *const u8,
-    ) -> libc::c_int;
-}
+use crate::input::record::{self, MAX_CAPLEN, clean, keeps};
 
 /// One record: its header and where its captured bytes are (`bytes`).
 pub struct Record {
@@ -347,9 +338,7 @@ impl FastFile {
                     len.swap_bytes(),
                 );
             }
-            // What libpcap treats specially (a length over the limit or
-            // the file's snaplen, caplen over len): libpcap's to read.
-            if caplen > MAX_CAPLEN || caplen > self.snaplen || caplen > len {
+            if !clean(caplen, len, self.snaplen) {
                 return Err(Unclean);
             }
             let total = 16 + caplen as usize;
@@ -358,28 +347,10 @@ impl FastFile {
             }
             let at = self.start;
             self.start += total;
-            let header = pcap::PacketHeader {
-                ts: libc::timeval {
-                    tv_sec: sec as libc::time_t,
-                    tv_usec: frac as libc::suseconds_t,
-                },
-                caplen,
-                len,
-            };
+            let header = record::header(sec, frac, caplen, len);
             let data = &self.buf[at + 16..at + total];
-            if let Some(prog) = &self.filter {
-                // SAFETY: BpfProgram is a transparent wrapper of libpcap's
-                // bpf_program; the header and data outlive the call.
-                let keep = unsafe {
-                    pcap_offline_filter(
-                        (prog as *const pcap::BpfProgram).cast(),
-                        &header,
-                        data.as_ptr(),
-                    )
-                };
-                if keep == 0 {
-                    continue;
-                }
+            if !self.keep(&header, data) {
+                continue;
             }
             return Ok(Some(Record {
                 header,
@@ -388,25 +359,47 @@ impl FastFile {
         }
     }
 
+    /// The file to read in byte ranges (`ranges`): a classic pcap file
+    /// not yet read from, with its descriptor (`limit`: `-c`).
+    pub fn ranges(&self, limit: Option<u64>) -> Option<crate::input::ranges::RangeFile> {
+        if self.ng.is_some() || self.position() != 24 {
+            return None;
+        }
+        let file = self.file.as_ref()?.try_clone().ok()?;
+        Some(crate::input::ranges::RangeFile {
+            file: std::sync::Arc::new(file),
+            size: self.size,
+            first: 24,
+            swapped: self.swapped,
+            nano: self.nano,
+            snaplen: self.snaplen,
+            // SAFETY: the program is this file's, which the source keeps
+            // unchanged while the range readers run (`ranges::read`).
+            filter: self
+                .filter
+                .as_ref()
+                .map(|p| unsafe { crate::input::ranges::Filter::new(p) }),
+            limit,
+        })
+    }
+
+    /// Goes on from file offset `at` (the range readers read up to it).
+    pub fn resume_at(&mut self, at: u64) {
+        self.base = at;
+        (self.start, self.end) = (0, 0);
+    }
+
     /// Stamps are nanoseconds (else microseconds).
     pub fn nano(&self) -> bool {
         self.nano
     }
 
     /// Whether the filter (if any) keeps this record.
+    #[inline]
     fn keep(&self, header: &pcap::PacketHeader, data: &[u8]) -> bool {
-        let Some(prog) = &self.filter else {
-            return true;
-        };
-        // SAFETY: BpfProgram is a transparent wrapper of libpcap's
-        // bpf_program; the header and data outlive the call.
-        unsafe {
-            pcap_offline_filter(
-                (prog as *const pcap::BpfProgram).cast(),
-                header,
-                data.as_ptr(),
-            ) != 0
-        }
+        self.filter
+            .as_ref()
+            .is_none_or(|prog| keeps(prog, header, data))
     }
 
     /// pcapng: the next Enhanced Packet Block the filter accepts, reading

@@ -4,7 +4,8 @@
 //! `pipeline::event::FrameSource` (`source`, opened by `open`; `pipe`,
 //! `merge`, `fastread`, `unpack`). What is done with every frame whatever
 //! the source — the `-w` copy (`save`), `--annotate`'s frames (`spool`)
-//! and the progress bar — wraps it (`tap`). `many` runs several files side by side.
+//! and the progress bar — wraps it (`tap`). `many` runs several files side by side;
+//! `ranges` reads one classic pcap file on several threads (`--readers`).
 
 pub mod fastread;
 pub mod isb;
@@ -12,6 +13,8 @@ pub mod many;
 pub mod merge;
 pub mod open;
 pub mod pipe;
+pub mod ranges;
+pub mod record;
 pub mod save;
 pub mod source;
 pub mod spool;

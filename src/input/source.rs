@@ -283,6 +283,28 @@ impl FrameSource for Source {
         Source::position(self)
     }
 
+    fn read_ranges(
+        &mut self,
+        readers: usize,
+        range: u64,
+        route: &(dyn Fn(&[u8]) -> u32 + Sync),
+        each: &mut dyn FnMut(&crate::pipeline::event::Ranged) -> bool,
+    ) -> bool {
+        let file = match (&self.handle, &self.fast) {
+            (Handle::File(_), Some(fast)) if self.captured == 0 => fast.ranges(self.limit),
+            _ => None,
+        };
+        let (Some(file), Some(_)) = (file, self.fast.as_ref()) else {
+            return false;
+        };
+        let taken = crate::input::ranges::read(&file, readers, range, route, each);
+        if let Some(fast) = self.fast.as_mut() {
+            fast.resume_at(taken.at);
+        }
+        self.captured = taken.frames;
+        true
+    }
+
     fn dropped(&mut self) -> Option<u64> {
         match &self.fast {
             Some(fast) => fast.dropped(),

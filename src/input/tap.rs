@@ -106,4 +106,27 @@ impl<S: FrameSource> FrameSource for Tapped<S> {
     fn position(&self) -> Option<u64> {
         self.inner.position()
     }
+
+    /// Only when no frame needs to pass through here (`-w`, `--annotate`);
+    /// the progress bar moves every 16 ranges.
+    fn read_ranges(
+        &mut self,
+        readers: usize,
+        range: u64,
+        route: &(dyn Fn(&[u8]) -> u32 + Sync),
+        each: &mut dyn FnMut(&crate::pipeline::event::Ranged) -> bool,
+    ) -> bool {
+        if self.save.is_some() || self.spool.is_some() {
+            return false;
+        }
+        let (bar, mut ranges) = (self.progress.clone(), 0u64);
+        let mut each = |r: &crate::pipeline::event::Ranged| {
+            ranges += 1;
+            if let Some(bar) = bar.as_ref().filter(|_| ranges.is_multiple_of(16)) {
+                bar.set_position(r.end);
+            }
+            each(r)
+        };
+        self.inner.read_ranges(readers, range, route, &mut each)
+    }
 }

@@ -318,6 +318,50 @@ pub trait FrameSource {
     fn current_chunk(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
         None
     }
+    /// `--readers`: reads its frames on `readers` threads, `range` bytes
+    /// at a time, `route` run on each frame's bytes there, and hands them
+    /// to `each` range by range in capture order (false: stop), as far as
+    /// the ranges can be proven; `next_frame` then goes on from there.
+    /// `false` (nothing read) when it cannot: anything but a classic pcap
+    /// file not read from yet, or when every frame must pass through this
+    /// source (`-w`).
+    fn read_ranges(
+        &mut self,
+        _readers: usize,
+        _range: u64,
+        _route: &(dyn Fn(&[u8]) -> u32 + Sync),
+        _each: &mut dyn FnMut(&Ranged) -> bool,
+    ) -> bool {
+        false
+    }
+}
+
+/// A byte range's frames (`FrameSource::read_ranges`): their bytes, and
+/// where each is in them.
+pub struct Ranged<'a> {
+    pub data: &'a std::sync::Arc<Vec<u8>>,
+    pub frames: &'a [RangedFrame],
+    /// The file offset after its last frame (how far the reading got).
+    pub end: u64,
+}
+
+/// A frame of a `Ranged`: its bytes at `at..at + caplen`, and what the
+/// reader's `route` said of them.
+#[derive(Clone, Copy, Debug)]
+pub struct RangedFrame {
+    pub at: u32,
+    pub caplen: u32,
+    pub len: u32,
+    pub ts: Timestamp,
+    pub route: u32,
+}
+
+impl Ranged<'_> {
+    /// The captured bytes of `f`.
+    #[inline]
+    pub fn bytes(&self, f: &RangedFrame) -> &[u8] {
+        &self.data[f.at as usize..(f.at + f.caplen) as usize]
+    }
 }
 
 /// Frames held in memory, numbered from 1: the pipeline without libpcap.

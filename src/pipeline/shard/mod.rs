@@ -36,23 +36,54 @@
 
 mod collect;
 mod merge;
+mod read;
 mod work;
 
-use crate::core::clock::Clock;
-use crate::core::decode::{self, LinkType, Segment, Skip, decode};
+use crate::core::decode::Segment;
 use crate::core::flows::Options;
-use crate::core::frag::{Fate, Reassembler};
+use crate::core::frag::Fate;
 use crate::core::keyed::KeyedState;
 use crate::core::time::Timestamp;
 use crate::pipeline::analyzer::LookaheadPass;
 use crate::pipeline::drive::Controls;
-use crate::pipeline::event::{Frame, FrameSource, Next, ReadEnd, Sharded};
+use crate::pipeline::event::{FrameSource, ReadEnd, Sharded};
 use collect::{Lines, Report};
 use merge::Merge;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+
+/// Bytes of a range a range reader reads at a time: 512 KiB (1 MiB held
+/// 10 MiB more in flight on the benchmark, 256 KiB was slower).
+pub const RANGE_BYTES: u64 = 1 << 19;
+
+/// Who reads the file: this thread (`count` 1), or `count` range readers
+/// beside it (`--readers`, `input::ranges`; classic pcap files not read
+/// through `-w`), each reading `range` bytes at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readers {
+    pub count: usize,
+    pub range: u64,
+}
+
+impl Readers {
+    /// This thread reads.
+    pub const ONE: Readers = Readers {
+        count: 1,
+        range: RANGE_BYTES,
+    };
+
+    /// `count` range readers (1: this thread), of `KACAP_RANGE_BYTES`
+    /// bytes each when it is set (tests put many range boundaries in small
+    /// files), else `RANGE_BYTES`.
+    pub fn new(count: usize) -> Readers {
+        let range = std::env::var("KACAP_RANGE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(RANGE_BYTES);
+        Readers { count, range }
+    }
+}
 
 /// A batch is sent when it holds this many frames …
 const BATCH_FRAMES: usize = 1024;
@@ -117,7 +148,7 @@ impl Batch {
 
 /// Every shard's batch is sent at least this often (in frames read), so
 /// that a quiet shard's progress does not hold back the numbering.
-const FLUSH_FRAMES: u64 = 1 << 16;
+pub(super) const FLUSH_FRAMES: u64 = 1 << 16;
 
 /// The shard of a connection (the same both ways): the sum of its two
 /// ends' hashes, keyed by the run's seed (`core::keyed`), so that tuples
@@ -131,7 +162,7 @@ pub fn shard_of(seg: &Segment, shards: usize) -> usize {
 }
 
 /// The run's state of the shard choice (see [`shard_of`]).
-fn shard_state() -> &'static KeyedState {
+pub(super) fn shard_state() -> &'static KeyedState {
     static STATE: std::sync::OnceLock<KeyedState> = std::sync::OnceLock::new();
     STATE.get_or_init(|| {
         match std::env::var("KACAP_SHARD_SEED")
@@ -152,7 +183,7 @@ pub fn shard_of_keyed(seg: &Segment, shards: usize, state: &KeyedState) -> usize
 
 /// [`shard_of_keyed`] of a segment's two ends (`decode::ends`).
 #[inline]
-fn shard_of_ends(
+pub(super) fn shard_of_ends(
     (src, sport, dst, dport): (std::net::IpAddr, u16, std::net::IpAddr, u16),
     shards: usize,
     state: &KeyedState,
@@ -180,6 +211,7 @@ pub fn drive<S: Sharded>(
     pass: LookaheadPass,
     mut sink: S,
     shards: usize,
+    readers: Readers,
     controls: Controls,
 ) -> Result<(), ReadEnd> {
     let format = sink.shard_format();
@@ -195,7 +227,14 @@ pub fn drive<S: Sharded>(
             to.push(tx);
             let (free, report, pass) = (free_tx.clone(), report_tx.clone(), lookahead());
             let format = format.clone();
-            scope.spawn(move || work::work(shard, format, link, options, pass, rx, free, report));
+            // Named, as `top -H` and `perf` show it (as std::thread::spawn
+            // does, a thread that cannot be made is a panic).
+            std::thread::Builder::new()
+                .name(format!("kacap-shard-{shard}"))
+                .spawn_scoped(scope, move || {
+                    work::work(shard, format, link, options, pass, rx, free, report)
+                })
+                .expect("a shard's thread");
         }
         drop((free_tx, report_tx));
         // The shards' reports so far (`wait`: for one, a while), numbered
@@ -226,7 +265,9 @@ pub fn drive<S: Sharded>(
             merge.emit(&mut sink)?;
             Ok(true)
         };
-        let (read, outliers) = read_into(src, link, to, &free_rx, &controls, &mut take, &mut merge);
+        let (read, outliers) = read::read_into(
+            src, link, readers, to, &free_rx, &controls, &mut take, &mut merge,
+        );
         merge.stats.capture_dropped = src.dropped();
         // The rest: until every shard has ended (one that failed closes
         // its channel; the scope's join then panics with its panic).
@@ -257,238 +298,10 @@ pub fn drive<S: Sharded>(
     read.map(|_| ())
 }
 
-/// The reader: frames to shards, a sweep to every shard when the clock
-/// enters a new second; `take` hands the shards' reports on as they come.
-/// Returns whether a signal stopped it, and the clock's outliers.
-fn read_into(
-    src: &mut impl FrameSource,
-    link: LinkType,
-    to: Vec<SyncSender<Batch>>,
-    free: &Receiver<Batch>,
-    controls: &Controls,
-    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
-    merge: &mut Merge,
-) -> (Result<bool, ReadEnd>, u64) {
-    let shards = to.len();
-    let state = *shard_state();
-    let fresh = || free.try_recv().unwrap_or_default();
-    let mut batches: Vec<Batch> = (0..shards).map(|_| fresh()).collect();
-    let mut clock = Clock::default();
-    let mut second: Option<i64> = None;
-    let mut n = 0;
-    let mut next_flush = FLUSH_FRAMES;
-    let mut cached: Option<Arc<Vec<u8>>> = src.current_chunk().cloned();
-    let mut frags = Reassembler::default();
-    // Sends shard `i`'s batch (stamped with how far the reader got),
-    // taking the shards' reports while its queue is full (a shard may be
-    // waiting for room to report); false when the shard is gone.
-    let send = |batches: &mut Vec<Batch>,
-                i: usize,
-                n: u64,
-                merge: &mut Merge,
-                take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>|
-     -> io::Result<bool> {
-        let mut full = std::mem::replace(&mut batches[i], fresh());
-        full.upto = n;
-        full.lines = merge.spare[i].take();
-        put(&to[i], full, merge, take)
-    };
-    let result = loop {
-        if controls.stop.load(Ordering::Relaxed) {
-            break Ok(true);
-        }
-        if controls.quit.is_some_and(|q| q.load(Ordering::Relaxed)) {
-            break Ok(false);
-        }
-        if let Some(show) = controls.show
-            && show.load(Ordering::Relaxed)
-            && show.swap(false, Ordering::Relaxed)
-        {
-            // SIGUSR1: how far the reading got (the table so far lives in
-            // the shards: one thread prints it).
-            eprintln!(
-                "kacap: so far: {n} frames read, {} connections begun, {} reported \
-                 (on {shards} threads the table so far is not printed: --threads 1 prints it)",
-                merge.next, merge.reported
-            );
-        }
-        let frame = match src.next_frame() {
-            Ok(Next::Frame(frame)) => frame,
-            Ok(Next::Idle(_)) => continue,
-            Ok(Next::End) => break Ok(false),
-            Err(e) => break Err(e),
-        };
-        n = frame.n;
-        // Where the frame's bytes are in the shared buffer, if they are.
-        let shared_at = cached.as_ref().and_then(|c| {
-            let base = c.as_ptr() as usize;
-            let p = frame.data.as_ptr() as usize;
-            (p >= base && p + frame.data.len() <= base + c.len()).then(|| p - base)
-        });
-        // The segment's ends only: its shard's analyzer decodes it whole.
-        let (shard, now) = match decode::ends(link, frame.data) {
-            Ok(ends) => {
-                let now = tick(&mut clock, &mut second, &mut batches, &frame);
-                (shard_of_ends(ends, shards, &state), Some(now))
-            }
-            Err(Skip::Fragment) => {
-                let r = (&mut clock, &mut second, &mut batches[..], &mut frags);
-                fragment(link, &frame, r, shards, &state)
-            }
-            // Counted (as skipped) by the first shard.
-            Err(_) => (0, None),
-        };
-        let b = &mut batches[shard];
-        let (chunk, at) = match (shared_at, &cached) {
-            (Some(at), Some(c)) => {
-                if b.chunks.last().is_none_or(|last| !Arc::ptr_eq(last, c)) {
-                    b.chunks.push(c.clone());
-                }
-                ((b.chunks.len() - 1) as u16, at)
-            }
-            _ => {
-                let at = b.data.len();
-                b.data.extend_from_slice(frame.data);
-                (COPIED, at)
-            }
-        };
-        b.items.push(Item::Frame {
-            n: frame.n,
-            ts: frame.ts,
-            len: frame.len,
-            at: at as u32,
-            caplen: frame.data.len() as u32,
-            now,
-            chunk,
-        });
-        // The source read into another buffer: share that one from now on
-        // (holding it makes the source read the next into a new one).
-        if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
-            cached = src.current_chunk().cloned();
-        }
-        let flush = n >= next_flush;
-        if b.full() || flush {
-            let all: Vec<usize> = if flush {
-                next_flush = n + FLUSH_FRAMES;
-                (0..shards).collect()
-            } else {
-                vec![shard]
-            };
-            let mut sent = Ok(true);
-            for i in all {
-                sent = send(&mut batches, i, n, merge, take);
-                if !matches!(sent, Ok(true)) {
-                    break;
-                }
-            }
-            match sent.and_then(|ok| take(merge, false).map(|_| ok)) {
-                Ok(true) => {}
-                Ok(false) => break Ok(false),
-                Err(e) => break Err(ReadEnd::Output(e)),
-            }
-        }
-    };
-    frags.finish();
-    merge.stats.frag.add(&frags.counts);
-    for (i, mut b) in batches.into_iter().enumerate() {
-        // Every frame has been read: the last batch covers them all (its
-        // shard's last report, after its connections still open, says
-        // `u64::MAX`).
-        b.upto = n;
-        b.end = Some((clock.now(), clock.outliers));
-        if let Err(e) = put(&to[i], b, merge, take) {
-            return (Err(ReadEnd::Output(e)), clock.outliers);
-        }
-    }
-    (result, clock.outliers)
-}
-
-/// The capture clock after a TCP segment's frame; a sweep in every
-/// shard's stream when it enters a new second.
-#[inline(always)]
-fn tick(
-    clock: &mut Clock,
-    second: &mut Option<i64>,
-    batches: &mut [Batch],
-    frame: &Frame,
-) -> Timestamp {
-    let now = clock.frame(frame.ts);
-    if *second != Some(now.sec) {
-        *second = Some(now.sec);
-        for b in batches.iter_mut() {
-            b.items.push(Item::Sweep { now, n: frame.n });
-        }
-    }
-    now
-}
-
-/// An IP fragment, reassembled here once for every shard: its shard and
-/// the clock after it, as for a frame. A completed datagram goes to its
-/// connection's shard (a segment: the clock sees it), a first fragment too
-/// (its line's numbers are its connection's), any other to the first
-/// shard. The shard is told the fragment's fate (and given the datagram)
-/// in an `Item::Told` before the frame.
-#[cold]
-#[inline(never)]
-fn fragment(
-    link: LinkType,
-    frame: &Frame,
-    (clock, second, batches, frags): (&mut Clock, &mut Option<i64>, &mut [Batch], &mut Reassembler),
-    shards: usize,
-    state: &KeyedState,
-) -> (usize, Option<Timestamp>) {
-    let Some((first, view, piece)) = decode::fragment(link, frame.data) else {
-        return (0, None);
-    };
-    let fate = frags.offer(&piece, frame.ts);
-    let (shard, now) = match fate {
-        Fate::Complete { .. } => match decode(LinkType::Raw, frags.datagram()) {
-            Ok(seg) => {
-                let now = tick(clock, second, batches, frame);
-                (shard_of_keyed(&seg, shards, state), Some(now))
-            }
-            Err(_) => (0, None),
-        },
-        _ if matches!(view.tcp, decode::FragTcp::None | decode::FragTcp::Cut) => (0, None),
-        _ => (shard_of_keyed(&first, shards, state), None),
-    };
-    let b = &mut batches[shard];
-    let datagram = b.data.len() as u32;
-    if matches!(fate, Fate::Complete { .. }) {
-        b.data.extend_from_slice(frags.datagram());
-    }
-    let len = b.data.len() as u32 - datagram;
-    b.items.push(Item::Told {
-        fate,
-        datagram,
-        len,
-    });
-    (shard, now)
-}
-
-/// Puts `batch` in a shard's queue, taking the shards' reports while the
-/// queue is full; false when the shard is gone.
-fn put(
-    to: &SyncSender<Batch>,
-    mut batch: Batch,
-    merge: &mut Merge,
-    take: &mut dyn FnMut(&mut Merge, bool) -> io::Result<bool>,
-) -> io::Result<bool> {
-    loop {
-        match to.try_send(batch) {
-            Ok(()) => return Ok(true),
-            Err(TrySendError::Disconnected(_)) => return Ok(false),
-            Err(TrySendError::Full(b)) => {
-                batch = b;
-                take(merge, true)?;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::decode::{LinkType, decode};
     use crate::craft::{SYN, tcp_packet};
 
     /// Tuples chosen to land on one shard under the unkeyed choice (IPv6
