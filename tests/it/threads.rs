@@ -7,7 +7,9 @@
 //! connections on a busy link, captures started mid-connection (the shared
 //! lookahead pass), a 4-tuple reused, a stamp years off (the shared clock),
 //! connections expiring in the middle (the shared sweep), non-TCP frames, a
-//! filter, `-c`, and a file cut in the middle of a record.
+//! filter, `-c`, and a file cut in the middle of a record — read by one
+//! reader and by range readers (`--readers`), with payloads that look like
+//! pcap records.
 
 use crate::craft::*;
 use crate::kacap;
@@ -19,7 +21,23 @@ use tempfile::TempDir;
 const SHARD_SEED: u64 = 7;
 
 fn run(path: &Path, args: &[&str], threads: u32) -> (Option<i32>, String, String) {
-    let out = kacap()
+    run_ranged(path, args, threads, None)
+}
+
+/// `run`, the file read by range readers (`--readers N`, ranges of so
+/// many bytes) when `ranged` says.
+fn run_ranged(
+    path: &Path,
+    args: &[&str],
+    threads: u32,
+    ranged: Option<(u32, u64)>,
+) -> (Option<i32>, String, String) {
+    let mut cmd = kacap();
+    if let Some((readers, bytes)) = ranged {
+        cmd.env("KACAP_RANGE_BYTES", bytes.to_string())
+            .args(["--readers", &readers.to_string()]);
+    }
+    let out = cmd
         .env("KACAP_SHARD_SEED", SHARD_SEED.to_string())
         .arg("-r")
         .arg(path)
@@ -95,9 +113,20 @@ fn same(path: &Path, args: &[&str]) {
             path.display()
         );
     }
-    for n in [2, 3] {
-        let many = run(path, args, n);
-        let what = format!("{} {args:?} --threads {n}", path.display());
+    // One reader, and range readers with a range boundary every few
+    // records (each range proven where the one before ended, or parsed
+    // again: `input::ranges`).
+    for (n, ranged) in [
+        (2, None),
+        (3, None),
+        (3, Some((3, 300))),
+        (2, Some((2, 4096))),
+    ] {
+        let many = run_ranged(path, args, n, ranged);
+        let what = format!(
+            "{} {args:?} --threads {n}, range readers {ranged:?}",
+            path.display()
+        );
         assert_eq!(one.0, many.0, "{what}: exit status");
         assert_eq!(one.2, many.2, "{what}: stderr");
         assert!(
@@ -485,4 +514,46 @@ fn a_connection_that_lingers_longer_holds_back_no_other() {
     let path = dir.path().join("late-stamp.pcap");
     write_pcap(&path, 1, &frames, PcapOpts::default());
     same(&path, &["--json"]);
+}
+
+/// Payloads made of what looks like pcap record headers (a chain of
+/// plausible ones after every range boundary) fool the range readers'
+/// guess of where records start; each such range is parsed again from
+/// where the one before ended, and the output is one reader's.
+#[test]
+fn payloads_that_look_like_pcap_records_change_nothing_with_range_readers() {
+    let mut fake = Vec::new();
+    for i in 0..60u32 {
+        for w in [1_700_000_000 + i, 0, 4, 4, 0] {
+            fake.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    let mut c = Conn::new("10.9.0.1:40000", "10.9.0.2:5432", Link::Ethernet);
+    c.t = T0;
+    c.handshake(100, 200);
+    for _ in 0..40 {
+        c.exchange(Dir::Client, &fake[..1200]);
+        c.wait(0.5).exchange(Dir::Server, &fake[7..1000]);
+    }
+    c.wait(60.0).probe(Dir::Client, 0);
+    c.seg(Dir::Server, ACK, &[]);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("fake-records.pcap");
+    write_pcap(
+        &path,
+        1,
+        &merge(vec![c.frames, busy_link(T0, 30.0, 50.0)]),
+        PcapOpts::default(),
+    );
+    for flags in [&["--json"][..], &["-v"], &["--summary"]] {
+        let one = run(&path, flags, 1);
+        for bytes in [97, 300, 1024, 5000] {
+            let many = run_ranged(&path, flags, 3, Some((3, bytes)));
+            assert_eq!(one.0, many.0, "{flags:?} ranges of {bytes}: status");
+            assert!(
+                canonical(flags, &one.1) == canonical(flags, &many.1),
+                "{flags:?} ranges of {bytes}: output differs"
+            );
+        }
+    }
 }
