@@ -460,8 +460,16 @@ fn main() {
             vec!["--summary", "--threads", "1"],
         ),
         (all.as_str(), vec!["--summary"]),
+        (
+            "kacap --summary --readers 2 (range readers)",
+            vec!["--summary", "--readers", "2"],
+        ),
         ("kacap --json --threads 1", vec!["--json", "--threads", "1"]),
         ("kacap --json, default threads", vec!["--json"]),
+        (
+            "kacap --json --readers 2 (range readers)",
+            vec!["--json", "--readers", "2"],
+        ),
         ("kacap (text timeline) --threads 1", vec!["--threads", "1"]),
         ("kacap (text timeline), default", vec![]),
     ] {
