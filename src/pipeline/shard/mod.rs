@@ -1,12 +1,16 @@
 //! `--threads N`: one capture file on N cores, with results identical to
 //! one analyzer's.
 //!
-//! One reader (this thread) reads the frames, decodes each just enough to
-//! know its connection, and hands it to one of N analyzers (shards) by a
-//! symmetric hash of its two ends (both directions of a connection go to
-//! the same one). Frames travel in batches: where the fast path read them,
-//! as places in its own buffers, shared (`FrameSource::current_chunk`);
-//! else copied into reused buffers — no allocation per packet. Channels are
+//! One reader (this thread, `read`) reads the frames, decodes each just
+//! enough to know its connection, and hands it to one of N analyzers
+//! (shards) by a symmetric hash of its two ends (both directions of a
+//! connection go to the same one). With `--readers` (`Readers`), range
+//! readers read a classic pcap file on more threads and find each frame's
+//! shard; this thread then takes their frames in file order
+//! (`FrameSource::read_ranges`). Frames travel in batches: where the fast
+//! path or a range reader read them, as places in its own buffers, shared
+//! (`FrameSource::current_chunk`, `Ranged`); else copied into reused
+//! buffers — no allocation per packet. Channels are
 //! bounded both ways (the reader takes the shards' reports while a shard's
 //! queue is full), so memory stays bounded whichever side is slower.
 //!
