@@ -290,17 +290,17 @@ impl FrameSource for Source {
         route: &(dyn Fn(&[u8]) -> u32 + Sync),
         each: &mut dyn FnMut(&crate::pipeline::event::Ranged) -> bool,
     ) -> bool {
-        let file = match (&self.handle, &self.fast) {
-            (Handle::File(_), Some(fast)) if self.captured == 0 => fast.ranges(self.limit),
-            _ => None,
+        if !matches!(self.handle, Handle::File(_)) || self.captured != 0 {
+            return false;
+        }
+        let Some(fast) = self.fast.as_mut() else {
+            return false;
         };
-        let (Some(file), Some(_)) = (file, self.fast.as_ref()) else {
+        let Some(file) = fast.ranges(self.limit) else {
             return false;
         };
         let taken = crate::input::ranges::read(&file, readers, range, route, each);
-        if let Some(fast) = self.fast.as_mut() {
-            fast.resume_at(taken.at);
-        }
+        fast.resume_at(taken.at);
         self.captured = taken.frames;
         true
     }

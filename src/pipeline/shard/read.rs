@@ -138,12 +138,8 @@ impl Reader<'_> {
             if src.current_chunk().map(Arc::as_ptr) != cached.as_ref().map(Arc::as_ptr) {
                 cached = src.current_chunk().cloned();
             }
-            if full || self.n >= self.next_flush {
-                match self.send(shard, merge, take) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(false),
-                    Err(e) => return Err(ReadEnd::Output(e)),
-                }
+            if let Some(end) = self.flush(full, shard, merge, take) {
+                return end;
             }
         }
     }
@@ -185,23 +181,35 @@ impl Reader<'_> {
                     shard => (shard as usize, Some(self.tick(&frame))),
                 };
                 let full = self.push(shard, &frame, now, Some((ranged.data, f.at as usize)));
-                if full || self.n >= self.next_flush {
-                    match self.send(shard, merge, take) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            stopped = Some(Ok(false));
-                            return false;
-                        }
-                        Err(e) => {
-                            stopped = Some(Err(ReadEnd::Output(e)));
-                            return false;
-                        }
-                    }
+                if let Some(end) = self.flush(full, shard, merge, take) {
+                    stopped = Some(end);
+                    return false;
                 }
             }
             true
         });
         stopped
+    }
+
+    /// After a push: the batches sent when the shard's is `full` or it is
+    /// time to flush them all; `Some` when the reading ends there (the
+    /// output gone, or failed).
+    #[inline(always)]
+    fn flush(
+        &mut self,
+        full: bool,
+        shard: usize,
+        merge: &mut Merge,
+        take: &mut Take,
+    ) -> Option<Result<bool, ReadEnd>> {
+        if !full && self.n < self.next_flush {
+            return None;
+        }
+        match self.send(shard, merge, take) {
+            Ok(true) => None,
+            Ok(false) => Some(Ok(false)),
+            Err(e) => Some(Err(ReadEnd::Output(e))),
+        }
     }
 
     /// A signal or the output's end stops the reading (`Some(Ok(true))`:
