@@ -11,32 +11,62 @@ use std::net::{IpAddr, SocketAddr};
 
 const TCP: u8 = 6;
 
-fn octets(ip: IpAddr) -> Vec<u8> {
+/// An address's bytes, in a fixed array (IPv4 in the first 4) with its
+/// length: compared and hashed without an allocation.
+fn octets(ip: IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
     match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+        IpAddr::V4(a) => {
+            b[..4].copy_from_slice(&a.octets());
+            (b, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
     }
 }
 
 /// The Community ID of the TCP connection between `a` and `b` (either
 /// order), with `seed`.
 pub fn tcp(a: SocketAddr, b: SocketAddr, seed: u16) -> String {
-    let key = |s: SocketAddr| (octets(s.ip()), s.port());
-    let (first, second) = if key(a) <= key(b) { (a, b) } else { (b, a) };
+    let mut out = Vec::with_capacity(30);
+    tcp_into(&mut out, a, b, seed);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `tcp`, appended to `out` (the JSON records: no allocation).
+pub fn tcp_into(out: &mut Vec<u8>, a: SocketAddr, b: SocketAddr, seed: u16) {
+    let (ka, kb) = (octets(a.ip()), octets(b.ip()));
+    // The spec orders (address bytes, port) as byte strings and numbers.
+    fn key(k: &([u8; 16], usize), port: u16) -> (&[u8], u16) {
+        (&k.0[..k.1], port)
+    }
+    let ((first, fp), (second, sp)) = if key(&ka, a.port()) <= key(&kb, b.port()) {
+        ((ka, a.port()), (kb, b.port()))
+    } else {
+        ((kb, b.port()), (ka, a.port()))
+    };
+    // One message: seed, both addresses, protocol and a zero byte, ports.
+    let mut m = [0u8; 2 + 16 + 16 + 2 + 4];
+    let mut at = 0;
+    for part in [
+        &seed.to_be_bytes()[..],
+        &first.0[..first.1],
+        &second.0[..second.1],
+        &[TCP, 0],
+        &fp.to_be_bytes(),
+        &sp.to_be_bytes(),
+    ] {
+        m[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
     let mut h = sha1_smol::Sha1::new();
-    h.update(&seed.to_be_bytes());
-    h.update(&octets(first.ip()));
-    h.update(&octets(second.ip()));
-    h.update(&[TCP, 0]);
-    h.update(&first.port().to_be_bytes());
-    h.update(&second.port().to_be_bytes());
-    format!("1:{}", base64(&h.digest().bytes()))
+    h.update(&m[..at]);
+    out.extend_from_slice(b"1:");
+    base64(out, &h.digest().bytes());
 }
 
 /// Standard base64 (RFC 4648) with padding.
-fn base64(data: &[u8]) -> String {
+fn base64(out: &mut Vec<u8>, data: &[u8]) {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
             chunk[0],
@@ -46,13 +76,12 @@ fn base64(data: &[u8]) -> String {
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize]);
             } else {
-                out.push('=');
+                out.push(b'=');
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -82,8 +111,10 @@ mod tests {
 
     #[test]
     fn base64_pads() {
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
+        for (data, want) in [(&b"f"[..], "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v")] {
+            let mut out = b"x".to_vec();
+            base64(&mut out, data);
+            assert_eq!(out, format!("x{want}").into_bytes());
+        }
     }
 }

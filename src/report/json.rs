@@ -111,12 +111,14 @@ fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
         l.s(",\"reassembled\":").n(ev.reassembled);
     }
     if opts.community_id {
-        let id = crate::report::community_id::tcp(
+        l.s(",\"community_id\":\"");
+        crate::report::community_id::tcp_into(
+            l,
             std::net::SocketAddr::new(seg.src, seg.sport),
             std::net::SocketAddr::new(seg.dst, seg.dport),
             0,
         );
-        l.s(",\"community_id\":\"").s(&id).s("\"");
+        l.s("\"");
     }
     l.s("}\n");
 }
@@ -214,14 +216,15 @@ impl<W: Write> Sink for JsonSink<W> {
     fn flow(&mut self, f: &FlowSummary) -> io::Result<()> {
         let l = &mut self.line;
         l.clear();
-        let _ = write!(
-            l,
-            "{{\"type\":\"flow\",\"flow\":{},\"client\":\"{}\",\"server\":\"{}\",\"community_id\":\"{}\",\"first_ts\":",
-            f.id,
-            f.client,
-            f.server,
-            crate::report::community_id::tcp(f.client, f.server, 0)
-        );
+        l.s("{\"type\":\"flow\",\"flow\":")
+            .n(f.id)
+            .s(",\"client\":\"");
+        endpoint(l, f.client.ip(), f.client.port());
+        l.s("\",\"server\":\"");
+        endpoint(l, f.server.ip(), f.server.port());
+        l.s("\",\"community_id\":\"");
+        crate::report::community_id::tcp_into(l, f.client, f.server, 0);
+        l.s("\",\"first_ts\":");
         l.n(f.first_ts.sec).frac(f.first_ts.nsec, self.opts.nano);
         l.s(",\"last_ts\":");
         l.n(f.last_ts.sec).frac(f.last_ts.nsec, self.opts.nano);
@@ -231,13 +234,14 @@ impl<W: Write> Sink for JsonSink<W> {
             .s(f.handshake.as_str())
             .s("\"");
         Findings::json(f, true, l);
-        let _ = write!(
-            l,
-            ",\"close\":\"{}\",\"closed_by\":{},\"verdict\":\"{}\"",
-            f.close.as_str(),
-            Str(f.close.by().map(|s| s.name())),
-            f.verdict.as_str()
-        );
+        l.s(",\"close\":\"")
+            .s(f.close.as_str())
+            .s("\",\"closed_by\":");
+        match f.close.by() {
+            Some(side) => l.s("\"").s(side.name()).s("\""),
+            None => l.s("null"),
+        };
+        l.s(",\"verdict\":\"").s(f.verdict.as_str()).s("\"");
         Findings::json(f, false, l);
         self.out.write_all(l)?;
         if let Some(j) = f.sockets.as_deref() {
