@@ -13,13 +13,34 @@ pub trait Emit {
     fn ip(&mut self, ip: IpAddr) -> &mut Self;
     /// A timestamp's fraction of a second: `.ffffff`, or `.fffffffff` with
     /// `nano` (`--nano`).
-    fn frac(&mut self, nsec: u32, nano: bool) -> &mut Self {
-        if nano {
-            self.s(".").zn(u64::from(nsec), 9)
-        } else {
-            self.s(".").zn(u64::from(nsec / 1000), 6)
-        }
+    fn frac(&mut self, nsec: u32, nano: bool) -> &mut Self;
+}
+
+/// "00" to "99": two digits at a time.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// `.` and `n` in exactly `width` digits (zeros in front), for `n` below
+/// 10^`width` and `width` ≤ 9: a stamp's fraction, two digits a step.
+#[inline]
+fn point_fixed(v: &mut Vec<u8>, mut n: u32, width: usize) {
+    let mut buf = *b".0000000000";
+    let mut i = buf.len();
+    while n >= 10 {
+        let p = (n % 100) as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+        n /= 100;
     }
+    if n > 0 {
+        buf[i - 1] = b'0' + n as u8;
+    }
+    let start = buf.len() - width - 1;
+    buf[start] = b'.';
+    put(v, &buf[start..]);
 }
 
 /// Appends a few bytes: strings on a packet line are mostly 1 to 16 bytes,
@@ -124,6 +145,25 @@ impl Emit for Vec<u8> {
         self
     }
 
+    #[inline]
+    fn frac(&mut self, nsec: u32, nano: bool) -> &mut Self {
+        // A stamp's nanoseconds are below 10^9 (`core::time`); a larger
+        // value would be cut to its last digits, so it goes the long way.
+        if nsec >= 1_000_000_000 {
+            return if nano {
+                self.s(".").zn(u64::from(nsec), 9)
+            } else {
+                self.s(".").zn(u64::from(nsec / 1000), 6)
+            };
+        }
+        if nano {
+            point_fixed(self, nsec, 9);
+        } else {
+            point_fixed(self, nsec / 1000, 6);
+        }
+        self
+    }
+
     fn ip(&mut self, ip: IpAddr) -> &mut Self {
         match ip {
             IpAddr::V4(v4) => {
@@ -176,6 +216,39 @@ mod tests {
             String::from_utf8(v).unwrap(),
             format!("x0123456789abcdef0123456789abcdefg0{}", u64::MAX)
         );
+    }
+
+    #[test]
+    fn fractions_have_every_digit() {
+        for nsec in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            9999,
+            123_456_789,
+            999_999_999,
+            1_000_000_000,
+            u32::MAX,
+        ]
+        .into_iter()
+        .chain((0..2000).map(|i| i * 499_979))
+        {
+            for nano in [false, true] {
+                let mut v = b"t".to_vec();
+                v.frac(nsec, nano);
+                let want = if nano {
+                    format!("t.{nsec:09}")
+                } else {
+                    format!("t.{:06}", nsec / 1000)
+                };
+                assert_eq!(String::from_utf8(v).unwrap(), want, "{nsec} {nano}");
+            }
+        }
     }
 
     #[test]
