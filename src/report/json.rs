@@ -1,7 +1,7 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
 use crate::analyses::registry::{Findings, Notes};
-use crate::core::emit::Emit;
+use crate::core::emit::{Emit, EndsText};
 use crate::core::text::{Str, escape};
 use crate::pipeline::event::{PacketEvent, Revision, Revisions, ShardFormat, Sharded, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
@@ -25,6 +25,8 @@ pub struct JsonSink<W: Write> {
     opts: JsonOptions,
     /// The record being built (reused: no allocation per packet).
     line: Vec<u8>,
+    /// Recent segments' endpoints as text.
+    ends: EndsText,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -33,6 +35,7 @@ impl<W: Write> JsonSink<W> {
             out,
             opts,
             line: Vec::with_capacity(512),
+            ends: EndsText::default(),
         }
     }
 
@@ -83,12 +86,15 @@ fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
 }
 
 /// A packet record after its connection's number, to the newline.
-fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
+fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, ends: &mut EndsText) {
     let seg = ev.seg;
     l.s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
-    endpoint(l, seg.src, seg.sport);
-    l.s("\",\"dst\":\"");
-    endpoint(l, seg.dst, seg.dport);
+    let key = (seg.src, seg.sport, seg.dst, seg.dport);
+    ends.put(l, (ev.flow_id, ev.from.idx()), key, |l| {
+        endpoint(l, seg.src, seg.sport);
+        l.s("\",\"dst\":\"");
+        endpoint(l, seg.dst, seg.dport);
+    });
     l.s("\",\"flags\":\"");
     super::tcpdump::write_flags(l, seg.flags);
     l.s("\",\"seq\":").n(ev.rel_seq).s(",\"ack\":");
@@ -124,8 +130,8 @@ fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
 }
 
 /// `--json` packet records formatted on the analyzer threads.
-#[derive(Clone, Copy, Debug)]
-pub struct JsonFormat(JsonOptions);
+#[derive(Clone, Debug)]
+pub struct JsonFormat(JsonOptions, EndsText);
 
 const REVISE_HEAD: &str = "{\"type\":\"revise\",\"flow\":";
 
@@ -151,7 +157,7 @@ impl ShardFormat for JsonFormat {
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
         packet_head(out, ev, self.0);
         let mid = out.len();
-        packet_tail(out, ev, self.0);
+        packet_tail(out, ev, self.0, &mut self.1);
         Ok(mid)
     }
 }
@@ -162,7 +168,8 @@ impl<W: Write> Sharded for JsonSink<W> {
     /// Packet records, unless `--summary` (or streaming: records flushed
     /// one by one are written where they are made).
     fn shard_format(&self) -> Option<JsonFormat> {
-        (self.opts.packets && !self.opts.flush_each).then_some(JsonFormat(self.opts))
+        (self.opts.packets && !self.opts.flush_each)
+            .then(|| JsonFormat(self.opts, EndsText::default()))
     }
 
     /// A packet record formatted by an analyzer: its head, the
@@ -192,7 +199,7 @@ impl<W: Write> Sink for JsonSink<W> {
         l.clear();
         packet_head(l, ev, self.opts);
         l.n(ev.flow_id);
-        packet_tail(l, ev, self.opts);
+        packet_tail(l, ev, self.opts, &mut self.ends);
         self.out.write_all(&self.line)?;
         self.end_record()
     }

@@ -120,6 +120,8 @@ pub struct Tcpdump {
     bases: FxHashMap<u32, [u32; 2]>,
     /// The line being written is an IP fragment's (see [`Self::write_fragment_rest`]).
     frag: Option<FragView>,
+    /// Recent segments' `a.p > b.q` (`core::emit::EndsText`).
+    ends: crate::core::emit::EndsText,
 }
 
 impl Tcpdump {
@@ -306,7 +308,7 @@ impl Tcpdump {
         if self.style.verbose > 0 {
             verbose::write_ip(out, ip, seg);
         }
-        self.write_ends(out, seg);
+        self.write_ends(out, seg, (ev.flow_id, ev.from.idx()));
         if self.style.quiet {
             out.s(": tcp ").n(seg.len);
             return;

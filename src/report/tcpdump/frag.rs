@@ -10,20 +10,23 @@ use crate::pipeline::event::PacketEvent;
 impl Tcpdump {
     /// `src.port > dst.port`; an IPv6 first fragment's `src > dst: frag
     /// (0|len) port > port` (print-frag6.c, print-tcp.c).
-    pub(super) fn write_ends(&mut self, out: &mut Vec<u8>, seg: &Segment) {
+    pub(super) fn write_ends(&mut self, out: &mut Vec<u8>, seg: &Segment, at: (u32, usize)) {
         if let Some(v) = self.frag.filter(|v| v.v6) {
             out.ip(seg.src).s(" > ").ip(seg.dst).s(": ");
             self.write_frag6(out, v);
             out.s(" ").n(seg.sport).s(" > ").n(seg.dport);
             return;
         }
-        out.ip(seg.src)
-            .s(".")
-            .n(seg.sport)
-            .s(" > ")
-            .ip(seg.dst)
-            .s(".")
-            .n(seg.dport);
+        let key = (seg.src, seg.sport, seg.dst, seg.dport);
+        self.ends.put(out, at, key, |out| {
+            out.ip(seg.src)
+                .s(".")
+                .n(seg.sport)
+                .s(" > ")
+                .ip(seg.dst)
+                .s(".")
+                .n(seg.dport);
+        });
     }
 
     /// `frag (offset|len)`, with `-v` `frag (0xid:offset|len)`.
@@ -95,7 +98,7 @@ impl Tcpdump {
                     // print-tcp.c: after a Fragment header, ports only.
                     out.n(seg.sport).s(" > ").n(seg.dport);
                 } else {
-                    self.write_ends(out, seg);
+                    self.write_ends(out, seg, (ev.flow_id, ev.from.idx()));
                 }
                 out.s(": ");
                 if view.tcp == FragTcp::Ports {
