@@ -14,6 +14,16 @@ pub trait Emit {
     /// A timestamp's fraction of a second: `.ffffff`, or `.fffffffff` with
     /// `nano` (`--nano`).
     fn frac(&mut self, nsec: u32, nano: bool) -> &mut Self;
+    /// Seconds or another measure in JSON, to the microsecond, as
+    /// `core::text::Num` prints it (`null` for none).
+    fn num(&mut self, v: Option<f64>) -> &mut Self;
+    /// A JSON string that needs no escaping, or `null`.
+    fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.s("\"").s(s).s("\""),
+            None => self.s("null"),
+        }
+    }
 }
 
 /// "00" to "99": two digits at a time.
@@ -142,6 +152,38 @@ impl Emit for Vec<u8> {
             self.push(b'0');
         }
         put(self, digits.as_bytes());
+        self
+    }
+
+    fn num(&mut self, v: Option<f64>) -> &mut Self {
+        let Some(v) = v.filter(|v| v.is_finite()) else {
+            return self.s("null");
+        };
+        let micros = (v * 1e6).round();
+        // Whole microseconds below 10^15 have at most 15 significant
+        // digits, so the shortest decimal that reads back as the rounded
+        // value (what `Display` prints) is those digits, trailing zeros
+        // cut; anything else (negative, huge) goes the long way.
+        if micros > 0.0 && micros < 1e15 {
+            let m = micros as u64;
+            self.n(m / 1_000_000);
+            let frac = (m % 1_000_000) as u32;
+            if frac > 0 {
+                let mut digits = 6;
+                let mut f = frac;
+                while f.is_multiple_of(10) {
+                    f /= 10;
+                    digits -= 1;
+                }
+                point_fixed(self, f, digits);
+            }
+            return self;
+        }
+        if micros == 0.0 && micros.is_sign_positive() {
+            return self.s("0");
+        }
+        use std::io::Write;
+        let _ = write!(self, "{}", micros / 1e6);
         self
     }
 
@@ -363,6 +405,66 @@ mod tests {
         let mut full = Vec::new();
         write(&mut full, keys[4]);
         assert!(full.len() > ENDS_BYTES, "the long key is never kept");
+    }
+
+    #[test]
+    fn num_prints_what_num_displays() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1e-7,
+            -1e-7,
+            4e-7,
+            5e-7,
+            0.5,
+            1.0,
+            7200.0,
+            75.000001,
+            0.1 + 0.2,
+            1e9,
+            123_456_789.123_456,
+            999_999_999.999_999_5,
+            1e15,
+            1e16,
+            3e20,
+            -1.5,
+            -7200.0,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for _ in 0..20_000 {
+            let r = next();
+            let v = match r % 4 {
+                0 => (r >> 11) as f64 / (1u64 << 53) as f64 * 10_000.0,
+                1 => f64::from((r >> 32) as u32) / 1e6,
+                2 => (r >> 20) as f64 / 1e3,
+                _ => f64::from_bits(r),
+            };
+            values.push(v);
+        }
+        for v in values {
+            let mut got = b"[".to_vec();
+            got.num(Some(v)).s("]");
+            let want = format!("[{}]", crate::core::text::Num(Some(v)));
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{v:e}");
+        }
+        let mut none = Vec::new();
+        none.num(None)
+            .s(",")
+            .opt_str(None)
+            .s(",")
+            .opt_str(Some("client"));
+        assert_eq!(none, b"null,null,\"client\"");
     }
 
     #[test]

@@ -259,8 +259,7 @@ impl Describe for Keepalive {
     fn json_packet<N: NoteOf<Self>>(ev: &Event<N>, l: &mut Vec<u8>) {
         match *ev.notes.note() {
             Note::Probe { number, idle, .. } => {
-                l.s(",\"probe\":").n(number).s(",\"idle\":");
-                let _ = write!(l, "{}", Num(idle));
+                l.s(",\"probe\":").n(number).s(",\"idle\":").num(idle);
             }
             Note::ProbeAnswered { reply_to, .. } | Note::PeerReset { reply_to, .. } => {
                 l.s(",\"reply_to\":").n(reply_to);
@@ -271,8 +270,7 @@ impl Describe for Keepalive {
 
     fn json_revise(note: &Note, l: &mut Vec<u8>) {
         if let Note::Probe { number, idle, .. } = *note {
-            l.s(",\"probe\":").n(number).s(",\"idle\":");
-            let _ = write!(l, "{}", Num(idle));
+            l.s(",\"probe\":").n(number).s(",\"idle\":").num(idle);
         }
     }
 
@@ -299,24 +297,30 @@ impl Describe for Keepalive {
 
     fn json_flow<F: FindingsOf<Self>>(f: &Summary<F>, out: &mut Vec<u8>) {
         let k = f.findings.found();
-        let _ = write!(
-            out,
-            ",\"prober\":{},\"probes\":{},\"probes_answered\":{},\"probes_unanswered\":{},\"probes_rst\":{},\"keepalive\":{{\"idle\":{},\"interval\":{},\"count\":{}}}",
-            Str(k.prober.map(|p| p.as_str())),
-            k.probes,
-            k.answered,
-            k.unanswered,
-            k.rst,
-            Num(k.idle),
-            Num(k.interval),
-            k.count
-                .map_or_else(|| "null".to_string(), |c| c.to_string()),
-        );
+        out.s(",\"prober\":")
+            .opt_str(k.prober.map(|p| p.as_str()))
+            .s(",\"probes\":")
+            .n(k.probes)
+            .s(",\"probes_answered\":")
+            .n(k.answered)
+            .s(",\"probes_unanswered\":")
+            .n(k.unanswered)
+            .s(",\"probes_rst\":")
+            .n(k.rst)
+            .s(",\"keepalive\":{\"idle\":")
+            .num(k.idle)
+            .s(",\"interval\":")
+            .num(k.interval)
+            .s(",\"count\":");
+        match k.count {
+            Some(c) => out.n(c),
+            None => out.s("null"),
+        };
         if k.count_at_least {
             // Inside "keepalive": the count is a lower bound.
-            out.pop();
-            out.extend_from_slice(b",\"count_at_least\":true}");
+            out.s(",\"count_at_least\":true");
         }
+        out.s("}");
         if k.missed > 0 {
             // Of `probes_answered`: answers the capture missed.
             out.s(",\"probes_answered_not_captured\":").n(k.missed);

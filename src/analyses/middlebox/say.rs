@@ -6,10 +6,10 @@ use super::advice::{Bounds, Estimator};
 use super::{Cause, IdleWatch};
 use crate::analyses::describe::{Describe, Field, FindingsOf, MarkOf, metric_head};
 use crate::analyses::event::{Step, Summary};
-use crate::core::text::{Num, Secs, Str};
+use crate::core::emit::Emit;
+use crate::core::text::Secs;
 use crate::host::sysctls::Sysctls;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 /// A server's bounds for `--metrics`: the longest silence a connection
 /// survived, the shortest that killed one.
@@ -38,13 +38,13 @@ impl Describe for IdleWatch {
             Some((k, c)) => (Some(k), Some(c.as_str())),
             None => (None, None),
         };
-        let _ = write!(
-            out,
-            ",\"idle_timeout\":{{\"survived\":{},\"killed_after\":{},\"cause\":{}}}",
-            Num(idle.survived),
-            Num(killed_after),
-            Str(cause)
-        );
+        out.s(",\"idle_timeout\":{\"survived\":")
+            .num(idle.survived)
+            .s(",\"killed_after\":")
+            .num(killed_after)
+            .s(",\"cause\":")
+            .opt_str(cause)
+            .s("}");
     }
 
     fn zeek<F: FindingsOf<Self>>(f: &Summary<F>, out: &mut Vec<Field>) {
