@@ -53,27 +53,32 @@ fn point_fixed(v: &mut Vec<u8>, mut n: u32, width: usize) {
     put(v, &buf[start..]);
 }
 
-/// Appends a few bytes: strings on a packet line are mostly 1 to 16 bytes,
+/// Appends a few bytes: strings on a packet line are mostly 1 to 32 bytes,
 /// for which a call to `memcpy` (what `extend_from_slice` becomes when the
-/// length is not known) costs more than the copy. Up to 16 bytes are
-/// copied as two overlapping words (8..=16: two u64, 4..8: two u32, 1..4:
-/// three bytes), whatever the length.
+/// length is not known) costs more than the copy. Up to 32 bytes are
+/// copied as two overlapping words, whatever the length (16..=32: two
+/// u128, 8..16: two u64, 4..8: two u32, 1..4: three bytes).
 #[inline]
 fn put(v: &mut Vec<u8>, b: &[u8]) {
     let n = b.len();
-    if n > 16 {
+    if n > 32 {
         v.extend_from_slice(b);
         return;
     }
-    v.reserve(16);
+    v.reserve(32);
     let len = v.len();
-    // SAFETY: 16 bytes of spare capacity were reserved and every write
-    // below lands in `len..len + n` (n ≤ 16); every read is in `b`. Each
+    // SAFETY: 32 bytes of spare capacity were reserved and every write
+    // below lands in `len..len + n` (n ≤ 32); every read is in `b`. Each
     // byte up to the new length is written before it is set.
     unsafe {
         let src = b.as_ptr();
         let dst = v.as_mut_ptr().add(len);
-        if n >= 8 {
+        if n >= 16 {
+            let first = src.cast::<u128>().read_unaligned();
+            let last = src.add(n - 16).cast::<u128>().read_unaligned();
+            dst.cast::<u128>().write_unaligned(first);
+            dst.add(n - 16).cast::<u128>().write_unaligned(last);
+        } else if n >= 8 {
             let first = src.cast::<u64>().read_unaligned();
             let last = src.add(n - 8).cast::<u64>().read_unaligned();
             dst.cast::<u64>().write_unaligned(first);
@@ -221,6 +226,31 @@ impl Emit for Vec<u8> {
     }
 }
 
+/// The last whole second written, as text: a capture's stamps share their
+/// second with the records before them, so its digits are copied, not
+/// made again.
+#[derive(Clone, Debug, Default)]
+pub struct SecText {
+    sec: Option<i64>,
+    len: u8,
+    text: [u8; 20],
+}
+
+impl SecText {
+    /// Appends `sec` in decimal.
+    #[inline]
+    pub fn put(&mut self, out: &mut Vec<u8>, sec: i64) {
+        if self.sec != Some(sec) {
+            let mut b = itoa::Buffer::new();
+            let digits = b.format(sec).as_bytes();
+            self.text[..digits.len()].copy_from_slice(digits);
+            self.len = digits.len() as u8;
+            self.sec = Some(sec);
+        }
+        put(out, &self.text[..usize::from(self.len)]);
+    }
+}
+
 /// The text of recent segments' addresses and ports, by connection and
 /// direction: a line's endpoints are the same for every segment one way
 /// of a connection, so they are formatted once and copied after. Direct
@@ -312,9 +342,9 @@ mod tests {
             assert_eq!(String::from_utf8(v).unwrap(), format!("at {a}."));
         }
         // Every length up to and past the word copies, at every offset.
-        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        let text: String = (0..40u8).map(|i| char::from(b'A' + i)).collect();
         for start in 0..7 {
-            for n in 0..=20 {
+            for n in 0..=36 {
                 let mut v = "p".repeat(start).into_bytes();
                 v.s(&text[..n]).s("|");
                 assert_eq!(
@@ -405,6 +435,27 @@ mod tests {
         let mut full = Vec::new();
         write(&mut full, keys[4]);
         assert!(full.len() > ENDS_BYTES, "the long key is never kept");
+    }
+
+    #[test]
+    fn sec_text_is_the_seconds_own() {
+        let mut kept = SecText::default();
+        for sec in [
+            0,
+            0,
+            1_700_000_000,
+            1_700_000_000,
+            1_700_000_001,
+            -5,
+            i64::MIN,
+            i64::MAX,
+            7,
+            7,
+        ] {
+            let mut out = b"ts ".to_vec();
+            kept.put(&mut out, sec);
+            assert_eq!(out, format!("ts {sec}").into_bytes());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `--json`: JSON Lines on stdout (the contract is in README.md).
 
 use crate::analyses::registry::{Findings, Notes};
-use crate::core::emit::{Emit, EndsText};
+use crate::core::emit::{Emit, EndsText, SecText};
 use crate::core::text::{Str, escape};
 use crate::pipeline::event::{PacketEvent, Revision, Revisions, ShardFormat, Sharded, Sink, Stats};
 use crate::pipeline::summary::FlowSummary;
@@ -25,8 +25,16 @@ pub struct JsonSink<W: Write> {
     opts: JsonOptions,
     /// The record being built (reused: no allocation per packet).
     line: Vec<u8>,
-    /// Recent segments' endpoints as text.
+    /// What the text of the next record may copy.
+    kept: Kept,
+}
+
+/// What a JSON printer keeps from record to record, as text: recent
+/// segments' endpoints, the last second.
+#[derive(Clone, Debug, Default)]
+struct Kept {
     ends: EndsText,
+    sec: SecText,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -35,7 +43,7 @@ impl<W: Write> JsonSink<W> {
             out,
             opts,
             line: Vec::with_capacity(512),
-            ends: EndsText::default(),
+            kept: Kept::default(),
         }
     }
 
@@ -76,12 +84,10 @@ fn socket_json(s: &crate::host::sockets::Socket) -> String {
 }
 
 /// A packet record up to its connection's number: `{"type":"packet",…,"flow":`.
-fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions) {
-    l.s("{\"type\":\"packet\",\"n\":")
-        .n(ev.n)
-        .s(",\"ts\":")
-        .n(ev.ts.sec)
-        .frac(ev.ts.nsec, opts.nano);
+fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, kept: &mut Kept) {
+    l.s("{\"type\":\"packet\",\"n\":").n(ev.n).s(",\"ts\":");
+    kept.sec.put(l, ev.ts.sec);
+    l.frac(ev.ts.nsec, opts.nano);
     l.s(",\"flow\":");
 }
 
@@ -131,7 +137,7 @@ fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, ends: &mut 
 
 /// `--json` packet records formatted on the analyzer threads.
 #[derive(Clone, Debug)]
-pub struct JsonFormat(JsonOptions, EndsText);
+pub struct JsonFormat(JsonOptions, Kept);
 
 const REVISE_HEAD: &str = "{\"type\":\"revise\",\"flow\":";
 
@@ -155,9 +161,9 @@ impl ShardFormat for JsonFormat {
     }
 
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
-        packet_head(out, ev, self.0);
+        packet_head(out, ev, self.0, &mut self.1);
         let mid = out.len();
-        packet_tail(out, ev, self.0, &mut self.1);
+        packet_tail(out, ev, self.0, &mut self.1.ends);
         Ok(mid)
     }
 }
@@ -168,8 +174,7 @@ impl<W: Write> Sharded for JsonSink<W> {
     /// Packet records, unless `--summary` (or streaming: records flushed
     /// one by one are written where they are made).
     fn shard_format(&self) -> Option<JsonFormat> {
-        (self.opts.packets && !self.opts.flush_each)
-            .then(|| JsonFormat(self.opts, EndsText::default()))
+        (self.opts.packets && !self.opts.flush_each).then(|| JsonFormat(self.opts, Kept::default()))
     }
 
     /// A packet record formatted by an analyzer: its head, the
@@ -197,9 +202,9 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let l = &mut self.line;
         l.clear();
-        packet_head(l, ev, self.opts);
+        packet_head(l, ev, self.opts, &mut self.kept);
         l.n(ev.flow_id);
-        packet_tail(l, ev, self.opts, &mut self.ends);
+        packet_tail(l, ev, self.opts, &mut self.kept.ends);
         self.out.write_all(&self.line)?;
         self.end_record()
     }
