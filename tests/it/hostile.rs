@@ -536,15 +536,15 @@ fn an_interrupted_file_analysis_says_so_and_exits_143() {
     assert_eq!(last["type"], "summary");
     assert_eq!(last["complete"], false, "{last}");
 
-    // Several files, SIGINT once the first is reported (not after a fixed
-    // time: a fast machine had finished them all): no record for a file
-    // never started.
+    // Several files, SIGINT as soon as the first is open (not after a fixed
+    // time, nor at the first record: a fast or a loaded machine had
+    // finished them all by then): no record for a file never started.
     const COPIES: usize = 16;
     for i in 0..COPIES {
         std::fs::copy(&path, dir.path().join(format!("copy-{i:02}.pcap"))).unwrap();
     }
     std::fs::remove_file(&path).unwrap();
-    let mut child = std::process::Command::new(&bin)
+    let child = std::process::Command::new(&bin)
         .arg("-r")
         .arg(dir.path())
         .args(["--json", "--summary"])
@@ -552,13 +552,35 @@ fn an_interrupted_file_analysis_says_so_and_exits_143() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut text).unwrap();
+    // Ready: its SIGINT handler is in place (SigCgt in /proc/PID/status) and
+    // a capture is open.
+    let fds = format!("/proc/{}/fd", child.id());
+    let status = format!("/proc/{}/status", child.id());
+    let catches_sigint = || {
+        std::fs::read_to_string(&status).is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+        })
+    };
+    let opened = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|to| to.to_string_lossy().contains("copy-"))
+            })
+    };
+    let since = std::time::Instant::now();
+    while !(catches_sigint() && opened()) && since.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
     let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert_eq!(out.status.code(), Some(130), "{text}");
     let files = text.matches("\"type\":\"file\"").count();
     assert!(files < COPIES, "files never started were reported: {text}");
