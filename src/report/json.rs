@@ -92,11 +92,11 @@ fn packet_head(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, kept: &mut 
 }
 
 /// A packet record after its connection's number, to the newline.
-fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, ends: &mut EndsText) {
+fn packet_tail(l: &mut Vec<u8>, ev: &PacketEvent, opts: JsonOptions, kept: &mut Kept) {
     let seg = ev.seg;
     l.s(",\"from\":\"").s(ev.from.name()).s("\",\"src\":\"");
     let key = (seg.src, seg.sport, seg.dst, seg.dport);
-    ends.put(l, (ev.flow_id, ev.from.idx()), key, |l| {
+    kept.ends.put(l, (ev.flow_id, ev.from.idx()), key, |l| {
         endpoint(l, seg.src, seg.sport);
         l.s("\",\"dst\":\"");
         endpoint(l, seg.dst, seg.dport);
@@ -163,7 +163,7 @@ impl ShardFormat for JsonFormat {
     fn format(&mut self, out: &mut Vec<u8>, ev: &PacketEvent) -> io::Result<usize> {
         packet_head(out, ev, self.0, &mut self.1);
         let mid = out.len();
-        packet_tail(out, ev, self.0, &mut self.1.ends);
+        packet_tail(out, ev, self.0, &mut self.1);
         Ok(mid)
     }
 }
@@ -204,7 +204,7 @@ impl<W: Write> Sink for JsonSink<W> {
         l.clear();
         packet_head(l, ev, self.opts, &mut self.kept);
         l.n(ev.flow_id);
-        packet_tail(l, ev, self.opts, &mut self.kept.ends);
+        packet_tail(l, ev, self.opts, &mut self.kept);
         self.out.write_all(&self.line)?;
         self.end_record()
     }
@@ -249,10 +249,7 @@ impl<W: Write> Sink for JsonSink<W> {
         l.s(",\"close\":\"")
             .s(f.close.as_str())
             .s("\",\"closed_by\":");
-        match f.close.by() {
-            Some(side) => l.s("\"").s(side.name()).s("\""),
-            None => l.s("null"),
-        };
+        l.opt_str(f.close.by().map(|side| side.name()));
         l.s(",\"verdict\":\"").s(f.verdict.as_str()).s("\"");
         Findings::json(f, false, l);
         self.out.write_all(l)?;
